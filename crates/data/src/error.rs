@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong while reading a table or writing outputs. Every variant names the
+/// file and, where it applies, the column and 1-based data row (the header is not counted), and says
+/// what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: cannot read the file: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("{path}: unsupported file type {ext:?}; use a .csv or .parquet file")]
+    UnsupportedFormat { path: PathBuf, ext: String },
+
+    #[error("{path}: cannot parse as {format}: {message}")]
+    Parse { path: PathBuf, format: &'static str, message: String },
+
+    #[error("{path}: the file has no data rows")]
+    Empty { path: PathBuf },
+
+    #[error("{path}: no column named {column:?}{hint}; the columns are: {available}")]
+    MissingColumn { path: PathBuf, column: String, hint: String, available: String },
+
+    #[error("{path}: column {column:?}, row {row}: {problem}. {remedy}")]
+    BadCell { path: PathBuf, column: String, row: usize, problem: String, remedy: String },
+
+    #[error("{path}: column {column:?} has type {dtype}, which cannot be read as {wanted}")]
+    BadType { path: PathBuf, column: String, dtype: String, wanted: &'static str },
+
+    #[error("{path}: cannot write output: {message}")]
+    Write { path: PathBuf, message: String },
+}

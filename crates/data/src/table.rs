@@ -1,0 +1,364 @@
+//! A table read once from CSV or Parquet, with typed column access that reports bad cells precisely.
+
+use crate::DataError;
+use chrono::NaiveDate;
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// A table read from a CSV or Parquet file. Columns are pulled out as plain vectors with
+/// [`Table::f64_column`], [`Table::str_column`] and [`Table::time_column`]; each reports the first
+/// bad cell by file, column and 1-based data row.
+#[derive(Debug, Clone)]
+pub struct Table {
+    path: PathBuf,
+    df: DataFrame,
+}
+
+/// Whether a time column held calendar dates or plain numbers (years, period indices, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeKind {
+    /// ISO dates (`YYYY-MM-DD`); values are days since 1970-01-01.
+    Date,
+    /// Numbers used as they are.
+    Numeric,
+}
+
+/// A parsed time column: one numeric value per row (days since the epoch for dates) and the
+/// original text, so outputs can print times the way the user wrote them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeColumn {
+    pub kind: TimeKind,
+    pub values: Vec<f64>,
+    pub labels: Vec<String>,
+}
+
+impl TimeColumn {
+    /// Parses a time given on the command line or in a config the same way as the column:
+    /// a date for a date column, a number for a numeric one.
+    pub fn parse_point(&self, s: &str) -> Result<f64, String> {
+        match self.kind {
+            TimeKind::Date => parse_date(s).ok_or_else(|| format!("{s:?} is not a date (expected YYYY-MM-DD)")),
+            TimeKind::Numeric => s.trim().parse::<f64>().map_err(|_| format!("{s:?} is not a number")),
+        }
+    }
+
+    /// Formats a numeric time value back into the column's own notation.
+    pub fn format(&self, v: f64) -> String {
+        match self.kind {
+            TimeKind::Date => format_date(v),
+            TimeKind::Numeric => {
+                if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") }
+            }
+        }
+    }
+}
+
+/// Days since 1970-01-01 for an ISO date (a trailing time of day is accepted and ignored).
+pub fn parse_date(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let day = s.get(..10).unwrap_or(s);
+    let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    if s.len() > 10 && !s[10..].starts_with([' ', 'T']) {
+        return None;
+    }
+    Some((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as f64)
+}
+
+/// The ISO date of a day number produced by [`parse_date`].
+pub fn format_date(days: f64) -> String {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch");
+    match epoch.checked_add_signed(chrono::TimeDelta::days(days.round() as i64)) {
+        Some(d) => d.format("%Y-%m-%d").to_string(),
+        None => format!("{days}"),
+    }
+}
+
+impl Table {
+    /// Reads a `.csv` or `.parquet` file.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, DataError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Err(DataError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let df = match ext.as_str() {
+            "csv" | "txt" => CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(None)
+                .try_into_reader_with_file_path(Some(path.clone()))
+                .and_then(|r| r.finish())
+                .map_err(|e| DataError::Parse { path: path.clone(), format: "CSV", message: e.to_string() })?,
+            "parquet" | "pq" => {
+                let f = std::fs::File::open(&path).map_err(|e| DataError::Io { path: path.clone(), source: e })?;
+                ParquetReader::new(f)
+                    .finish()
+                    .map_err(|e| DataError::Parse { path: path.clone(), format: "Parquet", message: e.to_string() })?
+            }
+            _ => return Err(DataError::UnsupportedFormat { path, ext }),
+        };
+        if df.height() == 0 {
+            return Err(DataError::Empty { path });
+        }
+        Ok(Self { path, df })
+    }
+
+    /// The file this table came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of data rows.
+    pub fn n_rows(&self) -> usize {
+        self.df.height()
+    }
+
+    /// Column names in file order.
+    pub fn columns(&self) -> Vec<String> {
+        self.df.get_column_names().iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Whether a column exists.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.df.column(name).is_ok()
+    }
+
+    /// The polars frame, for callers that need more than plain columns.
+    pub fn frame(&self) -> &DataFrame {
+        &self.df
+    }
+
+    fn column(&self, name: &str) -> Result<&Column, DataError> {
+        self.df.column(name).map_err(|_| {
+            let names = self.columns();
+            let hint = closest(name, &names).map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default();
+            DataError::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+                hint,
+                available: names.join(", "),
+            }
+        })
+    }
+
+    fn bad_cell(&self, column: &str, row: usize, problem: String, remedy: &str) -> DataError {
+        DataError::BadCell {
+            path: self.path.clone(),
+            column: column.to_string(),
+            row: row + 1,
+            problem,
+            remedy: remedy.to_string(),
+        }
+    }
+
+    /// A numeric column; every cell must hold a finite number. Text cells that parse as numbers are
+    /// accepted; an empty, `NA`, `NaN` or infinite cell is an error naming its row.
+    pub fn f64_column(&self, name: &str) -> Result<Vec<f64>, DataError> {
+        let remedy = "Fill the cell with a finite number or drop the row before fitting";
+        self.f64_column_opt(name)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(x) if x.is_finite() => Ok(x),
+                Some(x) => Err(self.bad_cell(name, i, format!("value {x} is not finite"), remedy)),
+                None => Err(self.bad_cell(name, i, "the cell is empty or not a number".into(), remedy)),
+            })
+            .collect()
+    }
+
+    /// A numeric column where empty cells are `None` (non-numeric text is still an error).
+    pub fn f64_column_opt(&self, name: &str) -> Result<Vec<Option<f64>>, DataError> {
+        let col = self.column(name)?;
+        let remedy = "Use a plain number (no thousands separators or currency signs)";
+        match col.dtype() {
+            DataType::String => {
+                let ca = col.str().map_err(|e| self.parse_err(e))?;
+                ca.into_iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        None => Ok(None),
+                        Some(s) => {
+                            let t = s.trim();
+                            if t.is_empty() || t.eq_ignore_ascii_case("na") || t.eq_ignore_ascii_case("null") {
+                                Ok(None)
+                            } else {
+                                t.parse::<f64>()
+                                    .map(Some)
+                                    .map_err(|_| self.bad_cell(name, i, format!("{s:?} is not a number"), remedy))
+                            }
+                        }
+                    })
+                    .collect()
+            }
+            dt if dt.is_primitive_numeric() || matches!(dt, DataType::Boolean | DataType::Null) => {
+                let c = col.cast(&DataType::Float64).map_err(|e| self.parse_err(e))?;
+                let ca = c.f64().map_err(|e| self.parse_err(e))?;
+                Ok(ca.into_iter().collect())
+            }
+            dt => Err(DataError::BadType {
+                path: self.path.clone(),
+                column: name.to_string(),
+                dtype: dt.to_string(),
+                wanted: "numbers",
+            }),
+        }
+    }
+
+    /// A column read as text (numbers are written in their shortest form, so a numeric geo id
+    /// `13` becomes `"13"`). Empty cells are errors.
+    pub fn str_column(&self, name: &str) -> Result<Vec<String>, DataError> {
+        let col = self.column(name)?;
+        let c = col.cast(&DataType::String).map_err(|e| self.parse_err(e))?;
+        let ca = c.str().map_err(|e| self.parse_err(e))?;
+        ca.into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                _ => Err(self.bad_cell(name, i, "the cell is empty".into(), "Every row needs a value here")),
+            })
+            .collect()
+    }
+
+    /// A time column: ISO dates (text or a date type) become days since 1970-01-01; numbers (years,
+    /// fractional years, period indices) are used as they are.
+    pub fn time_column(&self, name: &str) -> Result<TimeColumn, DataError> {
+        let col = self.column(name)?;
+        match col.dtype() {
+            DataType::Date | DataType::Datetime(_, _) => {
+                let c = col.cast(&DataType::Date).and_then(|c| c.cast(&DataType::Int32)).map_err(|e| self.parse_err(e))?;
+                let ca = c.i32().map_err(|e| self.parse_err(e))?;
+                let values = ca
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| v.map(f64::from).ok_or_else(|| self.bad_cell(name, i, "the date is empty".into(), "Every row needs a date")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let labels = values.iter().map(|&v| format_date(v)).collect();
+                Ok(TimeColumn { kind: TimeKind::Date, values, labels })
+            }
+            DataType::String => {
+                let labels = self.str_column(name)?;
+                if labels.iter().all(|s| s.parse::<f64>().is_ok()) {
+                    let values = labels.iter().map(|s| s.parse::<f64>().expect("checked")).collect();
+                    return Ok(TimeColumn { kind: TimeKind::Numeric, values, labels });
+                }
+                let values = labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        parse_date(s).ok_or_else(|| {
+                            self.bad_cell(name, i, format!("{s:?} is not a date"), "Write dates as YYYY-MM-DD, or use a numeric time column")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(TimeColumn { kind: TimeKind::Date, values, labels })
+            }
+            _ => {
+                let values = self.f64_column(name)?;
+                let labels = values.iter().map(|v| if v.fract() == 0.0 { format!("{}", *v as i64) } else { v.to_string() }).collect();
+                Ok(TimeColumn { kind: TimeKind::Numeric, values, labels })
+            }
+        }
+    }
+
+    fn parse_err(&self, e: PolarsError) -> DataError {
+        DataError::Parse { path: self.path.clone(), format: "table", message: e.to_string() }
+    }
+}
+
+/// The candidate closest to `name` by edit distance (case-insensitive), if it is close enough to be a
+/// plausible misspelling.
+pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    candidates
+        .iter()
+        .map(|c| (levenshtein(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn csv(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn reads_numbers_dates_and_text() {
+        let (_d, p) = csv("date,geo,y\n2021-01-01,a,1.5\n2021-01-02,b,2\n");
+        let t = Table::read(&p).unwrap();
+        assert_eq!(t.f64_column("y").unwrap(), vec![1.5, 2.0]);
+        assert_eq!(t.str_column("geo").unwrap(), vec!["a", "b"]);
+        let tc = t.time_column("date").unwrap();
+        assert_eq!(tc.kind, TimeKind::Date);
+        assert_eq!(tc.values[1] - tc.values[0], 1.0);
+        assert_eq!(tc.format(tc.values[0]), "2021-01-01");
+        assert_eq!(tc.parse_point("2021-01-02").unwrap(), tc.values[1]);
+    }
+
+    #[test]
+    fn numeric_time_stays_numeric() {
+        let (_d, p) = csv("year,y\n1989,1\n1990.25,2\n");
+        let tc = Table::read(&p).unwrap().time_column("year").unwrap();
+        assert_eq!(tc.kind, TimeKind::Numeric);
+        assert_eq!(tc.values, vec![1989.0, 1990.25]);
+    }
+
+    #[test]
+    fn missing_column_suggests_the_closest_name() {
+        let (_d, p) = csv("date,sales\n2021-01-01,1\n");
+        let e = Table::read(&p).unwrap().f64_column("sale").unwrap_err().to_string();
+        assert!(e.contains("no column named \"sale\"") && e.contains("did you mean \"sales\""), "{e}");
+        assert!(e.contains("t.csv"), "{e}");
+    }
+
+    #[test]
+    fn bad_cells_name_their_row() {
+        let (_d, p) = csv("y\n1\n2\nabc\n");
+        let e = Table::read(&p).unwrap().f64_column("y").unwrap_err().to_string();
+        assert!(e.contains("row 3") && e.contains("\"abc\""), "{e}");
+        let (_d, p) = csv("y,z\n1,1\n,2\n");
+        let e = Table::read(&p).unwrap().f64_column("y").unwrap_err().to_string();
+        assert!(e.contains("row 2") && e.contains("empty"), "{e}");
+        let (_d, p) = csv("y\n1\nNaN\n");
+        let e = Table::read(&p).unwrap().f64_column("y").unwrap_err().to_string();
+        assert!(e.contains("row 2"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_and_missing_files_are_errors() {
+        assert!(matches!(Table::read("/nonexistent/x.csv"), Err(DataError::Io { .. })));
+        let (_d, p) = csv("a\n1\n");
+        let q = p.with_extension("xlsx");
+        std::fs::copy(&p, &q).unwrap();
+        assert!(matches!(Table::read(&q), Err(DataError::UnsupportedFormat { .. })));
+    }
+
+    #[test]
+    fn header_only_file_is_empty_error() {
+        let (_d, p) = csv("a,b\n");
+        assert!(matches!(Table::read(&p), Err(DataError::Empty { .. })));
+    }
+}

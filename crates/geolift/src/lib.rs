@@ -1,0 +1,1 @@
+//! Geo-lift: regional panels → lift estimates with inference, and experiment design.

@@ -1,0 +1,36 @@
+/// An unnormalised log density over an unconstrained parameter vector, with its gradient.
+///
+/// This is the one interface between models and inference (the shape of nuts-rs's `CpuLogpFunc`):
+/// `logp_grad` writes ∂log p/∂x into `grad` (length [`LogDensity::dim`]) and returns log p(x),
+/// Jacobian terms of any constraining transforms included.
+pub trait LogDensity: Send + Sync {
+    /// Number of unconstrained parameters.
+    fn dim(&self) -> usize;
+
+    /// Log density at `x` with its gradient written into `grad`.
+    fn logp_grad(&self, x: &[f64], grad: &mut [f64]) -> Result<f64, LogDensityError>;
+
+    /// Names of the unconstrained coordinates, for diagnostics and error messages.
+    fn param_names(&self) -> Vec<String> {
+        (0..self.dim()).map(|i| format!("x[{i}]")).collect()
+    }
+}
+
+/// A failure to evaluate the log density.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogDensityError {
+    /// The point is outside the model's support or the density is not finite there: a sampler
+    /// treats this as a rejected proposal (a divergence) and carries on.
+    #[error("log density not finite at this point: {0}")]
+    Recoverable(String),
+    /// Something is wrong with the model itself; sampling must stop.
+    #[error("log density cannot be evaluated: {0}")]
+    Fatal(String),
+}
+
+impl LogDensityError {
+    /// Whether a sampler may reject the point and continue.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, LogDensityError::Recoverable(_))
+    }
+}

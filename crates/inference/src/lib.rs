@@ -1,0 +1,10 @@
+//! Model-agnostic inference for mmloop.
+//!
+//! A model exposes its log density over an unconstrained parameter vector through [`LogDensity`]:
+//! it fills a gradient buffer and returns the log density, or a [`LogDensityError`] that says whether
+//! the sampler may recover (reject the point) or must stop. The samplers (NUTS), the Laplace
+//! approximation and the diagnostics in this crate work on any such model.
+
+mod density;
+
+pub use density::{LogDensity, LogDensityError};

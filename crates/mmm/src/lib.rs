@@ -1,0 +1,1 @@
+//! Bayesian marketing-mix models: data → model → posterior → analysis.
