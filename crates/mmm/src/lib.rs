@@ -1,1 +1,14 @@
 //! Bayesian marketing-mix models: data → model → posterior → analysis.
+//!
+//! - [`spec`]: the validated model description; `config` parses it from TOML.
+//! - [`dataset`]: the data as geo × time (× channel) arrays; `data` loads and validates it.
+//! - [`priors`], [`transforms`]: priors, adstock and saturation as small first-class types.
+
+pub mod dataset;
+pub mod priors;
+pub mod spec;
+pub mod transforms;
+
+pub use dataset::Dataset;
+pub use priors::Prior;
+pub use spec::ModelSpec;

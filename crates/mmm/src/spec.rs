@@ -1,0 +1,158 @@
+//! The validated description of a model: what `config.rs` produces from a TOML file and what the
+//! model, the fit and the analysis consume. Every invariant is checked once, when the config is
+//! parsed (column names exist, priors are valid, lags fit the data, ...); code that receives a
+//! `ModelSpec` may rely on it.
+
+use crate::priors::Prior;
+use crate::transforms::{AdstockSpec, SaturationSpec, TransformOrder};
+use mmloop_data::LiftTestRecord;
+use std::path::PathBuf;
+
+/// A whole model: data columns, media, baseline, likelihood, calibration and fitting settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub data: DataSpec,
+    pub channels: Vec<ChannelSpec>,
+    pub controls: Vec<ControlSpec>,
+    pub baseline: BaselineSpec,
+    pub likelihood: Likelihood,
+    /// Prior on the noise scale σ, in units of the scaled KPI (see the model's scaling).
+    pub noise_prior: Prior,
+    /// Geo models: how media coefficients are shared across geos.
+    pub pooling: Pooling,
+    /// The last `holdout` periods are left out of the fit and used for out-of-sample metrics.
+    pub holdout: usize,
+    pub calibration: Calibration,
+    pub fit: FitSettings,
+}
+
+/// Where the data is and which columns mean what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpec {
+    pub path: PathBuf,
+    pub time_column: String,
+    /// `None` for a national model (one row per date).
+    pub geo_column: Option<String>,
+    pub kpi_column: String,
+    /// Optional column of population per geo (constant over time), used to scale geo KPIs.
+    pub population_column: Option<String>,
+    /// Optional column of revenue per KPI unit (e.g. Meridian's `revenue_per_conversion`): ROI is
+    /// then computed in money (revenue / spend) rather than KPI units per money.
+    pub revenue_per_kpi_column: Option<String>,
+}
+
+/// One paid media channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSpec {
+    pub name: String,
+    /// Money spent per period (drives ROI).
+    pub spend_column: String,
+    /// Optional exposure (impressions, clicks) that drives the media effect instead of spend.
+    pub exposure_column: Option<String>,
+    pub adstock: AdstockSpec,
+    pub saturation: SaturationSpec,
+    pub order: TransformOrder,
+    pub effect: EffectPrior,
+}
+
+/// How the channel's effect size is given a prior.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EffectPrior {
+    /// A prior on the coefficient β (scaled units) directly.
+    Coefficient(Prior),
+    /// A prior on ROI (incremental KPI — or revenue with a revenue-per-KPI column — per unit of
+    /// spend over the fitted period); β is derived from the ROI draw and the spend, as Meridian does.
+    Roi(Prior),
+}
+
+/// A control variable (prices, promotions, events, ...), entering linearly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlSpec {
+    pub column: String,
+    /// Prior on its coefficient (scaled units).
+    pub prior: Prior,
+}
+
+/// Everything that is not media: intercept, trend and seasonality.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineSpec {
+    /// Prior on the intercept (scaled KPI units). In geo models this is the population mean of the
+    /// per-geo intercepts, which are partially pooled with scale `intercept_geo_sd`.
+    pub intercept: Prior,
+    pub intercept_geo_sd: Prior,
+    pub trend: Trend,
+    pub seasonality: Vec<Fourier>,
+}
+
+/// Trend component.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trend {
+    None,
+    /// Linear in time scaled to [0, 1] over the fitted period.
+    Linear { slope: Prior },
+    /// Piecewise linear with `changepoints` equally spaced knots (Prophet-style), Laplace/normal
+    /// prior on the slope changes.
+    Piecewise { changepoints: usize, slope: Prior, delta: Prior },
+}
+
+/// Fourier seasonality: Σ_{k=1}^{order} a_k sin(2πkt/period) + b_k cos(2πkt/period), t in periods
+/// of the data (weeks for weekly data; 52.18 for yearly seasonality in weeks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fourier {
+    pub period: f64,
+    pub order: usize,
+    pub prior: Prior,
+}
+
+/// Observation model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Likelihood {
+    Normal,
+    /// Student-t with fixed degrees of freedom.
+    StudentT { nu: f64 },
+}
+
+/// How geo models share media effects across geos.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pooling {
+    /// One β per channel for all geos (also what a national model uses).
+    Complete,
+    /// β(g,c) = β_c · exp(τ_c · z(g,c)), z ~ N(0,1) (log-normal hierarchy, non-centred), τ_c ~ prior.
+    Partial { tau: Prior },
+}
+
+/// Experiment evidence the model is calibrated with.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Calibration {
+    /// ROI priors from experiment readouts, replacing the channel's effect prior.
+    pub roi_priors: Vec<RoiPriorRecord>,
+    /// Lift tests entering as likelihood terms.
+    pub lift_tests: Vec<LiftTestRecord>,
+}
+
+/// An experiment's ROI readout for one channel: becomes a moment-matched LogNormal ROI prior.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoiPriorRecord {
+    pub channel: String,
+    pub mean: f64,
+    pub standard_error: f64,
+}
+
+/// Fitting method and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitSettings {
+    pub method: FitMethod,
+    pub seed: u64,
+    pub chains: usize,
+    pub tune: usize,
+    pub draws: usize,
+    pub target_accept: f64,
+    /// Number of L-BFGS starts for the Laplace fit (and MAP initialisation).
+    pub laplace_starts: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitMethod {
+    Nuts,
+    Laplace,
+}
