@@ -6,5 +6,6 @@
 //! approximation and the diagnostics in this crate work on any such model.
 
 mod density;
+pub mod diagnostics;
 
 pub use density::{LogDensity, LogDensityError};
