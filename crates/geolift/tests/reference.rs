@@ -1,0 +1,126 @@
+//! Reproduces published numbers on the public datasets in ../shared/datasets/geo.
+
+use mmloop_geolift::*;
+
+fn dataset(name: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/geo")).join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {} not found", p.display());
+        None
+    }
+}
+
+fn geolift_test() -> Option<LiftData> {
+    let p = dataset("GeoLift_Test.csv")?;
+    let panel = Panel::read(p, &Columns::default()).unwrap();
+    Some(panel.design(&Design::new(&["chicago", "portland"], "2021-04-01", Some("2021-04-15"))).unwrap())
+}
+
+fn prop99() -> Option<LiftData> {
+    let p = dataset("synthdid_california_prop99.csv")?;
+    let cols = Columns {
+        time: "Year".into(),
+        geo: "State".into(),
+        kpi: "PacksPerCapita".into(),
+        spend: None,
+        treatment: Some("treated".into()),
+    };
+    let panel = Panel::read(p, &cols).unwrap();
+    let design = panel.design_from_treatment().unwrap();
+    Some(panel.design(&design).unwrap())
+}
+
+fn weight(e: &LiftEstimate, geo: &str) -> f64 {
+    e.weights.iter().find(|(g, _)| g == geo).map(|(_, w)| *w).unwrap()
+}
+
+#[test]
+fn sc_matches_geolift_on_geolift_test() {
+    let Some(d) = geolift_test() else { return };
+    assert_eq!((d.t0, d.n_post(), d.controls.len()), (90, 15, 38));
+    let e = SyntheticControl::default().estimate(&d).unwrap();
+    eprintln!("att {} lift {} inc {} pre {:?}", e.att, e.lift_pct, e.incremental, e.pre_fit);
+    let mut w = e.weights.clone();
+    w.sort_by(|a, b| b.1.total_cmp(&a.1));
+    eprintln!("{:?}", &w[..8]);
+    // GeoLift prints ATT to 3 decimals, lift to 0.1 %, L2 to 3 decimals, scaled L2 and weights to 4.
+    assert!((e.att - 155.556).abs() < 5e-4, "{}", e.att);
+    assert!((e.lift_pct - 5.4).abs() < 0.05, "{}", e.lift_pct);
+    assert!((e.incremental - 4667.0).abs() < 0.5, "{}", e.incremental);
+    let pf = e.pre_fit.unwrap();
+    assert!((pf.l2 - 909.489).abs() < 5e-4, "{}", pf.l2);
+    assert!((pf.scaled_l2 - 0.1636).abs() < 5e-5, "{}", pf.scaled_l2);
+    assert!((weight(&e, "cincinnati") - 0.2272).abs() < 5e-5);
+    assert!((weight(&e, "miami") - 0.2028).abs() < 5e-5);
+    assert!((weight(&e, "baton rouge") - 0.1335).abs() < 5e-5);
+}
+
+#[test]
+fn sc_matches_exact_optimum_on_prop99() {
+    let Some(d) = prop99() else { return };
+    assert_eq!((d.t0, d.n_post(), d.controls.len()), (19, 12, 38));
+    let e = SyntheticControl { demean: false }.estimate(&d).unwrap();
+    let mut w = e.weights.clone();
+    w.sort_by(|a, b| b.1.total_cmp(&a.1));
+    eprintln!("no-demean att {} {:?}", e.att, &w[..7]);
+    // the optimum is certified by the KKT conditions and cross-checked against clarabel
+    let f = SyntheticControl { demean: false }.fit(&d).unwrap();
+    eprintln!("kkt {}", f.kkt_residual);
+    assert!(f.kkt_residual < 1e-10);
+    let x0 = d.control_matrix();
+    let x1 = d.treated_mean();
+    let cl = simplex::simplex_ls_clarabel(x0.slice(ndarray::s![.., ..d.t0]), &x1[..d.t0]).unwrap();
+    for (a, b) in f.weights.iter().zip(&cl) {
+        assert!((a - b).abs() < 1e-5, "{a} vs clarabel {b}");
+    }
+    assert!((e.att - -19.5137).abs() < 1e-4, "{}", e.att);
+    for (g, v) in [
+        ("Utah", 0.394),
+        ("Montana", 0.232),
+        ("Nevada", 0.205),
+        ("Connecticut", 0.109),
+        ("New Hampshire", 0.045),
+        ("Colorado", 0.015),
+    ] {
+        assert!((weight(&e, g) - v).abs() < 5e-4, "{g}: {}", weight(&e, g));
+    }
+    let e = SyntheticControl::default().estimate(&d).unwrap();
+    eprintln!("demeaned att {}", e.att);
+    assert!((e.att - -11.1090).abs() < 5e-5, "{}", e.att);
+}
+
+#[test]
+fn did_and_sdid_match_synthdid_on_prop99() {
+    let Some(d) = prop99() else { return };
+    // synthdid's published values (README of synth-inference/synthdid), printed to 6 decimals
+    let did = DiD.estimate(&d).unwrap();
+    assert!((did.att - -27.349111).abs() < 5e-7, "{}", did.att);
+    let twfe = Twfe.estimate(&d).unwrap();
+    assert!((twfe.att - did.att).abs() < 1e-9);
+    eprintln!("twfe se {:?}", twfe.se);
+    let sdid = Sdid::default().estimate(&d).unwrap();
+    eprintln!("sdid {}", sdid.att);
+    assert!((sdid.att - -15.603828).abs() < 5e-7, "{}", sdid.att);
+    let sc = Sdid::sc().estimate(&d).unwrap();
+    eprintln!("synthdid sc {}", sc.att);
+    assert!((sc.att - -19.62).abs() < 0.005, "{}", sc.att);
+}
+
+#[test]
+fn placebo_standard_errors_are_of_the_papers_order_on_prop99() {
+    let Some(d) = prop99() else { return };
+    // Arkhangelsky et al. (2021), California: placebo SEs DiD 17.7, SC 9.9, SDID 8.4 (their random draws).
+    // Monte Carlo error at 200 reps is ~5 % of the SE. Measured here: SC 9.77 (-1 %), SDID 9.93 (+18 %),
+    // DiD 20.64 (+17 %). The DiD placebo distribution is deterministic up to which control is drawn
+    // (τ_j = 38/37 (D_j − D̄)), so the DiD gap is not Monte Carlo error; it is unexplained, and the
+    // issue asks for "the same order", which is what this test checks (20 %).
+    let se_sdid = inference::sdid_placebo_se(&Sdid::default(), &d, 200, 1).unwrap();
+    let se_sc = inference::sdid_placebo_se(&Sdid::sc(), &d, 200, 1).unwrap();
+    let se_did = inference::sdid_placebo_se(&Sdid::did(), &d, 200, 1).unwrap();
+    eprintln!("placebo se sdid {se_sdid} sc {se_sc} did {se_did}");
+    assert!((se_sdid - 8.4).abs() < 0.2 * 8.4, "{se_sdid}");
+    assert!((se_sc - 9.9).abs() < 0.2 * 9.9, "{se_sc}");
+    assert!((se_did - 17.7).abs() < 0.2 * 17.7, "{se_did}");
+}
