@@ -4,6 +4,7 @@
 //! - [`dataset`]: the data as geo × time (× channel) arrays; `data` loads and validates it.
 //! - [`priors`], [`transforms`]: priors, adstock and saturation as small first-class types.
 
+pub mod config;
 pub mod dataset;
 pub mod priors;
 pub mod spec;
