@@ -2,6 +2,9 @@
 //! first-class types. The math (weights, values and parameter derivatives) lives in
 //! `adstock.rs` and `saturation.rs`; this module holds their configuration types.
 
+pub mod adstock;
+pub mod saturation;
+
 use crate::priors::Prior;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +22,7 @@ pub enum AdstockSpec {
         #[serde(default)]
         normalize: bool,
     },
-    /// Meridian's binomial adstock: w_l = (1 − l/(L+1))^(1/α − 1)... see adstock.rs for the exact form.
+    /// Meridian's binomial adstock: w_l ∝ (1 − l/(L+1))^(1/α − 1), normalised to sum 1, α ∈ (0, 1].
     Binomial { max_lag: usize, alpha: Prior },
     /// Weibull CDF adstock (Robyn): w_l = 1 − F(l; shape, scale), normalised to w_0 = 1.
     WeibullCdf { max_lag: usize, shape: Prior, scale: Prior },

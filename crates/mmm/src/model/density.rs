@@ -1,0 +1,491 @@
+//! The model's log density and its analytic gradient (reverse mode, by hand).
+//!
+//! log p(q) = Σ_i [log prior_i(x_i(q_i)) + log|dx_i/dq_i|] − ½Σ z² + log-likelihood + lift terms,
+//! with q the unconstrained vector. The backward pass runs the chain rule through the likelihood,
+//! the media coefficients (pooling, ROI parametrisation), the saturation curves and the adstock
+//! convolutions (their adjoints, see `transforms::adstock`). One scratch allocation per call.
+
+use super::{ChannelModel, MmmModel};
+use crate::spec::Likelihood;
+use crate::transforms::TransformOrder;
+use crate::transforms::adstock::{convolve, convolve_adjoint_w, convolve_adjoint_x};
+use mmloop_inference::{LogDensity, LogDensityError};
+
+/// Forward pass of one channel on one media series: f = feature, plus what the backward pass needs.
+pub(crate) struct ChannelBufs<'a> {
+    pub f: &'a mut [f64],
+    pub d1: &'a mut [f64],
+    pub u: &'a mut [f64],
+    pub dp0: &'a mut [f64],
+    pub dp1: &'a mut [f64],
+}
+
+pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f64], b: &mut ChannelBufs) {
+    let n = x.len();
+    match ch.order {
+        TransformOrder::AdstockFirst => {
+            convolve(w, x, &mut b.u[..n]);
+            for t in 0..n {
+                let e = ch.sat.eval(phi, b.u[t]);
+                b.f[t] = e.s;
+                b.d1[t] = e.ds_dx;
+                b.dp0[t] = e.ds_dphi[0];
+                b.dp1[t] = e.ds_dphi[1];
+            }
+        }
+        TransformOrder::SaturationFirst => {
+            for t in 0..n {
+                let e = ch.sat.eval(phi, x[t]);
+                b.u[t] = e.s;
+                b.dp0[t] = e.ds_dphi[0];
+                b.dp1[t] = e.ds_dphi[1];
+            }
+            convolve(w, &b.u[..n], &mut b.f[..n]);
+        }
+    }
+}
+
+/// Backward pass: given ā = ∂F/∂f, adds ∂F/∂w into `gw` and ∂F/∂φ into `gphi`. `tmp` is scratch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn channel_backward(
+    ch: &ChannelModel,
+    w: &[f64],
+    x: &[f64],
+    a: &[f64],
+    b: &ChannelBufs,
+    gw: &mut [f64],
+    gphi: &mut [f64; 2],
+    tmp: &mut [f64],
+) {
+    let n = x.len();
+    match ch.order {
+        TransformOrder::AdstockFirst => {
+            let (mut g0, mut g1) = (0.0, 0.0);
+            for t in 0..n {
+                tmp[t] = a[t] * b.d1[t];
+                g0 += a[t] * b.dp0[t];
+                g1 += a[t] * b.dp1[t];
+            }
+            convolve_adjoint_w(&tmp[..n], x, gw);
+            gphi[0] += g0;
+            gphi[1] += g1;
+        }
+        TransformOrder::SaturationFirst => {
+            convolve_adjoint_w(a, &b.u[..n], gw);
+            tmp[..n].fill(0.0);
+            convolve_adjoint_x(w, a, &mut tmp[..n]);
+            let (mut g0, mut g1) = (0.0, 0.0);
+            for t in 0..n {
+                g0 += tmp[t] * b.dp0[t];
+                g1 += tmp[t] * b.dp1[t];
+            }
+            gphi[0] += g0;
+            gphi[1] += g1;
+        }
+    }
+}
+
+/// Constrained parameter values of one draw, in the model's scaled units (see [`super`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamValues {
+    /// Every coordinate, constrained, in layout order.
+    pub values: Vec<f64>,
+    /// Adstock θ and saturation φ per channel.
+    pub theta: Vec<Vec<f64>>,
+    pub phi: Vec<Vec<f64>>,
+    /// β_c (derived from ROI_c for ROI-parametrised channels).
+    pub beta: Vec<f64>,
+    /// β(g, c), [c][g].
+    pub beta_geo: Vec<Vec<f64>>,
+    /// a_g per geo.
+    pub intercept: Vec<f64>,
+    pub sigma: f64,
+}
+
+impl MmmModel {
+    /// Pushes an unconstrained vector through the transforms and derives β for ROI channels.
+    pub fn unpack(&self, q: &[f64]) -> ParamValues {
+        let values: Vec<f64> = self.params.iter().zip(q).map(|(p, &y)| p.transform.constrain(y).x).collect();
+        let g_n = self.n_geos();
+        let t_n = self.n_times;
+        let mut theta = Vec::new();
+        let mut phi = Vec::new();
+        let mut beta = Vec::new();
+        let mut beta_geo = Vec::new();
+        let mut f = vec![0.0; t_n];
+        for (c, ch) in self.channels.iter().enumerate() {
+            let th: Vec<f64> = ch.theta_idx.iter().map(|&i| values[i]).collect();
+            let mut ph: Vec<f64> = ch.phi_idx.iter().map(|&i| values[i]).collect();
+            ph.resize(2, 0.0);
+            let e: Vec<f64> = (0..g_n)
+                .map(|g| match (ch.tau_idx, ch.z_start) {
+                    (Some(ti), Some(zs)) => (values[ti] * values[zs + g]).exp(),
+                    _ => 1.0,
+                })
+                .collect();
+            let b = if ch.effect_is_roi {
+                let mut d = 0.0;
+                for (g, eg) in e.iter().enumerate() {
+                    self.channel_feature(c, &th, &ph, &ch.x[g * t_n..(g + 1) * t_n], &mut f);
+                    let s: f64 = (0..self.n_fit).map(|t| self.rpk[g * t_n + t] * f[t]).sum();
+                    d += eg * self.kpi_scale[g] * s;
+                }
+                values[ch.effect_idx] * ch.spend_fit / d
+            } else {
+                values[ch.effect_idx]
+            };
+            beta_geo.push(e.iter().map(|eg| b * eg).collect());
+            beta.push(b);
+            theta.push(th);
+            phi.push(ph);
+        }
+        let bl = &self.baseline;
+        let intercept = (0..g_n)
+            .map(|g| match bl.geo_intercept {
+                Some((si, us)) => values[bl.intercept_idx] + values[si] * values[us + g],
+                None => values[bl.intercept_idx],
+            })
+            .collect();
+        let sigma = values[self.sigma_idx];
+        ParamValues { values, theta, phi, beta, beta_geo, intercept, sigma }
+    }
+
+    /// Baseline (intercept, trend, seasonality, controls) in scaled units, [g·T + t], all periods.
+    pub fn baseline_scaled(&self, p: &ParamValues) -> Vec<f64> {
+        let t_n = self.n_times;
+        let bl = &self.baseline;
+        let pd = bl.design_idx.len();
+        let k_n = bl.control_idx.len();
+        let mut out = vec![0.0; self.n_geos() * t_n];
+        for g in 0..self.n_geos() {
+            for t in 0..t_n {
+                let mut m = p.intercept[g];
+                for j in 0..pd {
+                    m += bl.design[t * pd + j] * p.values[bl.design_idx[j]];
+                }
+                for k in 0..k_n {
+                    m += bl.controls[(g * t_n + t) * k_n + k] * p.values[bl.control_idx[k]];
+                }
+                out[g * t_n + t] = m;
+            }
+        }
+        out
+    }
+}
+
+impl LogDensity for MmmModel {
+    fn dim(&self) -> usize {
+        self.params.len()
+    }
+
+    fn param_names(&self) -> Vec<String> {
+        self.names()
+    }
+
+    fn logp_grad(&self, q: &[f64], grad: &mut [f64]) -> Result<f64, LogDensityError> {
+        let np = self.params.len();
+        if q.len() != np || grad.len() != np {
+            return Err(LogDensityError::Fatal(format!("expected {np} coordinates, got {} / {}", q.len(), grad.len())));
+        }
+        let g_n = self.n_geos();
+        let t_n = self.n_times;
+        let tf = self.n_fit;
+        let c_n = self.channels.len();
+        let n_cells = g_n * tf;
+        let max_w = self.channels.iter().map(|c| c.kernel.len()).max().unwrap_or(1);
+        // scratch: values, dxdy, gx | mu/resid | per channel 5 arrays | w, dw, gw | tmp | b, e, gb
+        let per_ch = 5 * n_cells;
+        let len = 3 * np + n_cells + c_n * per_ch + 4 * max_w + tf + 3 * c_n * g_n + c_n;
+        let mut buf = vec![0.0; len];
+        let (vals, rest) = buf.split_at_mut(np);
+        let (dxdy, rest) = rest.split_at_mut(np);
+        let (gx, rest) = rest.split_at_mut(np);
+        let (resid, rest) = rest.split_at_mut(n_cells);
+        let (chbuf, rest) = rest.split_at_mut(c_n * per_ch);
+        let (w, rest) = rest.split_at_mut(max_w);
+        let (dw, rest) = rest.split_at_mut(2 * max_w);
+        let (gw, rest) = rest.split_at_mut(max_w);
+        let (tmp, rest) = rest.split_at_mut(tf);
+        let (bgc, rest) = rest.split_at_mut(c_n * g_n);
+        let (egc, rest) = rest.split_at_mut(c_n * g_n);
+        let (gb, rest) = rest.split_at_mut(c_n * g_n);
+        let roi_d = &mut rest[..c_n];
+
+        // --- priors and Jacobians ---------------------------------------------------------
+        let mut lp = 0.0;
+        for (i, p) in self.params.iter().enumerate() {
+            let c = p.transform.constrain(q[i]);
+            vals[i] = c.x;
+            dxdy[i] = c.dx_dy;
+            match p.prior {
+                Some(pr) => {
+                    let (l, d) = pr.ln_pdf_and_deriv(c.x);
+                    lp += l + c.log_jac;
+                    gx[i] = d;
+                    grad[i] = c.dlog_jac_dy;
+                }
+                None => {
+                    lp -= 0.5 * q[i] * q[i];
+                    grad[i] = -q[i];
+                }
+            }
+        }
+        if !lp.is_finite() {
+            return Err(LogDensityError::Recoverable("a parameter is outside its prior's support".into()));
+        }
+
+        // --- baseline mean ------------------------------------------------------------------
+        let bl = &self.baseline;
+        let pd = bl.design_idx.len();
+        let k_n = bl.control_idx.len();
+        for g in 0..g_n {
+            let a = match bl.geo_intercept {
+                Some((si, us)) => vals[bl.intercept_idx] + vals[si] * vals[us + g],
+                None => vals[bl.intercept_idx],
+            };
+            for t in 0..tf {
+                let mut m = a;
+                let row = &bl.design[t * pd..(t + 1) * pd];
+                for j in 0..pd {
+                    m += row[j] * vals[bl.design_idx[j]];
+                }
+                let crow = &bl.controls[(g * t_n + t) * k_n..(g * t_n + t + 1) * k_n];
+                for k in 0..k_n {
+                    m += crow[k] * vals[bl.control_idx[k]];
+                }
+                resid[g * tf + t] = m;
+            }
+        }
+
+        // --- media forward --------------------------------------------------------------------
+        for (c, ch) in self.channels.iter().enumerate() {
+            let n = ch.kernel.len();
+            let th: [f64; 2] = [vals[ch.theta_idx[0]], ch.theta_idx.get(1).map_or(0.0, |&i| vals[i])];
+            let ph: [f64; 2] = [vals[ch.phi_idx[0]], ch.phi_idx.get(1).map_or(0.0, |&i| vals[i])];
+            ch.kernel.weights(&th, &mut w[..n], &mut dw[..2 * n]);
+            let cb = &mut chbuf[c * per_ch..(c + 1) * per_ch];
+            let mut d = 0.0;
+            for g in 0..g_n {
+                let e = match (ch.tau_idx, ch.z_start) {
+                    (Some(ti), Some(zs)) => (vals[ti] * vals[zs + g]).exp(),
+                    _ => 1.0,
+                };
+                egc[c * g_n + g] = e;
+                let o = g * tf;
+                let (f, r) = cb.split_at_mut(n_cells);
+                let (d1, r) = r.split_at_mut(n_cells);
+                let (u, r) = r.split_at_mut(n_cells);
+                let (dp0, dp1) = r.split_at_mut(n_cells);
+                let mut bufs = ChannelBufs {
+                    f: &mut f[o..o + tf],
+                    d1: &mut d1[o..o + tf],
+                    u: &mut u[o..o + tf],
+                    dp0: &mut dp0[o..o + tf],
+                    dp1: &mut dp1[o..o + tf],
+                };
+                channel_forward(ch, &w[..n], &ph, &ch.x[g * t_n..g * t_n + tf], &mut bufs);
+                if ch.effect_is_roi {
+                    let mut s = 0.0;
+                    for t in 0..tf {
+                        s += self.rpk[g * t_n + t] * bufs.f[t];
+                    }
+                    d += e * self.kpi_scale[g] * s;
+                }
+            }
+            let beta = if ch.effect_is_roi {
+                if !(d > 0.0 && d.is_finite()) {
+                    return Err(LogDensityError::Recoverable(format!("channel {}: media effect vanishes", ch.name)));
+                }
+                roi_d[c] = d;
+                vals[ch.effect_idx] * ch.spend_fit / d
+            } else {
+                vals[ch.effect_idx]
+            };
+            for g in 0..g_n {
+                let b = beta * egc[c * g_n + g];
+                bgc[c * g_n + g] = b;
+                let f = &cb[g * tf..(g + 1) * tf];
+                let m = &mut resid[g * tf..(g + 1) * tf];
+                for t in 0..tf {
+                    m[t] += b * f[t];
+                }
+            }
+        }
+
+        // --- likelihood: resid ← ∂ll/∂μ ---------------------------------------------------------
+        let sigma = vals[self.sigma_idx];
+        let mut ll = 0.0;
+        let mut gsig = 0.0;
+        let nobs = n_cells as f64;
+        match self.likelihood {
+            Likelihood::Normal => {
+                let inv2 = 1.0 / (sigma * sigma);
+                let mut ss = 0.0;
+                for g in 0..g_n {
+                    for t in 0..tf {
+                        let r = self.y[g * t_n + t] - resid[g * tf + t];
+                        ss += r * r;
+                        resid[g * tf + t] = r * inv2;
+                    }
+                }
+                ll += -0.5 * ss * inv2 - nobs * (sigma.ln() + 0.918_938_533_204_672_8);
+                gsig += ss * inv2 / sigma - nobs / sigma;
+            }
+            Likelihood::StudentT { nu } => {
+                let lg = statrs::function::gamma::ln_gamma;
+                let cst = lg(0.5 * (nu + 1.0)) - lg(0.5 * nu) - 0.5 * (nu * std::f64::consts::PI).ln();
+                let ns2 = nu * sigma * sigma;
+                for g in 0..g_n {
+                    for t in 0..tf {
+                        let r = self.y[g * t_n + t] - resid[g * tf + t];
+                        let den = ns2 + r * r;
+                        ll += -0.5 * (nu + 1.0) * (r * r / ns2).ln_1p();
+                        resid[g * tf + t] = (nu + 1.0) * r / den;
+                        gsig += (nu + 1.0) * r * r / (sigma * den);
+                    }
+                }
+                ll += nobs * (cst - sigma.ln());
+                gsig -= nobs / sigma;
+            }
+        }
+        lp += ll;
+        gx[self.sigma_idx] += gsig;
+
+        // --- ∂/∂β(g,c) from the likelihood ----------------------------------------------------
+        for c in 0..c_n {
+            let cb = &chbuf[c * per_ch..c * per_ch + n_cells];
+            for g in 0..g_n {
+                let mut s = 0.0;
+                for t in 0..tf {
+                    s += resid[g * tf + t] * cb[g * tf + t];
+                }
+                gb[c * g_n + g] = s;
+            }
+        }
+
+        // --- lift tests ---------------------------------------------------------------------
+        if !self.lift.is_empty() {
+            lp += crate::calibration::lift_logp_grad(self, vals, bgc, gb, gx)?;
+        }
+
+        // --- effects chain: β(g,c) = β_c e_gc, β_c from ROI, e_gc = exp(τ z) ------------------
+        for (c, ch) in self.channels.iter().enumerate() {
+            let beta = if g_n > 0 { bgc[c * g_n] / egc[c * g_n] } else { 0.0 };
+            let mut gbeta = 0.0;
+            for g in 0..g_n {
+                gbeta += gb[c * g_n + g] * egc[c * g_n + g];
+            }
+            // ge[g] accumulates ∂/∂e_gc (stored in gb, which is no longer needed as such)
+            for g in 0..g_n {
+                gb[c * g_n + g] *= beta;
+            }
+            let mut kappa = 0.0;
+            if ch.effect_is_roi {
+                let d = roi_d[c];
+                gx[ch.effect_idx] += gbeta * ch.spend_fit / d;
+                kappa = -gbeta * beta / d;
+            } else {
+                gx[ch.effect_idx] += gbeta;
+            }
+            // adjoint on the features: r·β(g,c) (+ κ·e·κ_g·rpk for the ROI denominator)
+            let n = ch.kernel.len();
+            let th: [f64; 2] = [vals[ch.theta_idx[0]], ch.theta_idx.get(1).map_or(0.0, |&i| vals[i])];
+            ch.kernel.weights(&th, &mut w[..n], &mut dw[..2 * n]);
+            gw[..n].fill(0.0);
+            let mut gphi = [0.0; 2];
+            let cb = &mut chbuf[c * per_ch..(c + 1) * per_ch];
+            let (f, r) = cb.split_at_mut(n_cells);
+            let (d1, r) = r.split_at_mut(n_cells);
+            let (u, r) = r.split_at_mut(n_cells);
+            let (dp0, dp1) = r.split_at_mut(n_cells);
+            for g in 0..g_n {
+                let o = g * tf;
+                let e = egc[c * g_n + g];
+                if kappa != 0.0 {
+                    // ∂D/∂e_gc = κ_g Σ_t rpk f
+                    let mut s = 0.0;
+                    for t in 0..tf {
+                        s += self.rpk[g * t_n + t] * f[o + t];
+                    }
+                    gb[c * g_n + g] += kappa * self.kpi_scale[g] * s;
+                }
+                // the adjoint overwrites the residual-free `f` slot only after it was used above
+                let b = bgc[c * g_n + g];
+                let kk = kappa * e * self.kpi_scale[g];
+                let a = &mut f[o..o + tf];
+                for t in 0..tf {
+                    a[t] = resid[o + t] * b + kk * self.rpk[g * t_n + t];
+                }
+                let bufs = ChannelBufs {
+                    f: &mut [],
+                    d1: &mut d1[o..o + tf],
+                    u: &mut u[o..o + tf],
+                    dp0: &mut dp0[o..o + tf],
+                    dp1: &mut dp1[o..o + tf],
+                };
+                channel_backward(
+                    ch,
+                    &w[..n],
+                    &ch.x[g * t_n..g * t_n + tf],
+                    &f[o..o + tf],
+                    &bufs,
+                    &mut gw[..n],
+                    &mut gphi,
+                    tmp,
+                );
+            }
+            for (p, &ti) in ch.theta_idx.iter().enumerate() {
+                let mut s = 0.0;
+                for l in 0..n {
+                    s += gw[l] * dw[p * n + l];
+                }
+                gx[ti] += s;
+            }
+            for (p, &pi) in ch.phi_idx.iter().enumerate() {
+                gx[pi] += gphi[p];
+            }
+            // e_gc = exp(τ z): ∂/∂τ = Σ ge·z·e, ∂/∂z = ge·τ·e
+            if let (Some(ti), Some(zs)) = (ch.tau_idx, ch.z_start) {
+                let tau = vals[ti];
+                for g in 0..g_n {
+                    let ge = gb[c * g_n + g] * egc[c * g_n + g];
+                    gx[ti] += ge * vals[zs + g];
+                    gx[zs + g] += ge * tau;
+                }
+            }
+        }
+
+        // --- baseline gradient ----------------------------------------------------------------
+        let mut g_mu = 0.0;
+        for g in 0..g_n {
+            let mut ga = 0.0;
+            for t in 0..tf {
+                let r = resid[g * tf + t];
+                ga += r;
+                let row = &bl.design[t * pd..(t + 1) * pd];
+                for j in 0..pd {
+                    gx[bl.design_idx[j]] += r * row[j];
+                }
+                let crow = &bl.controls[(g * t_n + t) * k_n..(g * t_n + t + 1) * k_n];
+                for k in 0..k_n {
+                    gx[bl.control_idx[k]] += r * crow[k];
+                }
+            }
+            g_mu += ga;
+            if let Some((si, us)) = bl.geo_intercept {
+                gx[si] += ga * vals[us + g];
+                gx[us + g] += ga * vals[si];
+            }
+        }
+        gx[bl.intercept_idx] += g_mu;
+
+        // --- back to unconstrained coordinates ---------------------------------------------------
+        for i in 0..np {
+            grad[i] += gx[i] * dxdy[i];
+        }
+        if !lp.is_finite() || grad.iter().any(|v| !v.is_finite()) {
+            return Err(LogDensityError::Recoverable("log density or gradient not finite".into()));
+        }
+        Ok(lp)
+    }
+}

@@ -1,0 +1,416 @@
+//! The MMM as a log density over an unconstrained parameter vector.
+//!
+//! ## The model (scaled units)
+//! ```text
+//! ỹ(g,t) = a_g + trend(t) + Σ_j s_j(t)·b_j + Σ_k γ_k z̃(g,t,k) + Σ_c β(g,c)·f_c(x̃(g,·,c))(t) + ε,
+//! ε ~ Normal(0, σ) or Student-t(ν, 0, σ)
+//! f_c = sat_c(adstock_c(x̃))  (or adstock_c(sat_c(x̃)) with `order = "saturation_first"`)
+//! ```
+//! - a_g = μ_a + σ_a·u_g, u_g ~ N(0, 1) (geo models; national: a = μ_a).
+//! - β(g,c) = β_c·exp(τ_c·z_{g,c}), z ~ N(0, 1) (partial pooling, non-centred log-normal
+//!   hierarchy, geo models only); complete pooling: β(g,c) = β_c.
+//! - ROI priors (Meridian's parametrisation): the sampled parameter is ROI_c and
+//!   β_c = ROI_c · Σ_{g,t} spend / Σ_{g,t} exp(τ_c z_{g,c})·κ_g·rpk(g,t)·f_c(g,t), sums over the
+//!   fitted period, so that the model's ROI over the fitted period is exactly ROI_c.
+//! - Lift tests add Normal(observed | implied, se) terms (see [`crate::calibration`]).
+//!
+//! ## Internal scaling (reversible)
+//! With size_g = population_g if a population column is given, else the mean KPI of geo g over the
+//! fitted period, and r_g = size_g / mean_g size_g (1 for a national model):
+//! - KPI: ỹ(g,t) = y(g,t) / κ_g with κ_g = r_g · mean_{g,t} y (so κ_g is the geo's mean KPI
+//!   without a population column);
+//! - media: x̃(g,t,c) = x(g,t,c) / (r_g·m_c), m_c the mean over non-zero cells of x/r_g;
+//! - controls: z̃ = z / max|z| per control (0/1 dummies stay as they are);
+//! - trend time: t̃ = t/(n_fit − 1) ∈ [0, 1] over the fitted period; Fourier terms use the period
+//!   index t = 0, 1, … (sin(2πkt/P), cos(2πkt/P)).
+//!
+//! So β is "share of the geo's mean KPI at full saturation", σ is relative to the mean KPI, and
+//! priors are unit-free as in Meridian and PyMC-Marketing. Every number reported to a user is
+//! converted back: contribution(g,t) = κ_g·β(g,c)·f_c(g,t) in KPI units.
+
+pub mod density;
+pub mod simulate;
+
+use crate::dataset::Dataset;
+use crate::priors::{Prior, Transform};
+use crate::spec::{EffectPrior, Likelihood, ModelSpec, Pooling, Trend};
+use crate::transforms::TransformOrder;
+use crate::transforms::adstock::AdstockKernel;
+use crate::transforms::saturation::Saturation;
+
+pub use density::ParamValues;
+
+/// Errors building a model from a spec and a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("lift test {index} ({start} to {end}): {message}")]
+    LiftTest { index: usize, start: String, end: String, message: String },
+}
+
+/// One coordinate of the parameter vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamInfo {
+    /// Name of the constrained parameter, e.g. `adstock_alpha[tv]`, `beta_geo_z[tv,geo3]`.
+    pub name: String,
+    /// Its prior; `None` for the standard-normal auxiliaries of non-centred hierarchies.
+    pub prior: Option<Prior>,
+    /// Unconstrained → constrained map.
+    pub transform: Transform,
+}
+
+/// A channel's transforms, scaled data and parameter indices.
+#[derive(Debug, Clone)]
+pub struct ChannelModel {
+    pub name: String,
+    pub kernel: AdstockKernel,
+    pub sat: Saturation,
+    pub order: TransformOrder,
+    /// Scaled media x̃, [g·T + t] over all periods (holdout included).
+    pub x: Vec<f64>,
+    /// Scale m_c (media units per scaled unit, before the geo factor r_g).
+    pub media_scale: f64,
+    /// Σ spend over the fitted period (money).
+    pub spend_fit: f64,
+    /// Indices of θ (adstock) and φ (saturation) parameters.
+    pub theta_idx: Vec<usize>,
+    pub phi_idx: Vec<usize>,
+    /// Index of β_c (coefficient prior) or ROI_c (ROI prior).
+    pub effect_idx: usize,
+    pub effect_is_roi: bool,
+    /// Partial pooling: τ_c index and first index of z_{g,c} (g = 0..G).
+    pub tau_idx: Option<usize>,
+    pub z_start: Option<usize>,
+}
+
+/// Baseline coefficient blocks.
+#[derive(Debug, Clone)]
+pub struct BaselineModel {
+    pub intercept_idx: usize,
+    /// (σ_a index, first u_g index) for geo models.
+    pub geo_intercept: Option<(usize, usize)>,
+    /// National design columns X[t·p + j] over all periods (trend, Fourier), with the coefficient
+    /// index of each column.
+    pub design: Vec<f64>,
+    pub design_idx: Vec<usize>,
+    /// Scaled controls [(g·T + t)·K + k] and coefficient indices.
+    pub controls: Vec<f64>,
+    pub control_idx: Vec<usize>,
+    pub control_scale: Vec<f64>,
+}
+
+/// A built model: scaled data, parameter layout, lift-test terms. Implements
+/// [`mmloop_inference::LogDensity`] (see [`density`]).
+#[derive(Debug, Clone)]
+pub struct MmmModel {
+    pub params: Vec<ParamInfo>,
+    pub geos: Vec<String>,
+    pub n_times: usize,
+    /// Periods entering the likelihood (the first `n_fit`; the rest is the holdout).
+    pub n_fit: usize,
+    /// Scaled KPI ỹ, [g·T + t].
+    pub y: Vec<f64>,
+    /// κ_g: KPI units per scaled unit, per geo.
+    pub kpi_scale: Vec<f64>,
+    /// r_g: relative geo size.
+    pub geo_size: Vec<f64>,
+    /// Revenue per KPI, [g·T + t] (1 when absent).
+    pub rpk: Vec<f64>,
+    pub has_revenue: bool,
+    /// Spend [c][g·T + t] (money).
+    pub spend: Vec<Vec<f64>>,
+    pub channels: Vec<ChannelModel>,
+    pub baseline: BaselineModel,
+    pub sigma_idx: usize,
+    pub likelihood: Likelihood,
+    pub lift: Vec<crate::calibration::LiftTerm>,
+}
+
+impl MmmModel {
+    /// Builds the model: scales the data, lays out the parameters, resolves lift tests.
+    pub fn new(spec: &ModelSpec, data: &Dataset) -> Result<Self, ModelError> {
+        let g_n = data.n_geos();
+        let t_n = data.n_times();
+        let c_n = data.n_channels();
+        let inv = |m: String| ModelError::Invalid(m);
+        if spec.channels.len() != c_n {
+            return Err(inv(format!("spec has {} channels, data {}", spec.channels.len(), c_n)));
+        }
+        if spec.holdout >= t_n {
+            return Err(inv(format!("holdout ({}) must be smaller than the number of periods ({t_n})", spec.holdout)));
+        }
+        let n_fit = t_n - spec.holdout;
+        if n_fit < 2 {
+            return Err(inv("at least two periods are needed to fit".into()));
+        }
+        // --- scaling -------------------------------------------------------------------------
+        let mean_fit = |g: usize| (0..n_fit).map(|t| data.kpi[[g, t]]).sum::<f64>() / n_fit as f64;
+        let size: Vec<f64> = match &data.population {
+            Some(p) => (0..g_n).map(|g| p[g]).collect(),
+            None => (0..g_n).map(mean_fit).collect(),
+        };
+        let mean_size = size.iter().sum::<f64>() / g_n as f64;
+        if !(mean_size.is_finite() && mean_size > 0.0) || size.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(inv("every geo needs a positive mean KPI (or population) to scale the data".into()));
+        }
+        let geo_size: Vec<f64> = size.iter().map(|s| s / mean_size).collect();
+        let y_mean = (0..g_n).map(mean_fit).sum::<f64>() / g_n as f64;
+        if !(y_mean.is_finite() && y_mean > 0.0) {
+            return Err(inv("the KPI's mean over the fitted period must be positive to scale it".into()));
+        }
+        let kpi_scale: Vec<f64> = geo_size.iter().map(|r| r * y_mean).collect();
+        let mut y = vec![0.0; g_n * t_n];
+        for g in 0..g_n {
+            for t in 0..t_n {
+                y[g * t_n + t] = data.kpi[[g, t]] / kpi_scale[g];
+            }
+        }
+        let (rpk, has_revenue) = match &data.revenue_per_kpi {
+            Some(r) => ((0..g_n * t_n).map(|i| r[[i / t_n, i % t_n]]).collect(), true),
+            None => (vec![1.0; g_n * t_n], false),
+        };
+
+        // --- parameters ----------------------------------------------------------------------
+        let mut params: Vec<ParamInfo> = Vec::new();
+        fn push(params: &mut Vec<ParamInfo>, name: String, prior: Option<Prior>) -> usize {
+            let transform = prior.map(|p| p.transform()).unwrap_or(Transform::Identity);
+            params.push(ParamInfo { name, prior, transform });
+            params.len() - 1
+        }
+        let geo_model = g_n > 1;
+        let mut channels = Vec::with_capacity(c_n);
+        let mut spend_all = Vec::with_capacity(c_n);
+        for (c, cs) in spec.channels.iter().enumerate() {
+            let kernel = AdstockKernel::from_spec(&cs.adstock);
+            let sat = Saturation::from_spec(&cs.saturation);
+            let theta_idx = cs
+                .adstock
+                .params()
+                .into_iter()
+                .map(|(n, p)| push(&mut params, format!("adstock_{n}[{}]", cs.name), Some(p)))
+                .collect();
+            let phi_idx = cs
+                .saturation
+                .params()
+                .into_iter()
+                .map(|(n, p)| push(&mut params, format!("sat_{n}[{}]", cs.name), Some(p)))
+                .collect();
+            let roi_override = spec.calibration.roi_priors.iter().rev().find(|r| r.channel == cs.name);
+            let effect = match roi_override {
+                Some(r) => EffectPrior::Roi(
+                    Prior::lognormal_from_moments(r.mean, r.standard_error)
+                        .map_err(|m| inv(format!("ROI prior for channel {}: {m}", cs.name)))?,
+                ),
+                None => cs.effect,
+            };
+            let (effect_idx, effect_is_roi) = match effect {
+                EffectPrior::Coefficient(p) => (push(&mut params, format!("beta[{}]", cs.name), Some(p)), false),
+                EffectPrior::Roi(p) => {
+                    if p.support() == crate::priors::Support::Real {
+                        return Err(inv(format!(
+                            "channel {}: an ROI prior must be positive (lognormal, gamma, half_normal, ...)",
+                            cs.name
+                        )));
+                    }
+                    (push(&mut params, format!("roi[{}]", cs.name), Some(p)), true)
+                }
+            };
+            let (tau_idx, z_start) = match (spec.pooling, geo_model) {
+                (Pooling::Partial { tau }, true) => {
+                    let ti = push(&mut params, format!("beta_geo_sd[{}]", cs.name), Some(tau));
+                    let zs = params.len();
+                    for g in &data.geos {
+                        push(&mut params, format!("beta_geo_z[{},{g}]", cs.name), None);
+                    }
+                    (Some(ti), Some(zs))
+                }
+                _ => (None, None),
+            };
+            // media scaling
+            let mut nz_sum = 0.0;
+            let mut nz_n = 0usize;
+            for g in 0..g_n {
+                for t in 0..t_n {
+                    let v = data.media[[g, t, c]];
+                    if v != 0.0 {
+                        nz_sum += v / geo_size[g];
+                        nz_n += 1;
+                    }
+                }
+            }
+            if nz_n == 0 {
+                return Err(inv(format!("channel {}: media is zero everywhere; remove the channel", cs.name)));
+            }
+            let media_scale = nz_sum / nz_n as f64;
+            let mut x = vec![0.0; g_n * t_n];
+            let mut sp = vec![0.0; g_n * t_n];
+            let mut spend_fit = 0.0;
+            for g in 0..g_n {
+                for t in 0..t_n {
+                    x[g * t_n + t] = data.media[[g, t, c]] / (geo_size[g] * media_scale);
+                    sp[g * t_n + t] = data.spend[[g, t, c]];
+                    if t < n_fit {
+                        spend_fit += data.spend[[g, t, c]];
+                    }
+                }
+            }
+            if effect_is_roi && spend_fit <= 0.0 {
+                return Err(inv(format!(
+                    "channel {}: an ROI prior needs positive spend in the fitted period",
+                    cs.name
+                )));
+            }
+            spend_all.push(sp);
+            channels.push(ChannelModel {
+                name: cs.name.clone(),
+                kernel,
+                sat,
+                order: cs.order,
+                x,
+                media_scale,
+                spend_fit,
+                theta_idx,
+                phi_idx,
+                effect_idx,
+                effect_is_roi,
+                tau_idx,
+                z_start,
+            });
+        }
+        // baseline
+        let intercept_idx = push(&mut params, "intercept".into(), Some(spec.baseline.intercept));
+        let geo_intercept = if geo_model {
+            let si = push(&mut params, "intercept_geo_sd".into(), Some(spec.baseline.intercept_geo_sd));
+            let us = params.len();
+            for g in &data.geos {
+                push(&mut params, format!("intercept_geo_z[{g}]"), None);
+            }
+            Some((si, us))
+        } else {
+            None
+        };
+        let mut cols: Vec<Vec<f64>> = Vec::new();
+        let mut design_idx = Vec::new();
+        let tt = |t: usize| t as f64 / (n_fit - 1) as f64;
+        match &spec.baseline.trend {
+            Trend::None => {}
+            Trend::Linear { slope } => {
+                design_idx.push(push(&mut params, "trend_slope".into(), Some(*slope)));
+                cols.push((0..t_n).map(tt).collect());
+            }
+            Trend::Piecewise { changepoints, slope, delta } => {
+                design_idx.push(push(&mut params, "trend_slope".into(), Some(*slope)));
+                cols.push((0..t_n).map(tt).collect());
+                for j in 1..=*changepoints {
+                    let knot = j as f64 / (*changepoints + 1) as f64;
+                    design_idx.push(push(&mut params, format!("trend_delta[{j}]"), Some(*delta)));
+                    cols.push((0..t_n).map(|t| (tt(t) - knot).max(0.0)).collect());
+                }
+            }
+        }
+        for f in &spec.baseline.seasonality {
+            for k in 1..=f.order {
+                let w = 2.0 * std::f64::consts::PI * k as f64 / f.period;
+                design_idx.push(push(&mut params, format!("season_sin[{},{k}]", f.period), Some(f.prior)));
+                cols.push((0..t_n).map(|t| (w * t as f64).sin()).collect());
+                design_idx.push(push(&mut params, format!("season_cos[{},{k}]", f.period), Some(f.prior)));
+                cols.push((0..t_n).map(|t| (w * t as f64).cos()).collect());
+            }
+        }
+        let p = cols.len();
+        let mut design = vec![0.0; t_n * p];
+        for (j, col) in cols.iter().enumerate() {
+            for t in 0..t_n {
+                design[t * p + j] = col[t];
+            }
+        }
+        let k_n = spec.controls.len();
+        let mut control_idx = Vec::with_capacity(k_n);
+        let mut control_scale = Vec::with_capacity(k_n);
+        let mut controls = vec![0.0; g_n * t_n * k_n];
+        for (k, cs) in spec.controls.iter().enumerate() {
+            control_idx.push(push(&mut params, format!("gamma[{}]", cs.column), Some(cs.prior)));
+            let mut m = 0.0f64;
+            for g in 0..g_n {
+                for t in 0..t_n {
+                    m = m.max(data.control_values[[g, t, k]].abs());
+                }
+            }
+            let m = if m > 0.0 { m } else { 1.0 };
+            control_scale.push(m);
+            for g in 0..g_n {
+                for t in 0..t_n {
+                    controls[(g * t_n + t) * k_n + k] = data.control_values[[g, t, k]] / m;
+                }
+            }
+        }
+        let sigma_idx = push(&mut params, "sigma".into(), Some(spec.noise_prior));
+        let baseline =
+            BaselineModel { intercept_idx, geo_intercept, design, design_idx, controls, control_idx, control_scale };
+        let mut model = MmmModel {
+            params,
+            geos: data.geos.clone(),
+            n_times: t_n,
+            n_fit,
+            y,
+            kpi_scale,
+            geo_size,
+            rpk,
+            has_revenue,
+            spend: spend_all,
+            channels,
+            baseline,
+            sigma_idx,
+            likelihood: spec.likelihood,
+            lift: Vec::new(),
+        };
+        model.lift = crate::calibration::build_lift_terms(&model, spec, data)?;
+        Ok(model)
+    }
+
+    pub fn n_geos(&self) -> usize {
+        self.geos.len()
+    }
+
+    /// Parameter names in vector order.
+    pub fn names(&self) -> Vec<String> {
+        self.params.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// A starting point: every parameter at its prior's central value (z's at 0), unconstrained.
+    pub fn initial_point(&self) -> Vec<f64> {
+        self.params
+            .iter()
+            .map(|p| match p.prior {
+                Some(pr) => {
+                    let y = p.transform.unconstrain(pr.central_value());
+                    if y.is_finite() { y } else { 0.0 }
+                }
+                None => 0.0,
+            })
+            .collect()
+    }
+
+    /// The media feature f_c(g, ·) over all periods for an arbitrary scaled media series `x`
+    /// (length T), at constrained adstock parameters θ and saturation parameters φ.
+    pub fn channel_feature(&self, c: usize, theta: &[f64], phi: &[f64], x: &[f64], out: &mut [f64]) {
+        let ch = &self.channels[c];
+        let n = ch.kernel.len();
+        let mut w = vec![0.0; n];
+        let mut dw = vec![0.0; n * ch.kernel.n_params()];
+        ch.kernel.weights(theta, &mut w, &mut dw);
+        match ch.order {
+            TransformOrder::AdstockFirst => {
+                crate::transforms::adstock::convolve(&w, x, out);
+                for v in out.iter_mut() {
+                    *v = ch.sat.value(phi, *v);
+                }
+            }
+            TransformOrder::SaturationFirst => {
+                let s: Vec<f64> = x.iter().map(|v| ch.sat.value(phi, *v)).collect();
+                crate::transforms::adstock::convolve(&w, &s, out);
+            }
+        }
+    }
+}

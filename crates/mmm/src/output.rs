@@ -1,0 +1,200 @@
+//! Writing a fit's results: `summary.json`, CSV tables, the posterior draws as Parquet and the
+//! resolved config, all staged in an [`OutputDir`] so a failure leaves nothing behind.
+//!
+//! | file | content |
+//! |---|---|
+//! | `summary.json` | `channels[]` (`name`, `spend`, `roi`, `mroi`, `cost_per_kpi`, `contribution`, `contribution_share`, each `{mean, sd, q05, q95}`), `fit`, `diagnostics`, `lift_tests`, `model` |
+//! | `channels.csv` | one row per channel, the same figures flattened |
+//! | `params.csv` | parameter summaries (constrained, scaled units) |
+//! | `contributions.csv` | per period: actual, fitted, baseline, each channel's contribution |
+//! | `response_curves.csv` | channel, multiplier, spend, response mean/sd/q05/q95 |
+//! | `posterior.parquet` | one row per draw: `chain`, `draw`, then every parameter (constrained) |
+//! | `posterior_unconstrained.parquet` | the same on the unconstrained scale (what a refit-free reload needs) |
+//! | `config.toml` | the resolved model spec |
+
+use crate::analysis::{Analysis, Stat};
+use crate::model::MmmModel;
+use mmloop_data::{DataError, OutputDir};
+use polars::prelude::*;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("writing {path}: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+/// Posterior draws with their chain and draw indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draws {
+    /// Unconstrained draws, one vector per draw.
+    pub values: Vec<Vec<f64>>,
+    pub chain: Vec<usize>,
+    pub draw: Vec<usize>,
+}
+
+fn stat_cols(prefix: &str) -> String {
+    format!("{prefix}_mean,{prefix}_sd,{prefix}_q05,{prefix}_q95")
+}
+
+fn stat_vals(s: &Stat) -> String {
+    format!("{},{},{},{}", s.mean, s.sd, s.q05, s.q95)
+}
+
+/// CSV-quotes a field when needed.
+fn q(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// Writes every output file into `dir` atomically.
+pub fn write_outputs(
+    dir: &Path,
+    model: &MmmModel,
+    analysis: &Analysis,
+    draws: &Draws,
+    diagnostics: &serde_json::Value,
+    model_info: &serde_json::Value,
+    config_toml: &str,
+) -> Result<PathBuf, OutputError> {
+    let out = OutputDir::create(dir)?;
+    let summary = serde_json::json!({
+        "model": model_info,
+        "roi_units": if analysis.roi_in_revenue { "revenue per unit of spend" } else { "KPI per unit of spend" },
+        "channels": analysis.channels,
+        "fit": analysis.fit,
+        "diagnostics": diagnostics,
+        "lift_tests": analysis.lift_tests,
+        "n_draws": analysis.n_draws,
+    });
+    let text = serde_json::to_string_pretty(&summary)
+        .map_err(|e| OutputError::Write { path: dir.join("summary.json"), message: e.to_string() })?;
+    out.write("summary.json", text.as_bytes())?;
+
+    let mut s = format!(
+        "channel,spend,{},{},{},{},{}\n",
+        stat_cols("roi"),
+        stat_cols("mroi"),
+        stat_cols("cost_per_kpi"),
+        stat_cols("contribution"),
+        stat_cols("contribution_share")
+    );
+    for c in &analysis.channels {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{}",
+            q(&c.name),
+            c.spend,
+            stat_vals(&c.roi),
+            stat_vals(&c.mroi),
+            stat_vals(&c.cost_per_kpi),
+            stat_vals(&c.contribution),
+            stat_vals(&c.contribution_share)
+        );
+    }
+    out.write("channels.csv", s.as_bytes())?;
+
+    let mut s = String::from("parameter,mean,sd,q05,q95\n");
+    for p in &analysis.params {
+        let _ = writeln!(s, "{},{}", q(&p.name), stat_vals(&p.stat));
+    }
+    out.write("params.csv", s.as_bytes())?;
+
+    let names: Vec<String> = model.channels.iter().map(|c| q(&c.name)).collect();
+    let mut s = String::from("time,holdout,actual,fitted,baseline");
+    for n in &names {
+        let _ = write!(s, ",{n},{n}_q05,{n}_q95");
+    }
+    s.push('\n');
+    for r in &analysis.periods {
+        let _ = write!(s, "{},{},{},{},{}", q(&r.time), r.holdout, r.actual, r.fitted, r.baseline);
+        for c in 0..names.len() {
+            let _ = write!(s, ",{},{},{}", r.contributions[c], r.contributions_q05[c], r.contributions_q95[c]);
+        }
+        s.push('\n');
+    }
+    out.write("contributions.csv", s.as_bytes())?;
+
+    let mut s = String::from("channel,multiplier,spend,response_mean,response_sd,response_q05,response_q95\n");
+    for rc in &analysis.response_curves {
+        for p in &rc.points {
+            let _ = writeln!(s, "{},{},{},{}", q(&rc.channel), p.multiplier, p.spend, stat_vals(&p.response));
+        }
+    }
+    out.write("response_curves.csv", s.as_bytes())?;
+
+    write_draws(&out, "posterior.parquet", model, draws, true)?;
+    write_draws(&out, "posterior_unconstrained.parquet", model, draws, false)?;
+    out.write("config.toml", config_toml.as_bytes())?;
+    Ok(out.commit()?)
+}
+
+fn write_draws(
+    out: &OutputDir,
+    name: &str,
+    model: &MmmModel,
+    draws: &Draws,
+    constrained: bool,
+) -> Result<(), OutputError> {
+    let err = |e: PolarsError| OutputError::Write { path: out.target().join(name), message: e.to_string() };
+    let n = draws.values.len();
+    let mut cols: Vec<Column> = Vec::with_capacity(model.params.len() + 2);
+    cols.push(Column::new("chain".into(), draws.chain.iter().map(|&c| c as u32).collect::<Vec<u32>>()));
+    cols.push(Column::new("draw".into(), draws.draw.iter().map(|&c| c as u32).collect::<Vec<u32>>()));
+    for (i, p) in model.params.iter().enumerate() {
+        let v: Vec<f64> =
+            draws.values.iter().map(|d| if constrained { p.transform.constrain(d[i]).x } else { d[i] }).collect();
+        cols.push(Column::new(p.name.as_str().into(), v));
+    }
+    let mut df = DataFrame::new(n, cols).map_err(err)?;
+    let file = std::fs::File::create(out.path(name))
+        .map_err(|e| OutputError::Write { path: out.target().join(name), message: e.to_string() })?;
+    ParquetWriter::new(file).finish(&mut df).map_err(err)?;
+    Ok(())
+}
+
+/// A readable terminal table of the channel figures and fit metrics.
+pub fn summary_table(analysis: &Analysis) -> String {
+    let mut s = String::new();
+    let unit = if analysis.roi_in_revenue { "revenue/spend" } else { "KPI/spend" };
+    let _ = writeln!(
+        s,
+        "{:<16} {:>12} {:>22} {:>22} {:>18}",
+        "channel",
+        "spend",
+        format!("ROI ({unit}) [90%]"),
+        "mROI [90%]",
+        "share of KPI"
+    );
+    for c in &analysis.channels {
+        let _ = writeln!(
+            s,
+            "{:<16} {:>12.4e} {:>8.3} [{:>5.2},{:>5.2}] {:>8.3} [{:>5.2},{:>5.2}] {:>8.2}% ±{:.2}",
+            c.name,
+            c.spend,
+            c.roi.mean,
+            c.roi.q05,
+            c.roi.q95,
+            c.mroi.mean,
+            c.mroi.q05,
+            c.mroi.q95,
+            100.0 * c.contribution_share.mean,
+            100.0 * c.contribution_share.sd
+        );
+    }
+    let m = &analysis.fit.in_sample;
+    let _ = writeln!(s, "fit (in-sample, {} cells): R² {:.3}  MAPE {:.3}  NRMSE {:.3}", m.n, m.r2, m.mape, m.nrmse);
+    if let Some(h) = &analysis.fit.holdout {
+        let _ = writeln!(s, "fit (holdout, {} cells):   R² {:.3}  MAPE {:.3}  NRMSE {:.3}", h.n, h.r2, h.mape, h.nrmse);
+    }
+    for l in &analysis.lift_tests {
+        let _ = writeln!(
+            s,
+            "lift test {}: measured {:.4} ± {:.4}, model {:.4} [{:.4}, {:.4}]",
+            l.index, l.observed, l.standard_error, l.implied.mean, l.implied.q05, l.implied.q95
+        );
+    }
+    s
+}

@@ -1,0 +1,227 @@
+//! The model's analytic gradient against central finite differences, at random points, for every
+//! transform kind and order, ROI parametrisation, partial pooling, Student-t, piecewise trend and
+//! lift-test terms; and the density's value against the model written out directly.
+
+use mmloop_data::{LiftTestRecord, SpendDelta};
+use mmloop_inference::LogDensity;
+use mmloop_mmm::Prior;
+use mmloop_mmm::model::MmmModel;
+use mmloop_mmm::model::simulate::{SimOptions, simulate};
+use mmloop_mmm::spec::{EffectPrior, Likelihood, ModelSpec, Trend};
+use mmloop_mmm::transforms::{AdstockSpec, SaturationSpec, TransformOrder};
+use proptest::prelude::*;
+
+fn variant(which: usize, geo: bool) -> (ModelSpec, mmloop_mmm::Dataset) {
+    let opts = SimOptions { n_geos: if geo { 3 } else { 1 }, n_times: 40, tau: 0.3, max_lag: 4, ..Default::default() };
+    let sim = simulate(&opts).unwrap();
+    let mut spec = sim.spec.clone();
+    let beta = Prior::Beta { alpha: 2.0, beta: 2.0 };
+    let gam = Prior::Gamma { shape: 3.0, rate: 1.5 };
+    let ads = [
+        AdstockSpec::Geometric { max_lag: 4, alpha: beta, normalize: false },
+        AdstockSpec::Binomial { max_lag: 4, alpha: beta },
+        AdstockSpec::WeibullCdf { max_lag: 4, shape: gam, scale: gam },
+        AdstockSpec::WeibullPdf { max_lag: 4, shape: gam, scale: gam },
+    ];
+    let sats = [
+        SaturationSpec::Hill { ec: Prior::LogNormal { mu: 0.0, sigma: 0.5 }, slope: gam },
+        SaturationSpec::Logistic { lam: gam },
+        SaturationSpec::MichaelisMenten { k: gam },
+    ];
+    spec.channels[0].adstock = ads[which % 4].clone();
+    spec.channels[1].adstock = ads[(which + 2) % 4].clone();
+    spec.channels[0].saturation = sats[which % 3].clone();
+    spec.channels[1].saturation = sats[(which + 1) % 3].clone();
+    if which % 2 == 1 {
+        spec.channels[1].order = TransformOrder::SaturationFirst;
+        spec.channels[0].effect = EffectPrior::Roi(Prior::LogNormal { mu: 0.0, sigma: 1.0 });
+    }
+    if which % 3 == 2 {
+        spec.likelihood = Likelihood::StudentT { nu: 5.0 };
+        spec.baseline.trend = Trend::Piecewise {
+            changepoints: 3,
+            slope: Prior::Normal { mu: 0.0, sigma: 1.0 },
+            delta: Prior::Normal { mu: 0.0, sigma: 0.5 },
+        };
+    }
+    if which >= 2 {
+        let g = sim.data.geos.clone();
+        spec.calibration.lift_tests.push(LiftTestRecord {
+            channels: vec!["ch0".into()],
+            geos: if geo { vec![g[1].clone()] } else { vec![] },
+            start: "10".into(),
+            end: "13".into(),
+            spend_change: 400.0,
+            spend_path: None,
+            incremental_kpi: 500.0,
+            standard_error: 150.0,
+            estimator: String::new(),
+            source: String::new(),
+        });
+        spec.calibration.lift_tests.push(LiftTestRecord {
+            channels: vec!["ch0".into(), "ch1".into()],
+            geos: vec![],
+            start: "20".into(),
+            end: "21".into(),
+            spend_change: 0.0,
+            spend_path: Some(vec![
+                SpendDelta { time: "20".into(), geo: g[0].clone(), delta: -150.0 },
+                SpendDelta { time: "21".into(), geo: g[0].clone(), delta: -90.0 },
+            ]),
+            incremental_kpi: -300.0,
+            standard_error: 100.0,
+            estimator: String::new(),
+            source: String::new(),
+        });
+    }
+    (spec, sim.data)
+}
+
+/// Central differences with h = 1e-5: truncation error ~h²·|f‴| ≈ 1e-10·curvature; rounding error
+/// ≈ N·ε·|log p|/h, N the number of terms summed into log p (cells + parameters, ×4 for the
+/// per-term operations). At edge points |log p| reaches 1e7, where that bound (~0.1) dominates; in
+/// the bulk it is ~1e-7. A real mistake shows up at O(1) relative error.
+fn check_gradient(model: &MmmModel, q: &[f64]) -> Result<(), String> {
+    let n = model.dim();
+    let mut g = vec![0.0; n];
+    let f0 = match model.logp_grad(q, &mut g) {
+        Ok(v) => v,
+        Err(_) => return Ok(()), // outside the support: nothing to compare
+    };
+    let mut scratch = vec![0.0; n];
+    for i in 0..n {
+        let h = 1e-5;
+        let mut qp = q.to_vec();
+        qp[i] += h;
+        let mut qm = q.to_vec();
+        qm[i] -= h;
+        let (Ok(fp), Ok(fm)) = (model.logp_grad(&qp, &mut scratch), model.logp_grad(&qm, &mut scratch)) else {
+            continue;
+        };
+        let fd = (fp - fm) / (2.0 * h);
+        let n_terms = 4.0 * (model.y.len() + n) as f64;
+        let tol = 2e-5 * (1.0 + fd.abs().max(g[i].abs())) + n_terms * f64::EPSILON * f0.abs() / h;
+        if (fd - g[i]).abs() > tol {
+            return Err(format!("{}: analytic {} vs FD {}", model.params[i].name, g[i], fd));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #[test]
+    fn national_gradient_matches_finite_differences(which in 0usize..12, seed in 0u64..1000, spread in 0.1f64..1.5) {
+        let (spec, data) = variant(which, false);
+        let model = MmmModel::new(&spec, &data).unwrap();
+        let q = random_point(&model, seed, spread);
+        prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
+    }
+
+    #[test]
+    fn geo_gradient_matches_finite_differences(which in 0usize..12, seed in 0u64..1000, spread in 0.1f64..1.5) {
+        let (spec, data) = variant(which, true);
+        let model = MmmModel::new(&spec, &data).unwrap();
+        let q = random_point(&model, seed, spread);
+        prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
+    }
+}
+
+fn random_point(model: &MmmModel, seed: u64, spread: f64) -> Vec<f64> {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    model.initial_point().iter().map(|v| v + spread * (2.0 * rng.random::<f64>() - 1.0)).collect()
+}
+
+/// Edge values: adstock parameters near their bounds, tiny and large saturation parameters.
+#[test]
+fn gradient_matches_finite_differences_at_edge_values() {
+    for which in 0..12 {
+        for geo in [false, true] {
+            let (spec, data) = variant(which, geo);
+            let model = MmmModel::new(&spec, &data).unwrap();
+            for edge in [-6.0, 4.0] {
+                let mut q = model.initial_point();
+                for (i, p) in model.params.iter().enumerate() {
+                    if p.name.starts_with("adstock_") || p.name.starts_with("sat_") {
+                        q[i] = edge;
+                    }
+                }
+                check_gradient(&model, &q).unwrap_or_else(|e| panic!("variant {which} geo {geo} edge {edge}: {e}"));
+            }
+        }
+    }
+}
+
+/// The density's value equals priors + Jacobians + Normal log-likelihood + lift terms computed
+/// directly from the unpacked parameters, the feature function and the baseline.
+#[test]
+fn density_value_equals_the_model_written_out() {
+    for which in [0usize, 1, 2, 3] {
+        for geo in [false, true] {
+            let (mut spec, data) = variant(which, geo);
+            spec.likelihood = Likelihood::Normal;
+            let model = MmmModel::new(&spec, &data).unwrap();
+            let q = random_point(&model, 7, 0.5);
+            let mut g = vec![0.0; model.dim()];
+            let lp = model.logp_grad(&q, &mut g).unwrap();
+            let p = model.unpack(&q);
+            let mut expect = 0.0;
+            for (i, info) in model.params.iter().enumerate() {
+                let c = info.transform.constrain(q[i]);
+                expect += match info.prior {
+                    Some(pr) => pr.ln_pdf(c.x) + c.log_jac,
+                    None => -0.5 * q[i] * q[i],
+                };
+            }
+            let t_n = model.n_times;
+            let mut mean = model.baseline_scaled(&p);
+            let mut f = vec![0.0; t_n];
+            for c in 0..model.channels.len() {
+                for gi in 0..model.n_geos() {
+                    model.channel_feature(
+                        c,
+                        &p.theta[c],
+                        &p.phi[c],
+                        &model.channels[c].x[gi * t_n..(gi + 1) * t_n],
+                        &mut f,
+                    );
+                    for t in 0..t_n {
+                        mean[gi * t_n + t] += p.beta_geo[c][gi] * f[t];
+                    }
+                }
+            }
+            for gi in 0..model.n_geos() {
+                for t in 0..model.n_fit {
+                    let r = (model.y[gi * t_n + t] - mean[gi * t_n + t]) / p.sigma;
+                    expect += -0.5 * r * r - p.sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln();
+                }
+            }
+            for term in &model.lift {
+                let z = (term.observed - mmloop_mmm::calibration::implied_lift(&model, &p, term)) / term.standard_error;
+                expect += -0.5 * z * z - term.standard_error.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln();
+            }
+            assert!((lp - expect).abs() < 1e-8 * (1.0 + lp.abs()), "variant {which} geo {geo}: {lp} vs {expect}");
+        }
+    }
+}
+
+/// With an ROI prior, the model's ROI over the fitted period equals the sampled ROI parameter.
+#[test]
+fn roi_parametrisation_reproduces_the_sampled_roi() {
+    let (spec, data) = variant(1, true);
+    let model = MmmModel::new(&spec, &data).unwrap();
+    let q = random_point(&model, 3, 0.5);
+    let p = model.unpack(&q);
+    let c = 0;
+    assert!(model.channels[c].effect_is_roi);
+    let t_n = model.n_times;
+    let mut f = vec![0.0; t_n];
+    let mut contrib = 0.0;
+    for g in 0..model.n_geos() {
+        model.channel_feature(c, &p.theta[c], &p.phi[c], &model.channels[c].x[g * t_n..(g + 1) * t_n], &mut f);
+        contrib += (0..model.n_fit).map(|t| model.kpi_scale[g] * p.beta_geo[c][g] * f[t]).sum::<f64>();
+    }
+    let roi = contrib / model.channels[c].spend_fit;
+    assert!((roi - p.values[model.channels[c].effect_idx]).abs() < 1e-10 * roi.abs());
+}
