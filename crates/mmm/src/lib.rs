@@ -4,8 +4,13 @@
 //! - [`dataset`]: the data as geo × time (× channel) arrays; `data` loads and validates it.
 //! - [`priors`], [`transforms`]: priors, adstock and saturation as small first-class types.
 
+pub mod analysis;
+pub mod calibration;
 pub mod config;
 pub mod dataset;
+pub mod fit;
+pub mod model;
+pub mod output;
 pub mod priors;
 pub mod spec;
 pub mod transforms;
