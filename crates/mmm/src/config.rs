@@ -1326,7 +1326,7 @@ fn toml_error(e: toml::de::Error, text: &str, file: &str) -> ConfigError {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let key = rest.split('`').next().unwrap_or_default().to_string();
         let valid = backticked(rest.get(key.len() + 1..).unwrap_or_default());
-        let hint = suggest(&key, &valid).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+        let hint = suggest(&key, &valid).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
         let valid = if valid.is_empty() { "(none)".to_string() } else { valid.join(", ") };
         // an unknown table (`[modle]`, `[calibration.roi_prior_]`) is a key of its parent
         let start = span.start.min(text.len());

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod calibration;
 pub mod config;
+pub mod data;
 pub mod dataset;
 pub mod fit;
 pub mod model;
