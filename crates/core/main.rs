@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod fit;
+
 #[derive(Parser, Debug)]
 #[command(name = "mmloop", version, about = "Marketing-mix models and geo experiments in one measurement loop")]
 struct Cli {
@@ -11,11 +13,16 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Fit a marketing-mix model from a TOML config; write summary.json, CSV tables and posterior draws.
+    Fit(fit::FitArgs),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Fit(a) => fit::run(a),
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

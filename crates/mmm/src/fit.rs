@@ -59,12 +59,47 @@ pub fn model_info(spec: &ModelSpec, data: &Dataset, result: &FitResult) -> serde
 
 fn laplace(_model: &MmmModel, _spec: &ModelSpec) -> Result<(Draws, serde_json::Value), FitError> {
     Err(FitError::Unavailable(
-        "the Laplace approximation is not available yet: mmloop-inference does not provide it in this build".into(),
+        "the Laplace approximation is not available yet: mmloop-inference does not provide it in this build; \
+         use --method nuts"
+            .into(),
     ))
 }
 
-fn nuts(_model: &MmmModel, _spec: &ModelSpec) -> Result<(Draws, serde_json::Value), FitError> {
-    Err(FitError::Unavailable(
-        "--method nuts is not available yet (NUTS lands with issue 3); use --method laplace".into(),
-    ))
+/// NUTS through `mmloop-inference`: chains start around the priors' central values.
+fn nuts(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, serde_json::Value), FitError> {
+    let f = &spec.fit;
+    let settings = mmloop_inference::NutsSettings {
+        chains: f.chains,
+        tune: f.tune as u64,
+        draws: f.draws as u64,
+        target_accept: f.target_accept,
+        seed: f.seed,
+        init: mmloop_inference::Init::Around { center: model.initial_point(), radius: 0.5 },
+        ..Default::default()
+    };
+    let post = mmloop_inference::sample_nuts(model, &settings).map_err(|e| FitError::Inference(e.to_string()))?;
+    Ok(from_posterior(model, &post))
+}
+
+/// Flattens a posterior into draws and computes diagnostics on the constrained parameters.
+pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (Draws, serde_json::Value) {
+    let mut draws = Draws { values: Vec::new(), chain: Vec::new(), draw: Vec::new() };
+    for (c, chain) in post.draws.iter().enumerate() {
+        for (d, q) in chain.iter().enumerate() {
+            draws.values.push(q.clone());
+            draws.chain.push(c);
+            draws.draw.push(d);
+        }
+    }
+    let constrained = post
+        .map_draws(model.names(), |q| model.params.iter().zip(q).map(|(p, &y)| p.transform.constrain(y).x).collect());
+    let diag = mmloop_inference::summary(&constrained).diagnostics;
+    let mut v = serde_json::to_value(&diag).unwrap_or(serde_json::Value::Null);
+    if let (Some(info), serde_json::Value::Object(m)) = (&post.laplace, &mut v) {
+        m.insert("laplace_logp_at_mode".into(), serde_json::json!(info.logp_at_mode));
+        m.insert("laplace_warnings".into(), serde_json::json!(info.warnings));
+        let ok = info.starts.iter().filter(|s| s.logp.is_some()).count();
+        m.insert("laplace_starts_converged".into(), serde_json::json!(format!("{ok}/{}", info.starts.len())));
+    }
+    (draws, v)
 }
