@@ -176,7 +176,7 @@ impl Table {
         match col.dtype() {
             DataType::String => {
                 let ca = col.str().map_err(|e| self.parse_err(e))?;
-                ca.into_iter()
+                ca.iter()
                     .enumerate()
                     .map(|(i, v)| match v {
                         None => Ok(None),
@@ -196,7 +196,7 @@ impl Table {
             dt if dt.is_primitive_numeric() || matches!(dt, DataType::Boolean | DataType::Null) => {
                 let c = col.cast(&DataType::Float64).map_err(|e| self.parse_err(e))?;
                 let ca = c.f64().map_err(|e| self.parse_err(e))?;
-                Ok(ca.into_iter().collect())
+                Ok(ca.iter().collect())
             }
             dt => Err(DataError::BadType {
                 path: self.path.clone(),
@@ -213,7 +213,7 @@ impl Table {
         let col = self.column(name)?;
         let c = col.cast(&DataType::String).map_err(|e| self.parse_err(e))?;
         let ca = c.str().map_err(|e| self.parse_err(e))?;
-        ca.into_iter()
+        ca.iter()
             .enumerate()
             .map(|(i, v)| match v {
                 Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
@@ -231,7 +231,7 @@ impl Table {
                 let c = col.cast(&DataType::Date).and_then(|c| c.cast(&DataType::Int32)).map_err(|e| self.parse_err(e))?;
                 let ca = c.i32().map_err(|e| self.parse_err(e))?;
                 let values = ca
-                    .into_iter()
+                    .iter()
                     .enumerate()
                     .map(|(i, v)| v.map(f64::from).ok_or_else(|| self.bad_cell(name, i, "the date is empty".into(), "Every row needs a date")))
                     .collect::<Result<Vec<_>, _>>()?;
