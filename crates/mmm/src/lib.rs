@@ -11,6 +11,7 @@ pub mod data;
 pub mod dataset;
 pub mod fit;
 pub mod model;
+pub mod optimize;
 pub mod output;
 pub mod priors;
 pub mod spec;
