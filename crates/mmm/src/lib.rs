@@ -14,6 +14,7 @@ pub mod model;
 pub mod optimize;
 pub mod output;
 pub mod priors;
+pub mod simulate;
 pub mod spec;
 pub mod transforms;
 

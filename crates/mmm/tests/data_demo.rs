@@ -1,0 +1,143 @@
+//! The bundled demo datasets: reproducible from their generator, loadable with their configs, and
+//! consistent with the truth written beside them (recomputed here from the CSV alone).
+
+use mmloop_mmm::Dataset;
+use mmloop_mmm::config::load_config;
+use mmloop_mmm::simulate::{self, geometric_adstock, hill};
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data"))
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(data_dir().join(name)).unwrap_or_else(|e| panic!("data/{name}: {e}"))
+}
+
+#[test]
+fn committed_demo_files_are_what_the_generator_writes() {
+    for (name, demo) in [("demo_national", simulate::national()), ("demo_geo", simulate::geo())] {
+        assert!(read(&format!("{name}.csv")) == demo.csv, "data/{name}.csv differs from the generator's output");
+        assert!(
+            read(&format!("{name}_truth.json")) == demo.truth_json(),
+            "data/{name}_truth.json differs from the generator's output"
+        );
+        assert!(demo.csv.len() < 200_000, "data/{name}.csv is {} bytes", demo.csv.len());
+    }
+}
+
+fn truth(name: &str) -> Value {
+    serde_json::from_str(&read(name)).unwrap()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Per-capita mean of the KPI at the true parameters: baseline and controls (without media).
+fn baseline(t: &Value, intercept: f64, week: usize, weeks: usize, controls: &[(f64, f64)]) -> f64 {
+    let period = f(&t["seasonality_period"]);
+    let mut m = intercept + f(&t["trend_total"]) * week as f64 / (weeks - 1) as f64;
+    for (k, sc) in t["seasonality_sin_cos"].as_array().unwrap().iter().enumerate() {
+        let a = 2.0 * std::f64::consts::PI * (k + 1) as f64 * week as f64 / period;
+        m += f(&sc[0]) * a.sin() + f(&sc[1]) * a.cos();
+    }
+    m + controls.iter().map(|(coef, z)| coef * z).sum::<f64>()
+}
+
+/// Mean and sd of residuals; checks they match the true noise within sampling error.
+fn check_residuals(res: &[f64], noise_sd: f64) {
+    let n = res.len() as f64;
+    let mean = res.iter().sum::<f64>() / n;
+    let sd = (res.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    // se of the mean is σ/√n and of the sd σ/√(2n); allow 5 standard errors (plus the cent rounding
+    // of the file, which is negligible next to σ)
+    assert!(mean.abs() < 5.0 * noise_sd / n.sqrt(), "residual mean {mean} vs noise sd {noise_sd}");
+    assert!((sd / noise_sd - 1.0).abs() < 5.0 / (2.0 * n).sqrt(), "residual sd {sd} vs noise sd {noise_sd}");
+}
+
+#[test]
+fn national_demo_loads_and_its_truth_explains_the_data() {
+    let spec = load_config(data_dir().join("demo_national.toml")).unwrap();
+    let d = Dataset::load(&spec).unwrap();
+    assert_eq!((d.n_geos(), d.n_times(), d.n_channels()), (1, 156, 3));
+    assert_eq!(d.geos, ["national"]);
+    assert_eq!(d.channels, ["tv", "search", "social"]);
+    assert_eq!(d.times.labels[0], "2021-01-04");
+    // social's media driver is its impressions, its spend is money
+    assert!(d.media[[0, 0, 2]] > 100.0 * d.spend[[0, 0, 2]]);
+
+    let t = truth("demo_national_truth.json");
+    let weeks = d.n_times();
+    let mut mean: Vec<f64> = (0..weeks)
+        .map(|w| {
+            let ctrl = [
+                (f(&t["controls"][0]["coefficient"]), d.control_values[[0, w, 0]] - 1.0),
+                (f(&t["controls"][1]["coefficient"]), d.control_values[[0, w, 1]]),
+            ];
+            baseline(&t, f(&t["intercept"]), w, weeks, &ctrl)
+        })
+        .collect();
+    for (c, ch) in t["channels"].as_array().unwrap().iter().enumerate() {
+        let media: Vec<f64> = (0..weeks).map(|w| d.media[[0, w, c]]).collect();
+        let a = geometric_adstock(&media, f(&ch["adstock_alpha"]), ch["max_lag"].as_u64().unwrap() as usize);
+        let contrib: Vec<f64> =
+            a.iter().map(|&v| f(&ch["beta"]) * hill(v, f(&ch["hill_ec"]), f(&ch["hill_slope"]))).collect();
+        let spend: f64 = (0..weeks).map(|w| d.spend[[0, w, c]]).sum();
+        let roi = contrib.iter().sum::<f64>() / spend;
+        assert!(
+            (roi / f(&ch["roi"]) - 1.0).abs() < 1e-9,
+            "{}: ROI from the file {roi} vs truth {}",
+            ch["name"],
+            ch["roi"]
+        );
+        for w in 0..weeks {
+            mean[w] += contrib[w];
+        }
+    }
+    let res: Vec<f64> = (0..weeks).map(|w| d.kpi[[0, w]] - mean[w]).collect();
+    check_residuals(&res, f(&t["noise_sd"]));
+}
+
+#[test]
+fn geo_demo_loads_and_its_truth_explains_the_data() {
+    let spec = load_config(data_dir().join("demo_geo.toml")).unwrap();
+    let d = Dataset::load(&spec).unwrap();
+    assert_eq!((d.n_geos(), d.n_times(), d.n_channels()), (10, 104, 3));
+    let t = truth("demo_geo_truth.json");
+    let geos = t["geos"].as_array().unwrap();
+    assert_eq!(d.geos, geos.iter().map(|g| g["geo"].as_str().unwrap()).collect::<Vec<_>>());
+    let pop = d.population.clone().unwrap();
+    let weeks = d.n_times();
+    let price = f(&t["controls"][0]["coefficient"]);
+    let mut res = Vec::new();
+    let (mut contrib_total, mut spend_total) = (vec![0.0; 3], vec![0.0; 3]);
+    for (g, gt) in geos.iter().enumerate() {
+        assert_eq!(pop[g], f(&gt["population"]));
+        let mut mean: Vec<f64> = (0..weeks)
+            .map(|w| baseline(&t, f(&gt["intercept"]), w, weeks, &[(price, d.control_values[[g, w, 0]] - 1.0)]))
+            .collect();
+        for (c, ch) in t["channels"].as_array().unwrap().iter().enumerate() {
+            let per_capita: Vec<f64> = (0..weeks).map(|w| d.media[[g, w, c]] / pop[g]).collect();
+            let a = geometric_adstock(&per_capita, f(&ch["adstock_alpha"]), 8);
+            let beta = f(&gt["beta"][c]);
+            let contrib: Vec<f64> =
+                a.iter().map(|&v| beta * hill(v, f(&ch["hill_ec"]), f(&ch["hill_slope"]))).collect();
+            let spend: f64 = (0..weeks).map(|w| d.spend[[g, w, c]]).sum();
+            let geo_roi = pop[g] * contrib.iter().sum::<f64>() / spend;
+            assert!((geo_roi / f(&gt["roi"][c]) - 1.0).abs() < 1e-9, "geo {g} channel {c}: {geo_roi}");
+            contrib_total[c] += pop[g] * contrib.iter().sum::<f64>();
+            spend_total[c] += spend;
+            for w in 0..weeks {
+                mean[w] += contrib[w];
+            }
+        }
+        res.extend((0..weeks).map(|w| d.kpi[[g, w]] / pop[g] - mean[w]));
+    }
+    for (c, ch) in t["channels"].as_array().unwrap().iter().enumerate() {
+        let roi = contrib_total[c] / spend_total[c];
+        assert!((roi / f(&ch["roi"]) - 1.0).abs() < 1e-9, "{}: ROI {roi} vs truth {}", ch["name"], ch["roi"]);
+    }
+    check_residuals(&res, f(&t["noise_sd"]));
+}
