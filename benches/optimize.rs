@@ -3,9 +3,9 @@
 //!
 //! Run: `cargo bench --bench optimize`.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use mmloop_mmm::optimize::{
-    horizon_pieces, optimize, Bounds, Goal, Risk, Saturation, SaturatingCurves, SolverSettings,
+    Bounds, Goal, Risk, SaturatingCurves, Saturation, SolverSettings, horizon_pieces, optimize,
 };
 use std::hint::black_box;
 
@@ -22,7 +22,8 @@ fn curves(horizon: bool) -> SaturatingCurves {
         let lam = (0.5 + 0.1 * c as f64) * (1.0 + 0.3 * u(2));
         let alpha = (0.2 + 0.05 * c as f64) * (1.0 + 0.3 * u(3));
         let w: Vec<f64> = (0..=8).map(|l| alpha.powi(l)).collect();
-        let pieces = if horizon { horizon_pieces(&w, 13, 1.0 / 10.0) } else { vec![(w.iter().sum::<f64>() / 10.0, 13.0)] };
+        let pieces =
+            if horizon { horizon_pieces(&w, 13, 1.0 / 10.0) } else { vec![(w.iter().sum::<f64>() / 10.0, 13.0)] };
         (beta, Saturation::Logistic { lam }, pieces)
     })
 }

@@ -163,8 +163,10 @@ impl ResponseCurves for SaturatingCurves {
         let base = c * self.n_draws;
         for (d, out) in v.iter_mut().enumerate() {
             let i = base + d;
-            let a: f64 =
-                self.pieces[self.offsets[i]..self.offsets[i + 1]].iter().map(|&(k, m)| m * self.sat[i].eval(k * s).0).sum();
+            let a: f64 = self.pieces[self.offsets[i]..self.offsets[i + 1]]
+                .iter()
+                .map(|&(k, m)| m * self.sat[i].eval(k * s).0)
+                .sum();
             *out = self.beta[i] * a;
         }
     }

@@ -31,11 +31,16 @@
 
 mod curves;
 mod objective;
+mod plan;
 mod solver;
 
-pub use curves::{horizon_pieces, ResponseCurves, Saturation, SaturatingCurves};
-pub use objective::{lower_tail_mean, weighted_quantile, Risk};
-pub use solver::{min_budget_for_target, optimize, Allocation, Bounds, Goal, OptimizeError, SolverSettings};
+pub use curves::{ResponseCurves, SaturatingCurves, Saturation, horizon_pieces};
+pub use objective::{Risk, lower_tail_mean, weighted_quantile};
+pub use plan::{
+    ChannelPlan, FittedModel, OptimizationReport, OutcomeUnit, PlanError, PlanGoal, PlanningBasis, ScenarioChannel,
+    ScenarioReport, SpendPlan, evaluate_plan, optimize_plan, outcome_draws, relative_bounds,
+};
+pub use solver::{Allocation, Bounds, Goal, OptimizeError, SolverSettings, min_budget_for_target, optimize};
 
 #[cfg(test)]
 mod tests;

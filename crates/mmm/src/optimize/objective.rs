@@ -31,13 +31,21 @@ impl Risk {
             a.parse::<f64>().map_err(|_| format!("objective {name:?}: {a:?} is not a number"))
         };
         let unit = |v: f64, what: &str| {
-            if v > 0.0 && v < 1.0 { Ok(v) } else { Err(format!("objective {name:?}: the {what} must be in (0, 1), got {v}")) }
+            if v > 0.0 && v < 1.0 {
+                Ok(v)
+            } else {
+                Err(format!("objective {name:?}: the {what} must be in (0, 1), got {v}"))
+            }
         };
         match name.to_ascii_lowercase().as_str() {
             "mean" if arg.is_none() => Ok(Risk::Mean),
             "mean-sd" | "mean_sd" => {
                 let k = num("multiple of the sd")?;
-                if k.is_finite() && k >= 0.0 { Ok(Risk::MeanMinusSd { k }) } else { Err(format!("mean-sd: k must be ≥ 0, got {k}")) }
+                if k.is_finite() && k >= 0.0 {
+                    Ok(Risk::MeanMinusSd { k })
+                } else {
+                    Err(format!("mean-sd: k must be ≥ 0, got {k}"))
+                }
             }
             "quantile" | "var" => Ok(Risk::Quantile { q: unit(num("level")?, "level")? }),
             "cvar" => Ok(Risk::Cvar { alpha: unit(num("tail fraction")?, "tail fraction")? }),

@@ -52,13 +52,19 @@ pub enum OptimizeError {
     CrossedBounds { channel: String, lower: f64, upper: f64 },
     #[error("channel {channel:?}: bound {value} is not a finite non-negative amount")]
     BadBound { channel: String, value: f64 },
-    #[error("the lower bounds sum to {sum:.6}, above the budget {budget:.6} by {excess:.6}; lower some lower bounds or raise the budget")]
+    #[error(
+        "the lower bounds sum to {sum:.6}, above the budget {budget:.6} by {excess:.6}; lower some lower bounds or raise the budget"
+    )]
     BudgetBelowLowerBounds { sum: f64, budget: f64, excess: f64 },
-    #[error("the upper bounds sum to {sum:.6}, below the budget {budget:.6} by {shortfall:.6}; raise some upper bounds or lower the budget")]
+    #[error(
+        "the upper bounds sum to {sum:.6}, below the budget {budget:.6} by {shortfall:.6}; raise some upper bounds or lower the budget"
+    )]
     BudgetAboveUpperBounds { sum: f64, budget: f64, shortfall: f64 },
     #[error("the budget must be a finite non-negative amount, got {0}")]
     BadBudget(f64),
-    #[error("the target {target:.6} cannot be reached: spending every upper bound (total {spend:.6}) gives only {best:.6}, short by {shortfall:.6}; raise the upper bounds or lower the target")]
+    #[error(
+        "the target {target:.6} cannot be reached: spending every upper bound (total {spend:.6}) gives only {best:.6}, short by {shortfall:.6}; raise the upper bounds or lower the target"
+    )]
     TargetUnreachable { target: f64, best: f64, spend: f64, shortfall: f64 },
     #[error("the response of channel {channel:?} is not finite at spend {spend}; check the posterior draws")]
     NonFinite { channel: String, spend: f64 },
@@ -125,7 +131,11 @@ pub fn optimize<C: ResponseCurves + ?Sized>(
             }
             match start {
                 Some(x) if x.len() == nc && feasible(x, lower, upper, None) => x.to_vec(),
-                _ => lower.iter().zip(upper).map(|(l, u)| if u.is_finite() { 0.5 * (l + u) } else { l.max(1.0) }).collect(),
+                _ => lower
+                    .iter()
+                    .zip(upper)
+                    .map(|(l, u)| if u.is_finite() { 0.5 * (l + u) } else { l.max(1.0) })
+                    .collect(),
             }
         }
     };
@@ -325,7 +335,8 @@ fn proportional_start(l: &[f64], u: &[f64], b: f64) -> Vec<f64> {
 
 /// Moves s onto Σs = b within the box, by a common shift clamped to the bounds (bisection).
 fn rebalance(s: &mut [f64], l: &[f64], u: &[f64], b: f64) {
-    let total = |shift: f64, s: &[f64]| -> f64 { s.iter().enumerate().map(|(c, x)| (x + shift).clamp(l[c], u[c])).sum() };
+    let total =
+        |shift: f64, s: &[f64]| -> f64 { s.iter().enumerate().map(|(c, x)| (x + shift).clamp(l[c], u[c])).sum() };
     let base = s.to_vec();
     let span = b.abs() + base.iter().map(|x| x.abs()).sum::<f64>() + 1.0;
     let (mut lo, mut hi) = (-span, span);

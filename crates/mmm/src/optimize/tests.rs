@@ -15,7 +15,11 @@ fn mm_curves(beta: &[f64], k: &[f64], n_draws: usize) -> SaturatingCurves {
         let z = ((d * 7919 + c * 104729) % 1000) as f64 / 1000.0 - 0.5;
         let z2 = ((d * 6007 + c * 15485863) % 1000) as f64 / 1000.0 - 0.5;
         let jitter = if n_draws == 1 { 0.0 } else { 1.0 };
-        (beta[c] * (1.0 + 0.6 * z * jitter), Saturation::MichaelisMenten { k: k[c] * (1.0 + 0.4 * z2 * jitter) }, vec![(1.0, 1.0)])
+        (
+            beta[c] * (1.0 + 0.6 * z * jitter),
+            Saturation::MichaelisMenten { k: k[c] * (1.0 + 0.4 * z2 * jitter) },
+            vec![(1.0, 1.0)],
+        )
     })
 }
 
@@ -68,7 +72,11 @@ fn grid_best(curves: &SaturatingCurves, budget: f64, risk: Risk, n: usize) -> (f
     let mut best = (f64::NEG_INFINITY, vec![]);
     for i in 0..=n {
         for j in 0..=(n - i) {
-            let s = vec![budget * i as f64 / n as f64, budget * j as f64 / n as f64, budget * (n - i - j) as f64 / n as f64];
+            let s = vec![
+                budget * i as f64 / n as f64,
+                budget * j as f64 / n as f64,
+                budget * (n - i - j) as f64 / n as f64,
+            ];
             let v = mean_outcome(curves, &s, risk);
             if v > best.0 {
                 best = (v, s);
@@ -82,8 +90,8 @@ fn grid_best(curves: &SaturatingCurves, budget: f64, risk: Risk, n: usize) -> (f
 fn matches_brute_force_on_a_fine_grid_for_mean_and_cvar() {
     let curves = mm_curves(&[2.0, 1.5, 1.0], &[1.0, 0.6, 0.3], 300);
     for risk in [Risk::Mean, Risk::Cvar { alpha: 0.1 }, Risk::MeanMinusSd { k: 1.0 }] {
-        let a = optimize(&curves, None, risk, &bounds(3, 0.0, 5.0), Goal::Budget(5.0), None, Default::default())
-            .unwrap();
+        let a =
+            optimize(&curves, None, risk, &bounds(3, 0.0, 5.0), Goal::Budget(5.0), None, Default::default()).unwrap();
         let (gv, gs) = grid_best(&curves, 5.0, risk, 400);
         // the optimiser may not lose to the grid beyond float noise, and the grid (spacing
         // 5/400) may come within O(spacing²·|Φ''|) ≈ 1e-3 of the optimum, never above it
@@ -157,8 +165,9 @@ fn marginal_return_target_stops_each_channel_where_its_marginal_return_equals_th
     let k = [1.0, 2.0];
     let r = 0.25;
     let curves = mm_curves(&beta, &k, 1);
-    let a = optimize(&curves, None, Risk::Mean, &bounds(2, 0.0, 1e6), Goal::MarginalReturn(r), None, Default::default())
-        .unwrap();
+    let a =
+        optimize(&curves, None, Risk::Mean, &bounds(2, 0.0, 1e6), Goal::MarginalReturn(r), None, Default::default())
+            .unwrap();
     for c in 0..2 {
         let truth = (beta[c] * k[c] / r).sqrt() - k[c];
         assert!((a.spend[c] - truth).abs() < 1e-8, "channel {c}: {} vs {truth}", a.spend[c]);

@@ -1,0 +1,473 @@
+//! Planning on a fitted posterior: load a fit directory written by `mmloop fit`, turn its draws
+//! into per-channel response curves over a planning horizon, optimise the budget, and evaluate
+//! user-given spend plans (scenarios).
+//!
+//! Units: spend in money; outcomes in KPI units, or in revenue when the model has a revenue-per-KPI
+//! column. A national plan is spread over geos in proportion to each geo's recent spend on the
+//! channel, and converted to the media driver (impressions, clicks) by the geo's recent
+//! media-per-money ratio — the way the same money bought media in the data.
+
+use super::curves::{ResponseCurves, SaturatingCurves, Saturation, horizon_pieces};
+use super::objective::Risk;
+use super::solver::{Allocation, Bounds, Goal, OptimizeError, SolverSettings, min_budget_for_target, optimize};
+use crate::analysis::Stat;
+use crate::dataset::Dataset;
+use crate::model::{MmmModel, ParamValues};
+use crate::spec::ModelSpec;
+use crate::transforms::saturation::SaturationKind;
+use mmloop_data::Table;
+use std::path::{Path, PathBuf};
+
+/// Why a fit cannot be loaded or a plan evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{dir}: not a fit directory ({missing} is missing); run `mmloop fit --out {dir}` first")]
+    NotAFit { dir: PathBuf, missing: &'static str },
+    #[error("{dir}/config.toml: {message}")]
+    Config { dir: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Draws { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Plan { path: PathBuf, message: String },
+    #[error("{0}")]
+    Option(String),
+    #[error(transparent)]
+    Optimize(#[from] OptimizeError),
+}
+
+/// A fitted model reloaded from its output directory: spec, data, model and unconstrained draws.
+#[derive(Debug, Clone)]
+pub struct FittedModel {
+    pub spec: ModelSpec,
+    pub data: Dataset,
+    pub model: MmmModel,
+    /// Constrained parameter values, one per posterior draw.
+    pub draws: Vec<ParamValues>,
+}
+
+impl FittedModel {
+    /// Loads `DIR/config.toml` and `DIR/posterior_unconstrained.parquet`. The data path stored in
+    /// the config is tried as written (relative to the working directory of the fit), then
+    /// relative to the fit directory.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self, PlanError> {
+        let dir = dir.as_ref().to_path_buf();
+        let cfg = dir.join("config.toml");
+        let post = dir.join("posterior_unconstrained.parquet");
+        if !cfg.exists() {
+            return Err(PlanError::NotAFit { dir, missing: "config.toml" });
+        }
+        if !post.exists() {
+            return Err(PlanError::NotAFit { dir, missing: "posterior_unconstrained.parquet" });
+        }
+        let text = std::fs::read_to_string(&cfg)
+            .map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
+        let cerr = |e: crate::config::ConfigError| PlanError::Config { dir: dir.clone(), message: e.to_string() };
+        let mut spec = crate::config::parse_config(&text, Path::new(".")).map_err(cerr)?;
+        if !spec.data.path.exists() {
+            spec = crate::config::parse_config(&text, &dir).map_err(cerr)?;
+        }
+        let data = Dataset::load(&spec).map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
+        let model =
+            MmmModel::new(&spec, &data).map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
+        let table = Table::read(&post).map_err(|e| PlanError::Draws { path: post.clone(), message: e.to_string() })?;
+        let cols: Vec<Vec<f64>> = model
+            .names()
+            .iter()
+            .map(|n| {
+                table.f64_column(n).map_err(|e| PlanError::Draws {
+                    path: post.clone(),
+                    message: format!("{e} (the draws do not match the model in config.toml; refit)"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let draws = (0..table.n_rows())
+            .map(|d| {
+                let q: Vec<f64> = cols.iter().map(|c| c[d]).collect();
+                model.unpack(&q)
+            })
+            .collect();
+        Ok(Self { spec, data, model, draws })
+    }
+
+    pub fn channel_names(&self) -> Vec<String> {
+        self.model.channels.iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+/// Whether outcomes are counted in KPI units or in revenue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeUnit {
+    Kpi,
+    Revenue,
+}
+
+/// How one channel's national money reaches the model in one geo.
+#[derive(Debug, Clone)]
+struct GeoRoute {
+    /// Scaled media per unit of money in this geo: share_g · ρ_g / (r_g · m_c).
+    media_per_money: f64,
+    /// KPI scale κ_g times revenue per KPI (or 1).
+    value_scale: f64,
+}
+
+/// The planning basis: recent spend per channel and how money maps to each geo.
+#[derive(Debug, Clone)]
+pub struct PlanningBasis {
+    pub horizon: usize,
+    pub unit: OutcomeUnit,
+    pub channels: Vec<String>,
+    /// Spend in the last `horizon` fitted periods, per channel (the "current" allocation).
+    pub current: Vec<f64>,
+    routes: Vec<Vec<GeoRoute>>,
+}
+
+impl PlanningBasis {
+    /// Builds the basis from the last `horizon` periods of the fitted data.
+    pub fn new(fit: &FittedModel, horizon: usize, unit: OutcomeUnit) -> Result<Self, PlanError> {
+        let m = &fit.model;
+        let (g_n, t_n, tf) = (m.n_geos(), m.n_times, m.n_fit);
+        if horizon == 0 || horizon > tf {
+            return Err(PlanError::Option(format!(
+                "--horizon must be between 1 and the {tf} fitted periods, got {horizon}"
+            )));
+        }
+        if unit == OutcomeUnit::Revenue && !m.has_revenue {
+            return Err(PlanError::Option(
+                "revenue outcomes need a revenue-per-KPI column in the model; use KPI outcomes".into(),
+            ));
+        }
+        let recent = tf - horizon..tf;
+        let mut current = Vec::new();
+        let mut routes = Vec::new();
+        for (c, ch) in m.channels.iter().enumerate() {
+            let spend_g = |g: usize, r: std::ops::Range<usize>| -> f64 { r.map(|t| m.spend[c][g * t_n + t]).sum() };
+            let media_g = |g: usize, r: std::ops::Range<usize>| -> f64 { r.map(|t| fit.data.media[[g, t, c]]).sum() };
+            let total_recent: f64 = (0..g_n).map(|g| spend_g(g, recent.clone())).sum();
+            // shares and media-per-money from the recent window, or the whole fit when the channel was dark
+            let window = if total_recent > 0.0 { recent.clone() } else { 0..tf };
+            let total: f64 = (0..g_n).map(|g| spend_g(g, window.clone())).sum();
+            let all_media: f64 = (0..g_n).map(|g| media_g(g, 0..tf)).sum();
+            let all_spend: f64 = (0..g_n).map(|g| spend_g(g, 0..tf)).sum();
+            let rho_all = if all_spend > 0.0 { all_media / all_spend } else { 1.0 };
+            let mut r = Vec::with_capacity(g_n);
+            for g in 0..g_n {
+                let sg = spend_g(g, window.clone());
+                let share = if total > 0.0 { sg / total } else { 1.0 / g_n as f64 };
+                let rho = if sg > 0.0 { media_g(g, window.clone()) / sg } else { rho_all };
+                let rpk = match unit {
+                    OutcomeUnit::Kpi => 1.0,
+                    OutcomeUnit::Revenue => recent.clone().map(|t| m.rpk[g * t_n + t]).sum::<f64>() / horizon as f64,
+                };
+                r.push(GeoRoute {
+                    media_per_money: share * rho / (m.geo_size[g] * ch.media_scale),
+                    value_scale: m.kpi_scale[g] * rpk,
+                });
+            }
+            current.push(total_recent);
+            routes.push(r);
+        }
+        Ok(Self { horizon, unit, channels: m.channels.iter().map(|c| c.name.clone()).collect(), current, routes })
+    }
+
+    /// Per-draw response curves R_{c,d}(S): the incremental outcome of spending S on channel c,
+    /// spread evenly over the horizon, through the draw's adstock (carry-over after the horizon
+    /// counted) and saturation. With `steady_state`, the adstock is taken at its long-run level
+    /// instead (one piece per geo: faster, and exact for a horizon long against the adstock).
+    pub fn curves(&self, fit: &FittedModel, steady_state: bool) -> Result<SaturatingCurves, PlanError> {
+        let m = &fit.model;
+        for ch in &m.channels {
+            if ch.order == crate::transforms::TransformOrder::SaturationFirst {
+                return Err(PlanError::Option(format!(
+                    "channel {:?} saturates before adstock; budget curves support adstock-first channels only",
+                    ch.name
+                )));
+            }
+        }
+        let nd = fit.draws.len();
+        Ok(SaturatingCurves::new(m.channels.len(), nd, |c, d| {
+            let p = &fit.draws[d];
+            let ch = &m.channels[c];
+            let mut w = vec![0.0; ch.kernel.len()];
+            let mut dw = vec![0.0; ch.kernel.len() * ch.kernel.n_params()];
+            ch.kernel.weights(&p.theta[c], &mut w, &mut dw);
+            let sat = match ch.sat.kind {
+                SaturationKind::Hill => Saturation::Hill { ec: p.phi[c][0], slope: p.phi[c][1] },
+                SaturationKind::Logistic => Saturation::Logistic { lam: p.phi[c][0] },
+                SaturationKind::MichaelisMenten => Saturation::MichaelisMenten { k: p.phi[c][0] },
+            };
+            let mut pieces = Vec::new();
+            for (g, route) in self.routes[c].iter().enumerate() {
+                let mult = route.value_scale * p.beta_geo[c][g];
+                if steady_state {
+                    let k = w.iter().sum::<f64>() * route.media_per_money / self.horizon as f64;
+                    pieces.push((k, mult * self.horizon as f64));
+                } else {
+                    pieces.extend(
+                        horizon_pieces(&w, self.horizon, route.media_per_money).into_iter().map(|(k, n)| (k, n * mult)),
+                    );
+                }
+            }
+            (1.0, sat, pieces)
+        }))
+    }
+}
+
+/// Bounds for an optimisation: `relative` of current spend either way (Meridian's default ±30 %),
+/// with optional per-channel absolute overrides `(channel, lower, upper)` and fixed channels.
+pub fn relative_bounds(
+    basis: &PlanningBasis,
+    relative: f64,
+    overrides: &[(String, f64, f64)],
+) -> Result<Bounds, PlanError> {
+    if !(relative.is_finite() && relative >= 0.0) {
+        return Err(PlanError::Option(format!("--relative must be a non-negative fraction, got {relative}")));
+    }
+    let mut b = Bounds {
+        names: basis.channels.clone(),
+        lower: basis.current.iter().map(|s| s * (1.0 - relative).max(0.0)).collect(),
+        upper: basis.current.iter().map(|s| s * (1.0 + relative)).collect(),
+    };
+    for (name, lo, hi) in overrides {
+        let c = basis.channels.iter().position(|n| n == name).ok_or_else(|| {
+            PlanError::Option(format!(
+                "bounds name channel {name:?}, which the model does not have; channels: {}",
+                basis.channels.join(", ")
+            ))
+        })?;
+        b.lower[c] = *lo;
+        b.upper[c] = *hi;
+    }
+    Ok(b)
+}
+
+/// Per-draw total outcome of an allocation.
+pub fn outcome_draws(curves: &impl ResponseCurves, spend: &[f64]) -> Vec<f64> {
+    let nd = curves.n_draws();
+    let mut o = vec![0.0; nd];
+    let mut v = vec![0.0; nd];
+    for (c, &s) in spend.iter().enumerate() {
+        curves.value(c, s, &mut v);
+        o.iter_mut().zip(&v).for_each(|(a, b)| *a += b);
+    }
+    o
+}
+
+/// One channel's line in an optimisation report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChannelPlan {
+    pub channel: String,
+    pub current_spend: f64,
+    pub optimal_spend: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// Incremental outcome of the channel at the optimum.
+    pub outcome: Stat,
+    /// Marginal return ∂(objective)/∂spend at the optimum.
+    pub marginal_return: f64,
+}
+
+/// The answer to `mmloop optimize`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OptimizationReport {
+    pub horizon: usize,
+    pub outcome_unit: &'static str,
+    pub objective: String,
+    pub budget: f64,
+    pub channels: Vec<ChannelPlan>,
+    pub current_outcome: Stat,
+    pub optimal_outcome: Stat,
+    /// Per-draw gain of the optimal over the current allocation.
+    pub gain: Stat,
+    /// Posterior probability that the optimum beats the current allocation.
+    pub prob_gain_positive: f64,
+    pub objective_value: f64,
+    pub kkt_residual: f64,
+    pub lambda: f64,
+    pub iterations: usize,
+}
+
+/// What the optimisation must achieve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PlanGoal {
+    Budget(f64),
+    TargetOutcome(f64),
+    TargetMarginalReturn(f64),
+}
+
+/// Runs the optimisation and summarises it against the current allocation.
+pub fn optimize_plan(
+    basis: &PlanningBasis,
+    curves: &SaturatingCurves,
+    risk: Risk,
+    bounds: &Bounds,
+    goal: PlanGoal,
+) -> Result<OptimizationReport, PlanError> {
+    let settings = SolverSettings::default();
+    let a: Allocation = match goal {
+        PlanGoal::Budget(b) => optimize(curves, None, risk, bounds, Goal::Budget(b), None, settings)?,
+        PlanGoal::TargetOutcome(t) => min_budget_for_target(curves, None, risk, bounds, t, settings)?,
+        PlanGoal::TargetMarginalReturn(r) => {
+            optimize(curves, None, risk, bounds, Goal::MarginalReturn(r), None, settings)?
+        }
+    };
+    let cur = outcome_draws(curves, &basis.current);
+    let opt = outcome_draws(curves, &a.spend);
+    let gain: Vec<f64> = opt.iter().zip(&cur).map(|(o, c)| o - c).collect();
+    let nd = curves.n_draws();
+    let mut v = vec![0.0; nd];
+    let channels = (0..basis.channels.len())
+        .map(|c| {
+            curves.value(c, a.spend[c], &mut v);
+            ChannelPlan {
+                channel: basis.channels[c].clone(),
+                current_spend: basis.current[c],
+                optimal_spend: a.spend[c],
+                lower: bounds.lower[c],
+                upper: bounds.upper[c],
+                outcome: Stat::of(&v),
+                marginal_return: a.marginal[c],
+            }
+        })
+        .collect();
+    Ok(OptimizationReport {
+        horizon: basis.horizon,
+        outcome_unit: match basis.unit {
+            OutcomeUnit::Kpi => "kpi",
+            OutcomeUnit::Revenue => "revenue",
+        },
+        objective: format!("{risk:?}"),
+        budget: a.spend.iter().sum(),
+        channels,
+        current_outcome: Stat::of(&cur),
+        optimal_outcome: Stat::of(&opt),
+        prob_gain_positive: gain.iter().filter(|g| **g > 0.0).count() as f64 / nd as f64,
+        gain: Stat::of(&gain),
+        objective_value: a.objective,
+        kkt_residual: a.kkt_residual,
+        lambda: a.lambda,
+        iterations: a.iterations,
+    })
+}
+
+/// A spend plan: per period, per channel, national money.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendPlan {
+    pub periods: Vec<String>,
+    pub channels: Vec<String>,
+    /// [period][channel]
+    pub spend: Vec<Vec<f64>>,
+}
+
+impl SpendPlan {
+    /// Reads a plan CSV/Parquet: a `period` column (any labels) and one column per channel; a
+    /// channel missing from the file spends nothing; a column that is not a channel is an error.
+    pub fn read(path: &Path, channels: &[String]) -> Result<Self, PlanError> {
+        let perr = |m: String| PlanError::Plan { path: path.to_path_buf(), message: m };
+        let t = Table::read(path).map_err(|e| perr(e.to_string()))?;
+        let periods = if t.has_column("period") {
+            t.str_column("period").map_err(|e| perr(e.to_string()))?
+        } else {
+            (1..=t.n_rows()).map(|i| i.to_string()).collect()
+        };
+        for col in t.columns() {
+            if col != "period" && !channels.contains(&col) {
+                let hint =
+                    mmloop_data::closest(&col, channels).map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default();
+                return Err(perr(format!(
+                    "column {col:?} is not a channel of the model{hint}; the channels are: {}",
+                    channels.join(", ")
+                )));
+            }
+        }
+        let mut spend = vec![vec![0.0; channels.len()]; t.n_rows()];
+        for (c, name) in channels.iter().enumerate() {
+            if !t.has_column(name) {
+                continue;
+            }
+            let v = t.f64_column(name).map_err(|e| perr(e.to_string()))?;
+            for (row, x) in v.iter().enumerate() {
+                if *x < 0.0 {
+                    return Err(perr(format!("column {name:?}, row {}: spend {x} is negative", row + 1)));
+                }
+                spend[row][c] = *x;
+            }
+        }
+        Ok(Self { periods, channels: channels.to_vec(), spend })
+    }
+}
+
+/// The posterior of a plan's incremental outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScenarioReport {
+    pub periods: usize,
+    pub outcome_unit: &'static str,
+    pub channels: Vec<ScenarioChannel>,
+    pub total_spend: f64,
+    pub total_outcome: Stat,
+    pub roi: Stat,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScenarioChannel {
+    pub channel: String,
+    pub spend: f64,
+    pub outcome: Stat,
+    pub roi: Stat,
+}
+
+/// Evaluates a plan through every draw's adstock and saturation, counting carry-over for the
+/// adstock's max lag after the plan ends.
+pub fn evaluate_plan(fit: &FittedModel, basis: &PlanningBasis, plan: &SpendPlan) -> ScenarioReport {
+    let m = &fit.model;
+    let n_p = plan.periods.len();
+    let c_n = m.channels.len();
+    let per_draw: Vec<Vec<f64>> = fit
+        .draws
+        .iter()
+        .map(|p| {
+            (0..c_n)
+                .map(|c| {
+                    let tail = m.channels[c].kernel.len();
+                    let mut x = vec![0.0; n_p + tail];
+                    let mut f = vec![0.0; n_p + tail];
+                    let mut total = 0.0;
+                    for (g, route) in basis.routes[c].iter().enumerate() {
+                        for (t, row) in plan.spend.iter().enumerate() {
+                            x[t] = row[c] * route.media_per_money;
+                        }
+                        m.channel_feature(c, &p.theta[c], &p.phi[c], &x, &mut f);
+                        total += route.value_scale * p.beta_geo[c][g] * f.iter().sum::<f64>();
+                    }
+                    total
+                })
+                .collect()
+        })
+        .collect();
+    let spend: Vec<f64> = (0..c_n).map(|c| plan.spend.iter().map(|r| r[c]).sum()).collect();
+    let total_spend: f64 = spend.iter().sum();
+    let channels = (0..c_n)
+        .map(|c| {
+            let o: Vec<f64> = per_draw.iter().map(|d| d[c]).collect();
+            let roi: Vec<f64> = o.iter().map(|x| if spend[c] > 0.0 { x / spend[c] } else { 0.0 }).collect();
+            ScenarioChannel {
+                channel: m.channels[c].name.clone(),
+                spend: spend[c],
+                outcome: Stat::of(&o),
+                roi: Stat::of(&roi),
+            }
+        })
+        .collect();
+    let tot: Vec<f64> = per_draw.iter().map(|d| d.iter().sum()).collect();
+    let roi: Vec<f64> = tot.iter().map(|x| if total_spend > 0.0 { x / total_spend } else { 0.0 }).collect();
+    ScenarioReport {
+        periods: n_p,
+        outcome_unit: match basis.unit {
+            OutcomeUnit::Kpi => "kpi",
+            OutcomeUnit::Revenue => "revenue",
+        },
+        channels,
+        total_spend,
+        total_outcome: Stat::of(&tot),
+        roi: Stat::of(&roi),
+    }
+}
