@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod fit;
+mod lift;
+mod optimize;
 
 #[derive(Parser, Debug)]
 #[command(name = "mmloop", version, about = "Marketing-mix models and geo experiments in one measurement loop")]
@@ -16,12 +18,21 @@ struct Cli {
 enum Command {
     /// Fit a marketing-mix model from a TOML config; write summary.json, CSV tables and posterior draws.
     Fit(fit::FitArgs),
+    /// Estimate a geo test's lift (SC, SDID, DiD, TWFE, TBR) with inference; write the calibration record.
+    Lift(lift::LiftArgs),
+    /// Optimise the budget across channels on a saved fit (risk-aware objectives, bounds, targets).
+    Optimize(optimize::OptimizeArgs),
+    /// Evaluate spend plans (per channel, per period) on a saved fit, with credible intervals.
+    Scenario(optimize::ScenarioArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
         Command::Fit(a) => fit::run(a),
+        Command::Lift(a) => lift::run(a),
+        Command::Optimize(a) => optimize::run_optimize(a),
+        Command::Scenario(a) => optimize::run_scenario(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -39,6 +39,8 @@ pub enum ConformalStat {
     Positive,
     /// −Σuₜ, against positive effects (GeoLift "Negative").
     Negative,
+    /// |Σuₜ|, two-sided test of the average effect (used to invert for the confidence interval).
+    AbsSum,
 }
 
 impl ConformalStat {
@@ -47,6 +49,7 @@ impl ConformalStat {
             Self::Total => u.map(f64::abs).sum(),
             Self::Positive => u.sum(),
             Self::Negative => -u.sum::<f64>(),
+            Self::AbsSum => u.sum::<f64>().abs(),
         }
     }
 }
@@ -59,9 +62,12 @@ impl ConformalStat {
 ///    demeaning) and take the residuals uₜ = x₁ₜ − h₀·1{t ≥ T₀} − ŷₜ for every period;
 /// 2. statistic S(u) on the test window (Σ|uₜ| by default); p(h₀) = share of `ns` iid permutations π
 ///    of the T residuals with S(u_π) ≥ S(u) (augsynth `compute_permute_pval`, `type = "iid"`);
-/// 3. p-value of the experiment = p(0); the 1 − α confidence set for the average effect is
-///    {h₀ : p(h₀) ≥ α} (test inversion), found on a grid around the ATT (expanded until both ends are
-///    rejected) and refined by bisection at both boundaries.
+/// 3. p-value of the experiment = p(0) with the chosen statistic; the 1 − α confidence set for the
+///    average effect is {h₀ : p(h₀) ≥ α} (test inversion) with the statistic |Σuₜ| — the sum-of-absolute
+///    statistic also rejects constant-effect nulls when the effect varies over the window, so inverting
+///    it can give an empty set (it does on GeoLift_Test), whereas |Σuₜ| targets the average effect.
+///    The set is found on a grid around the ATT (expanded until both ends are rejected) and refined by
+///    bisection at both boundaries.
 ///
 /// The same `ns` permutations are used for every h₀ (common random numbers), so p(h₀) is a step
 /// function of h₀ and the interval ends are well defined.
@@ -103,8 +109,10 @@ impl Conformal {
             .collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn pval(
         &self,
+        stat: ConformalStat,
         data: &LiftData,
         x1: &[f64],
         x0: &ndarray::Array2<f64>,
@@ -117,11 +125,11 @@ impl Conformal {
         let adj: Vec<f64> = (0..tt).map(|t| if t >= t0 { x1[t] - h0 } else { x1[t] }).collect();
         let f = fit_sc(&adj, x0.view(), tt, self.demean, Some(w0));
         let u: Vec<f64> = (0..tt).map(|t| adj[t] - f.counterfactual[t]).collect();
-        let obs = self.stat.eval(u[t0..].iter().copied());
+        let obs = stat.eval(u[t0..].iter().copied());
         // a relative tolerance so that permutations that only reorder the test-window residuals
         // (equal statistics up to summation order) count as ties, as they are exactly
-        let tol = 1e-12 * u.iter().map(|v| v.abs()).sum::<f64>();
-        let hits = perms.iter().filter(|p| self.stat.eval(p[t0..].iter().map(|&i| u[i as usize])) >= obs - tol).count();
+        let tol = 1e-10 * u.iter().map(|v| v.abs()).sum::<f64>();
+        let hits = perms.iter().filter(|p| stat.eval(p[t0..].iter().map(|&i| u[i as usize])) >= obs - tol).count();
         hits as f64 / perms.len() as f64
     }
 
@@ -137,14 +145,14 @@ impl Conformal {
         let x0 = data.control_matrix();
         let w0: Vec<f64> = est.weights.iter().map(|(_, w)| *w).collect();
         let perms = self.perms(data.n_periods());
-        let p0 = self.pval(data, &x1, &x0, &w0, &perms, 0.0);
+        let p0 = self.pval(self.stat, data, &x1, &x0, &w0, &perms, 0.0);
         let att = est.att;
         let post: Vec<f64> = est.path.iter().filter(|p| p.post).map(|p| p.observed - p.counterfactual).collect();
         let mut half = 2.0 * (post.iter().map(|v| v * v).sum::<f64>() / post.len() as f64).sqrt();
         if half == 0.0 {
             half = 1.0;
         }
-        let p = |h: f64| self.pval(data, &x1, &x0, &w0, &perms, h);
+        let p = |h: f64| self.pval(ConformalStat::AbsSum, data, &x1, &x0, &w0, &perms, h);
         let mut grid: Vec<(f64, f64)>;
         let mut tries = 0;
         loop {

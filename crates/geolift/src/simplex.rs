@@ -4,7 +4,8 @@
 //! minimise ‖A w − b‖²   subject to  w ≥ 0,  Σ w = 1
 //! ```
 //!
-//! Solved exactly (to rounding) in two stages:
+//! Solved exactly (to rounding) by a primal active-set method (stage 2 below) from a warm start or
+//! the best single donor; when that fails (a singular face) stage 1 runs first:
 //! 1. accelerated projected gradient (FISTA, Beck & Teboulle 2009, with gradient restart,
 //!    O'Donoghue & Candès 2015) on the Gram form ½wᵀGw − cᵀw, G = AᵀA, c = Aᵀb, projecting onto the
 //!    simplex by the sort-based algorithm (Held, Wolfe & Crowder 1974; Duchi et al. 2008); this finds
@@ -50,10 +51,31 @@ pub fn simplex_ls(at: ArrayView2<f64>, b: &[f64], w0: Option<&[f64]>) -> Simplex
     let scale = g.diag().iter().fold(0.0f64, |a, &x| a.max(x.abs())).max(c.iter().fold(0.0f64, |a, &x| a.max(x.abs())));
     let scale = if scale > 0.0 { scale } else { 1.0 };
 
-    let w_fista = fista(&g, &c, w0, scale);
-    let (w, certified) = match active_set(&g, &c, &w_fista, scale) {
-        Some(w) if obj(&g, &c, &w) <= obj(&g, &c, &w_fista) + 1e-12 * scale => (w, true),
-        _ => (w_fista, false),
+    // The active-set method started from the warm start (or from the best single donor) usually
+    // finishes in a few pivots. If it cannot (singular face, iteration limit), FISTA runs to a tight
+    // tolerance and the active-set stage is retried from its support.
+    let start: Vec<f64> = match w0 {
+        Some(w) if w.len() == n && w.iter().all(|v| v.is_finite()) => {
+            let mut w = w.to_vec();
+            project_simplex(&mut w);
+            w
+        }
+        _ => {
+            let j = (0..n).min_by(|&a, &b| (0.5 * g[[a, a]] - c[a]).total_cmp(&(0.5 * g[[b, b]] - c[b]))).unwrap_or(0);
+            let mut w = vec![0.0; n];
+            w[j] = 1.0;
+            w
+        }
+    };
+    let (w, certified) = match active_set(&g, &c, &start, scale) {
+        Some(w) => (w, true),
+        None => {
+            let w_fista = fista(&g, &c, Some(&start), scale, 1e-13, 20_000);
+            match active_set(&g, &c, &w_fista, scale) {
+                Some(w) if obj(&g, &c, &w) <= obj(&g, &c, &w_fista) + 1e-12 * scale => (w, true),
+                _ => (w_fista, false),
+            }
+        }
     };
     let kkt = kkt_residual(&g, &c, &w) / scale;
     SimplexSolution { sse: sse(at, b, &w), weights: w, kkt_residual: kkt, certified }
@@ -117,7 +139,7 @@ pub fn project_simplex(v: &mut [f64]) {
     }
 }
 
-fn fista(g: &Array2<f64>, c: &[f64], w0: Option<&[f64]>, scale: f64) -> Vec<f64> {
+fn fista(g: &Array2<f64>, c: &[f64], w0: Option<&[f64]>, scale: f64, rel_tol: f64, max_iter: usize) -> Vec<f64> {
     let n = c.len();
     // Lipschitz constant: largest eigenvalue of G by power iteration, with a 1% margin; the
     // Frobenius norm is a safe upper bound if the iteration has not settled.
@@ -149,8 +171,8 @@ fn fista(g: &Array2<f64>, c: &[f64], w0: Option<&[f64]>, scale: f64) -> Vec<f64>
     };
     let mut y = x.clone();
     let mut tk = 1.0f64;
-    let tol = 1e-13 * scale;
-    for _ in 0..20_000 {
+    let tol = rel_tol * scale;
+    for _ in 0..max_iter {
         let gy = grad(g, c, &y);
         let mut xn: Vec<f64> = (0..n).map(|i| y[i] - gy[i] / l).collect();
         project_simplex(&mut xn);
@@ -178,6 +200,11 @@ fn fista(g: &Array2<f64>, c: &[f64], w0: Option<&[f64]>, scale: f64) -> Vec<f64>
 /// or the iteration limit is hit (the caller then keeps the FISTA point).
 fn active_set(g: &Array2<f64>, c: &[f64], start: &[f64], scale: f64) -> Option<Vec<f64>> {
     let n = c.len();
+    // work on the objective divided by `scale`, so the KKT matrix's G block and its constraint
+    // border of ones are of the same order (otherwise the LU pivot test misreads the border as singular)
+    let g = &(g / scale);
+    let c: &Vec<f64> = &c.iter().map(|v| v / scale).collect();
+    let scale = 1.0;
     let mx = start.iter().cloned().fold(0.0, f64::max);
     let mut w: Vec<f64> = start.iter().map(|&x| if x > 1e-9 * mx { x } else { 0.0 }).collect();
     let s: f64 = w.iter().sum();
@@ -348,6 +375,7 @@ pub(crate) fn lu_solve(a: &mut [f64], b: &mut [f64], n: usize) -> Option<Vec<f64
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
     use ndarray::array;

@@ -124,3 +124,39 @@ fn placebo_standard_errors_are_of_the_papers_order_on_prop99() {
     assert!((se_sc - 9.9).abs() < 0.2 * 9.9, "{se_sc}");
     assert!((se_did - 17.7).abs() < 0.2 * 17.7, "{se_did}");
 }
+
+#[test]
+fn conformal_p_value_matches_geolift_on_geolift_test() {
+    let Some(d) = geolift_test() else { return };
+    let mut e = SyntheticControl::default().estimate(&d).unwrap();
+    // GeoLift reports p ≈ 0.01 (1000 random permutations). With 10 000 permutations the Monte Carlo
+    // SD of p is √(0.011·0.989/10⁴) ≈ 0.001, so 0.004 is four SDs either side of GeoLift's value.
+    let conf = Conformal { ns: 10_000, ..Conformal::default() };
+    let r = conf.apply(&d, &mut e).unwrap();
+    eprintln!("p {} ci [{}, {}]", r.p_value, r.ci_lower, r.ci_upper);
+    assert!((r.p_value - 0.011).abs() < 0.004, "{}", r.p_value);
+    assert!(r.ci_lower < e.att && e.att < r.ci_upper);
+    // the interval is where p(h₀) ≥ α: just inside it p is at least α, just outside below
+    let g = &r.grid;
+    assert!(g.iter().filter(|(h, _)| *h < r.ci_lower || *h > r.ci_upper).all(|(_, p)| *p < conf.alpha));
+}
+
+#[test]
+fn conformal_and_placebos_are_identical_for_any_thread_count() {
+    let Some(d) = geolift_test() else { return };
+    let sc = SyntheticControl::default();
+    let e = sc.estimate(&d).unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let r = Conformal { ns: 500, ..Conformal::default() }.run(&d, &e).unwrap();
+            let se = inference::placebo_se(&sc, &d, 40, 7).unwrap();
+            let pis = inference::placebo_in_space(&sc, &d, e.att).unwrap();
+            (r.p_value, r.ci_lower, r.ci_upper, se, pis.p_value, pis.sd)
+        })
+    };
+    let a = run(1);
+    let b = run(4);
+    assert_eq!(a, b);
+    eprintln!("{a:?}");
+}

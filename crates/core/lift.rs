@@ -1,0 +1,423 @@
+//! `mmloop lift`: estimate a geo test's lift from a regional panel.
+
+use anyhow::{Context, bail};
+use mmloop_data::{LiftTestRecord, OutputDir};
+use mmloop_geolift::inference::{self, Conformal, ConformalStat};
+use mmloop_geolift::{Columns, DiD, LiftData, LiftEstimate, LiftEstimator, Panel, Sdid, SyntheticControl, Tbr, Twfe};
+use std::path::PathBuf;
+
+/// Estimate the lift of a geo experiment (DiD, SC, ASCM, SDID, TBR) with inference, and write the
+/// calibration record the MMM reads.
+#[derive(clap::Args, Debug)]
+pub struct LiftArgs {
+    /// Long panel (CSV or Parquet): one row per (time, geo).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Time column (dates YYYY-MM-DD or numbers).
+    #[arg(long, default_value = "date")]
+    pub time: String,
+    /// Geo column.
+    #[arg(long, default_value = "location")]
+    pub geo: String,
+    /// KPI column.
+    #[arg(long, default_value = "Y")]
+    pub kpi: String,
+    /// Spend column (enables iROAS).
+    #[arg(long)]
+    pub spend: Option<String>,
+    /// Treated geos, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub treated: Vec<String>,
+    /// A 0/1 "treated now" column, instead of --treated/--start.
+    #[arg(long)]
+    pub treatment_col: Option<String>,
+    /// First test period (inclusive), in the data's time notation.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Last test period (inclusive); later periods are dropped.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Estimator(s): sc, ascm, sdid, did, twfe, tbr or all (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "sc")]
+    pub estimator: Vec<String>,
+    /// Test cell NAME=geo1,geo2 (repeatable); each cell is estimated against the never-treated geos.
+    #[arg(long)]
+    pub cell: Vec<String>,
+    /// Do not demean each geo by its pre-period mean in SC (augsynth's default; GeoLift demeans).
+    #[arg(long)]
+    pub no_demean: bool,
+    /// Significance level for intervals (GeoLift's default 0.1 gives 90 % intervals).
+    #[arg(long, default_value_t = 0.1)]
+    pub alpha: f64,
+    /// Conformal test statistic: total (two-sided), positive or negative.
+    #[arg(long, default_value = "total")]
+    pub stat: String,
+    /// Permutations for conformal inference.
+    #[arg(long, default_value_t = 1000)]
+    pub permutations: usize,
+    /// Replications for placebo standard errors.
+    #[arg(long, default_value_t = 200)]
+    pub placebo_reps: usize,
+    /// Master seed for permutations and placebos.
+    #[arg(long, default_value_t = 20210401)]
+    pub seed: u64,
+    /// Channel(s) whose spend the test moved (for the calibration record; repeatable).
+    #[arg(long)]
+    pub channel: Vec<String>,
+    /// Total spend change over the window across treated geos (overrides the spend column).
+    #[arg(long, allow_hyphen_values = true)]
+    pub spend_change: Option<f64>,
+    /// Output directory (lift.json, lift_periods.csv, calibration.json).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+const ALL: [&str; 5] = ["sc", "sdid", "did", "twfe", "tbr"];
+
+struct Cell {
+    name: String,
+    data: LiftData,
+    estimates: Vec<LiftEstimate>,
+    spend_change: Option<f64>,
+}
+
+pub fn run(args: LiftArgs) -> anyhow::Result<()> {
+    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+        bail!("--alpha must be between 0 and 1, got {}", args.alpha);
+    }
+    let stat = match args.stat.to_lowercase().as_str() {
+        "total" => ConformalStat::Total,
+        "positive" => ConformalStat::Positive,
+        "negative" => ConformalStat::Negative,
+        s => bail!("--stat must be total, positive or negative, got {s:?}"),
+    };
+    let mut estimators: Vec<String> = Vec::new();
+    for e in &args.estimator {
+        let e = e.trim().to_lowercase();
+        match e.as_str() {
+            "all" => estimators.extend(ALL.iter().map(|s| s.to_string())),
+            "sc" | "sdid" | "did" | "twfe" | "tbr" => estimators.push(e),
+            "ascm" => bail!("--estimator ascm is not implemented yet; use sc, sdid, did, twfe or tbr"),
+            _ => bail!("unknown --estimator {e:?}; use sc, sdid, did, twfe, tbr or all"),
+        }
+    }
+    estimators.dedup();
+    let cols = Columns {
+        time: args.time.clone(),
+        geo: args.geo.clone(),
+        kpi: args.kpi.clone(),
+        spend: args.spend.clone(),
+        treatment: args.treatment_col.clone(),
+    };
+    let panel = Panel::read(&args.data, &cols)?;
+
+    // designs: one per cell
+    let mut designs: Vec<(String, mmloop_geolift::Design)> = Vec::new();
+    if !args.cell.is_empty() {
+        if !args.treated.is_empty() || args.treatment_col.is_some() {
+            bail!("use either --cell or --treated/--treatment-col, not both");
+        }
+        let start = args.start.clone().context("--start is required with --cell")?;
+        for c in &args.cell {
+            let (name, geos) = c.split_once('=').with_context(|| format!("--cell {c:?}: expected NAME=geo1,geo2"))?;
+            let geos: Vec<String> = geos.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            if geos.is_empty() {
+                bail!("--cell {c:?}: no geos listed");
+            }
+            designs.push((
+                name.trim().to_string(),
+                mmloop_geolift::Design { treated: geos, start: start.clone(), end: args.end.clone() },
+            ));
+        }
+    } else if args.treatment_col.is_some() {
+        if !args.treated.is_empty() {
+            bail!("use either --treated or --treatment-col, not both");
+        }
+        let mut d = panel.design_from_treatment()?;
+        if let Some(s) = &args.start {
+            d.start = s.clone();
+        }
+        d.end = args.end.clone();
+        designs.push(("test".into(), d));
+    } else {
+        if args.treated.is_empty() {
+            bail!("give the treated geos with --treated a,b (or --treatment-col, or --cell NAME=a,b)");
+        }
+        let start = args.start.clone().context("--start is required with --treated")?;
+        designs.push((
+            "test".into(),
+            mmloop_geolift::Design { treated: args.treated.clone(), start, end: args.end.clone() },
+        ));
+    }
+    let all_treated: Vec<String> = designs.iter().flat_map(|(_, d)| d.treated.clone()).collect();
+
+    let mut cells = Vec::new();
+    for (name, d) in &designs {
+        let exclude: Vec<String> = all_treated.iter().filter(|g| !d.treated.contains(g)).cloned().collect();
+        let data = panel.design_cell(d, &exclude).with_context(|| format!("cell {name}"))?;
+        let spend_change = args.spend_change.or_else(|| baseline_spend_change(&data));
+        let mut estimates = Vec::new();
+        for e in &estimators {
+            let mut est =
+                run_estimator(e, &data, &args, stat).with_context(|| format!("cell {name}, estimator {e}"))?;
+            if let Some(s) = spend_change {
+                est.set_iroas(s);
+            }
+            estimates.push(est);
+        }
+        cells.push(Cell { name: name.clone(), data, estimates, spend_change });
+    }
+
+    // outputs
+    let out = OutputDir::create(&args.out)?;
+    let json = lift_json(&panel, &cells, &args);
+    out.write("lift.json", serde_json::to_string_pretty(&json)?.as_bytes())?;
+    out.write("lift_periods.csv", periods_csv(&cells).as_bytes())?;
+    let records: Vec<LiftTestRecord> = cells.iter().map(|c| record(c, &args, &panel)).collect();
+    for r in &records {
+        if let Err(m) = r.validate() {
+            bail!("calibration record for {:?} is not valid: {m}", r.geos);
+        }
+    }
+    out.write("calibration.json", serde_json::to_string_pretty(&records)?.as_bytes())?;
+    let target = out.commit()?;
+    print_summary(&cells, &args);
+    println!("\nwrote {}/lift.json, lift_periods.csv, calibration.json", target.display());
+    if records.iter().any(|r| r.spend_change == 0.0) {
+        eprintln!(
+            "warning: no spend change known (give --spend COLUMN or --spend-change X); calibration.json has spend_change 0, set it before calibrating the MMM"
+        );
+    }
+    Ok(())
+}
+
+/// Spend change when only a spend column is given: treated spend over the window minus the same
+/// number of periods at the treated geos' pre-period average spend.
+fn baseline_spend_change(d: &LiftData) -> Option<f64> {
+    let s = d.spend.as_ref()?;
+    let pre: f64 = d.treated.iter().map(|&g| (0..d.t0).map(|t| s[[g, t]]).sum::<f64>()).sum::<f64>() / d.t0 as f64;
+    Some(d.treated_post_spend()? - pre * d.n_post() as f64)
+}
+
+fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalStat) -> anyhow::Result<LiftEstimate> {
+    let alpha = args.alpha;
+    Ok(match name {
+        "sc" => {
+            let sc = SyntheticControl { demean: !args.no_demean };
+            let mut e = sc.estimate(data)?;
+            let conf =
+                Conformal { ns: args.permutations, alpha, seed: args.seed, stat, grid_size: 50, demean: sc.demean };
+            let r = conf.apply(data, &mut e)?;
+            match inference::placebo_se(&sc, data, args.placebo_reps, args.seed) {
+                Ok(se) => {
+                    e.se = Some(se);
+                    e.inference = Some(format!(
+                        "conformal p-value and CI ({} permutations); placebo SE ({} reps)",
+                        args.permutations, args.placebo_reps
+                    ));
+                }
+                Err(m) => e.notes.push(format!("no placebo SE: {m}")),
+            }
+            e.notes.push(format!("conformal p(0) = {:.4}", r.p_value));
+            e
+        }
+        "sdid" => {
+            let s = Sdid::default();
+            let mut e = s.estimate(data)?;
+            let se = inference::sdid_placebo_se(&s, data, args.placebo_reps, args.seed)?;
+            inference::apply_se(&mut e, se, alpha, &format!("placebo SE ({} reps), normal CI", args.placebo_reps));
+            if let Ok(jk) = inference::sdid_jackknife_se(&s, data) {
+                e.notes.push(format!("jackknife SE {jk:.6}"));
+            }
+            e
+        }
+        "did" => {
+            let mut e = DiD.estimate(data)?;
+            let se = inference::sdid_placebo_se(&Sdid::did(), data, args.placebo_reps, args.seed)?;
+            inference::apply_se(&mut e, se, alpha, &format!("placebo SE ({} reps), normal CI", args.placebo_reps));
+            e
+        }
+        "twfe" => {
+            let mut e = Twfe.estimate(data)?;
+            // recompute the interval at the requested alpha
+            if let Some(se) = e.se {
+                let fit = Twfe.fit(data)?;
+                let q = mmloop_geolift::did::t_quantile(1.0 - alpha / 2.0, (fit.n_clusters - 1) as f64);
+                e.alpha = alpha;
+                e.ci_lower = Some(e.att - q * se);
+                e.ci_upper = Some(e.att + q * se);
+            }
+            e
+        }
+        "tbr" => Tbr { alpha }.estimate(data)?,
+        _ => bail!("unknown estimator {name}"),
+    })
+}
+
+fn lift_json(panel: &Panel, cells: &[Cell], args: &LiftArgs) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let cells_json: Vec<Value> = cells
+        .iter()
+        .map(|c| {
+            let mut ests = Map::new();
+            for e in &c.estimates {
+                let weights: Map<String, Value> = e.weights.iter().map(|(g, w)| (g.clone(), json!(w))).collect();
+                let mut o = json!({
+                    "att": e.att,
+                    "lift_pct": e.lift_pct,
+                    "incremental": e.incremental,
+                    "se": e.se,
+                    "ci_lower": e.ci_lower,
+                    "ci_upper": e.ci_upper,
+                    "p_value": e.p_value,
+                    "alpha": e.alpha,
+                    "inference": e.inference,
+                    "weights": weights,
+                    "pre_fit": e.pre_fit,
+                    "bias": e.bias,
+                    "iroas": e.iroas,
+                    "notes": e.notes,
+                });
+                if !e.time_weights.is_empty() {
+                    let tw: Map<String, Value> = e.time_weights.iter().map(|(g, w)| (g.clone(), json!(w))).collect();
+                    o["time_weights"] = Value::Object(tw);
+                }
+                ests.insert(e.estimator.clone(), o);
+            }
+            json!({
+                "cell": c.name,
+                "treated": c.data.treated_names(),
+                "controls": c.data.control_names(),
+                "start": c.data.time_labels[c.data.t0],
+                "end": c.data.time_labels[c.data.n_periods() - 1],
+                "n_pre": c.data.t0,
+                "n_post": c.data.n_post(),
+                "spend_change": c.spend_change,
+                "estimates": Value::Object(ests),
+            })
+        })
+        .collect();
+    json!({
+        "source": panel.source,
+        "kpi": args.kpi,
+        "seed": args.seed,
+        "cells": cells_json,
+    })
+}
+
+fn periods_csv(cells: &[Cell]) -> String {
+    let mut s = String::from("cell,estimator,time,post,observed,counterfactual,effect\n");
+    for c in cells {
+        for e in &c.estimates {
+            for p in &e.path {
+                s.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    csv_field(&c.name),
+                    e.estimator,
+                    csv_field(&p.time),
+                    u8::from(p.post),
+                    p.observed,
+                    p.counterfactual,
+                    p.observed - p.counterfactual
+                ));
+            }
+        }
+    }
+    s
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// The calibration record of a cell from its first estimator (the one listed first in --estimator).
+fn record(c: &Cell, args: &LiftArgs, panel: &Panel) -> LiftTestRecord {
+    let e = &c.estimates[0];
+    let scale = (e.n_post * e.n_treated) as f64;
+    let se = e.se.or_else(|| {
+        // normal-approximation SE from the interval when the method gives only an interval
+        let (l, h) = (e.ci_lower?, e.ci_upper?);
+        Some((h - l) / (2.0 * mmloop_geolift::did::normal_quantile(1.0 - e.alpha / 2.0)))
+    });
+    LiftTestRecord {
+        channels: args.channel.clone(),
+        geos: c.data.treated_names(),
+        start: c.data.time_labels[c.data.t0].clone(),
+        end: c.data.time_labels[c.data.n_periods() - 1].clone(),
+        spend_change: c.spend_change.unwrap_or(0.0),
+        spend_path: None,
+        incremental_kpi: e.incremental,
+        standard_error: se.map(|s| s * scale).unwrap_or(f64::NAN),
+        estimator: e.estimator.clone(),
+        source: panel.source.clone(),
+    }
+}
+
+fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
+}
+
+fn print_summary(cells: &[Cell], args: &LiftArgs) {
+    let level = 100.0 * (1.0 - args.alpha);
+    for c in cells {
+        println!(
+            "\nGeo lift: cell {} — treated {} — test {}..{} ({} periods; {} pre-periods, {} controls)",
+            c.name,
+            c.data.treated_names().join(", "),
+            c.data.time_labels[c.data.t0],
+            c.data.time_labels[c.data.n_periods() - 1],
+            c.data.n_post(),
+            c.data.t0,
+            c.data.controls.len()
+        );
+        println!(
+            "{:<8} {:>12} {:>8} {:>13} {:>10} {:>27} {:>8}",
+            "model",
+            "ATT",
+            "lift %",
+            "incremental",
+            "SE",
+            format!("{level:.0}% CI"),
+            "p"
+        );
+        for e in &c.estimates {
+            let ci = match (e.ci_lower, e.ci_upper) {
+                (Some(l), Some(h)) => format!("[{l:.3}, {h:.3}]"),
+                _ => "-".into(),
+            };
+            println!(
+                "{:<8} {:>12.3} {:>8.2} {:>13.1} {:>10} {:>27} {:>8}",
+                e.estimator,
+                e.att,
+                e.lift_pct,
+                e.incremental,
+                fmt_opt(e.se, 3),
+                ci,
+                fmt_opt(e.p_value, 3)
+            );
+        }
+        for e in &c.estimates {
+            if let Some(pf) = e.pre_fit {
+                println!(
+                    "  {}: pre-fit L2 {:.3}, scaled L2 {:.4}, RMSE {:.3}",
+                    e.estimator, pf.l2, pf.scaled_l2, pf.rmse
+                );
+            }
+            let mut w: Vec<&(String, f64)> = e.weights.iter().filter(|(_, w)| *w >= 1e-4).collect();
+            if e.estimator == "sc" || e.estimator == "sdid" {
+                w.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let top: Vec<String> = w.iter().take(8).map(|(g, v)| format!("{g} {v:.4}")).collect();
+                println!("  {} weights: {}", e.estimator, top.join(", "));
+            }
+            if let Some(i) = e.iroas {
+                println!(
+                    "  {} iROAS {:.4} [{}, {}]",
+                    e.estimator,
+                    i.estimate,
+                    fmt_opt(i.ci_lower, 4),
+                    fmt_opt(i.ci_upper, 4)
+                );
+            }
+        }
+    }
+}
