@@ -270,32 +270,39 @@ impl Loader<'_> {
         let d = &spec.data;
         let n = self.t.n_rows();
 
-        // Columns used twice in incompatible roles are almost always config slips.
-        let mut roles: Vec<(&str, String)> = vec![(d.time_column.as_str(), "[data] time".into())];
-        roles.push((d.kpi_column.as_str(), "[data] kpi".into()));
+        // Columns used twice in incompatible roles are almost always config slips. Several channels
+        // may share a spend column, and several indicators may read one text column.
+        #[derive(PartialEq)]
+        enum Use {
+            Other,
+            Spend,
+            Indicator,
+        }
+        let mut roles: Vec<(&str, String, Use)> = vec![(d.time_column.as_str(), "[data] time".into(), Use::Other)];
+        roles.push((d.kpi_column.as_str(), "[data] kpi".into(), Use::Other));
         if let Some(g) = &d.geo_column {
-            roles.push((g.as_str(), "[data] geo".into()));
+            roles.push((g.as_str(), "[data] geo".into(), Use::Other));
         }
         for c in &spec.channels {
-            roles.push((c.spend_column.as_str(), format!("[[channel]] {:?} spend", c.name)));
+            roles.push((c.spend_column.as_str(), format!("[[channel]] {:?} spend", c.name), Use::Spend));
             if let Some(e) = &c.exposure_column {
-                roles.push((e.as_str(), format!("[[channel]] {:?} exposure", c.name)));
+                roles.push((e.as_str(), format!("[[channel]] {:?} exposure", c.name), Use::Other));
             }
         }
         for c in &spec.controls {
-            roles.push((split_indicator(&c.column).0, format!("[[control]] {:?}", c.column)));
+            let (col, value) =
+                if self.t.has_column(&c.column) { (c.column.as_str(), None) } else { split_indicator(&c.column) };
+            let kind = if value.is_some() { Use::Indicator } else { Use::Other };
+            roles.push((col, format!("[[control]] {:?}", c.column), kind));
         }
-        for (i, (col, a)) in roles.iter().enumerate() {
-            if let Some((_, b)) = roles[..i].iter().find(|(c, _)| c == col) {
-                let spend_shared = a.ends_with(" spend") && b.ends_with(" spend");
-                if !spend_shared {
-                    return Err(MmmDataError::Mismatch {
-                        path: self.path.clone(),
-                        option: a.clone(),
-                        problem: format!("column {col:?} is also used as {b}"),
-                        remedy: "Give each role its own column".into(),
-                    });
-                }
+        for (i, (col, a, ua)) in roles.iter().enumerate() {
+            if let Some((_, b, _)) = roles[..i].iter().find(|(c, _, ub)| c == col && (ub != ua || *ua == Use::Other)) {
+                return Err(MmmDataError::Mismatch {
+                    path: self.path.clone(),
+                    option: a.clone(),
+                    problem: format!("column {col:?} is also used as {b}"),
+                    remedy: "Give each role its own column".into(),
+                });
             }
         }
 
