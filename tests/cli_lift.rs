@@ -1,0 +1,132 @@
+//! `mmloop lift` end to end: the built binary on the public GeoLift and Prop 99 panels.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn geo(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/geo")).join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {} not found", p.display());
+        None
+    }
+}
+
+fn mmloop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mmloop")).args(args).output().expect("run mmloop")
+}
+
+fn read_json(p: PathBuf) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn lift_sc_on_geolift_test_writes_json_csv_and_calibration_record() {
+    let Some(data) = geo("GeoLift_Test.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = mmloop(&[
+        "lift", "--data", data.to_str().unwrap(), "--treated", "chicago,portland", "--start", "2021-04-01", "--end",
+        "2021-04-15", "--channel", "tv", "--spend-change", "50000", "--placebo-reps", "50", "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("155.556") && stdout.contains("cincinnati 0.2272"), "{stdout}");
+    let j = read_json(out.join("lift.json"));
+    let sc = &j["cells"][0]["estimates"]["sc"];
+    assert!((sc["att"].as_f64().unwrap() - 155.556).abs() < 5e-4);
+    assert!((sc["lift_pct"].as_f64().unwrap() - 5.4).abs() < 0.05);
+    assert!((sc["incremental"].as_f64().unwrap() - 4667.0).abs() < 0.5);
+    assert!((sc["pre_fit"]["l2"].as_f64().unwrap() - 909.489).abs() < 5e-4);
+    assert!((sc["pre_fit"]["scaled_l2"].as_f64().unwrap() - 0.1636).abs() < 5e-5);
+    assert!((sc["weights"]["miami"].as_f64().unwrap() - 0.2028).abs() < 5e-5);
+    for k in ["se", "ci_lower", "ci_upper", "p_value"] {
+        assert!(sc[k].as_f64().unwrap().is_finite(), "{k}");
+    }
+    let iroas = sc["iroas"]["estimate"].as_f64().unwrap();
+    assert!((iroas - 4666.67 / 50000.0).abs() < 1e-4, "{iroas}");
+    // the calibration record is read back by the MMM's reader as it is
+    let recs = mmloop_data::LiftTestRecord::read_all(out.join("calibration.json")).unwrap();
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert_eq!(r.channels, vec!["tv"]);
+    assert_eq!(r.geos, vec!["chicago", "portland"]);
+    assert_eq!((r.start.as_str(), r.end.as_str()), ("2021-04-01", "2021-04-15"));
+    assert_eq!(r.spend_change, 50000.0);
+    assert!((r.incremental_kpi - 4666.67).abs() < 0.01);
+    assert!(r.standard_error > 0.0 && r.estimator == "sc" && r.source == "GeoLift_Test.csv");
+    let csv = std::fs::read_to_string(out.join("lift_periods.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 105);
+    assert!(csv.starts_with("cell,estimator,time,post,observed,counterfactual,effect\n"));
+}
+
+#[test]
+fn lift_multicell_estimates_each_cell_against_never_treated_geos() {
+    let Some(data) = geo("GeoLift_Test_MultiCell.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = mmloop(&[
+        "lift", "--data", data.to_str().unwrap(), "--cell", "a=chicago,cincinnati", "--cell",
+        "b=honolulu,indianapolis", "--start", "2021-04-01", "--end", "2021-04-15", "--estimator", "sc,did",
+        "--permutations", "200", "--placebo-reps", "30", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = read_json(out.join("lift.json"));
+    let cells = j["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2);
+    for c in cells {
+        let controls: Vec<&str> = c["controls"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(controls.len(), 36);
+        for g in ["chicago", "cincinnati", "honolulu", "indianapolis"] {
+            assert!(!controls.contains(&g));
+        }
+        assert!(c["estimates"]["sc"]["att"].as_f64().unwrap().is_finite());
+        assert!(c["estimates"]["did"]["att"].as_f64().unwrap().is_finite());
+    }
+    let recs = mmloop_data::LiftTestRecord::read_all(out.join("calibration.json")).unwrap();
+    assert_eq!(recs.len(), 2);
+}
+
+#[test]
+fn lift_on_prop99_with_treatment_column_and_numeric_years() {
+    let Some(data) = geo("synthdid_california_prop99.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = mmloop(&[
+        "lift", "--data", data.to_str().unwrap(), "--time", "Year", "--geo", "State", "--kpi", "PacksPerCapita",
+        "--treatment-col", "treated", "--estimator", "sdid,did,twfe,tbr", "--placebo-reps", "50", "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = read_json(out.join("lift.json"));
+    let e = &j["cells"][0]["estimates"];
+    assert!((e["sdid"]["att"].as_f64().unwrap() - -15.603828).abs() < 5e-7);
+    assert!((e["did"]["att"].as_f64().unwrap() - -27.349111).abs() < 5e-7);
+    assert_eq!(j["cells"][0]["start"], "1989");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_leaves_no_output() {
+    let Some(data) = geo("GeoLift_Test.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = mmloop(&[
+        "lift", "--data", data.to_str().unwrap(), "--treated", "chicgo", "--start", "2021-04-01", "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"chicgo\"") && err.contains("did you mean \"chicago\""), "{err}");
+    assert!(!out.exists());
+    let o = mmloop(&["lift", "--data", data.to_str().unwrap(), "--treated", "chicago", "--out", out.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--start is required"));
+    let o = mmloop(&[
+        "lift", "--data", data.to_str().unwrap(), "--treated", "chicago", "--start", "2021-04-01", "--kpi", "y",
+        "--out", out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no column named \"y\"") && err.contains("did you mean \"Y\""), "{err}");
+    assert!(!out.exists());
+}
