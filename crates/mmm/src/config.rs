@@ -55,6 +55,10 @@
 //!
 //! `examples/full_reference.toml` is a fully commented config with every option.
 
+// The error enums carry file, option and row details for their messages; they are built once per
+// failed run, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 use crate::priors::{Prior, Support};
 use crate::spec::{
     BaselineSpec, Calibration, ChannelSpec, ControlSpec, DataSpec, EffectPrior, FitMethod, FitSettings, Fourier,
@@ -1392,7 +1396,7 @@ fn enclosing_table(text: &str, at: usize) -> String {
         let t = l.split('#').next().unwrap_or("").trim();
         t.starts_with('[').then(|| t.to_string())
     };
-    let header = text[..upto].lines().filter_map(header_of).last();
+    let header = text[..upto].lines().filter_map(header_of).next_back();
     let mut name = match &header {
         None => "the top level".to_string(),
         Some(h) if h.starts_with("[[") => {

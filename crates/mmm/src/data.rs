@@ -21,6 +21,10 @@
 //! A control written `column=value` in the spec (from `[[control]] column = "events", equals = "event1"`)
 //! is the 0/1 indicator of a text column equal to `value`.
 
+// The error enums carry file, option and row details for their messages; they are built once per
+// failed run, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 use crate::config::{YEARLY_PERIOD_WEEKS, split_indicator};
 use crate::dataset::Dataset;
 use crate::spec::{EffectPrior, ModelSpec, Trend};

@@ -193,8 +193,8 @@ fn spend_patterns(rng: &mut SplitMix64, t_n: usize, level: f64) -> [Vec<f64>; 4]
     while t < t_n {
         let on = 4 + (rng.uniform() * 5.0) as usize;
         let weekly = level * (12.0 + 10.0 * rng.uniform()) * (1.0 + 0.3 * season(t + 4));
-        for w in t..(t + on).min(t_n) {
-            tv[w] = weekly * (0.85 + 0.3 * rng.uniform());
+        for v in tv.iter_mut().take((t + on).min(t_n)).skip(t) {
+            *v = weekly * (0.85 + 0.3 * rng.uniform());
         }
         t += on + 2 + (rng.uniform() * 5.0) as usize;
     }
