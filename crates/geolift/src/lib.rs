@@ -4,6 +4,7 @@
 //! [`LiftEstimator`]: [`SyntheticControl`] (GeoLift conventions), [`Sdid`], [`DiD`], [`Twfe`], [`EventStudy`], [`Tbr`]. Inference lives in [`inference`]: conformal (Chernozhukov–Wüthrich–Zhu, as
 //! GeoLift), placebo in space, synthdid placebo and jackknife standard errors.
 
+pub mod design;
 pub mod did;
 pub mod error;
 pub mod inference;

@@ -237,41 +237,58 @@ fn sc_weight_fw(
         _ => vec![1.0 / t0 as f64; t0],
     };
     let eta = nr as f64 * zeta * zeta;
+    // columns stored contiguously: the gradient Aᵀ(Ax − b) is t0 dot products of length nr
+    let cols: Vec<Vec<f64>> = (0..nc).map(|c| yy.column(c).to_vec()).collect();
+    let b = &cols[t0];
     // Ax kept up to date incrementally
-    let mut ax: Vec<f64> = (0..nr).map(|r| (0..t0).map(|c| yy[[r, c]] * lam[c]).sum()).collect();
-    let b: Vec<f64> = (0..nr).map(|r| yy[[r, t0]]).collect();
+    let mut ax: Vec<f64> = vec![0.0; nr];
+    for (c, col) in cols[..t0].iter().enumerate() {
+        for r in 0..nr {
+            ax[r] += col[r] * lam[c];
+        }
+    }
     let mut vals: Vec<f64> = Vec::new();
     let thresh = min_decrease * min_decrease;
     let mut it = 0;
+    let mut res = vec![0.0; nr];
+    let mut derr = vec![0.0; nr];
     while it < max_iter && (it < 2 || vals[it - 2] - vals[it - 1] > thresh) {
         it += 1;
-        // half gradient: Aᵀ(Ax − b) + η λ
-        let res: Vec<f64> = (0..nr).map(|r| ax[r] - b[r]).collect();
+        // half gradient: Aᵀ(Ax − b) + η λ; first minimiser as R's which.min
+        for r in 0..nr {
+            res[r] = ax[r] - b[r];
+        }
         let mut best = 0usize;
         let mut best_v = f64::INFINITY;
-        for c in 0..t0 {
-            let g = (0..nr).map(|r| yy[[r, c]] * res[r]).sum::<f64>() + eta * lam[c];
+        for (c, col) in cols[..t0].iter().enumerate() {
+            let g = col.iter().zip(&res).map(|(x, y)| x * y).sum::<f64>() + eta * lam[c];
             if g < best_v {
                 best_v = g;
                 best = c;
             }
         }
-        let mut dx: Vec<f64> = lam.iter().map(|v| -v).collect();
-        dx[best] = 1.0 - lam[best];
-        if dx.iter().any(|&v| v != 0.0) {
-            let derr: Vec<f64> = (0..nr).map(|r| yy[[r, best]] - ax[r]).collect();
-            let num =
-                (0..nr).map(|r| res[r] * derr[r]).sum::<f64>() + eta * (0..t0).map(|c| lam[c] * dx[c]).sum::<f64>();
-            let den = derr.iter().map(|v| v * v).sum::<f64>() + eta * dx.iter().map(|v| v * v).sum::<f64>();
+        // direction towards vertex `best`: d = e_best − λ
+        let moves = lam.iter().enumerate().any(|(c, &v)| if c == best { v != 1.0 } else { v != 0.0 });
+        if moves {
+            let colb = &cols[best];
+            for r in 0..nr {
+                derr[r] = colb[r] - ax[r];
+            }
+            let lam_dx: f64 = lam.iter().enumerate().map(|(c, &v)| v * if c == best { 1.0 - v } else { -v }).sum();
+            let dx2: f64 =
+                lam.iter().enumerate().map(|(c, &v)| if c == best { (1.0 - v).powi(2) } else { v * v }).sum();
+            let num = res.iter().zip(&derr).map(|(x, y)| x * y).sum::<f64>() + eta * lam_dx;
+            let den = derr.iter().map(|v| v * v).sum::<f64>() + eta * dx2;
             let step = if den > 0.0 { (-num / den).clamp(0.0, 1.0) } else { 0.0 };
-            for c in 0..t0 {
-                lam[c] += step * dx[c];
+            for (c, v) in lam.iter_mut().enumerate() {
+                let dx = if c == best { 1.0 - *v } else { -*v };
+                *v += step * dx;
             }
             for r in 0..nr {
                 ax[r] += step * derr[r];
             }
         }
-        let sse: f64 = (0..nr).map(|r| (ax[r] - b[r]).powi(2)).sum();
+        let sse: f64 = ax.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
         vals.push(zeta * zeta * lam.iter().map(|v| v * v).sum::<f64>() + sse / nr as f64);
     }
     lam
