@@ -11,8 +11,8 @@
 //! - an empty, non-numeric, NaN or infinite cell;
 //! - negative spend or exposure; a non-positive, or within-geo varying, population; negative revenue per KPI;
 //! - a duplicate (time, geo) row; a geo that lacks some periods; gaps in the time grid (the step is
-//!   inferred as the smallest difference between consecutive periods — or calendar months / quarters
-//!   for dates 28–31 / 89–92 days apart — and every difference must equal it);
+//!   inferred as the commonest difference between consecutive periods — or calendar months / quarters
+//!   when most dates are 28–31 / 89–92 days apart — and every difference must equal it);
 //! - a channel whose media (or, with an ROI prior, spend) is zero in every fitted period;
 //! - too few fitted periods (see [`min_periods`] for the rule);
 //! - the default yearly seasonality (52.18 periods) on dates that are not weekly;
@@ -480,34 +480,48 @@ impl Loader<'_> {
             return Ok(1.0);
         }
         let diffs: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-        let within = |lo: f64, hi: f64| diffs.iter().all(|&d| (lo..=hi).contains(&d));
-        if time.kind == TimeKind::Date {
-            // calendar months and quarters have uneven day counts
-            if within(28.0, 31.0) {
-                return Ok(365.25 / 12.0);
-            }
-            if within(89.0, 92.0) {
-                return Ok(365.25 / 4.0);
-            }
-        }
-        let step = diffs.iter().copied().fold(f64::INFINITY, f64::min);
-        let tol = 1e-9 * step.abs().max(1.0);
         let unit = |v: f64| match time.kind {
             TimeKind::Date if v == 1.0 => "1 day".to_string(),
             TimeKind::Date => format!("{v} days"),
             TimeKind::Numeric => format!("{v}"),
         };
+        let gap = |i: usize, expected: String| MmmDataError::Gap {
+            path: self.path.clone(),
+            column: self.spec.data.time_column.clone(),
+            before: labels[i].clone(),
+            before_row: first_row[i] + 1,
+            after: labels[i + 1].clone(),
+            after_row: first_row[i + 1] + 1,
+            step: unit(diffs[i]),
+            expected,
+        };
+        if time.kind == TimeKind::Date {
+            // calendar months and quarters have uneven day counts: a grid of them if most steps are
+            for (lo, hi, name, step) in
+                [(28.0, 31.0, "1 month", 365.25 / 12.0), (89.0, 92.0, "1 quarter", 365.25 / 4.0)]
+            {
+                let inside = |d: f64| (lo..=hi).contains(&d);
+                if 2 * diffs.iter().filter(|&&d| inside(d)).count() > diffs.len() {
+                    return match diffs.iter().position(|&d| !inside(d)) {
+                        Some(i) => Err(gap(i, format!("{name} ({lo}-{hi} days)"))),
+                        None => Ok(step),
+                    };
+                }
+            }
+        }
+        // the commonest step (ties: the smaller); every step must equal it
+        let mut sorted = diffs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (mut step, mut best, mut run) = (sorted[0], 0, 0);
+        for (i, &d) in sorted.iter().enumerate() {
+            run = if i > 0 && d == sorted[i - 1] { run + 1 } else { 1 };
+            if run > best {
+                (step, best) = (d, run);
+            }
+        }
+        let tol = 1e-9 * step.abs().max(1.0);
         if let Some(i) = diffs.iter().position(|&d| (d - step).abs() > tol) {
-            return Err(MmmDataError::Gap {
-                path: self.path.clone(),
-                column: self.spec.data.time_column.clone(),
-                before: labels[i].clone(),
-                before_row: first_row[i] + 1,
-                after: labels[i + 1].clone(),
-                after_row: first_row[i + 1] + 1,
-                step: unit(diffs[i]),
-                expected: unit(step),
-            });
+            return Err(gap(i, unit(step)));
         }
         Ok(step)
     }
