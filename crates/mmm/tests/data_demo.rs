@@ -141,3 +141,31 @@ fn geo_demo_loads_and_its_truth_explains_the_data() {
     }
     check_residuals(&res, f(&t["noise_sd"]));
 }
+
+#[test]
+fn simulator_transforms_are_the_models_geometric_adstock_and_hill() {
+    use mmloop_mmm::Prior;
+    use mmloop_mmm::transforms::adstock::{AdstockKernel, convolve};
+    use mmloop_mmm::transforms::saturation::Saturation;
+    use mmloop_mmm::transforms::{AdstockSpec, SaturationSpec};
+    let demo = simulate::national();
+    let x: Vec<f64> = demo.csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect();
+    let beta = Prior::Beta { alpha: 1.0, beta: 3.0 };
+    for alpha in [0.0, 0.2, 0.6, 0.95] {
+        let k = AdstockKernel::from_spec(&AdstockSpec::Geometric { max_lag: 8, alpha: beta, normalize: true });
+        let (mut w, mut dw) = (vec![0.0; k.len()], vec![0.0; k.len()]);
+        k.weights(&[alpha], &mut w, &mut dw);
+        let mut model = vec![0.0; x.len()];
+        convolve(&w, &x, &mut model);
+        let ours = geometric_adstock(&x, alpha, 8);
+        for (a, b) in model.iter().zip(&ours) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "alpha {alpha}: model {a} vs simulator {b}");
+        }
+    }
+    let p = Prior::HalfNormal { sigma: 1.0 };
+    let sat = Saturation::from_spec(&SaturationSpec::Hill { ec: p, slope: p });
+    for (v, ec, n) in [(0.0, 1.0, 1.0), (0.3, 1.0, 2.0), (5000.0, 17_000.0, 1.5), (2.0, 0.5, 0.7)] {
+        let (a, b) = (sat.value(&[ec, n], v), hill(v, ec, n));
+        assert!((a - b).abs() <= 1e-14, "hill({v}; {ec}, {n}): model {a} vs simulator {b}");
+    }
+}
