@@ -71,6 +71,8 @@ pub struct Candidate {
     pub treated_share: f64,
     /// Mean Pearson correlation of the treated geos' series with the rest (the shortlist criterion).
     pub correlation: f64,
+    /// Ranking score (mean rank over the criteria; lower is better), set by [`rank`].
+    pub score: Option<f64>,
     pub curve: PowerCurve,
 }
 
@@ -121,9 +123,9 @@ fn corr(a: &[f64], b: &[f64]) -> f64 {
 /// draw is seeded from the master seed by (duration, window), so the result does not depend on the
 /// thread count.
 ///
-/// **Ranking** (GeoLift ranks by MDE, then fit and holdout): smaller |MDE| first (candidates that reach
-/// the target power nowhere on the grid last), then higher mean power over the grid, then smaller
-/// scaled L2 pre-period imbalance, then smaller treated share, then the treated names (a total order).
+/// **Ranking** ([`rank`]): GeoLift-style average of ranks on |MDE|, |lift at zero| (the estimator's bias
+/// on history with nothing injected — a design that "detects" lifts that are not there gets a small MDE
+/// for the wrong reason) and scaled L2 pre-period imbalance.
 pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Selection, DesignError> {
     let ng = panel.geos.len();
     let engine = PowerEngine::new(panel.kpi.view(), cfg)?;
@@ -243,6 +245,7 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
             mean_power: on_side.iter().sum::<f64>() / on_side.len().max(1) as f64,
             treated_share: share(set),
             correlation,
+            score: None,
             curve,
         })
     };
@@ -311,19 +314,42 @@ pub fn test_type(effects: &[f64]) -> Result<TestType, DesignError> {
     }
 }
 
-/// Sorts candidates by the ranking rule of [`search`] and numbers them.
+type CandidateKey = Box<dyn Fn(&Candidate) -> f64>;
+
+/// Sorts candidates and numbers them. Score = mean of the candidate's ranks (1 = best, ties get the
+/// same rank) on |MDE| (not reached on the grid = worst), |lift at zero| and scaled L2 imbalance, as
+/// GeoLift's market selection averages its criteria' ranks; ties broken by |MDE|, higher mean power,
+/// smaller treated share, duration, then the treated names (a total order).
 pub fn rank(c: &mut [Candidate]) {
-    c.sort_by(|a, b| {
-        let ma = a.mde.map(f64::abs).unwrap_or(f64::INFINITY);
-        let mb = b.mde.map(f64::abs).unwrap_or(f64::INFINITY);
-        ma.total_cmp(&mb)
+    let n = c.len();
+    let mde = |x: &Candidate| x.mde.map(f64::abs).unwrap_or(f64::INFINITY);
+    let keys: [CandidateKey; 3] = [
+        Box::new(mde),
+        Box::new(|x: &Candidate| x.curve.lift_at_zero.abs()),
+        Box::new(|x: &Candidate| x.curve.scaled_l2),
+    ];
+    let mut score = vec![0.0; n];
+    for key in &keys {
+        let v: Vec<f64> = c.iter().map(key).collect();
+        for i in 0..n {
+            score[i] += (1 + v.iter().filter(|&&w| w < v[i]).count()) as f64 / keys.len() as f64;
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| {
+        let (a, b) = (&c[i], &c[j]);
+        score[i]
+            .total_cmp(&score[j])
+            .then(mde(a).total_cmp(&mde(b)))
             .then(b.mean_power.total_cmp(&a.mean_power))
-            .then(a.curve.scaled_l2.total_cmp(&b.curve.scaled_l2))
             .then(a.treated_share.total_cmp(&b.treated_share))
             .then(a.duration.cmp(&b.duration))
             .then(a.treated.cmp(&b.treated))
     });
-    for (i, x) in c.iter_mut().enumerate() {
+    let sorted: Vec<Candidate> = order.iter().map(|&i| c[i].clone()).collect();
+    for (i, (slot, mut x)) in c.iter_mut().zip(sorted).enumerate() {
         x.rank = i + 1;
+        x.score = Some(score[order[i]]);
+        *slot = x;
     }
 }
