@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod design;
 mod fit;
 mod lift;
 mod optimize;
@@ -24,6 +25,8 @@ enum Command {
     Optimize(optimize::OptimizeArgs),
     /// Evaluate spend plans (per channel, per period) on a saved fit, with credible intervals.
     Scenario(optimize::ScenarioArgs),
+    /// Design a geo test: rank markets and lengths by simulated power; MDE, budget and expected precision.
+    Design(design::DesignArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Lift(a) => lift::run(a),
         Command::Optimize(a) => optimize::run_optimize(a),
         Command::Scenario(a) => optimize::run_scenario(a),
+        Command::Design(a) => design::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,226 @@
+//! `mmloop design`: choose test markets and length, with power, MDE and expected precision.
+
+use anyhow::{Context, bail};
+use mmloop_data::OutputDir;
+use mmloop_geolift::design::{
+    DesignEstimator, DesignInference, DesignRecord, PowerConfig, SearchSpec, candidates_csv, search,
+};
+use mmloop_geolift::{Columns, Panel};
+use std::path::PathBuf;
+
+/// Design a geo experiment: rank treated markets and test lengths by simulated power on history
+/// (GeoLift's approach), report the minimum detectable effect, budget and expected precision.
+#[derive(clap::Args, Debug)]
+pub struct DesignArgs {
+    /// Long panel (CSV or Parquet): one row per (time, geo).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Time column (dates YYYY-MM-DD or numbers).
+    #[arg(long, default_value = "date")]
+    pub time: String,
+    /// Geo column.
+    #[arg(long, default_value = "location")]
+    pub geo: String,
+    /// KPI column.
+    #[arg(long, default_value = "Y")]
+    pub kpi: String,
+    /// Spend column: reports the treated geos' current spend over the test length.
+    #[arg(long)]
+    pub spend: Option<String>,
+    /// Number of treated geos per cell: N or A..B (inclusive).
+    #[arg(long, default_value = "2..5")]
+    pub n_treated: String,
+    /// Test lengths in periods, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "14,21,28")]
+    pub duration: Vec<usize>,
+    /// Geos every design must treat, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub include: Vec<String>,
+    /// Geos never treated (they stay available as controls), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Relative effect sizes to simulate (negative for a go-dark test), comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        default_value = "0,0.025,0.05,0.075,0.1,0.125,0.15,0.2,0.25,0.3"
+    )]
+    pub effects: Vec<f64>,
+    /// Assumed iROAS: reports the budget needed for the MDE.
+    #[arg(long)]
+    pub iroas: Option<f64>,
+    /// Spend change over the test: reports the detectable iROAS and the iROAS standard error.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Number of disjoint test cells.
+    #[arg(long, default_value_t = 1)]
+    pub cells: usize,
+    /// Largest share of the total KPI the treated geos of a cell may hold.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_treated_share: f64,
+    /// Estimator: sc (GeoLift) or did.
+    #[arg(long, default_value = "sc")]
+    pub estimator: String,
+    /// Inference: conformal (GeoLift) or normal (t test on the pre-period gap; fast, exact for DiD).
+    #[arg(long, default_value = "conformal")]
+    pub inference: String,
+    /// Permutations for the conformal p-value.
+    #[arg(long, default_value_t = 1000)]
+    pub permutations: usize,
+    /// Significance level (GeoLift's default 0.1).
+    #[arg(long, default_value_t = 0.1)]
+    pub alpha: f64,
+    /// Power at which the MDE is read off.
+    #[arg(long, default_value_t = 0.8)]
+    pub power: f64,
+    /// Rolling historical windows simulated per design.
+    #[arg(long, default_value_t = 10)]
+    pub windows: usize,
+    /// Periods between window ends.
+    #[arg(long, default_value_t = 1)]
+    pub step: usize,
+    /// Master seed.
+    #[arg(long, default_value_t = 20210401)]
+    pub seed: u64,
+    /// Rows of the terminal table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Output directory (design.json, candidates.csv).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Parses `N`, `A..B` or `A..=B` (both inclusive).
+fn parse_range(s: &str) -> anyhow::Result<(usize, usize)> {
+    let num =
+        |x: &str| x.trim().parse::<usize>().with_context(|| format!("--n-treated: {s:?} is not N or A..B (e.g. 2..5)"));
+    match s.split_once("..") {
+        Some((a, b)) => Ok((num(a)?, num(b.trim_start_matches('='))?)),
+        None => {
+            let n = num(s)?;
+            Ok((n, n))
+        }
+    }
+}
+
+fn fmt_pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:+.1}%", 100.0 * x)).unwrap_or_else(|| "not reached".into())
+}
+
+pub fn run(a: DesignArgs) -> anyhow::Result<()> {
+    let (n_min, n_max) = parse_range(&a.n_treated)?;
+    let estimator = match a.estimator.as_str() {
+        "sc" => DesignEstimator::Sc { demean: true },
+        "did" => DesignEstimator::DiD,
+        o => bail!("--estimator: unknown estimator {o:?}; use sc or did"),
+    };
+    let inference = match a.inference.as_str() {
+        "conformal" => DesignInference::Conformal { permutations: a.permutations },
+        "normal" => DesignInference::Normal,
+        o => bail!("--inference: unknown inference {o:?}; use conformal or normal"),
+    };
+    for (name, v) in [("--iroas", a.iroas), ("--budget", a.budget)] {
+        if let Some(v) = v
+            && (!v.is_finite() || v == 0.0)
+        {
+            bail!("{name}: {v} must be a finite non-zero number");
+        }
+    }
+    let cols = Columns { time: a.time, geo: a.geo, kpi: a.kpi, spend: a.spend.clone(), treatment: None };
+    let panel = Panel::read(&a.data, &cols)?;
+    let cfg = PowerConfig {
+        estimator,
+        inference,
+        alpha: a.alpha,
+        windows: a.windows,
+        step: a.step,
+        seed: a.seed,
+        effects: a.effects,
+        ..Default::default()
+    };
+    let spec = SearchSpec {
+        n_min,
+        n_max,
+        durations: a.duration,
+        include: a.include,
+        exclude: a.exclude,
+        cells: a.cells,
+        max_treated_share: a.max_treated_share,
+        target_power: a.power,
+        ..Default::default()
+    };
+    eprintln!(
+        "design: {} geos × {} periods from {}; {}..{} treated, durations {:?}, {} effects, {} windows",
+        panel.geos.len(),
+        panel.times.len(),
+        panel.source,
+        n_min,
+        n_max,
+        spec.durations,
+        cfg.effects.len(),
+        cfg.windows
+    );
+    let start = std::time::Instant::now();
+    let sel = search(&panel, &spec, &cfg)?;
+    eprintln!(
+        "evaluated {} designs ({} treated sets) in {:.2} s",
+        sel.candidates.len(),
+        sel.n_shortlisted,
+        start.elapsed().as_secs_f64()
+    );
+    let record = DesignRecord::new(&sel, &cfg, spec.target_power, a.iroas, a.budget);
+    let out = OutputDir::create(&a.out)?;
+    out.write("design.json", &serde_json::to_vec_pretty(&record)?)?;
+    out.write("candidates.csv", candidates_csv(&sel, &cfg, a.iroas, a.budget).as_bytes())?;
+    let dir = out.commit()?;
+
+    println!(
+        "{:>4}  {:<48} {:>4} {:>12} {:>9} {:>9} {:>8} {:>7}",
+        "rank", "treated", "days", "MDE", "se(lift)", "lift@0", "scaledL2", "share"
+    );
+    for c in sel.candidates.iter().take(a.top) {
+        let mut names = c.treated.join(", ");
+        if names.chars().count() > 48 {
+            names = names.chars().take(45).collect::<String>() + "...";
+        }
+        println!(
+            "{:>4}  {:<48} {:>4} {:>12} {:>8.1}% {:>+8.1}% {:>8.3} {:>6.1}%",
+            c.rank,
+            names,
+            c.duration,
+            fmt_pct(c.mde),
+            100.0 * c.curve.se_lift,
+            100.0 * c.curve.lift_at_zero,
+            c.curve.scaled_l2,
+            100.0 * c.treated_share
+        );
+    }
+    for cell in &record.cells {
+        println!(
+            "chosen{}: {} for {} periods — MDE {} at {:.0}% power (α = {}), incremental KPI needed {}",
+            if record.cells.len() > 1 { format!(" cell {}", cell.rank) } else { String::new() },
+            cell.treated.join(", "),
+            cell.duration,
+            fmt_pct(cell.mde),
+            100.0 * spec.target_power,
+            cfg.alpha,
+            cell.mde_incremental.map(|m| format!("{m:.0}")).unwrap_or_else(|| "-".into())
+        );
+        if let Some(b) = cell.implied_budget {
+            println!("  budget needed at iROAS {}: {b:.0}", a.iroas.unwrap_or_default());
+        }
+        if let (Some(r), Some(se)) = (cell.detectable_iroas, cell.se_iroas) {
+            println!("  with budget {}: detectable iROAS {r:.3}, se(iROAS) {se:.3}", a.budget.unwrap_or_default());
+        }
+    }
+    if let Some(spend) = &panel.spend {
+        let first = &sel.cells[0];
+        let idx: Vec<usize> = first.treated.iter().filter_map(|g| panel.geo_index(g).ok()).collect();
+        let t = panel.times.len();
+        let cur: f64 = idx.iter().map(|&g| (t - first.duration..t).map(|s| spend[[g, s]]).sum::<f64>()).sum();
+        println!("  current spend of the chosen geos over the last {} periods: {cur:.0}", first.duration);
+    }
+    println!("wrote {}/design.json and candidates.csv", dir.display());
+    Ok(())
+}
