@@ -8,12 +8,14 @@
 mod density;
 pub mod diagnostics;
 mod error;
+pub mod laplace;
 pub mod nuts;
 mod posterior;
 pub mod summary;
 
 pub use density::{LogDensity, LogDensityError};
 pub use error::InferenceError;
+pub use laplace::{LaplaceSettings, laplace};
 pub use nuts::{Init, MassMatrix, NutsSettings, sample_nuts};
 pub use posterior::{ChainWarmup, DrawStats, LaplaceInfo, LaplaceStart, Method, Posterior};
 pub use summary::{ParamSummary, RunDiagnostics, Summary, summary};

@@ -1,0 +1,488 @@
+//! Laplace approximation: the mode (MAP in the unconstrained space) found by L-BFGS from several
+//! starts, the Hessian there by central differences of the analytic gradient, and Gaussian draws.
+//!
+//! The pieces follow argmin's split: [`ModeProblem`] is the problem (`CostFunction` + `Gradient` on
+//! −log p), [`argmin::solver::quasinewton::LBFGS`] with a Moré–Thuente line search is the solver,
+//! and argmin's `Executor` drives it. argmin's line search aborts on a NaN or infinite cost, so
+//! points where the density is not finite (or returns [`LogDensityError::Recoverable`]) get the
+//! large finite cost [`NON_FINITE_COST`] and a zero gradient, which the line search rejects by
+//! backtracking.
+
+#![allow(clippy::needless_range_loop)] // dense matrix code reads best with explicit indices
+
+use std::cell::RefCell;
+
+use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use faer::{Mat, Side};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::nuts::Init;
+use crate::posterior::{LaplaceInfo, LaplaceStart, Method, Posterior};
+use crate::{InferenceError, LogDensity, LogDensityError};
+
+/// Cost (−log p) given to points where the log density is not finite or not defined.
+pub const NON_FINITE_COST: f64 = 1e100;
+
+/// Settings of a Laplace approximation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LaplaceSettings {
+    /// Optimiser starts; the best mode is kept and the others are compared with it.
+    pub starts: usize,
+    /// Where starts are drawn: `Uniform` in every coordinate, or `Around` a point (the first start
+    /// is then the point itself).
+    pub init: Init,
+    /// Attempts per start to find a point with finite log density and gradient.
+    pub init_attempts: usize,
+    /// Seed for the starts (stream k + 1 for start k) and the draws (stream 0).
+    pub seed: u64,
+    /// Gaussian draws to return (one "chain").
+    pub draws: usize,
+    /// L-BFGS iterations per start.
+    pub max_iters: u64,
+    /// A start has converged when the Euclidean norm of ∇log p is below this.
+    pub grad_tol: f64,
+    /// L-BFGS history length.
+    pub lbfgs_memory: usize,
+    /// Central-difference step for the Hessian, relative: h_j = step · max(|x_j|, 1). The default
+    /// ε^(1/3) ≈ 6e-6 balances truncation (∝ h²) against rounding (∝ ε/h).
+    pub hessian_step: f64,
+}
+
+impl Default for LaplaceSettings {
+    fn default() -> Self {
+        LaplaceSettings {
+            starts: 4,
+            init: Init::Uniform { radius: 2.0 },
+            init_attempts: 100,
+            seed: 0,
+            draws: 4000,
+            max_iters: 2000,
+            grad_tol: 1e-8,
+            lbfgs_memory: 10,
+            hessian_step: f64::EPSILON.cbrt(),
+        }
+    }
+}
+
+/// A point, its cost and the gradient of the cost.
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
+
+/// What a [`ModeProblem`] remembers across evaluations; owned outside the problem so it survives an
+/// optimiser error.
+#[derive(Default)]
+struct Tracker {
+    /// The last evaluation (argmin asks for the cost and the gradient at a point separately).
+    last: RefCell<Option<Evaluation>>,
+    /// The best valid point seen: a start whose line search gives up close to the optimum still
+    /// yields it.
+    best: RefCell<Option<Evaluation>>,
+    fatal: RefCell<Option<String>>,
+    evaluations: RefCell<u64>,
+}
+
+/// −log p as an argmin problem (`CostFunction` + `Gradient`).
+struct ModeProblem<'a, D: ?Sized> {
+    density: &'a D,
+    tracker: &'a Tracker,
+}
+
+impl<D: LogDensity + ?Sized> ModeProblem<'_, D> {
+    /// (cost, gradient of the cost) at `x`; non-finite or recoverable points get
+    /// [`NON_FINITE_COST`] and a zero gradient; a fatal error stops the optimiser.
+    fn evaluate(&self, x: &[f64]) -> Result<(f64, Vec<f64>), argmin::core::Error> {
+        let t = self.tracker;
+        if let Some((lx, cost, grad)) = t.last.borrow().as_ref()
+            && lx.as_slice() == x
+        {
+            return Ok((*cost, grad.clone()));
+        }
+        *t.evaluations.borrow_mut() += 1;
+        let mut grad = vec![0.0; x.len()];
+        let (cost, grad) = match self.density.logp_grad(x, &mut grad) {
+            Ok(lp) if lp.is_finite() && grad.iter().all(|g| g.is_finite()) => {
+                let cost = -lp;
+                grad.iter_mut().for_each(|g| *g = -*g);
+                let mut best = t.best.borrow_mut();
+                if best.as_ref().is_none_or(|(_, c, _)| cost < *c) {
+                    *best = Some((x.to_vec(), cost, grad.clone()));
+                }
+                (cost, grad)
+            }
+            Ok(_) | Err(LogDensityError::Recoverable(_)) => (NON_FINITE_COST, vec![0.0; x.len()]),
+            Err(LogDensityError::Fatal(message)) => {
+                *t.fatal.borrow_mut() = Some(message.clone());
+                return Err(argmin::core::Error::msg(message));
+            }
+        };
+        *t.last.borrow_mut() = Some((x.to_vec(), cost, grad.clone()));
+        Ok((cost, grad))
+    }
+}
+
+impl<D: LogDensity + ?Sized> CostFunction for ModeProblem<'_, D> {
+    type Param = Vec<f64>;
+    type Output = f64;
+
+    fn cost(&self, x: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        Ok(self.evaluate(x)?.0)
+    }
+}
+
+impl<D: LogDensity + ?Sized> Gradient for ModeProblem<'_, D> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+
+    fn gradient(&self, x: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
+        Ok(self.evaluate(x)?.1)
+    }
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|g| g * g).sum::<f64>().sqrt()
+}
+
+/// The result of one optimiser start.
+struct StartResult {
+    report: LaplaceStart,
+    /// Best valid point, its log density and the norm of ∇log p there.
+    best: Option<(Vec<f64>, f64, f64)>,
+}
+
+/// A starting point with finite log density and gradient for start `k`.
+fn starting_point<D: LogDensity + ?Sized>(
+    density: &D,
+    settings: &LaplaceSettings,
+    k: usize,
+) -> Result<Vec<f64>, InferenceError> {
+    let dim = density.dim();
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    rng.set_stream(k as u64 + 1);
+    let mut x = vec![0.0; dim];
+    let mut grad = vec![0.0; dim];
+    let mut last = String::from("no attempt made");
+    for attempt in 0..settings.init_attempts {
+        match &settings.init {
+            Init::Uniform { radius } => {
+                x.iter_mut().for_each(|v| *v = if *radius > 0.0 { rng.random_range(-radius..*radius) } else { 0.0 });
+            }
+            Init::Around { center, radius } => {
+                // Start 0 is the centre itself; the others scatter around it.
+                let r = if k == 0 && attempt == 0 { 0.0 } else { radius.max(1e-6) };
+                for (v, c) in x.iter_mut().zip(center) {
+                    *v = c + if r > 0.0 { rng.random_range(-r..r) } else { 0.0 };
+                }
+            }
+        }
+        match density.logp_grad(&x, &mut grad) {
+            Ok(lp) if lp.is_finite() && grad.iter().all(|g| g.is_finite()) => return Ok(x),
+            Ok(lp) => last = format!("log density {lp} or its gradient is not finite"),
+            Err(LogDensityError::Fatal(message)) => {
+                return Err(InferenceError::FatalDensity { chain: k, iteration: 0, message });
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(InferenceError::Initialization { chain: k, attempts: settings.init_attempts, last })
+}
+
+fn optimise<D: LogDensity + ?Sized>(
+    density: &D,
+    settings: &LaplaceSettings,
+    start: Vec<f64>,
+) -> Result<StartResult, InferenceError> {
+    let tracker = Tracker::default();
+    let problem = ModeProblem { density, tracker: &tracker };
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), settings.lbfgs_memory)
+        .with_tolerance_grad(settings.grad_tol)
+        .and_then(|s| s.with_tolerance_cost(0.0))
+        .map_err(|e| InferenceError::InvalidSettings(e.to_string()))?;
+    let outcome = Executor::new(problem, solver)
+        .configure(|state| state.param(start.clone()).max_iters(settings.max_iters))
+        .run();
+    if let Some(message) = tracker.fatal.borrow_mut().take() {
+        return Err(InferenceError::FatalDensity { chain: 0, iteration: *tracker.evaluations.borrow(), message });
+    }
+    let (iterations, status) = match &outcome {
+        Ok(result) => {
+            let state = result.state();
+            let reason = match state.get_termination_reason() {
+                Some(TerminationReason::SolverConverged) => "converged".to_string(),
+                Some(TerminationReason::MaxItersReached) => format!("stopped at max_iters = {}", settings.max_iters),
+                // Near the optimum the line search runs out of floating-point resolution; whether the
+                // point is good enough is judged from the gradient (and, for the best start, from the
+                // Newton step).
+                Some(TerminationReason::SolverExit(msg)) if msg.contains("Line search") => {
+                    "stopped when the line search could make no further progress".to_string()
+                }
+                Some(other) => other.to_string(),
+                None => "unknown".to_string(),
+            };
+            (state.get_iter(), reason)
+        }
+        Err(e) => (0, format!("optimiser stopped: {e}")),
+    };
+    let best = tracker.best.borrow().as_ref().map(|(x, cost, grad)| (x.clone(), -cost, norm(grad)));
+    let report = LaplaceStart {
+        start,
+        end: best.as_ref().map(|b| b.0.clone()),
+        logp: best.as_ref().map(|b| b.1),
+        iterations,
+        status: match &best {
+            Some((_, _, g)) => {
+                format!("{status}; |∇log p| = {g:.1e} after {} evaluations", tracker.evaluations.borrow())
+            }
+            None => status,
+        },
+    };
+    Ok(StartResult { report, best })
+}
+
+/// Hessian of log p at `x` by central differences of the analytic gradient, symmetrised:
+/// column j is `(∇log p(x + h_j e_j) − ∇log p(x − h_j e_j)) / (2 h_j)` with
+/// `h_j = step · max(|x_j|, 1)`. Fails if the density is not finite at a probe point.
+pub fn hessian<D: LogDensity + ?Sized>(density: &D, x: &[f64], step: f64) -> Result<Vec<Vec<f64>>, InferenceError> {
+    let d = x.len();
+    let mut h = vec![vec![0.0; d]; d];
+    let mut probe = x.to_vec();
+    let mut gp = vec![0.0; d];
+    let mut gm = vec![0.0; d];
+    let eval = |p: &[f64], g: &mut [f64]| match density.logp_grad(p, g) {
+        Ok(lp) if lp.is_finite() && g.iter().all(|v| v.is_finite()) => Ok(()),
+        Ok(_) | Err(LogDensityError::Recoverable(_)) => Err(InferenceError::Optimization(format!(
+            "the log density is not finite within {step:e} (relative) of the mode, so the Hessian cannot be \
+             computed; the mode may lie on a boundary of the support"
+        ))),
+        Err(LogDensityError::Fatal(message)) => Err(InferenceError::FatalDensity { chain: 0, iteration: 0, message }),
+    };
+    for j in 0..d {
+        let hj = step * x[j].abs().max(1.0);
+        probe[j] = x[j] + hj;
+        eval(&probe, &mut gp)?;
+        probe[j] = x[j] - hj;
+        eval(&probe, &mut gm)?;
+        probe[j] = x[j];
+        for i in 0..d {
+            h[i][j] = (gp[i] - gm[i]) / (2.0 * hj);
+        }
+    }
+    for i in 0..d {
+        for j in 0..i {
+            let s = 0.5 * (h[i][j] + h[j][i]);
+            h[i][j] = s;
+            h[j][i] = s;
+        }
+    }
+    Ok(h)
+}
+
+/// The mode counts as found when a Newton step from it would move no coordinate by more than this
+/// many posterior standard deviations.
+pub const MODE_TOLERANCE_SD: f64 = 1e-3;
+
+/// Relative size below which an eigenvalue of the negative Hessian counts as zero: the central
+/// differences carry relative errors around 1e-10, so smaller curvature cannot be told from none.
+const EIGEN_RELATIVE_ZERO: f64 = 1e-10;
+
+/// Cholesky factor L (lower, row-major) of the negative Hessian `a`, or the error naming the worst
+/// direction when it is not (numerically) positive definite.
+fn cholesky_or_explain(a: &[Vec<f64>], names: &[String]) -> Result<Vec<Vec<f64>>, InferenceError> {
+    let d = a.len();
+    let m = Mat::from_fn(d, d, |i, j| a[i][j]);
+    let eig = m.self_adjoint_eigen(Side::Lower).map_err(|e| InferenceError::Optimization(format!("{e:?}")))?;
+    let values: Vec<f64> = (0..d).map(|i| eig.S()[i]).collect();
+    let largest = values.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
+    let zero = EIGEN_RELATIVE_ZERO * largest.max(f64::MIN_POSITIVE);
+    let llt = if values[0] > zero { m.llt(Side::Lower).ok() } else { None };
+    match llt {
+        Some(llt) => {
+            let l = llt.L();
+            Ok((0..d).map(|i| (0..d).map(|j| if j <= i { l[(i, j)] } else { 0.0 }).collect()).collect())
+        }
+        None => {
+            // Eigenvalues are sorted ascending: column 0 of U is the worst direction.
+            let u = eig.U();
+            let direction: Vec<f64> = (0..d).map(|i| u[(i, 0)]).collect();
+            let worst = (0..d).max_by(|&i, &j| direction[i].abs().total_cmp(&direction[j].abs())).unwrap_or(0);
+            Err(InferenceError::NotPositiveDefinite {
+                worst_param: names[worst].clone(),
+                worst_eigenvalue: values[0],
+                worst_direction: direction,
+                n_nonpositive: values.iter().filter(|v| **v <= zero).count(),
+                dim: d,
+            })
+        }
+    }
+}
+
+/// Solve `L' y = z` (back substitution with the transpose of lower-triangular `l`).
+fn solve_lt(l: &[Vec<f64>], z: &[f64]) -> Vec<f64> {
+    let d = z.len();
+    let mut y = vec![0.0; d];
+    for i in (0..d).rev() {
+        let s: f64 = (i + 1..d).map(|k| l[k][i] * y[k]).sum();
+        y[i] = (z[i] - s) / l[i][i];
+    }
+    y
+}
+
+/// Solve `L y = z` (forward substitution).
+fn solve_l(l: &[Vec<f64>], z: &[f64]) -> Vec<f64> {
+    let d = z.len();
+    let mut y = vec![0.0; d];
+    for i in 0..d {
+        let s: f64 = (0..i).map(|k| l[i][k] * y[k]).sum();
+        y[i] = (z[i] - s) / l[i][i];
+    }
+    y
+}
+
+/// Laplace approximation of the posterior: a Gaussian at the best mode with covariance the inverse
+/// negative Hessian, and `settings.draws` independent draws from it as a one-chain [`Posterior`]
+/// (same type as NUTS output). Starts run in parallel on the current rayon pool; the result does
+/// not depend on the thread count.
+///
+/// Starts that end at a different mode from the best (more than 0.05 posterior sd away in some
+/// coordinate, or with log density lower by more than 1e-6) or fail are reported in
+/// `LaplaceInfo::warnings`.
+///
+/// Errors: no start finds a valid point or every start fails; a fatal density error; the negative
+/// Hessian not positive definite ([`InferenceError::NotPositiveDefinite`] names the parameter that
+/// dominates the flat or upward-curving direction).
+pub fn laplace<D: LogDensity + ?Sized>(density: &D, settings: &LaplaceSettings) -> Result<Posterior, InferenceError> {
+    let dim = density.dim();
+    if dim == 0 {
+        return Err(InferenceError::InvalidModel("the model has no parameters".into()));
+    }
+    let names = density.param_names();
+    if names.len() != dim {
+        return Err(InferenceError::InvalidModel(format!(
+            "param_names() gives {} names for {dim} parameters",
+            names.len()
+        )));
+    }
+    if settings.starts == 0 || settings.init_attempts == 0 || settings.lbfgs_memory == 0 {
+        return Err(InferenceError::InvalidSettings(
+            "starts, init_attempts and lbfgs_memory must be at least 1".into(),
+        ));
+    }
+    if !(settings.grad_tol >= 0.0 && settings.hessian_step > 0.0 && settings.hessian_step < 0.1) {
+        return Err(InferenceError::InvalidSettings(format!(
+            "grad_tol must be >= 0 and hessian_step in (0, 0.1), got {} and {}",
+            settings.grad_tol, settings.hessian_step
+        )));
+    }
+    if let Init::Around { center, .. } = &settings.init
+        && center.len() != dim
+    {
+        return Err(InferenceError::InvalidModel(format!(
+            "init center has {} coordinates, the model has {dim}",
+            center.len()
+        )));
+    }
+
+    let results: Vec<StartResult> = (0..settings.starts)
+        .into_par_iter()
+        .map(|k| optimise(density, settings, starting_point(density, settings, k)?))
+        .collect::<Result<_, _>>()?;
+
+    let best_index = results
+        .iter()
+        .enumerate()
+        .filter_map(|(k, r)| r.best.as_ref().map(|b| (k, b.1)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k)
+        .ok_or_else(|| {
+            InferenceError::Optimization(format!(
+                "no optimiser start reached a point with a finite log density: {}",
+                results.iter().map(|r| r.report.status.as_str()).collect::<Vec<_>>().join("; ")
+            ))
+        })?;
+    let (mode, logp_at_mode, _) = results[best_index].best.clone().expect("best start has a point");
+
+    let neg_hessian: Vec<Vec<f64>> = hessian(density, &mode, settings.hessian_step)?
+        .into_iter()
+        .map(|row| row.into_iter().map(|v| -v).collect())
+        .collect();
+    let l = cholesky_or_explain(&neg_hessian, &names)?;
+    // Covariance = (L L')⁻¹: column j solves L L' c = e_j.
+    let mut covariance = vec![vec![0.0; dim]; dim];
+    for j in 0..dim {
+        let mut e = vec![0.0; dim];
+        e[j] = 1.0;
+        let c = solve_lt(&l, &solve_l(&l, &e));
+        for i in 0..dim {
+            covariance[i][j] = c[i];
+        }
+    }
+    let sds: Vec<f64> = (0..dim).map(|j| covariance[j][j].sqrt()).collect();
+
+    let mut warnings = Vec::new();
+    // How far the mode is from the true maximum, in posterior sds: the Newton step Σ ∇log p.
+    let mut grad = vec![0.0; dim];
+    density.logp_grad(&mode, &mut grad).map_err(|e| InferenceError::Optimization(e.to_string()))?;
+    let newton: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| covariance[i][j] * grad[j]).sum()).collect();
+    let (worst, newton_sd) =
+        (0..dim).map(|j| (j, newton[j].abs() / sds[j])).max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0));
+    if newton_sd > MODE_TOLERANCE_SD {
+        warnings.push(format!(
+            "the optimiser stopped short of the mode: a Newton step would still move `{}` by {newton_sd:.2e} posterior \
+             sd ({}). The Laplace mean is off by about that much; raise max_iters or lower grad_tol.",
+            names[worst], results[best_index].report.status
+        ));
+    }
+    for (k, r) in results.iter().enumerate() {
+        if k == best_index {
+            continue;
+        }
+        match &r.best {
+            None => warnings.push(format!("start {k} failed: {}", r.report.status)),
+            Some((x, lp, _)) => {
+                let (j, dist) = (0..dim)
+                    .map(|j| (j, (x[j] - mode[j]).abs() / sds[j]))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .unwrap_or((0, 0.0));
+                if dist > 0.05 || logp_at_mode - lp > 1e-6 {
+                    warnings.push(format!(
+                        "start {k} ended at a different point (log density lower by {:.3}, {dist:.2} posterior sd away \
+                         in `{}`; {}): the posterior may be multimodal or the optimiser stopped early, and the \
+                         Laplace approximation describes only the best mode",
+                        logp_at_mode - lp,
+                        names[j],
+                        r.report.status
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    rng.set_stream(0);
+    let draws: Vec<Vec<f64>> = (0..settings.draws)
+        .map(|_| {
+            let z: Vec<f64> = (0..dim).map(|_| rng.sample(StandardNormal)).collect();
+            solve_lt(&l, &z).iter().zip(&mode).map(|(dx, m)| m + dx).collect()
+        })
+        .collect();
+
+    Ok(Posterior {
+        method: Method::Laplace,
+        param_names: names,
+        draws: vec![draws],
+        sample_stats: Vec::new(),
+        warmup: Vec::new(),
+        laplace: Some(LaplaceInfo {
+            mode,
+            logp_at_mode,
+            covariance,
+            starts: results.into_iter().map(|r| r.report).collect(),
+            warnings,
+        }),
+    })
+}
