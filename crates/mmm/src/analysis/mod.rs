@@ -16,6 +16,9 @@
 //! MAPE = mean |y − ŷ|/|y| over cells with y ≠ 0, NRMSE = RMSE/(max y − min y) (Robyn's definition),
 //! in-sample (fitted period) and on the holdout.
 
+// Index loops mirror the sums of the math (over g, t, l) and address several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
 use crate::model::MmmModel;
 use rayon::prelude::*;
 use serde::Serialize;

@@ -5,6 +5,9 @@
 //! the media coefficients (pooling, ROI parametrisation), the saturation curves and the adstock
 //! convolutions (their adjoints, see `transforms::adstock`). One scratch allocation per call.
 
+// Index loops mirror the sums of the math (over g, t, l) and address several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
 use super::{ChannelModel, MmmModel};
 use crate::spec::Likelihood;
 use crate::transforms::TransformOrder;

@@ -28,6 +28,9 @@
 //! priors are unit-free as in Meridian and PyMC-Marketing. Every number reported to a user is
 //! converted back: contribution(g,t) = κ_g·β(g,c)·f_c(g,t) in KPI units.
 
+// Index loops mirror the sums of the math (over g, t, l) and address several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
 pub mod density;
 pub mod simulate;
 

@@ -7,6 +7,9 @@
 //! Σ_{g,t} K·r_g·β(g,c)·f_c(g,t) / Σ spend over the fitted period — in KPI units, so it is the same
 //! whatever internal scale a refit chooses.
 
+// Index loops mirror the sums of the math (over g, t, l) and address several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
 use super::{MmmModel, ModelError};
 use crate::dataset::Dataset;
 use crate::priors::Prior;
@@ -177,11 +180,7 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
                 normal.sample(&mut rng)
             } else if n == "intercept" {
                 1.0
-            } else if n == "intercept_geo_sd" {
-                0.1
-            } else if n == "trend_slope" {
-                0.1
-            } else if n.starts_with("season_sin[52,1]") {
+            } else if n == "intercept_geo_sd" || n == "trend_slope" || n.starts_with("season_sin[52,1]") {
                 0.1
             } else if n.starts_with("season_cos[52,1]") {
                 -0.05

@@ -28,6 +28,9 @@
 //! assert_eq!(y, vec![1.0, 0.5, 0.25, 2.0]);
 //! ```
 
+// Index loops mirror the sums of the math (over g, t, l) and address several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
 use super::AdstockSpec;
 
 /// The shape of an adstock kernel, without priors.
