@@ -415,3 +415,11 @@ fn bad_effect_grids_and_options_are_clear_errors() {
     let cfg = PowerConfig { inference: DesignInference::Conformal { permutations: 5 }, ..cfg_normal() };
     assert!(search(&small_panel(), &spec, &cfg).unwrap_err().to_string().contains("--permutations"));
 }
+
+#[test]
+fn t_critical_matches_tabulated_student_quantiles() {
+    // t_{0.975, 10} = 2.228139, t_{0.95, 30} = 1.697261 (standard tables), z_{0.95} = 1.644854
+    assert!((t_critical(0.05, 10.0) - 2.228_139).abs() < 1e-5);
+    assert!((t_critical(0.1, 30.0) - 1.697_261).abs() < 1e-5);
+    assert!((t_critical(0.1, 1e9) - 1.644_854).abs() < 1e-5);
+}
