@@ -66,3 +66,31 @@ fn pymc_example_recovers_adstock_alphas() {
     // the notebook's model explains the data almost entirely
     assert!(an.fit.in_sample.r2 > 0.9, "{:?}", an.fit);
 }
+
+/// The Laplace approximation on the same model: the mode and curvature give α close to the truth
+/// (the posterior is near-Gaussian in the unconstrained space with 179 weeks of data).
+#[test]
+fn pymc_example_laplace_recovers_adstock_alphas() {
+    if !Path::new(DATA).join("pymc_mmm_example.csv").exists() {
+        eprintln!("SKIPPED: {DATA}/pymc_mmm_example.csv is absent");
+        return;
+    }
+    let mut spec = parse_config(PYMC, Path::new(DATA)).expect("config parses");
+    spec.fit.method = FitMethod::Laplace;
+    spec.fit.seed = 5;
+    let data = Dataset::load(&spec).expect("data loads");
+    let t = std::time::Instant::now();
+    let res = mmloop_mmm::fit::fit(&spec, &data).expect("fit");
+    eprintln!("laplace fit in {:?}; diagnostics {}", t.elapsed(), res.diagnostics);
+    let alpha = |name: &str| {
+        let i = res.model.params.iter().position(|p| p.name == format!("adstock_alpha[{name}]")).unwrap();
+        let v: Vec<f64> = res.draws.values.iter().map(|q| res.model.params[i].transform.constrain(q[i]).x).collect();
+        Stat::of(&v)
+    };
+    let (a1, a2) = (alpha("x1"), alpha("x2"));
+    eprintln!("alpha x1 {a1:?}\nalpha x2 {a2:?}");
+    assert!((a1.mean - 0.4).abs() < 0.1, "x1: {a1:?}");
+    assert!((a2.mean - 0.2).abs() < 0.1, "x2: {a2:?}");
+    assert!(a1.q05 < 0.4 && 0.4 < a1.q95, "x1 interval misses 0.4: {a1:?}");
+    assert!(a2.q05 < 0.2 && 0.2 < a2.q95, "x2 interval misses 0.2: {a2:?}");
+}
