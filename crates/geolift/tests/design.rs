@@ -423,3 +423,30 @@ fn t_critical_matches_tabulated_student_quantiles() {
     assert!((t_critical(0.1, 30.0) - 1.697_261).abs() < 1e-5);
     assert!((t_critical(0.1, 1e9) - 1.644_854).abs() < 1e-5);
 }
+
+#[test]
+fn sc_conformal_design_has_nominal_size_on_exchangeable_noise() {
+    // With nothing injected and iid noise the residuals of the all-period SC fit are (nearly)
+    // exchangeable, so the conformal test's false-positive rate is α (Chernozhukov, Wüthrich & Zhu 2021,
+    // Thm 1: exact under exchangeability of the oracle residuals, approximate with estimated weights).
+    let (reps, ns) = (3000, 200);
+    let cfg = PowerConfig {
+        inference: DesignInference::Conformal { permutations: ns },
+        windows: 1,
+        effects: vec![0.0],
+        ..Default::default()
+    };
+    let rejections: f64 = (0..reps)
+        .into_par_iter()
+        .map(|r| {
+            let y = iid_panel(10, 50, 100.0, 10.0, derive_seed(11, 5, r as u64));
+            let eng = PowerEngine::new(y.view(), &cfg).unwrap();
+            eng.power_curve(&[0, 1], &(2..10).collect::<Vec<_>>(), 10).unwrap().points[0].power
+        })
+        .sum();
+    let size = rejections / reps as f64;
+    // binomial Monte Carlo sd at α = 0.1 over independent panels: √(0.1·0.9/3000) = 0.0055
+    let tol = 4.0 * (0.1f64 * 0.9 / reps as f64).sqrt();
+    eprintln!("conformal size on iid noise: {size:.4} (nominal 0.1, tol {tol:.4})");
+    assert!((size - 0.1).abs() <= tol, "size {size}");
+}
