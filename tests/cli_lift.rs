@@ -27,8 +27,22 @@ fn lift_sc_on_geolift_test_writes_json_csv_and_calibration_record() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = mmloop(&[
-        "lift", "--data", data.to_str().unwrap(), "--treated", "chicago,portland", "--start", "2021-04-01", "--end",
-        "2021-04-15", "--channel", "tv", "--spend-change", "50000", "--placebo-reps", "50", "--out",
+        "lift",
+        "--data",
+        data.to_str().unwrap(),
+        "--treated",
+        "chicago,portland",
+        "--start",
+        "2021-04-01",
+        "--end",
+        "2021-04-15",
+        "--channel",
+        "tv",
+        "--spend-change",
+        "50000",
+        "--placebo-reps",
+        "50",
+        "--out",
         out.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -68,9 +82,25 @@ fn lift_multicell_estimates_each_cell_against_never_treated_geos() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = mmloop(&[
-        "lift", "--data", data.to_str().unwrap(), "--cell", "a=chicago,cincinnati", "--cell",
-        "b=honolulu,indianapolis", "--start", "2021-04-01", "--end", "2021-04-15", "--estimator", "sc,did",
-        "--permutations", "200", "--placebo-reps", "30", "--out", out.to_str().unwrap(),
+        "lift",
+        "--data",
+        data.to_str().unwrap(),
+        "--cell",
+        "a=chicago,cincinnati",
+        "--cell",
+        "b=honolulu,indianapolis",
+        "--start",
+        "2021-04-01",
+        "--end",
+        "2021-04-15",
+        "--estimator",
+        "sc,did",
+        "--permutations",
+        "200",
+        "--placebo-reps",
+        "30",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let j = read_json(out.join("lift.json"));
@@ -95,8 +125,22 @@ fn lift_on_prop99_with_treatment_column_and_numeric_years() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = mmloop(&[
-        "lift", "--data", data.to_str().unwrap(), "--time", "Year", "--geo", "State", "--kpi", "PacksPerCapita",
-        "--treatment-col", "treated", "--estimator", "sdid,did,twfe,tbr", "--placebo-reps", "50", "--out",
+        "lift",
+        "--data",
+        data.to_str().unwrap(),
+        "--time",
+        "Year",
+        "--geo",
+        "State",
+        "--kpi",
+        "PacksPerCapita",
+        "--treatment-col",
+        "treated",
+        "--estimator",
+        "sdid,did,twfe,tbr,ascm",
+        "--placebo-reps",
+        "50",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -104,6 +148,7 @@ fn lift_on_prop99_with_treatment_column_and_numeric_years() {
     let e = &j["cells"][0]["estimates"];
     assert!((e["sdid"]["att"].as_f64().unwrap() - -15.603828).abs() < 5e-7);
     assert!((e["did"]["att"].as_f64().unwrap() - -27.349111).abs() < 5e-7);
+    assert!(e["ascm"]["bias"].as_f64().unwrap().is_finite() && e["ascm"]["se"].as_f64().unwrap() > 0.0);
     assert_eq!(j["cells"][0]["start"], "1989");
 }
 
@@ -113,7 +158,14 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = mmloop(&[
-        "lift", "--data", data.to_str().unwrap(), "--treated", "chicgo", "--start", "2021-04-01", "--out",
+        "lift",
+        "--data",
+        data.to_str().unwrap(),
+        "--treated",
+        "chicgo",
+        "--start",
+        "2021-04-01",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
@@ -123,8 +175,17 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
     let o = mmloop(&["lift", "--data", data.to_str().unwrap(), "--treated", "chicago", "--out", out.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--start is required"));
     let o = mmloop(&[
-        "lift", "--data", data.to_str().unwrap(), "--treated", "chicago", "--start", "2021-04-01", "--kpi", "y",
-        "--out", out.to_str().unwrap(),
+        "lift",
+        "--data",
+        data.to_str().unwrap(),
+        "--treated",
+        "chicago",
+        "--start",
+        "2021-04-01",
+        "--kpi",
+        "y",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no column named \"y\"") && err.contains("did you mean \"Y\""), "{err}");

@@ -3,7 +3,9 @@
 use anyhow::{Context, bail};
 use mmloop_data::{LiftTestRecord, OutputDir};
 use mmloop_geolift::inference::{self, Conformal, ConformalStat};
-use mmloop_geolift::{Columns, DiD, LiftData, LiftEstimate, LiftEstimator, Panel, Sdid, SyntheticControl, Tbr, Twfe};
+use mmloop_geolift::{
+    Ascm, Columns, DiD, LiftData, LiftEstimate, LiftEstimator, Panel, Sdid, SyntheticControl, Tbr, Twfe,
+};
 use std::path::PathBuf;
 
 /// Estimate the lift of a geo experiment (DiD, SC, ASCM, SDID, TBR) with inference, and write the
@@ -72,7 +74,7 @@ pub struct LiftArgs {
     pub out: PathBuf,
 }
 
-const ALL: [&str; 5] = ["sc", "sdid", "did", "twfe", "tbr"];
+const ALL: [&str; 6] = ["sc", "ascm", "sdid", "did", "twfe", "tbr"];
 
 struct Cell {
     name: String,
@@ -96,9 +98,8 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         let e = e.trim().to_lowercase();
         match e.as_str() {
             "all" => estimators.extend(ALL.iter().map(|s| s.to_string())),
-            "sc" | "sdid" | "did" | "twfe" | "tbr" => estimators.push(e),
-            "ascm" => bail!("--estimator ascm is not implemented yet; use sc, sdid, did, twfe or tbr"),
-            _ => bail!("unknown --estimator {e:?}; use sc, sdid, did, twfe, tbr or all"),
+            "sc" | "ascm" | "sdid" | "did" | "twfe" | "tbr" => estimators.push(e),
+            _ => bail!("unknown --estimator {e:?}; use sc, ascm, sdid, did, twfe, tbr or all"),
         }
     }
     estimators.dedup();
@@ -219,6 +220,22 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
                 Err(m) => e.notes.push(format!("no placebo SE: {m}")),
             }
             e.notes.push(format!("conformal p(0) = {:.4}", r.p_value));
+            e
+        }
+        "ascm" => {
+            let a = Ascm { demean: !args.no_demean, lambda: None };
+            let fit = a.fit(data)?;
+            let mut e = a.estimate(data)?;
+            // placebo replications keep the cross-validated penalty fixed (re-running the CV per
+            // replication would multiply the cost by ~T₀ for little change)
+            let fixed = Ascm { lambda: Some(fit.lambda), ..a };
+            let se = inference::placebo_se(&fixed, data, args.placebo_reps, args.seed)?;
+            inference::apply_se(
+                &mut e,
+                se,
+                alpha,
+                &format!("placebo SE ({} reps, λ fixed), normal CI", args.placebo_reps),
+            );
             e
         }
         "sdid" => {
@@ -404,10 +421,13 @@ fn print_summary(cells: &[Cell], args: &LiftArgs) {
                 );
             }
             let mut w: Vec<&(String, f64)> = e.weights.iter().filter(|(_, w)| *w >= 1e-4).collect();
-            if e.estimator == "sc" || e.estimator == "sdid" {
+            if matches!(e.estimator.as_str(), "sc" | "ascm" | "sdid") {
                 w.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let top: Vec<String> = w.iter().take(8).map(|(g, v)| format!("{g} {v:.4}")).collect();
                 println!("  {} weights: {}", e.estimator, top.join(", "));
+            }
+            if let Some(b) = e.bias {
+                println!("  {}: estimated SC bias {b:.4} (ATT_ascm = ATT_sc − bias)", e.estimator);
             }
             if let Some(i) = e.iroas {
                 println!(

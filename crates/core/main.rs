@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Fit a marketing-mix model from a TOML config; write summary.json, CSV tables and posterior draws.
     Fit(fit::FitArgs),
-    /// Estimate a geo test's lift (SC, SDID, DiD, TWFE, TBR) with inference; write the calibration record.
+    /// Estimate a geo test's lift (SC, ASCM, SDID, DiD, TWFE, TBR) with inference; write the calibration record.
     Lift(lift::LiftArgs),
     /// Optimise the budget across channels on a saved fit (risk-aware objectives, bounds, targets).
     Optimize(optimize::OptimizeArgs),

@@ -1,9 +1,10 @@
 //! Geo-lift: regional panels → lift estimates with inference, and experiment design.
 //!
 //! Load a long panel ([`Panel::read`]), apply a test design ([`Panel::design`]) and run any
-//! [`LiftEstimator`]: [`SyntheticControl`] (GeoLift conventions), [`Sdid`], [`DiD`], [`Twfe`], [`EventStudy`], [`Tbr`]. Inference lives in [`inference`]: conformal (Chernozhukov–Wüthrich–Zhu, as
+//! [`LiftEstimator`]: [`SyntheticControl`] (GeoLift conventions), [`Sdid`], [`DiD`], [`Twfe`], [`EventStudy`], [`Tbr`], [`Ascm`]. Inference lives in [`inference`]: conformal (Chernozhukov–Wüthrich–Zhu, as
 //! GeoLift), placebo in space, synthdid placebo and jackknife standard errors.
 
+pub mod ascm;
 pub mod design;
 pub mod did;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod sdid;
 pub mod simplex;
 pub mod tbr;
 
+pub use ascm::Ascm;
 pub use did::{DiD, EventStudy, Twfe};
 pub use error::GeoLiftError;
 pub use inference::{Conformal, ConformalStat};

@@ -160,3 +160,44 @@ fn conformal_and_placebos_are_identical_for_any_thread_count() {
     assert_eq!(a, b);
     eprintln!("{a:?}");
 }
+
+fn kansas() -> Option<LiftData> {
+    let p = dataset("augsynth_kansas.csv")?;
+    let cols = Columns {
+        time: "year_qtr".into(),
+        geo: "fips".into(),
+        kpi: "lngdpcapita".into(),
+        spend: None,
+        treatment: Some("treated".into()),
+    };
+    let panel = Panel::read(p, &cols).unwrap();
+    let design = panel.design_from_treatment().unwrap();
+    Some(panel.design(&design).unwrap())
+}
+
+#[test]
+fn sc_and_ridge_ascm_match_augsynth_vignette_on_kansas() {
+    let Some(d) = kansas() else { return };
+    // augsynth single-synth vignette (Kansas 2012 tax cuts), printed to 3 decimals (0.1 % for the
+    // improvement over uniform weights = 1 − scaled L2)
+    let sc = SyntheticControl { demean: false }.estimate(&d).unwrap();
+    let pf = sc.pre_fit.unwrap();
+    eprintln!("kansas sc {} {:?}", sc.att, pf);
+    assert!((sc.att - -0.029).abs() < 5e-4 && (pf.l2 - 0.083).abs() < 5e-4, "{} {:?}", sc.att, pf);
+    assert!((1.0 - pf.scaled_l2 - 0.795).abs() < 5e-4);
+    let fe = SyntheticControl { demean: true }.estimate(&d).unwrap();
+    let pf = fe.pre_fit.unwrap();
+    eprintln!("kansas sc fe {} {:?}", fe.att, pf);
+    assert!((fe.att - -0.034).abs() < 5e-4 && (pf.l2 - 0.082).abs() < 5e-4, "{} {:?}", fe.att, pf);
+    assert!((1.0 - pf.scaled_l2 - 0.551).abs() < 5e-4);
+    let a = Ascm { demean: false, lambda: None }.estimate(&d).unwrap();
+    let pf = a.pre_fit.unwrap();
+    eprintln!("kansas ascm {} {:?} bias {:?} {:?}", a.att, pf, a.bias, a.notes);
+    let wsum: f64 = a.weights.iter().map(|(_, w)| w).sum();
+    assert!((wsum - 1.0).abs() < 1e-9);
+    assert!((a.att - (sc.att - a.bias.unwrap())).abs() < 1e-12);
+    assert!((a.att - -0.040).abs() < 5e-4, "{}", a.att);
+    assert!((pf.l2 - 0.062).abs() < 5e-4, "{}", pf.l2);
+    assert!((1.0 - pf.scaled_l2 - 0.847).abs() < 5e-4, "{}", pf.scaled_l2);
+    assert!((a.bias.unwrap() - 0.011).abs() < 5e-4, "{:?}", a.bias);
+}
