@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostics::{e_bfmi, ess_bulk, ess_tail, mcse_mean, mcse_quantile, mcse_sd, quantile_sorted, rhat};
+use crate::diagnostics::{diagnose, e_bfmi, quantile_sorted};
 use crate::posterior::{Method, Posterior};
 
 /// R-hat above this means the chains have not mixed (Vehtari et al. 2021).
@@ -83,6 +83,7 @@ fn summarize_param(name: &str, chains: &[Vec<f64>]) -> ParamSummary {
     sorted.sort_by(f64::total_cmp);
     let has_nan = sorted.last().is_some_and(|v| v.is_nan());
     let q = |p| if has_nan { f64::NAN } else { quantile_sorted(&sorted, p) };
+    let d = diagnose(chains);
     ParamSummary {
         name: name.to_string(),
         mean,
@@ -90,13 +91,13 @@ fn summarize_param(name: &str, chains: &[Vec<f64>]) -> ParamSummary {
         q05: q(0.05),
         q50: q(0.5),
         q95: q(0.95),
-        rhat: rhat(chains),
-        ess_bulk: ess_bulk(chains),
-        ess_tail: ess_tail(chains),
-        mcse_mean: mcse_mean(chains),
-        mcse_sd: mcse_sd(chains),
-        mcse_q05: mcse_quantile(chains, 0.05),
-        mcse_q95: mcse_quantile(chains, 0.95),
+        rhat: d.rhat,
+        ess_bulk: d.ess_bulk,
+        ess_tail: d.ess_tail,
+        mcse_mean: d.mcse_mean,
+        mcse_sd: d.mcse_sd,
+        mcse_q05: d.mcse_q05,
+        mcse_q95: d.mcse_q95,
     }
 }
 
