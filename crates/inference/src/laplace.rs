@@ -1,7 +1,7 @@
 //! Laplace approximation: the mode (MAP in the unconstrained space) found by L-BFGS from several
 //! starts, the Hessian there by central differences of the analytic gradient, and Gaussian draws.
 //!
-//! The pieces follow argmin's split: [`ModeProblem`] is the problem (`CostFunction` + `Gradient` on
+//! The pieces follow argmin's split: `ModeProblem` is the problem (`CostFunction` + `Gradient` on
 //! −log p), [`argmin::solver::quasinewton::LBFGS`] with a Moré–Thuente line search is the solver,
 //! and argmin's `Executor` drives it. argmin's line search aborts on a NaN or infinite cost, so
 //! points where the density is not finite (or returns [`LogDensityError::Recoverable`]) get the

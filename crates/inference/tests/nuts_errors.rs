@@ -141,3 +141,11 @@ fn low_rank_metric_samples_a_correlated_gaussian() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(posterior.warmup[0].inv_mass_diag.is_none());
 }
+
+#[test]
+fn no_warm_up_still_samples() {
+    let d = IidNormal { mu: vec![0.0; 3], sigma: vec![1.0; 3] };
+    let posterior = sample_nuts(&d, &NutsSettings { tune: 0, draws: 50, chains: 2, ..quiet() }).unwrap();
+    assert_eq!(posterior.n_draws(), 50);
+    assert!(posterior.warmup.iter().all(|w| w.tune == 0 && w.divergences == 0 && w.step_size > 0.0));
+}

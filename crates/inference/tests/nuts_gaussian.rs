@@ -50,6 +50,14 @@ fn iid_normal_100d() {
     assert_correct(&d, &NutsSettings { tune: 500, draws: 500, ..settings(3) }, &d.mu, &d.sigma);
 }
 
+/// The 100-d case at the full default length (the fast variant above uses 500 + 500).
+#[test]
+#[ignore]
+fn iid_normal_100d_full_length() {
+    let d = IidNormal { mu: vec![-2.0; 100], sigma: vec![3.0; 100] };
+    assert_correct(&d, &settings(31), &d.mu, &d.sigma);
+}
+
 #[test]
 fn correlated_gaussian_2d() {
     let g = Gaussian::ar1(&[1.0, 10.0], 0.95);
