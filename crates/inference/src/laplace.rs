@@ -22,7 +22,7 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::nuts::Init;
+use crate::nuts::{Init, check_start};
 use crate::posterior::{LaplaceInfo, LaplaceStart, Method, Posterior};
 use crate::{InferenceError, LogDensity, LogDensityError};
 
@@ -168,25 +168,11 @@ fn starting_point<D: LogDensity + ?Sized>(
     let mut grad = vec![0.0; dim];
     let mut last = String::from("no attempt made");
     for attempt in 0..settings.init_attempts {
-        match &settings.init {
-            Init::Uniform { radius } => {
-                x.iter_mut().for_each(|v| *v = if *radius > 0.0 { rng.random_range(-radius..*radius) } else { 0.0 });
-            }
-            Init::Around { center, radius } => {
-                // Start 0 is the centre itself; the others scatter around it.
-                let r = if k == 0 && attempt == 0 { 0.0 } else { radius.max(1e-6) };
-                for (v, c) in x.iter_mut().zip(center) {
-                    *v = c + if r > 0.0 { rng.random_range(-r..r) } else { 0.0 };
-                }
-            }
-        }
-        match density.logp_grad(&x, &mut grad) {
-            Ok(lp) if lp.is_finite() && grad.iter().all(|g| g.is_finite()) => return Ok(x),
-            Ok(lp) => last = format!("log density {lp} or its gradient is not finite"),
-            Err(LogDensityError::Fatal(message)) => {
-                return Err(InferenceError::FatalDensity { chain: k, iteration: 0, message });
-            }
-            Err(e) => last = e.to_string(),
+        // Start 0 tries the centre of `Init::Around` itself first; the others scatter around it.
+        settings.init.candidate(&mut rng, k == 0 && attempt == 0, &mut x);
+        match check_start(density, &x, &mut grad, k)? {
+            None => return Ok(x),
+            Some(reason) => last = reason,
         }
     }
     Err(InferenceError::Initialization { chain: k, attempts: settings.init_attempts, last })

@@ -43,6 +43,43 @@ pub enum MassMatrix {
     LowRank { gamma: f64, eigval_cutoff: f64 },
 }
 
+impl Init {
+    /// Fill `x` with a candidate starting point: uniform draws, or `center` plus jitter of the given
+    /// radius (at least 1e-6 · (1 + |center|)); `exact` returns `center` itself.
+    pub(crate) fn candidate(&self, rng: &mut ChaCha8Rng, exact: bool, x: &mut [f64]) {
+        match self {
+            Init::Uniform { radius } => {
+                for v in x.iter_mut() {
+                    *v = if *radius > 0.0 { rng.random_range(-radius..*radius) } else { 0.0 };
+                }
+            }
+            Init::Around { center, radius } => {
+                for (v, c) in x.iter_mut().zip(center) {
+                    let r = if exact { 0.0 } else { radius.max(1e-6 * (1.0 + c.abs())) };
+                    *v = c + if r > 0.0 { rng.random_range(-r..r) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// Whether `x` can start a chain or an optimiser: `Ok(None)` if the log density and its gradient
+/// are finite there, `Ok(Some(reason))` if not (try another point), and the error if the density
+/// failed fatally (`chain` labels it).
+pub(crate) fn check_start<D: LogDensity + ?Sized>(
+    density: &D,
+    x: &[f64],
+    grad: &mut [f64],
+    chain: usize,
+) -> Result<Option<String>, InferenceError> {
+    match density.logp_grad(x, grad) {
+        Ok(lp) if lp.is_finite() && grad.iter().all(|g| g.is_finite()) => Ok(None),
+        Ok(lp) => Ok(Some(format!("log density {lp} or its gradient is not finite"))),
+        Err(LogDensityError::Fatal(message)) => Err(InferenceError::FatalDensity { chain, iteration: 0, message }),
+        Err(e) => Ok(Some(e.to_string())),
+    }
+}
+
 impl MassMatrix {
     /// The low-rank metric with nuts-rs's default regularisation.
     pub fn low_rank() -> MassMatrix {
@@ -285,38 +322,13 @@ where
     let mut last = String::from("no attempt made");
     let mut found = false;
     for attempt in 0..settings.init_attempts {
-        match &settings.init {
-            Init::Uniform { radius } => {
-                for x in init.iter_mut() {
-                    *x = if *radius > 0.0 { rng.random_range(-radius..*radius) } else { 0.0 };
-                }
-            }
-            Init::Around { center, radius } => {
-                for (x, c) in init.iter_mut().zip(center) {
-                    let r = if *radius > 0.0 {
-                        *radius
-                    } else if attempt > 0 {
-                        1e-6 * (1.0 + c.abs())
-                    } else {
-                        0.0
-                    };
-                    *x = c + if r > 0.0 { rng.random_range(-r..r) } else { 0.0 };
-                }
-            }
-        }
-        match density.logp_grad(&init, &mut grad) {
-            Ok(lp) if lp.is_finite() && grad.iter().all(|g| g.is_finite()) => {}
-            Ok(lp) => {
-                last = format!("log density {lp} or its gradient is not finite");
-                continue;
-            }
-            Err(LogDensityError::Fatal(message)) => {
-                return Err(InferenceError::FatalDensity { chain, iteration: 0, message });
-            }
-            Err(e) => {
-                last = e.to_string();
-                continue;
-            }
+        // With radius 0 the first candidate is the centre itself; nuts-rs rejects a start where a
+        // gradient component is exactly zero, so later candidates are jittered slightly.
+        let exact = matches!(settings.init, Init::Around { radius, .. } if radius == 0.0) && attempt == 0;
+        settings.init.candidate(&mut rng, exact, &mut init);
+        if let Some(reason) = check_start(density, &init, &mut grad, chain)? {
+            last = reason;
+            continue;
         }
         match sampler.set_position(&init) {
             Ok(()) => {
@@ -383,7 +395,6 @@ where
         warmup_step_size = stats.first().map_or(f64::NAN, |s| s.step_size);
     }
     let sampling_seconds = start.elapsed().as_secs_f64() - warmup_seconds;
-    drop(sampler);
     Ok(ChainOutput {
         draws,
         stats,
