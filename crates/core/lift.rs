@@ -138,7 +138,9 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         if let Some(s) = &args.start {
             d.start = s.clone();
         }
-        d.end = args.end.clone();
+        if args.end.is_some() {
+            d.end = args.end.clone();
+        }
         designs.push(("test".into(), d));
     } else {
         if args.treated.is_empty() {

@@ -481,6 +481,24 @@ mod tests {
     }
 
     #[test]
+    fn staggered_twfe_and_event_study_recover_a_homogeneous_effect() {
+        // 8 geos: 3 never treated, 3 adopt at t = 4, 2 at t = 6; effect 2.5 on adoption, noiseless
+        let (n, t) = (8, 10);
+        let start = [None, None, None, Some(4), Some(4), Some(4), Some(6), Some(6)];
+        let d = Array2::from_shape_fn((n, t), |(i, s)| match start[i] {
+            Some(a) if s >= a => 1.0,
+            _ => 0.0,
+        });
+        let y = Array2::from_shape_fn((n, t), |(i, s)| 3.0 * i as f64 + (s as f64 * 0.7).cos() * 4.0 + 2.5 * d[[i, s]]);
+        let f = Twfe.fit_matrix(y.view(), d.view()).unwrap();
+        assert!((f.coef[0] - 2.5).abs() < 1e-10, "{:?}", f.coef);
+        for c in EventStudy.fit_matrix(y.view(), d.view()).unwrap() {
+            let truth = if c.rel >= 0 { 2.5 } else { 0.0 };
+            assert!((c.estimate - truth).abs() < 1e-9, "{c:?}");
+        }
+    }
+
+    #[test]
     fn twfe_equals_did_and_event_study_is_exact_on_noiseless_panel() {
         // y = unit effect + time effect + 3 * D for treated rows from t = 4
         let (n, t, t0) = (6, 8, 4);

@@ -246,8 +246,10 @@ impl Panel {
         Ok(i)
     }
 
-    /// Treated geos and test start read from the 0/1 treatment column: the geos that are ever
-    /// treated, and the first period any of them is treated.
+    /// Treated geos and test window read from the 0/1 treatment column: the geos that are ever
+    /// treated, the first and the last treated period. Every treated geo must be treated over
+    /// exactly that window (common adoption); staggered adoption is an error here (use
+    /// [`crate::Twfe::fit_matrix`] or [`crate::EventStudy::fit_matrix`] with the treatment matrix).
     pub fn design_from_treatment(&self) -> Result<Design, GeoLiftError> {
         let d = self
             .treatment
@@ -257,13 +259,32 @@ impl Panel {
         if treated.is_empty() {
             return Err(design_err("--treatment-col", "no geo is ever treated (all values are 0)"));
         }
-        let start = (0..self.times.len())
-            .find(|&t| treated.iter().any(|&g| d[[g, t]] == 1.0))
-            .ok_or_else(|| design_err("--treatment-col", "no treated period"))?;
+        let nt = self.times.len();
+        let first = |g: usize| (0..nt).find(|&t| d[[g, t]] == 1.0).unwrap_or(nt);
+        let last = |g: usize| (0..nt).rev().find(|&t| d[[g, t]] == 1.0).unwrap_or(0);
+        let (start, end) = (first(treated[0]), last(treated[0]));
+        for &g in &treated {
+            if first(g) != start || last(g) != end || (start..=end).any(|t| d[[g, t]] != 1.0) {
+                return Err(design_err(
+                    "--treatment-col",
+                    format!(
+                        "staggered or interrupted treatment: geo {:?} is treated from {} to {}, geo {:?} from {} to {}. \
+                         These estimators need one common test window; split the test into cells with --cell, or use \
+                         the library's Twfe::fit_matrix / EventStudy::fit_matrix for staggered adoption",
+                        self.geos[treated[0]],
+                        self.time_labels[start],
+                        self.time_labels[end],
+                        self.geos[g],
+                        self.time_labels[first(g)],
+                        self.time_labels[last(g)]
+                    ),
+                ));
+            }
+        }
         Ok(Design {
             treated: treated.iter().map(|&g| self.geos[g].clone()).collect(),
             start: self.time_labels[start].clone(),
-            end: None,
+            end: Some(self.time_labels[end].clone()),
         })
     }
 

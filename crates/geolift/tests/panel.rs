@@ -117,3 +117,15 @@ fn every_geo_treated_is_an_error() {
     let e = panel.design(&Design::new(&["a", "b", "c"], "3", None)).unwrap_err().to_string();
     assert!(e.contains("no control geos"), "{e}");
 }
+
+#[test]
+fn staggered_treatment_column_is_an_error_naming_both_geos() {
+    let (_d, p) = csv("t,g,y,D\n1,a,1,0\n1,b,2,0\n1,c,2,0\n2,a,2,1\n2,b,3,0\n2,c,3,0\n3,a,2,1\n3,b,5,1\n3,c,5,0\n");
+    let c = Columns { time: "t".into(), geo: "g".into(), kpi: "y".into(), spend: None, treatment: Some("D".into()) };
+    let panel = Panel::read(&p, &c).unwrap();
+    let e = panel.design_from_treatment().unwrap_err().to_string();
+    assert!(
+        e.contains("staggered") && e.contains("\"a\" is treated from 2 to 3") && e.contains("\"b\" from 3 to 3"),
+        "{e}"
+    );
+}
