@@ -58,6 +58,26 @@ pub struct Simulation {
     pub true_roi: Vec<f64>,
     /// True constrained parameter values, by name (scaled units of the simulation).
     pub truth: Vec<(String, f64)>,
+    /// The true unconstrained vector, in the layout of the simulation's own model (whose KPI
+    /// scale is 1/K of the data's).
+    pub q_true: Vec<f64>,
+    /// The data before the KPI was filled in (placeholder KPI of 1), the base of that model.
+    template: Dataset,
+}
+
+/// KPI units per scaled unit in the simulation (times the geo's relative population).
+pub const KPI_FACTOR: f64 = 1000.0;
+
+impl Simulation {
+    /// The true incremental KPI of a lift test: the model's implied lift (see
+    /// [`crate::calibration`]) at the true parameters, in KPI units.
+    pub fn true_lift(&self, record: &mmloop_data::LiftTestRecord) -> Result<f64, ModelError> {
+        let mut spec = self.spec.clone();
+        spec.calibration.lift_tests = vec![record.clone()];
+        let model = MmmModel::new(&spec, &self.template)?;
+        let p = model.unpack(&self.q_true);
+        Ok(KPI_FACTOR * crate::calibration::implied_lift(&model, &p, &model.lift[0]))
+    }
 }
 
 /// A spec for simulated data: geometric adstock (Beta(1,3) α), logistic saturation (Gamma(3,1) λ),
@@ -199,7 +219,8 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
     }
     let pv = model.unpack(&q);
     let base = model.baseline_scaled(&pv);
-    let k = 1000.0;
+    let k = KPI_FACTOR;
+    let template = data.clone();
     let mut true_contrib = vec![0.0; c_n];
     let mut mean = base.clone();
     let mut f = vec![0.0; t_n];
@@ -220,5 +241,5 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
         }
     }
     let true_roi = (0..c_n).map(|c| true_contrib[c] / model.channels[c].spend_fit).collect();
-    Ok(Simulation { spec, data, true_roi, truth })
+    Ok(Simulation { spec, data, true_roi, truth, q_true: q, template })
 }
