@@ -149,6 +149,10 @@ fn lift_on_prop99_with_treatment_column_and_numeric_years() {
     assert!((e["sdid"]["att"].as_f64().unwrap() - -15.603828).abs() < 5e-7);
     assert!((e["did"]["att"].as_f64().unwrap() - -27.349111).abs() < 5e-7);
     assert!(e["ascm"]["bias"].as_f64().unwrap().is_finite() && e["ascm"]["se"].as_f64().unwrap() > 0.0);
+    // TWFE carries the event study: one coefficient per period except the reference year 1988
+    let ev = e["twfe"]["event_study"].as_array().unwrap();
+    assert_eq!(ev.len(), 30);
+    assert!(ev.iter().all(|c| c["rel"].as_i64().unwrap() != -1 && c["se"].as_f64().unwrap() > 0.0));
     assert_eq!(j["cells"][0]["start"], "1989");
 }
 

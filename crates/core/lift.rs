@@ -297,6 +297,9 @@ fn lift_json(panel: &Panel, cells: &[Cell], args: &LiftArgs) -> serde_json::Valu
                     "iroas": e.iroas,
                     "notes": e.notes,
                 });
+                if !e.event_study.is_empty() {
+                    o["event_study"] = json!(e.event_study);
+                }
                 if !e.time_weights.is_empty() {
                     let tw: Map<String, Value> = e.time_weights.iter().map(|(g, w)| (g.clone(), json!(w))).collect();
                     o["time_weights"] = Value::Object(tw);

@@ -388,6 +388,9 @@ impl LiftEstimator for Twfe {
         let tstat = (e.att / se).abs();
         e.p_value = Some(2.0 * (1.0 - t_cdf(tstat, (f.n_clusters - 1) as f64)));
         e.inference = Some("cluster-robust (by geo)".into());
+        if data.t0 >= 2 {
+            e.event_study = EventStudy.fit(data)?;
+        }
         Ok(e)
     }
 }

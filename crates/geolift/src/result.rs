@@ -33,6 +33,9 @@ pub struct LiftEstimate {
     /// Observed and counterfactual treated-geo average per period.
     pub path: Vec<PeriodPoint>,
     pub iroas: Option<Iroas>,
+    /// Per-period effects relative to adoption with cluster-robust SEs (TWFE event study).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_study: Vec<crate::did::EventCoef>,
     pub n_treated: usize,
     pub n_post: usize,
     pub notes: Vec<String>,
@@ -110,6 +113,7 @@ impl LiftEstimate {
             bias: None,
             path,
             iroas: None,
+            event_study: vec![],
             n_treated: data.treated.len(),
             n_post,
             notes: vec![],

@@ -201,3 +201,20 @@ fn sc_and_ridge_ascm_match_augsynth_vignette_on_kansas() {
     assert!((1.0 - pf.scaled_l2 - 0.847).abs() < 5e-4, "{}", pf.scaled_l2);
     assert!((a.bias.unwrap() - 0.011).abs() < 5e-4, "{:?}", a.bias);
 }
+
+#[test]
+fn event_study_coefficients_are_double_differences_on_prop99() {
+    let Some(d) = prop99() else { return };
+    let ev = EventStudy.fit(&d).unwrap();
+    assert_eq!(ev.len(), d.n_periods() - 1);
+    // with common adoption β_k = (Ȳ_tr,k − Ȳ_tr,ref) − (Ȳ_co,k − Ȳ_co,ref), ref = T₀ − 1
+    let x1 = d.treated_mean();
+    let n0 = d.controls.len() as f64;
+    let x0: Vec<f64> = (0..d.n_periods()).map(|t| d.controls.iter().map(|&g| d.y[[g, t]]).sum::<f64>() / n0).collect();
+    let r = d.t0 - 1;
+    for c in &ev {
+        let t = (r as i64 + 1 + c.rel) as usize;
+        let dd = (x1[t] - x1[r]) - (x0[t] - x0[r]);
+        assert!((c.estimate - dd).abs() < 1e-9, "{c:?} vs {dd}");
+    }
+}
