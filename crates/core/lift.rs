@@ -211,14 +211,17 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
             let conf =
                 Conformal { ns: args.permutations, alpha, seed: args.seed, stat, grid_size: 50, demean: sc.demean };
             let r = conf.apply(data, &mut e)?;
+            // SE consistent with the reported interval: the conformal CI's half-width over z_{1−α/2}
+            // (a normal approximation). The placebo SE over random control groups is reported as a
+            // note: it also reflects how badly SC fits hard-to-match controls, not only this test.
+            let z = mmloop_geolift::did::normal_quantile(1.0 - alpha / 2.0);
+            if r.ci_lower.is_finite() && r.ci_upper.is_finite() {
+                e.se = Some((r.ci_upper - r.ci_lower) / (2.0 * z));
+            }
+            e.inference =
+                Some(format!("conformal p-value and CI ({} permutations); SE = CI half-width / z", args.permutations));
             match inference::placebo_se(&sc, data, args.placebo_reps, args.seed) {
-                Ok(se) => {
-                    e.se = Some(se);
-                    e.inference = Some(format!(
-                        "conformal p-value and CI ({} permutations); placebo SE ({} reps)",
-                        args.permutations, args.placebo_reps
-                    ));
-                }
+                Ok(se) => e.notes.push(format!("placebo SE ({} random control groups): {se:.6}", args.placebo_reps)),
                 Err(m) => e.notes.push(format!("no placebo SE: {m}")),
             }
             e.notes.push(format!("conformal p(0) = {:.4}", r.p_value));
