@@ -195,3 +195,84 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
     assert!(err.contains("no column named \"y\"") && err.contains("did you mean \"Y\""), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn lift_tbr_with_spend_column_reports_iroas_on_matched_markets() {
+    let Some(data) = geo("matched_markets_salesandcost.csv") else { return };
+    let Some(assign) = geo("matched_markets_geoassignment.csv") else { return };
+    // treatment group 2 of google/matched_markets' example assignment; spend is 0 before the test
+    let text = std::fs::read_to_string(assign).unwrap();
+    let treated: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .filter(|(_, g)| g.trim() == "2")
+        .map(|(geo, _)| geo.trim_matches('"').to_string())
+        .collect();
+    assert_eq!(treated.len(), 50);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = |data: &std::path::Path, treated: &[String]| {
+        mmloop(&[
+            "lift",
+            "--data",
+            data.to_str().unwrap(),
+            "--geo",
+            "geo",
+            "--kpi",
+            "sales",
+            "--spend",
+            "cost",
+            "--treated",
+            &treated.join(","),
+            "--start",
+            "2015-02-16",
+            "--end",
+            "2015-03-15",
+            "--estimator",
+            "tbr",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // the file as published is unbalanced: a clear error, no output
+    let o = run(&data, &treated);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("unbalanced") && err.contains("75 (time, geo) rows are missing"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // keep the geos observed on every date
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut count: std::collections::HashMap<String, usize> = Default::default();
+    for l in text.lines().skip(1) {
+        *count.entry(l.split(',').nth(1).unwrap().to_string()).or_default() += 1;
+    }
+    let full = *count.values().max().unwrap();
+    let kept: String = std::iter::once(text.lines().next().unwrap())
+        .chain(text.lines().skip(1).filter(|l| count[l.split(',').nth(1).unwrap()] == full))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let balanced = dir.path().join("balanced.csv");
+    std::fs::write(&balanced, kept).unwrap();
+    let treated: Vec<String> =
+        treated.into_iter().filter(|g| count.get(&format!("\"{g}\"")).copied() == Some(full)).collect();
+    let n_treated = treated.len() as f64;
+    let o = run(&balanced, &treated);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = read_json(out.join("lift.json"));
+    let c = &j["cells"][0];
+    let tbr = &c["estimates"]["tbr"];
+    let spend = c["spend_change"].as_f64().unwrap();
+    let inc = tbr["incremental"].as_f64().unwrap();
+    let i = &tbr["iroas"];
+    eprintln!("tbr incremental {inc} spend {spend} iroas {i}");
+    assert!(spend > 0.0);
+    assert!((i["estimate"].as_f64().unwrap() - inc / spend).abs() < 1e-12);
+    // the iROAS interval is the effect interval scaled by periods × geos / spend
+    let k = (c["n_post"].as_f64().unwrap() * n_treated) / spend;
+    assert!((i["ci_lower"].as_f64().unwrap() - tbr["ci_lower"].as_f64().unwrap() * k).abs() < 1e-9);
+    let rec = mmloop_data::LiftTestRecord::read_all(out.join("calibration.json")).unwrap();
+    assert_eq!(rec[0].spend_change, spend);
+}
