@@ -56,7 +56,9 @@ impl Saturation {
                 (h, d1, d2)
             }
             Saturation::Logistic { lam } => {
-                let t = (0.5 * lam * u).tanh();
+                // tanh(λu/2) = (1 − e^{−λu})/(1 + e^{−λu}), one exp (cheaper than tanh); u ≥ 0
+                let e = (-lam * u.max(0.0)).exp();
+                let t = (1.0 - e) / (1.0 + e);
                 let sech2 = 1.0 - t * t;
                 (t, 0.5 * lam * sech2, -0.5 * lam * lam * sech2 * t)
             }

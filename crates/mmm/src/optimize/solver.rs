@@ -149,18 +149,21 @@ pub fn optimize<C: ResponseCurves + ?Sized>(
     let taus: Vec<f64> = if risk.is_smooth() {
         vec![1.0]
     } else {
-        evaluate(curves, &s, &mut work, false, bounds)?;
+        evaluate(curves, &s, &mut work, bounds)?;
         let spread = spread(&work.o, &w).max(1e-12);
         [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6].iter().map(|f| f * spread).collect()
     };
     let mut g = vec![0.0; nc];
     let mut h = vec![0.0; nc];
     let mut trial = vec![0.0; nc];
+    let mut cand_work = Work::new(nc, nd);
     for &tau in &taus {
+        // one evaluation per iteration: the accepted line-search point's values, derivatives and
+        // draw weights are reused as the next iteration's
+        evaluate(curves, &s, &mut work, bounds)?;
+        let mut phi = risk.value_and_weights(&work.o, &w, tau, &mut work.omega) - cost * s.iter().sum::<f64>();
         for _ in 0..settings.max_iter {
             iterations += 1;
-            evaluate(curves, &s, &mut work, true, bounds)?;
-            let phi = risk.value_and_weights(&work.o, &w, tau, &mut work.omega) - cost * s.iter().sum::<f64>();
             gradient(&work, nc, nd, &mut g, &mut h);
             g.iter_mut().for_each(|x| *x -= cost);
             curvature_floor(&mut h, &g, lower, upper, goal);
@@ -185,29 +188,29 @@ pub fn optimize<C: ResponseCurves + ?Sized>(
             let mut t = 1.0;
             let mut accepted = false;
             for _ in 0..60 {
-                let cand: Vec<f64> = s.iter().zip(&dir).map(|(x, d)| x + t * d).collect();
-                evaluate(curves, &cand, &mut work, false, bounds)?;
-                let val = risk.value_and_weights(&work.o, &w, tau, &mut work.omega) - cost * cand.iter().sum::<f64>();
+                let mut cand: Vec<f64> = s.iter().zip(&dir).map(|(x, d)| x + t * d).collect();
+                if let Goal::Budget(b) = goal {
+                    // keep Σs = B exactly against rounding drift
+                    rebalance(&mut cand, lower, upper, b);
+                }
+                evaluate(curves, &cand, &mut cand_work, bounds)?;
+                let val = risk.value_and_weights(&cand_work.o, &w, tau, &mut cand_work.omega)
+                    - cost * cand.iter().sum::<f64>();
                 if val >= phi + 1e-4 * t * pred {
                     s = cand;
+                    phi = val;
+                    std::mem::swap(&mut work, &mut cand_work);
                     accepted = true;
                     break;
                 }
                 t *= 0.5;
-            }
-            if let (Goal::Budget(b), true) = (goal, accepted) {
-                // keep Σs = B exactly against rounding drift
-                rebalance(&mut s, lower, upper, b);
             }
             if !accepted {
                 break; // no ascent possible at floating-point precision
             }
         }
     }
-    // final evaluation at the smallest smoothing, exact objective, KKT check
-    evaluate(curves, &s, &mut work, true, bounds)?;
-    let tau_last = *taus.last().expect("non-empty schedule");
-    risk.value_and_weights(&work.o, &w, tau_last, &mut work.omega);
+    // `work` holds the evaluation at the final s with the smallest smoothing's weights
     gradient(&work, nc, nd, &mut g, &mut h);
     let objective = risk.value(&work.o, &w) - cost * s.iter().sum::<f64>();
     let (lambda, kkt_residual) = kkt(&s, &g, lower, upper, goal);
@@ -354,28 +357,31 @@ fn rebalance(s: &mut [f64], l: &[f64], u: &[f64], b: f64) {
     }
 }
 
+/// Values and derivatives of every channel's curves at `s`, and the per-draw totals. Channels are
+/// evaluated in parallel; each writes its own slice, and totals are summed in channel order, so the
+/// result does not depend on the thread count.
 fn evaluate<C: ResponseCurves + ?Sized>(
     curves: &C,
     s: &[f64],
     work: &mut Work,
-    derivs: bool,
     bounds: &Bounds,
 ) -> Result<(), OptimizeError> {
+    use rayon::prelude::*;
     let nd = curves.n_draws();
-    work.o.iter_mut().for_each(|x| *x = 0.0);
-    for (c, &sc) in s.iter().enumerate() {
-        let r = c * nd..(c + 1) * nd;
-        if derivs {
-            curves.eval(c, sc, &mut work.v[r.clone()], &mut work.d1[r.clone()], &mut work.d2[r.clone()]);
-        } else {
-            curves.value(c, sc, &mut work.v[r.clone()]);
-        }
-        for (o, v) in work.o.iter_mut().zip(&work.v[r]) {
+    let Work { v, d1, d2, o, .. } = work;
+    v.par_chunks_mut(nd)
+        .zip(d1.par_chunks_mut(nd))
+        .zip(d2.par_chunks_mut(nd))
+        .enumerate()
+        .for_each(|(c, ((v, d1), d2))| curves.eval(c, s[c], v, d1, d2));
+    o.iter_mut().for_each(|x| *x = 0.0);
+    for c in 0..s.len() {
+        for (o, v) in o.iter_mut().zip(&v[c * nd..(c + 1) * nd]) {
             *o += v;
         }
     }
-    if work.o.iter().any(|x| !x.is_finite()) {
-        let c = (0..s.len()).find(|&c| work.v[c * nd..(c + 1) * nd].iter().any(|x| !x.is_finite())).unwrap_or(0);
+    if o.iter().any(|x| !x.is_finite()) {
+        let c = (0..s.len()).find(|&c| v[c * nd..(c + 1) * nd].iter().any(|x| !x.is_finite())).unwrap_or(0);
         return Err(OptimizeError::NonFinite { channel: bounds.names[c].clone(), spend: s[c] });
     }
     Ok(())
