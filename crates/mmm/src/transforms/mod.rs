@@ -24,9 +24,10 @@ pub enum AdstockSpec {
     },
     /// Meridian's binomial adstock: w_l ∝ (1 − l/(L+1))^(1/α − 1), normalised to sum 1, α ∈ (0, 1].
     Binomial { max_lag: usize, alpha: Prior },
-    /// Weibull CDF adstock (Robyn): w_l = 1 − F(l; shape, scale), normalised to w_0 = 1.
+    /// Weibull CDF adstock (Robyn): w_l = Π_{i=1}^{l} (1 − F(i; shape, scale)), so w_0 = 1; scale in periods.
     WeibullCdf { max_lag: usize, shape: Prior, scale: Prior },
-    /// Weibull PDF adstock (Robyn): delayed peak, w_l ∝ f(l+1; shape, scale), normalised to max 1.
+    /// Weibull PDF adstock (Robyn): delayed peak, w_l = f(l+1; shape, scale) min–max normalised (max 1, min 0);
+    /// scale in periods.
     WeibullPdf { max_lag: usize, shape: Prior, scale: Prior },
 }
 
