@@ -275,4 +275,8 @@ fn lift_tbr_with_spend_column_reports_iroas_on_matched_markets() {
     assert!((i["ci_lower"].as_f64().unwrap() - tbr["ci_lower"].as_f64().unwrap() * k).abs() < 1e-9);
     let rec = mmloop_data::LiftTestRecord::read_all(out.join("calibration.json")).unwrap();
     assert_eq!(rec[0].spend_change, spend);
+    // the per-geo, per-period spend path adds up to the spend change
+    let path = rec[0].spend_path.as_ref().unwrap();
+    assert_eq!(path.len(), treated.len() * c["n_post"].as_u64().unwrap() as usize);
+    assert!((path.iter().map(|d| d.delta).sum::<f64>() - spend).abs() < 1e-6 * spend);
 }

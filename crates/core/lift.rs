@@ -202,6 +202,24 @@ fn baseline_spend_change(d: &LiftData) -> Option<f64> {
     Some(d.treated_post_spend()? - pre * d.n_post() as f64)
 }
 
+/// Per-geo, per-period spend change over the test window against each treated geo's pre-period
+/// average (sums to [`baseline_spend_change`]).
+fn spend_path(d: &LiftData) -> Option<Vec<mmloop_data::SpendDelta>> {
+    let s = d.spend.as_ref()?;
+    let mut out = Vec::new();
+    for &g in &d.treated {
+        let base = (0..d.t0).map(|t| s[[g, t]]).sum::<f64>() / d.t0 as f64;
+        for t in d.t0..d.n_periods() {
+            out.push(mmloop_data::SpendDelta {
+                time: d.time_labels[t].clone(),
+                geo: d.geos[g].clone(),
+                delta: s[[g, t]] - base,
+            });
+        }
+    }
+    Some(out)
+}
+
 fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalStat) -> anyhow::Result<LiftEstimate> {
     let alpha = args.alpha;
     Ok(match name {
@@ -370,7 +388,7 @@ fn record(c: &Cell, args: &LiftArgs, panel: &Panel) -> LiftTestRecord {
         start: c.data.time_labels[c.data.t0].clone(),
         end: c.data.time_labels[c.data.n_periods() - 1].clone(),
         spend_change: c.spend_change.unwrap_or(0.0),
-        spend_path: None,
+        spend_path: if args.spend_change.is_none() { spend_path(&c.data) } else { None },
         incremental_kpi: e.incremental,
         standard_error: se.map(|s| s * scale).unwrap_or(f64::NAN),
         estimator: e.estimator.clone(),
