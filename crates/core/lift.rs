@@ -242,6 +242,15 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
                 Ok(se) => e.notes.push(format!("placebo SE ({} random control groups): {se:.6}", args.placebo_reps)),
                 Err(m) => e.notes.push(format!("no placebo SE: {m}")),
             }
+            match inference::placebo_in_space(&sc, data, e.att) {
+                Ok(p) => e.notes.push(format!(
+                    "placebo in space ({} controls as fake treated geos): rank p-value {:.4}, SD of placebo ATTs {:.6}",
+                    p.placebos.len(),
+                    p.p_value,
+                    p.sd
+                )),
+                Err(m) => e.notes.push(format!("no placebo in space: {m}")),
+            }
             e.notes.push(format!("conformal p(0) = {:.4}", r.p_value));
             e
         }
