@@ -109,20 +109,26 @@ fn did_and_sdid_match_synthdid_on_prop99() {
 }
 
 #[test]
-fn placebo_standard_errors_are_of_the_papers_order_on_prop99() {
+fn placebo_standard_errors_match_the_paper_on_prop99() {
     let Some(d) = prop99() else { return };
-    // Arkhangelsky et al. (2021), California: placebo SEs DiD 17.7, SC 9.9, SDID 8.4 (their random draws).
-    // Monte Carlo error at 200 reps is ~5 % of the SE. Measured here: SC 9.77 (-1 %), SDID 9.93 (+18 %),
-    // DiD 20.64 (+17 %). The DiD placebo distribution is deterministic up to which control is drawn
-    // (τ_j = 38/37 (D_j − D̄)), so the DiD gap is not Monte Carlo error; it is unexplained, and the
-    // issue asks for "the same order", which is what this test checks (20 %).
-    let se_sdid = inference::sdid_placebo_se(&Sdid::default(), &d, 200, 1).unwrap();
-    let se_sc = inference::sdid_placebo_se(&Sdid::sc(), &d, 200, 1).unwrap();
-    let se_did = inference::sdid_placebo_se(&Sdid::did(), &d, 200, 1).unwrap();
+    // Arkhangelsky et al. (2021), California: placebo SEs DiD 17.7, SC 9.9, SDID 8.4, from 200 random
+    // draws. The placebo distribution is heavy-tailed (a few states dominate), so 200 draws carry a
+    // Monte Carlo error of about ±15 %: for DiD, whose placebo estimate is deterministic given the
+    // drawn state (τ_j = 38/37 (D_j − D̄)), the exact value over all 38 states is 17.29 and our own
+    // 200-draw estimates range over 16.9–20.6 across seeds (SDID: 9.0–10.1). With 1000–2000 draws we
+    // measure DiD 18.2, SC 10.5, SDID 9.5 (SDID's one-at-a-time placebo over all 38 states: 9.49), so
+    // the paper's 200-draw values are matched within their own Monte Carlo error: 10 % for DiD,
+    // 15 % for SC and SDID.
+    let se_sdid = inference::sdid_placebo_se(&Sdid::default(), &d, 1000, 1).unwrap();
+    let se_sc = inference::sdid_placebo_se(&Sdid::sc(), &d, 1000, 1).unwrap();
+    let se_did = inference::sdid_placebo_se(&Sdid::did(), &d, 2000, 1).unwrap();
     eprintln!("placebo se sdid {se_sdid} sc {se_sc} did {se_did}");
-    assert!((se_sdid - 8.4).abs() < 0.2 * 8.4, "{se_sdid}");
-    assert!((se_sc - 9.9).abs() < 0.2 * 9.9, "{se_sc}");
-    assert!((se_did - 17.7).abs() < 0.2 * 17.7, "{se_did}");
+    assert!((se_sdid - 8.4).abs() < 0.15 * 8.4, "{se_sdid}");
+    assert!((se_sc - 9.9).abs() < 0.15 * 9.9, "{se_sc}");
+    assert!((se_did - 17.7).abs() < 0.1 * 17.7, "{se_did}");
+    // the exact DiD placebo SE over all 38 states: √((n−1)/n) × sd of the 38 placebo estimates
+    let all = inference::placebo_in_space(&DiD, &d, 0.0).unwrap();
+    assert!((all.sd * (37.0f64 / 38.0).sqrt() - 17.2868).abs() < 1e-4, "{}", all.sd);
 }
 
 #[test]
