@@ -134,6 +134,10 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         if !args.treated.is_empty() {
             bail!("use either --treated or --treatment-col, not both");
         }
+        let staggered = panel.design_from_treatment().is_err_and(|e| e.to_string().contains("staggered"));
+        if staggered && estimators.iter().all(|e| e == "twfe") {
+            return run_staggered_twfe(&panel, &args);
+        }
         let mut d = panel.design_from_treatment()?;
         if let Some(s) = &args.start {
             d.start = s.clone();
@@ -200,6 +204,74 @@ fn baseline_spend_change(d: &LiftData) -> Option<f64> {
     let s = d.spend.as_ref()?;
     let pre: f64 = d.treated.iter().map(|&g| (0..d.t0).map(|t| s[[g, t]]).sum::<f64>()).sum::<f64>() / d.t0 as f64;
     Some(d.treated_post_spend()? - pre * d.n_post() as f64)
+}
+
+/// Staggered adoption from a 0/1 treatment column: TWFE with cluster-robust SEs and the event
+/// study on the whole panel (the other estimators need one common test window).
+fn run_staggered_twfe(panel: &Panel, args: &LiftArgs) -> anyhow::Result<()> {
+    use mmloop_geolift::EventStudy;
+    use serde_json::json;
+    let d = panel.treatment.as_ref().context("no treatment column")?;
+    let fit = Twfe.fit_matrix(panel.kpi.view(), d.view())?;
+    let events = EventStudy.fit_matrix(panel.kpi.view(), d.view())?;
+    let (att, se) = (fit.coef[0], fit.se(0));
+    let df = (fit.n_clusters - 1) as f64;
+    let q = mmloop_geolift::did::t_quantile(1.0 - args.alpha / 2.0, df);
+    let p = 2.0 * (1.0 - mmloop_geolift::did::t_cdf((att / se).abs(), df));
+    let treated: Vec<usize> = (0..panel.geos.len()).filter(|&g| d.row(g).iter().any(|&v| v == 1.0)).collect();
+    let treated_cells = d.iter().filter(|&&v| v == 1.0).count() as f64;
+    let first = (0..panel.times.len()).find(|&t| treated.iter().any(|&g| d[[g, t]] == 1.0)).unwrap_or(0);
+    let last = panel.times.len() - 1;
+    let est = json!({
+        "att": att, "incremental": att * treated_cells, "se": se,
+        "ci_lower": att - q * se, "ci_upper": att + q * se, "p_value": p, "alpha": args.alpha,
+        "inference": "cluster-robust (by geo), staggered adoption",
+        "event_study": events,
+        "notes": ["staggered adoption: TWFE weights cohorts and periods implicitly (Goodman-Bacon 2021); read the event study"],
+    });
+    let json = json!({
+        "source": panel.source, "kpi": args.kpi, "seed": args.seed,
+        "cells": [{
+            "cell": "staggered",
+            "treated": treated.iter().map(|&g| panel.geos[g].clone()).collect::<Vec<_>>(),
+            "start": panel.time_labels[first], "end": panel.time_labels[last],
+            "treated_geo_periods": treated_cells,
+            "estimates": {"twfe": est},
+        }],
+    });
+    let record = LiftTestRecord {
+        channels: args.channel.clone(),
+        geos: treated.iter().map(|&g| panel.geos[g].clone()).collect(),
+        start: panel.time_labels[first].clone(),
+        end: panel.time_labels[last].clone(),
+        spend_change: args.spend_change.unwrap_or(0.0),
+        spend_path: None,
+        incremental_kpi: att * treated_cells,
+        standard_error: se * treated_cells,
+        estimator: "twfe".into(),
+        source: panel.source.clone(),
+    };
+    if let Err(m) = record.validate() {
+        bail!("calibration record is not valid: {m}");
+    }
+    let out = OutputDir::create(&args.out)?;
+    out.write("lift.json", serde_json::to_string_pretty(&json)?.as_bytes())?;
+    out.write("calibration.json", serde_json::to_string_pretty(&vec![record])?.as_bytes())?;
+    let target = out.commit()?;
+    println!(
+        "\nGeo lift (staggered adoption, {} treated geos, {} treated geo-periods): TWFE ATT {att:.6}, SE {se:.6}, {:.0}% CI [{:.6}, {:.6}], p {p:.4}",
+        treated.len(),
+        treated_cells,
+        100.0 * (1.0 - args.alpha),
+        att - q * se,
+        att + q * se
+    );
+    println!("event study (period relative to adoption: estimate ± SE):");
+    for e in &events {
+        println!("  {:>4}: {:>12.6} ± {:.6}", e.rel, e.estimate, e.se);
+    }
+    println!("\nwrote {}/lift.json, calibration.json", target.display());
+    Ok(())
 }
 
 /// Per-geo, per-period spend change over the test window against each treated geo's pre-period
