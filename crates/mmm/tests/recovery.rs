@@ -89,6 +89,8 @@ fn geo_roi_intervals_cover_the_truth_at_the_nominal_rate() {
 }
 
 /// The larger batch: 100 national and 30 geo simulations by Laplace, 20 geo simulations by NUTS.
+/// Last run (210 s): national Laplace 171/200 (85.5 %, mildly below nominal), geo Laplace 60/60
+/// (conservative), geo NUTS 36/40 (90 %).
 #[test]
 #[ignore]
 fn roi_coverage_large_batch() {
