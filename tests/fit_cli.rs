@@ -90,6 +90,12 @@ fn fit_writes_summary_tables_and_draws() {
     let t = mmloop_data::Table::read(out.join("posterior.parquet")).unwrap();
     assert_eq!(t.n_rows(), 400);
     assert!(t.has_column("chain") && t.has_column("draw") && t.has_column("adstock_alpha[ch0]"));
+    // and the whole fit reloads without refitting, giving the same analysis
+    let (_, data, res) = mmloop_mmm::fit::load_fit(&out).unwrap();
+    assert_eq!(res.draws.values.len(), 400);
+    let an = mmloop_mmm::fit::analyse_fit(&res, &data);
+    let roi0 = v["channels"][0]["roi"]["mean"].as_f64().unwrap();
+    assert!((an.channels[0].roi.mean - roi0).abs() < 1e-9 * roi0.abs(), "{} vs {roi0}", an.channels[0].roi.mean);
 }
 
 #[test]

@@ -41,6 +41,11 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let result = mmloop_mmm::fit::fit(&spec, &data)?;
     let analysis = mmloop_mmm::fit::analyse_fit(&result, &data);
     let info = mmloop_mmm::fit::model_info(&spec, &data, &result);
+    // the saved config names the data by its absolute path, so the fit reloads from anywhere
+    let mut saved = spec.clone();
+    if let Ok(p) = std::fs::canonicalize(&saved.data.path) {
+        saved.data.path = p;
+    }
     let dir = mmloop_mmm::output::write_outputs(
         &args.out,
         &result.model,
@@ -48,7 +53,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         &result.draws,
         &result.diagnostics,
         &info,
-        &to_toml(&spec),
+        &to_toml(&saved),
     )?;
     print!("{}", mmloop_mmm::output::summary_table(&analysis));
     eprintln!("wrote {}", dir.display());

@@ -123,3 +123,57 @@ pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (
     let v = serde_json::to_value(&diag).unwrap_or(serde_json::Value::Null);
     (draws, v)
 }
+
+/// Errors reloading a saved fit.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Data(#[from] mmloop_data::DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{path}: {message}")]
+    Mismatch { path: std::path::PathBuf, message: String },
+}
+
+/// Reloads a fit written by `mmloop fit` (its `config.toml`, the data it names and
+/// `posterior_unconstrained.parquet`) without refitting: the same model and draws.
+pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset, FitResult), LoadError> {
+    let dir = dir.as_ref();
+    let spec = crate::config::load_config(dir.join("config.toml"))?;
+    let data = Dataset::load(&spec)
+        .map_err(|e| LoadError::Mismatch { path: spec.data.path.clone(), message: e.to_string() })?;
+    let model = MmmModel::new(&spec, &data)?;
+    let path = dir.join("posterior_unconstrained.parquet");
+    let table = mmloop_data::Table::read(&path)?;
+    let cols: Vec<Vec<f64>> = model.names().iter().map(|n| table.f64_column(n)).collect::<Result<_, _>>()?;
+    let n = table.n_rows();
+    let chain = table.f64_column("chain")?;
+    let draw = table.f64_column("draw")?;
+    if table.columns().len() != cols.len() + 2 {
+        return Err(LoadError::Mismatch {
+            path,
+            message: format!(
+                "{} columns, the model has {} parameters + chain, draw",
+                table.columns().len(),
+                cols.len()
+            ),
+        });
+    }
+    let draws = Draws {
+        values: (0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect(),
+        chain: chain.iter().map(|&c| c as usize).collect(),
+        draw: draw.iter().map(|&d| d as usize).collect(),
+    };
+    let summary: serde_json::Value = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let method = match summary["diagnostics"]["method"].as_str() {
+        Some("nuts") => FitMethod::Nuts,
+        _ => FitMethod::Laplace,
+    };
+    let diagnostics = summary["diagnostics"].clone();
+    Ok((spec, data, FitResult { model, draws, method, diagnostics }))
+}
