@@ -128,7 +128,7 @@ pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(Box<crate::config::ConfigError>),
     #[error(transparent)]
     Data(#[from] mmloop_data::DataError),
     #[error(transparent)]
@@ -141,7 +141,7 @@ pub enum LoadError {
 /// `posterior_unconstrained.parquet`) without refitting: the same model and draws.
 pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset, FitResult), LoadError> {
     let dir = dir.as_ref();
-    let spec = crate::config::load_config(dir.join("config.toml"))?;
+    let spec = crate::config::load_config(dir.join("config.toml")).map_err(|e| LoadError::Config(Box::new(e)))?;
     let data = Dataset::load(&spec)
         .map_err(|e| LoadError::Mismatch { path: spec.data.path.clone(), message: e.to_string() })?;
     let model = MmmModel::new(&spec, &data)?;
