@@ -73,6 +73,8 @@ fn optimize_and_scenario_run_on_a_saved_fit() {
         assert!(s >= 0.7 * cur - 1e-6 && s <= 1.3 * cur + 1e-6, "±30% default bounds violated: {c}");
     }
     assert!(out.join("optimize.csv").exists());
+    let gains = std::fs::read_to_string(out.join("gain_draws.csv")).unwrap();
+    assert_eq!(gains.lines().count(), 1 + 300, "one row per posterior draw (2 chains × 150)");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("Budget allocation") && stdout.contains("tv"), "{stdout}");
 

@@ -123,6 +123,11 @@ pub fn run_optimize(args: OptimizeArgs) -> anyhow::Result<()> {
         )?;
     }
     out.write("optimize.csv", csv.as_bytes())?;
+    let mut gains = String::from("draw,current_outcome,optimal_outcome,gain\n");
+    for (d, (c, o)) in report.draws.iter().enumerate() {
+        writeln!(gains, "{d},{c},{o},{}", o - c)?;
+    }
+    out.write("gain_draws.csv", gains.as_bytes())?;
     let dir = out.commit()?;
     print!("{}", optimize_table(&report));
     eprintln!("wrote {}", dir.display());

@@ -284,6 +284,9 @@ pub struct OptimizationReport {
     pub kkt_residual: f64,
     pub lambda: f64,
     pub iterations: usize,
+    /// Per-draw total outcome (current, optimal), for the distribution of the gain.
+    #[serde(skip)]
+    pub draws: Vec<(f64, f64)>,
 }
 
 /// What the optimisation must achieve.
@@ -346,6 +349,7 @@ pub fn optimize_plan(
         kkt_residual: a.kkt_residual,
         lambda: a.lambda,
         iterations: a.iterations,
+        draws: cur.iter().copied().zip(opt.iter().copied()).collect(),
     })
 }
 

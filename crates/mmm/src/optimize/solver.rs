@@ -151,7 +151,7 @@ pub fn optimize<C: ResponseCurves + ?Sized>(
     } else {
         evaluate(curves, &s, &mut work, bounds)?;
         let spread = spread(&work.o, &w).max(1e-12);
-        [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6].iter().map(|f| f * spread).collect()
+        [1e-2, 1e-4, 1e-6].iter().map(|f| f * spread).collect()
     };
     let mut g = vec![0.0; nc];
     let mut h = vec![0.0; nc];
