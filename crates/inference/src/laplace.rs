@@ -230,6 +230,32 @@ fn optimise<D: LogDensity + ?Sized>(
     Ok(StartResult { report, best })
 }
 
+/// The best mode found by L-BFGS from `settings.starts` starts (chosen as for [`laplace`]): the
+/// point and its log density, without the Hessian. Used to start NUTS chains near the posterior
+/// bulk, so warm-up spends its iterations adapting rather than travelling.
+///
+/// Errors: invalid settings, no valid start, a fatal density error, or no start reaching a point
+/// with a finite log density.
+pub fn find_mode<D: LogDensity + ?Sized>(
+    density: &D,
+    settings: &LaplaceSettings,
+) -> Result<(Vec<f64>, f64), InferenceError> {
+    if settings.starts == 0 || settings.init_attempts == 0 || settings.lbfgs_memory == 0 {
+        return Err(InferenceError::InvalidSettings(
+            "starts, init_attempts and lbfgs_memory must be at least 1".into(),
+        ));
+    }
+    let results: Vec<StartResult> = (0..settings.starts)
+        .into_par_iter()
+        .map(|k| optimise(density, settings, starting_point(density, settings, k)?))
+        .collect::<Result<_, _>>()?;
+    results
+        .into_iter()
+        .filter_map(|r| r.best.map(|(x, lp, _)| (x, lp)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| InferenceError::Optimization("no optimiser start reached a finite log density".into()))
+}
+
 /// Hessian of log p at `x` by central differences of the analytic gradient, symmetrised:
 /// column j is `(∇log p(x + h_j e_j) − ∇log p(x − h_j e_j)) / (2 h_j)` with
 /// `h_j = step · max(|x_j|, 1)`. Fails if the density is not finite at a probe point.

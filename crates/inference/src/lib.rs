@@ -46,7 +46,7 @@ pub mod summary;
 
 pub use density::{LogDensity, LogDensityError};
 pub use error::InferenceError;
-pub use laplace::{LaplaceSettings, laplace};
+pub use laplace::{LaplaceSettings, find_mode, laplace};
 pub use nuts::{Init, MassMatrix, NutsSettings, sample_nuts};
 pub use posterior::{ChainWarmup, DrawStats, LaplaceInfo, LaplaceStart, Method, Posterior};
 pub use summary::{ParamSummary, RunDiagnostics, Summary, summary};

@@ -109,6 +109,20 @@ fn multimodality_is_reported_and_the_best_mode_kept() {
     assert!(info.starts.iter().any(|s| s.end.as_ref().is_some_and(|e| (e[0] - 3.0).abs() < 1e-4)));
 }
 
+/// `find_mode` returns the same best mode as `laplace` (the heavier of two modes, found by one of
+/// eight starts) and its log density, without a Hessian.
+#[test]
+fn find_mode_returns_the_best_mode() {
+    let settings = LaplaceSettings { starts: 8, ..settings() };
+    let (mode, logp) = mmloop_inference::find_mode(&Bimodal, &settings).unwrap();
+    let info = laplace(&Bimodal, &settings).unwrap().laplace.unwrap();
+    assert!((mode[0] + 3.0).abs() < 1e-6, "best mode is the heavier one: {}", mode[0]);
+    assert_eq!(mode, info.mode);
+    assert_eq!(logp, info.logp_at_mode);
+    let err = mmloop_inference::find_mode(&Bimodal, &LaplaceSettings { starts: 0, ..settings }).unwrap_err();
+    assert!(matches!(err, InferenceError::InvalidSettings(_)), "{err}");
+}
+
 /// log p = -x0²/2, nothing about x1: the negative Hessian is singular along x1.
 struct FlatDirection;
 

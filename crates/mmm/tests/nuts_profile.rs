@@ -1,0 +1,88 @@
+//! Profiling NUTS on the MMM examples (not a test of correctness: prints per-chain tree depth,
+//! steps, step size, worst-ESS parameters and wall time for several sampler set-ups).
+//! Run: `cargo test --release -p mmloop-mmm --test nuts_profile -- --ignored --nocapture`
+//! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
+
+use mmloop_inference::{Init, MassMatrix, NutsSettings};
+use mmloop_mmm::Dataset;
+use mmloop_mmm::config::load_config;
+use mmloop_mmm::model::MmmModel;
+use std::time::Instant;
+
+fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
+    let t0 = Instant::now();
+    let post = match mmloop_inference::sample_nuts(model, settings) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{label}: {e}");
+            return;
+        }
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    let constrained = post
+        .map_draws(model.names(), |q| model.params.iter().zip(q).map(|(p, &y)| p.transform.constrain(y).x).collect());
+    let s = mmloop_inference::summary(&constrained);
+    let d = &s.diagnostics;
+    eprintln!(
+        "== {label}: wall {wall:.2}s  max_rhat {:.4} ({:?})  min_ess_bulk {:.0} ({:?})  ess_bulk/s {:.0}  div {}  maxdepth {}",
+        d.max_rhat,
+        d.max_rhat_param,
+        d.min_ess_bulk,
+        d.min_ess_bulk_param,
+        d.min_ess_bulk / wall,
+        d.divergences,
+        d.max_tree_depth_hits
+    );
+    for (c, (st, w)) in post.sample_stats.iter().zip(&post.warmup).enumerate() {
+        let n = st.len() as f64;
+        let mean_steps = st.iter().map(|s| s.n_steps as f64).sum::<f64>() / n;
+        let mut hist = [0usize; 11];
+        for s in st {
+            hist[(s.tree_depth as usize).min(10)] += 1;
+        }
+        eprintln!(
+            "   chain {c}: step {:.4}  mean n_steps {mean_steps:.1}  depth hist {:?}  warmup {:.2}s sampling {:.2}s  warmup div {}",
+            w.step_size, hist, w.warmup_seconds, w.sampling_seconds, w.divergences
+        );
+    }
+    let mut ps = s.params.clone();
+    ps.sort_by(|a, b| a.ess_bulk.total_cmp(&b.ess_bulk));
+    for p in ps.iter().take(5) {
+        eprintln!(
+            "   {:30} mean {:9.4} sd {:8.4} rhat {:.4} ess_bulk {:6.0} ess_tail {:6.0}",
+            p.name, p.mean, p.sd, p.rhat, p.ess_bulk, p.ess_tail
+        );
+    }
+}
+
+#[test]
+#[ignore = "profiling run; see the module docs"]
+fn profile_nuts() {
+    let path = std::env::var("MMLOOP_PROFILE_CONFIG")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pymc_mmm_example.toml").into());
+    let spec = load_config(&path).expect("config");
+    let data = Dataset::load(&spec).expect("data");
+    let model = MmmModel::new(&spec, &data).expect("model");
+    let base = mmloop_mmm::fit::nuts_settings(&model, &spec);
+    let which = std::env::var("MMLOOP_PROFILE_RUNS").unwrap_or_else(|_| "default,lowrank,prior".into());
+    for run in which.split(',') {
+        let mut s = base.clone();
+        s.quiet = true;
+        match run {
+            "default" => {}
+            "lowrank" => s.mass_matrix = MassMatrix::low_rank(),
+            "prior" => s.init = Init::Around { center: model.initial_point(), radius: 0.5 },
+            "tune500" => s.tune = 500,
+            "tune300" => s.tune = 300,
+            "lowrank500" => {
+                s.mass_matrix = MassMatrix::low_rank();
+                s.tune = 500
+            }
+            other => {
+                eprintln!("unknown run {other}");
+                continue;
+            }
+        }
+        report(&model, run, &s);
+    }
+}
