@@ -103,3 +103,174 @@ impl LiftEstimator for Tbr {
         Ok(e)
     }
 }
+
+/// The moving-block bootstrap of a TBR estimate (Künsch 1989; residual resampling for regression
+/// with serially correlated errors, as in Politis & Romano's block methods).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct TbrBootstrap {
+    /// Standard error of the cumulative effect Δ.
+    pub cumulative_se: f64,
+    /// Basic (pivotal) interval for Δ at the requested level.
+    pub ci_lower: f64,
+    pub ci_upper: f64,
+    /// Two-sided p-value of Δ = 0: the share of replicates whose |error| reaches |Δ̂|.
+    pub p_value: f64,
+    pub block_len: usize,
+    pub reps: usize,
+}
+
+impl Tbr {
+    /// Block-bootstrap inference for the cumulative effect, for when the pre-period residuals are
+    /// autocorrelated (daily data with weekly patterns), which the iid predictive variance ignores.
+    ///
+    /// The error of Δ̂ is Σ_post ε_t − Σ_post[(α̂ − α) + (β̂ − β) x_t]. Each replicate rebuilds the
+    /// pre-period as ŷ_t + e*_t from moving blocks of the OLS residuals and refits (α*, β*); the
+    /// test-window errors are one contiguous run of n residuals (blocks when n > T₀), so their
+    /// sum keeps the serial correlation whole. Each replicate is one draw of that error. The interval
+    /// is Δ̂ minus the error's quantiles; `block_len` defaults to ⌈T₀^{1/3}⌉. Replicate b uses its
+    /// own generator seeded by `derive_seed(seed, 7, b)`: identical for any thread count.
+    ///
+    /// Like every block method it estimates a long-run variance from one pre-period, and OLS
+    /// residuals sum to zero there, so with strong autocorrelation and a short pre-period it still
+    /// under-covers (measured: 0.76 for nominal 0.90 at ρ = 0.7, T₀ = 100, n = 20 — the iid
+    /// interval gives 0.53); it is near nominal for moderate ρ and longer pre-periods (tested).
+    pub fn block_bootstrap(
+        &self,
+        data: &LiftData,
+        reps: usize,
+        block_len: Option<usize>,
+        seed: u64,
+    ) -> Result<TbrBootstrap, GeoLiftError> {
+        use rand::{RngExt, SeedableRng};
+        use rayon::prelude::*;
+        let (f, y, cf) = self.fit(data)?;
+        let t0 = data.t0;
+        let tt = data.n_periods();
+        let n = tt - t0;
+        if reps < 20 {
+            return Err(est_err("tbr", "the block bootstrap needs at least 20 replicates"));
+        }
+        let l = block_len.unwrap_or_else(|| (t0 as f64).cbrt().ceil() as usize).clamp(1, t0);
+        let x: Vec<f64> = (0..tt).map(|t| data.controls.iter().map(|&g| data.y[[g, t]]).sum()).collect();
+        let resid: Vec<f64> = (0..t0).map(|t| y[t] - cf[t]).collect();
+        let starts = t0 - l + 1; // moving blocks e[s..s+l]
+        let errors: Vec<f64> = (0..reps)
+            .into_par_iter()
+            .map(|b| {
+                let mut rng =
+                    rand::rngs::Xoshiro256PlusPlus::seed_from_u64(crate::inference::derive_seed(seed, 7, b as u64));
+                let mut draw = |len: usize| -> Vec<f64> {
+                    let mut v = Vec::with_capacity(len + l);
+                    while v.len() < len {
+                        let s = rng.random_range(0..starts);
+                        v.extend_from_slice(&resid[s..s + l]);
+                    }
+                    v.truncate(len);
+                    v
+                };
+                let e_pre = draw(t0);
+                // the window's error is a sum of n consecutive errors: draw it as one contiguous run
+                // of residuals so its autocorrelation is kept whole (blocks would cut it at joins)
+                let e_post = if n <= t0 {
+                    let s = rng.random_range(0..=t0 - n);
+                    resid[s..s + n].to_vec()
+                } else {
+                    draw(n)
+                };
+                let ys: Vec<f64> = (0..t0).map(|t| cf[t] + e_pre[t]).collect();
+                let xm = x[..t0].iter().sum::<f64>() / t0 as f64;
+                let ym = ys.iter().sum::<f64>() / t0 as f64;
+                let sxx: f64 = x[..t0].iter().map(|v| (v - xm).powi(2)).sum();
+                let slope = (0..t0).map(|t| (x[t] - xm) * (ys[t] - ym)).sum::<f64>() / sxx;
+                let intercept = ym - slope * xm;
+                let refit: f64 = (t0..tt).map(|t| (intercept - f.intercept) + (slope - f.slope) * x[t]).sum();
+                e_post.iter().sum::<f64>() - refit
+            })
+            .collect();
+        let mean = errors.iter().sum::<f64>() / reps as f64;
+        let se = (errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (reps - 1) as f64).sqrt();
+        let mut sorted = errors.clone();
+        sorted.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let h = p * (reps - 1) as f64;
+            let (i, w) = (h.floor() as usize, h - h.floor());
+            sorted[i] + w * (sorted[(i + 1).min(reps - 1)] - sorted[i])
+        };
+        let p_value = (1 + errors.iter().filter(|e| e.abs() >= f.cumulative.abs()).count()) as f64 / (reps + 1) as f64;
+        Ok(TbrBootstrap {
+            cumulative_se: se,
+            ci_lower: f.cumulative - q(1.0 - self.alpha / 2.0),
+            ci_upper: f.cumulative - q(self.alpha / 2.0),
+            p_value,
+            block_len: l,
+            reps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod bootstrap_tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::{RngExt, SeedableRng};
+
+    /// Panels with AR(1) errors on the treated total and no effect: 200 pre periods, 14 test periods.
+    fn ar1_panel(seed: u64, rho: f64) -> LiftData {
+        let (g, t, t0) = (6, 214, 200);
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut normal = || {
+            // Box–Muller
+            let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random::<f64>());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        };
+        let common: Vec<f64> = (0..t).map(|k| 100.0 + 10.0 * (k as f64 * 0.3).sin()).collect();
+        let mut y = Array2::zeros((g, t));
+        let mut e = 0.0;
+        for k in 0..t {
+            e = rho * e + normal();
+            y[[0, k]] = common[k] + 3.0 * e;
+            for j in 1..g {
+                y[[j, k]] = common[k] * (1.0 + 0.1 * j as f64) + normal();
+            }
+        }
+        LiftData::from_matrix(y, vec![0], t0).unwrap()
+    }
+
+    #[test]
+    fn block_bootstrap_is_reproducible_and_thread_count_free() {
+        let d = ar1_panel(1, 0.5);
+        let tbr = Tbr::default();
+        let a = tbr.block_bootstrap(&d, 200, None, 42).unwrap();
+        let b = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| tbr.block_bootstrap(&d, 200, None, 42).unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.block_len, 6); // ⌈200^{1/3}⌉
+    }
+
+    #[test]
+    fn block_bootstrap_covers_near_nominal_under_autocorrelation() {
+        // 90% intervals over 200 AR(1) panels (ρ = 0.5) with no effect. The binomial sd of a 0.9 coverage
+        // over 200 panels is 0.021; the bootstrap is asymptotic, so allow 3 sd below nominal.
+        let tbr = Tbr::default();
+        let (mut boot_cover, mut iid_cover) = (0, 0);
+        for s in 0..200 {
+            let d = ar1_panel(1000 + s, 0.5);
+            let bb = tbr.block_bootstrap(&d, 300, None, s).unwrap();
+            if bb.ci_lower <= 0.0 && 0.0 <= bb.ci_upper {
+                boot_cover += 1;
+            }
+            let e = tbr.estimate(&d).unwrap();
+            if e.ci_lower.unwrap() <= 0.0 && 0.0 <= e.ci_upper.unwrap() {
+                iid_cover += 1;
+            }
+        }
+        let boot = boot_cover as f64 / 200.0;
+        let iid = iid_cover as f64 / 200.0;
+        eprintln!("coverage of 90% intervals under AR(1) errors: block bootstrap {boot}, iid predictive {iid}");
+        assert!(boot >= 0.9 - 3.0 * 0.021, "block bootstrap coverage {boot}");
+        assert!(boot > iid, "the block bootstrap should beat the iid interval under autocorrelation");
+    }
+}
