@@ -216,8 +216,8 @@ fn run_staggered_twfe(panel: &Panel, args: &LiftArgs) -> anyhow::Result<()> {
     let events = EventStudy.fit_matrix(panel.kpi.view(), d.view())?;
     let (att, se) = (fit.coef[0], fit.se(0));
     let df = (fit.n_clusters - 1) as f64;
-    let q = mmloop_geolift::did::t_quantile(1.0 - args.alpha / 2.0, df);
-    let p = 2.0 * (1.0 - mmloop_geolift::did::t_cdf((att / se).abs(), df));
+    let q = mmloop_geolift::stats::t_quantile(1.0 - args.alpha / 2.0, df);
+    let p = 2.0 * (1.0 - mmloop_geolift::stats::t_cdf((att / se).abs(), df));
     let treated: Vec<usize> = (0..panel.geos.len()).filter(|&g| d.row(g).iter().any(|&v| v == 1.0)).collect();
     let treated_cells = d.iter().filter(|&&v| v == 1.0).count() as f64;
     let first = (0..panel.times.len()).find(|&t| treated.iter().any(|&g| d[[g, t]] == 1.0)).unwrap_or(0);
@@ -304,7 +304,7 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
             // SE consistent with the reported interval: the conformal CI's half-width over z_{1−α/2}
             // (a normal approximation). The placebo SE over random control groups is reported as a
             // note: it also reflects how badly SC fits hard-to-match controls, not only this test.
-            let z = mmloop_geolift::did::normal_quantile(1.0 - alpha / 2.0);
+            let z = mmloop_geolift::stats::normal_quantile(1.0 - alpha / 2.0);
             if r.ci_lower.is_finite() && r.ci_upper.is_finite() {
                 e.se = Some((r.ci_upper - r.ci_lower) / (2.0 * z));
             }
@@ -363,7 +363,7 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
             // recompute the interval at the requested alpha
             if let Some(se) = e.se {
                 let fit = Twfe.fit(data)?;
-                let q = mmloop_geolift::did::t_quantile(1.0 - alpha / 2.0, (fit.n_clusters - 1) as f64);
+                let q = mmloop_geolift::stats::t_quantile(1.0 - alpha / 2.0, (fit.n_clusters - 1) as f64);
                 e.alpha = alpha;
                 e.ci_lower = Some(e.att - q * se);
                 e.ci_upper = Some(e.att + q * se);
@@ -480,7 +480,7 @@ fn record(c: &Cell, args: &LiftArgs, panel: &Panel) -> LiftTestRecord {
     let se = e.se.or_else(|| {
         // normal-approximation SE from the interval when the method gives only an interval
         let (l, h) = (e.ci_lower?, e.ci_upper?);
-        Some((h - l) / (2.0 * mmloop_geolift::did::normal_quantile(1.0 - e.alpha / 2.0)))
+        Some((h - l) / (2.0 * mmloop_geolift::stats::normal_quantile(1.0 - e.alpha / 2.0)))
     });
     LiftTestRecord {
         channels: args.channel.clone(),

@@ -5,6 +5,7 @@ use crate::error::{GeoLiftError, est_err};
 use crate::panel::LiftData;
 use crate::result::{LiftEstimate, LiftEstimator};
 use crate::simplex::lu_solve;
+use crate::stats::{t_cdf, t_quantile};
 use ndarray::{Array2, ArrayView2};
 
 /// 2×2 difference in differences on group-period means:
@@ -142,210 +143,6 @@ fn invert(a: &[f64], k: usize) -> Option<Vec<f64>> {
     Some(inv)
 }
 
-/// Two-sided critical value for a t distribution with `df` degrees of freedom (normal beyond 50),
-/// by bisection on the regularised incomplete beta function.
-pub fn t_quantile(p: f64, df: f64) -> f64 {
-    if df > 50.0 || !df.is_finite() {
-        return normal_quantile(p);
-    }
-    let cdf = |x: f64| {
-        let z = df / (df + x * x);
-        let tail = 0.5 * reg_inc_beta(df / 2.0, 0.5, z);
-        if x >= 0.0 { 1.0 - tail } else { tail }
-    };
-    let (mut lo, mut hi) = (-1e3, 1e3);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if cdf(mid) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
-/// Standard normal quantile (Acklam's rational approximation, refined by one Newton–Halley step
-/// on erfc; absolute error below 1e-12).
-pub fn normal_quantile(p: f64) -> f64 {
-    let a = [
-        -3.969683028665376e+01,
-        2.209460984245205e+02,
-        -2.759285104469687e+02,
-        1.38357751867269e+02,
-        -3.066479806614716e+01,
-        2.506628277459239e+00,
-    ];
-    let b = [
-        -5.447609879822406e+01,
-        1.615858368580409e+02,
-        -1.556989798598866e+02,
-        6.680131188771972e+01,
-        -1.328068155288572e+01,
-    ];
-    let c = [
-        -7.784894002430293e-03,
-        -3.223964580411365e-01,
-        -2.400758277161838e+00,
-        -2.549732539343734e+00,
-        4.374664141464968e+00,
-        2.938163982698783e+00,
-    ];
-    let d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00];
-    let pl = 0.02425;
-    let x = if p < pl {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5])
-            / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0)
-    } else if p <= 1.0 - pl {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q
-            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
-    } else {
-        let q = (-2.0 * (1.0 - p).ln()).sqrt();
-        -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5])
-            / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0)
-    };
-    let e = 0.5 * erfc(-x / std::f64::consts::SQRT_2) - p;
-    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
-    x - u / (1.0 + x * u / 2.0)
-}
-
-/// Complementary error function, erfc(x) = Q(½, x²) for x ≥ 0 through the regularised incomplete
-/// gamma function (series below a + 1, Lentz continued fraction above; Numerical Recipes §6.2),
-/// accurate to ~1e-15 relative.
-pub fn erfc(x: f64) -> f64 {
-    let z = x * x;
-    let q = if z < 1.5 {
-        // P(½, z) by its series
-        let a = 0.5;
-        let (mut sum, mut del, mut ap) = (1.0 / a, 1.0 / a, a);
-        for _ in 0..500 {
-            ap += 1.0;
-            del *= z / ap;
-            sum += del;
-            if del.abs() < sum.abs() * 1e-17 {
-                break;
-            }
-        }
-        1.0 - sum * (-z + a * z.ln() - ln_gamma(a)).exp()
-    } else {
-        let a = 0.5;
-        let tiny = 1e-300;
-        let mut b = z + 1.0 - a;
-        let mut c = 1.0 / tiny;
-        let mut d = 1.0 / b;
-        let mut h = d;
-        for i in 1..500 {
-            let an = -(i as f64) * (i as f64 - a);
-            b += 2.0;
-            d = an * d + b;
-            if d.abs() < tiny {
-                d = tiny;
-            }
-            c = b + an / c;
-            if c.abs() < tiny {
-                c = tiny;
-            }
-            d = 1.0 / d;
-            let del = d * c;
-            h *= del;
-            if (del - 1.0).abs() < 1e-16 {
-                break;
-            }
-        }
-        (-z + a * z.ln() - ln_gamma(a)).exp() * h
-    };
-    if x >= 0.0 { q } else { 2.0 - q }
-}
-
-/// Standard normal CDF.
-pub fn normal_cdf(x: f64) -> f64 {
-    0.5 * erfc(-x / std::f64::consts::SQRT_2)
-}
-
-/// Regularised incomplete beta I_z(a, b) by Lentz's continued fraction (Numerical Recipes §6.4).
-fn reg_inc_beta(a: f64, b: f64, z: f64) -> f64 {
-    if z <= 0.0 {
-        return 0.0;
-    }
-    if z >= 1.0 {
-        return 1.0;
-    }
-    let lbeta = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b);
-    let front = (lbeta + a * z.ln() + b * (1.0 - z).ln()).exp();
-    if z < (a + 1.0) / (a + b + 2.0) { front * beta_cf(a, b, z) / a } else { 1.0 - front * beta_cf(b, a, 1.0 - z) / b }
-}
-
-fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
-    let tiny = 1e-300;
-    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
-    let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < tiny {
-        d = tiny;
-    }
-    d = 1.0 / d;
-    let mut h = d;
-    for m in 1..300 {
-        let m = m as f64;
-        let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < tiny {
-            d = tiny;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < tiny {
-            c = tiny;
-        }
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < tiny {
-            d = tiny;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < tiny {
-            c = tiny;
-        }
-        d = 1.0 / d;
-        let del = d * c;
-        h *= del;
-        if (del - 1.0).abs() < 1e-15 {
-            break;
-        }
-    }
-    h
-}
-
-/// ln Γ(x), Lanczos approximation (g = 7, n = 9; relative error ~1e-15).
-fn ln_gamma(x: f64) -> f64 {
-    let g = [
-        0.999_999_999_999_809_9,
-        676.5203681218851,
-        -1259.1392167224028,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507343278686905,
-        -0.13857109526572012,
-        9.984_369_578_019_572e-6,
-        1.5056327351493116e-7,
-    ];
-    if x < 0.5 {
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = g[0];
-    let t = x + 7.5;
-    for (i, gi) in g.iter().enumerate().skip(1) {
-        a += gi / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
-
 impl Twfe {
     /// TWFE on a designed panel (treated geos switch on at `t0`).
     pub fn fit(&self, data: &LiftData) -> Result<ClusteredFit, GeoLiftError> {
@@ -393,16 +190,6 @@ impl LiftEstimator for Twfe {
         }
         Ok(e)
     }
-}
-
-/// Student t CDF.
-pub fn t_cdf(x: f64, df: f64) -> f64 {
-    if !df.is_finite() || df > 1e6 {
-        return normal_cdf(x);
-    }
-    let z = df / (df + x * x);
-    let tail = 0.5 * reg_inc_beta(df / 2.0, 0.5, z);
-    if x >= 0.0 { 1.0 - tail } else { tail }
 }
 
 /// Event-study regression: TWFE with one indicator per period relative to adoption,
@@ -473,15 +260,6 @@ impl EventStudy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantiles_match_tables() {
-        assert!((normal_quantile(0.975) - 1.959963984540054).abs() < 1e-9);
-        assert!((normal_quantile(0.05) + 1.6448536269514722).abs() < 1e-9);
-        // t_{0.975, 10} = 2.228138851986522, t_{0.95, 38} = 1.685954
-        assert!((t_quantile(0.975, 10.0) - 2.228138851986522).abs() < 1e-8);
-        assert!((t_quantile(0.95, 38.0) - 1.6859544601667387).abs() < 1e-8);
-    }
 
     #[test]
     fn staggered_twfe_and_event_study_recover_a_homogeneous_effect() {

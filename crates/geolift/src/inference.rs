@@ -2,12 +2,12 @@
 //! standard errors. Every random draw comes from its own generator seeded by
 //! `derive_seed(master, stream, index)`, so results are identical for any thread count.
 
-use crate::did::{normal_cdf, normal_quantile};
 use crate::error::{GeoLiftError, est_err};
 use crate::panel::LiftData;
 use crate::result::{LiftEstimate, LiftEstimator};
 use crate::sc::fit_sc;
 use crate::sdid::{Sdid, SdidKind, sum_normalize, tau_with_weights};
+use crate::stats::{normal_cdf, normal_quantile};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;

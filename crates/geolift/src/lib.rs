@@ -14,6 +14,7 @@ pub mod result;
 pub mod sc;
 pub mod sdid;
 pub mod simplex;
+pub mod stats;
 pub mod tbr;
 
 pub use ascm::Ascm;

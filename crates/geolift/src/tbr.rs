@@ -1,9 +1,9 @@
 //! Time-based regression.
 
-use crate::did::t_quantile;
 use crate::error::{GeoLiftError, est_err};
 use crate::panel::LiftData;
 use crate::result::{LiftEstimate, LiftEstimator};
+use crate::stats::t_quantile;
 
 /// Time-based regression (Kerman, Wang & Vaver 2017, "Estimating ad effectiveness using geo
 /// experiments in a time-based regression framework", Google):
@@ -94,7 +94,7 @@ impl LiftEstimator for Tbr {
         e.alpha = self.alpha;
         e.ci_lower = Some(e.att - q * se);
         e.ci_upper = Some(e.att + q * se);
-        e.p_value = Some(2.0 * (1.0 - crate::did::t_cdf((e.att / se).abs(), f.df)));
+        e.p_value = Some(2.0 * (1.0 - crate::stats::t_cdf((e.att / se).abs(), f.df)));
         e.inference = Some(format!("TBR predictive variance, t({})", f.df));
         e.notes.push(format!(
             "pre-period regression: treated = {:.4} + {:.6} × control, σ = {:.4}",

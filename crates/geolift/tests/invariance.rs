@@ -120,7 +120,7 @@ fn simulate(seed: u64, n0: usize, n1: usize, t0: usize, t1: usize, tau: f64) -> 
 fn sdid_coverage(sims: u64, reps: usize) -> f64 {
     let tau = 2.0;
     let alpha = 0.1;
-    let z = did::normal_quantile(1.0 - alpha / 2.0);
+    let z = mmloop_geolift::stats::normal_quantile(1.0 - alpha / 2.0);
     let mut covered = 0;
     for s in 0..sims {
         let d = simulate(1000 + s, 30, 1, 20, 5, tau);

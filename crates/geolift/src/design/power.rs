@@ -21,7 +21,7 @@
 //! drawn once per (duration, window) and shared by all candidates and effects (common random numbers).
 
 use super::error::{DesignError, bad};
-use crate::did::t_cdf;
+use crate::stats::t_cdf;
 use crate::inference::derive_seed;
 use crate::sc::fit_sc;
 use ndarray::{Array2, ArrayView2};
