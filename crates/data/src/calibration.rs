@@ -129,11 +129,15 @@ mod tests {
     fn bad_records_are_rejected_with_reason() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.json");
-        std::fs::write(&p, r#"{"start":"1","end":"2","spend_change":1,"incremental_kpi":1,"standard_error":0}"#).unwrap();
+        std::fs::write(&p, r#"{"start":"1","end":"2","spend_change":1,"incremental_kpi":1,"standard_error":0}"#)
+            .unwrap();
         let e = LiftTestRecord::read_all(&p).unwrap_err().to_string();
         assert!(e.contains("standard_error must be a positive"), "{e}");
-        std::fs::write(&p, r#"{"start":"1","end":"2","spend_change":1,"incremental_kpi":1,"standard_error":1,"oops":2}"#)
-            .unwrap();
+        std::fs::write(
+            &p,
+            r#"{"start":"1","end":"2","spend_change":1,"incremental_kpi":1,"standard_error":1,"oops":2}"#,
+        )
+        .unwrap();
         let e = LiftTestRecord::read_all(&p).unwrap_err().to_string();
         assert!(e.contains("oops"), "{e}");
     }

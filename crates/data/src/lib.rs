@@ -19,5 +19,5 @@ mod table;
 
 pub use calibration::{LiftTestRecord, SpendDelta};
 pub use error::DataError;
-pub use output::{write_atomic, OutputDir};
-pub use table::{closest, format_date, parse_date, Table, TimeColumn, TimeKind};
+pub use output::{OutputDir, write_atomic};
+pub use table::{Table, TimeColumn, TimeKind, closest, format_date, parse_date};

@@ -48,7 +48,11 @@ impl TimeColumn {
         match self.kind {
             TimeKind::Date => format_date(v),
             TimeKind::Numeric => {
-                if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") }
+                if v.fract() == 0.0 {
+                    format!("{}", v as i64)
+                } else {
+                    format!("{v}")
+                }
             }
         }
     }
@@ -94,9 +98,11 @@ impl Table {
                 .map_err(|e| DataError::Parse { path: path.clone(), format: "CSV", message: e.to_string() })?,
             "parquet" | "pq" => {
                 let f = std::fs::File::open(&path).map_err(|e| DataError::Io { path: path.clone(), source: e })?;
-                ParquetReader::new(f)
-                    .finish()
-                    .map_err(|e| DataError::Parse { path: path.clone(), format: "Parquet", message: e.to_string() })?
+                ParquetReader::new(f).finish().map_err(|e| DataError::Parse {
+                    path: path.clone(),
+                    format: "Parquet",
+                    message: e.to_string(),
+                })?
             }
             _ => return Err(DataError::UnsupportedFormat { path, ext }),
         };
@@ -228,12 +234,16 @@ impl Table {
         let col = self.column(name)?;
         match col.dtype() {
             DataType::Date | DataType::Datetime(_, _) => {
-                let c = col.cast(&DataType::Date).and_then(|c| c.cast(&DataType::Int32)).map_err(|e| self.parse_err(e))?;
+                let c =
+                    col.cast(&DataType::Date).and_then(|c| c.cast(&DataType::Int32)).map_err(|e| self.parse_err(e))?;
                 let ca = c.i32().map_err(|e| self.parse_err(e))?;
                 let values = ca
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| v.map(f64::from).ok_or_else(|| self.bad_cell(name, i, "the date is empty".into(), "Every row needs a date")))
+                    .map(|(i, v)| {
+                        v.map(f64::from)
+                            .ok_or_else(|| self.bad_cell(name, i, "the date is empty".into(), "Every row needs a date"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let labels = values.iter().map(|&v| format_date(v)).collect();
                 Ok(TimeColumn { kind: TimeKind::Date, values, labels })
@@ -249,7 +259,12 @@ impl Table {
                     .enumerate()
                     .map(|(i, s)| {
                         parse_date(s).ok_or_else(|| {
-                            self.bad_cell(name, i, format!("{s:?} is not a date"), "Write dates as YYYY-MM-DD, or use a numeric time column")
+                            self.bad_cell(
+                                name,
+                                i,
+                                format!("{s:?} is not a date"),
+                                "Write dates as YYYY-MM-DD, or use a numeric time column",
+                            )
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -257,7 +272,10 @@ impl Table {
             }
             _ => {
                 let values = self.f64_column(name)?;
-                let labels = values.iter().map(|v| if v.fract() == 0.0 { format!("{}", *v as i64) } else { v.to_string() }).collect();
+                let labels = values
+                    .iter()
+                    .map(|v| if v.fract() == 0.0 { format!("{}", *v as i64) } else { v.to_string() })
+                    .collect();
                 Ok(TimeColumn { kind: TimeKind::Numeric, values, labels })
             }
         }

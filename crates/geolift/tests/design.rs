@@ -6,8 +6,8 @@ use mmloop_geolift::design::{
     DesignError, DesignEstimator, DesignInference, Mde, PowerConfig, PowerCurve, PowerEngine, PowerPoint, SearchSpec,
     search, t_critical,
 };
-use mmloop_geolift::stats::normal_cdf;
 use mmloop_geolift::inference::derive_seed;
+use mmloop_geolift::stats::normal_cdf;
 use mmloop_geolift::{Columns, Conformal, LiftData, LiftEstimator, Panel, SyntheticControl};
 use ndarray::Array2;
 use rand::SeedableRng;

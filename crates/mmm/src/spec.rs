@@ -89,10 +89,16 @@ pub struct BaselineSpec {
 pub enum Trend {
     None,
     /// Linear in time scaled to [0, 1] over the fitted period.
-    Linear { slope: Prior },
+    Linear {
+        slope: Prior,
+    },
     /// Piecewise linear with `changepoints` equally spaced knots (Prophet-style), Laplace/normal
     /// prior on the slope changes.
-    Piecewise { changepoints: usize, slope: Prior, delta: Prior },
+    Piecewise {
+        changepoints: usize,
+        slope: Prior,
+        delta: Prior,
+    },
 }
 
 /// Fourier seasonality: Σ_{k=1}^{order} a_k sin(2πkt/period) + b_k cos(2πkt/period), t in periods
@@ -109,7 +115,9 @@ pub struct Fourier {
 pub enum Likelihood {
     Normal,
     /// Student-t with fixed degrees of freedom.
-    StudentT { nu: f64 },
+    StudentT {
+        nu: f64,
+    },
 }
 
 /// How geo models share media effects across geos.

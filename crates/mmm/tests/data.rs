@@ -46,7 +46,10 @@ fn monthly_dates_with_uneven_day_counts_are_regular() {
     let mut gappy = times.clone();
     gappy.remove(5);
     let e = load(dir.path(), "m.csv", &table(&gappy, |_| "0".into()), "").unwrap_err();
-    assert!(e.contains("between 2021-05-01 (row 5) and 2021-07-01 (row 6)") && e.contains("1 month (28-31 days)"), "{e}");
+    assert!(
+        e.contains("between 2021-05-01 (row 5) and 2021-07-01 (row 6)") && e.contains("1 month (28-31 days)"),
+        "{e}"
+    );
 }
 
 #[test]

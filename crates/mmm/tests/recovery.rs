@@ -94,7 +94,8 @@ fn geo_roi_intervals_cover_the_truth_at_the_nominal_rate() {
 #[test]
 #[ignore]
 fn roi_coverage_large_batch() {
-    let (c1, t1) = coverage(100, SimOptions { n_geos: 1, n_times: 104, ..Default::default() }, 10_000, FitMethod::Laplace);
+    let (c1, t1) =
+        coverage(100, SimOptions { n_geos: 1, n_times: 104, ..Default::default() }, 10_000, FitMethod::Laplace);
     let geo = SimOptions { n_geos: 12, n_times: 104, tau: 0.3, ..Default::default() };
     let (c2, t2) = coverage(30, geo.clone(), 20_000, FitMethod::Laplace);
     let (c3, t3) = coverage(20, geo, 30_000, FitMethod::Nuts);

@@ -21,9 +21,9 @@
 //! drawn once per (duration, window) and shared by all candidates and effects (common random numbers).
 
 use super::error::{DesignError, bad};
-use crate::stats::t_cdf;
 use crate::inference::derive_seed;
 use crate::sc::fit_sc;
+use crate::stats::t_cdf;
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
