@@ -20,6 +20,9 @@ pub struct FitArgs {
     /// Random seed (default: the config's `[fit] seed`).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// No progress bar (none is drawn when stderr is not a terminal either).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
@@ -38,7 +41,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         data.n_channels(),
         spec.fit.method
     );
-    let result = mmloop_mmm::fit::fit(&spec, &data)?;
+    let result = mmloop_mmm::fit::fit_with(&spec, &data, mmloop_mmm::fit::FitOptions { quiet: args.quiet })?;
     let analysis = mmloop_mmm::fit::analyse_fit(&result, &data);
     let info = mmloop_mmm::fit::model_info(&spec, &data, &result);
     // the saved config names the data by its absolute path, so the fit reloads from anywhere
@@ -52,10 +55,12 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         &analysis,
         &result.draws,
         &result.diagnostics,
+        &result.sample_stats,
         &info,
         &to_toml(&saved),
     )?;
     print!("{}", mmloop_mmm::output::summary_table(&analysis));
+    eprint!("{}", mmloop_mmm::output::diagnostics_report(&result.diagnostics));
     eprintln!("wrote {}", dir.display());
     Ok(())
 }

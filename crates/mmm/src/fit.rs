@@ -24,16 +24,33 @@ pub struct FitResult {
     pub draws: Draws,
     pub method: FitMethod,
     pub diagnostics: serde_json::Value,
+    /// NUTS sampler statistics per chain and kept draw (empty for Laplace or a reloaded fit).
+    pub sample_stats: Vec<Vec<mmloop_inference::DrawStats>>,
+}
+
+/// Run-time options that do not change the result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FitOptions {
+    /// Never draw a progress bar (one is drawn on a terminal otherwise).
+    pub quiet: bool,
 }
 
 /// Builds the model and fits it with the spec's method and settings.
 pub fn fit(spec: &ModelSpec, data: &Dataset) -> Result<FitResult, FitError> {
+    fit_with(spec, data, FitOptions::default())
+}
+
+/// [`fit`] with run-time options (progress bar).
+pub fn fit_with(spec: &ModelSpec, data: &Dataset, options: FitOptions) -> Result<FitResult, FitError> {
     let model = MmmModel::new(spec, data)?;
-    let (draws, diagnostics) = match spec.fit.method {
-        FitMethod::Laplace => laplace(&model, spec)?,
-        FitMethod::Nuts => nuts(&model, spec)?,
+    let (draws, diagnostics, sample_stats) = match spec.fit.method {
+        FitMethod::Laplace => {
+            let (d, v) = laplace(&model, spec)?;
+            (d, v, Vec::new())
+        }
+        FitMethod::Nuts => nuts(&model, spec, options)?,
     };
-    Ok(FitResult { model, draws, method: spec.fit.method, diagnostics })
+    Ok(FitResult { model, draws, method: spec.fit.method, diagnostics, sample_stats })
 }
 
 /// The analysis of a fit against its data.
@@ -121,11 +138,18 @@ pub fn nuts_settings(model: &MmmModel, spec: &ModelSpec) -> mmloop_inference::Nu
     }
 }
 
-/// NUTS through `mmloop-inference` with [`nuts_settings`].
-fn nuts(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, serde_json::Value), FitError> {
-    let settings = nuts_settings(model, spec);
+/// NUTS through `mmloop-inference` with [`nuts_settings`]; also returns the sampler statistics.
+#[allow(clippy::type_complexity)]
+fn nuts(
+    model: &MmmModel,
+    spec: &ModelSpec,
+    options: FitOptions,
+) -> Result<(Draws, serde_json::Value, Vec<Vec<mmloop_inference::DrawStats>>), FitError> {
+    let mut settings = nuts_settings(model, spec);
+    settings.quiet = options.quiet;
     let post = mmloop_inference::sample_nuts(model, &settings).map_err(|e| FitError::Inference(e.to_string()))?;
-    Ok(from_posterior(model, &post))
+    let (draws, diag) = from_posterior(model, &post);
+    Ok((draws, diag, post.sample_stats))
 }
 
 /// Flattens a posterior into draws; diagnostics: NUTS convergence (R-hat, ESS, divergences) on the
@@ -155,7 +179,26 @@ pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (
     let constrained = post
         .map_draws(model.names(), |q| model.params.iter().zip(q).map(|(p, &y)| p.transform.constrain(y).x).collect());
     let diag = mmloop_inference::summary(&constrained).diagnostics;
-    let v = serde_json::to_value(&diag).unwrap_or(serde_json::Value::Null);
+    let mut v = serde_json::to_value(&diag).unwrap_or(serde_json::Value::Null);
+    // Per-chain sampler figures next to the convergence checks: the adapted step size, the mean
+    // tree depth and leapfrog steps per draw (the cost of a draw), warm-up divergences and timings.
+    let per_chain = |f: &dyn Fn(usize) -> f64| (0..post.n_chains()).map(f).collect::<Vec<f64>>();
+    let mean_of = |c: usize, g: fn(&mmloop_inference::DrawStats) -> f64| {
+        let s = &post.sample_stats[c];
+        if s.is_empty() { f64::NAN } else { s.iter().map(g).sum::<f64>() / s.len() as f64 }
+    };
+    if let serde_json::Value::Object(map) = &mut v {
+        map.insert("step_size".into(), serde_json::json!(per_chain(&|c| post.warmup[c].step_size)));
+        map.insert("mean_tree_depth".into(), serde_json::json!(per_chain(&|c| mean_of(c, |s| s.tree_depth as f64))));
+        map.insert("mean_n_steps".into(), serde_json::json!(per_chain(&|c| mean_of(c, |s| s.n_steps as f64))));
+        map.insert("mean_accept_stat".into(), serde_json::json!(per_chain(&|c| mean_of(c, |s| s.accept_stat))));
+        map.insert(
+            "warmup_divergences".into(),
+            serde_json::json!(post.warmup.iter().map(|w| w.divergences).collect::<Vec<_>>()),
+        );
+        map.insert("warmup_seconds".into(), serde_json::json!(per_chain(&|c| post.warmup[c].warmup_seconds)));
+        map.insert("sampling_seconds".into(), serde_json::json!(per_chain(&|c| post.warmup[c].sampling_seconds)));
+    }
     (draws, v)
 }
 
@@ -210,5 +253,5 @@ pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset,
         _ => FitMethod::Laplace,
     };
     let diagnostics = summary["diagnostics"].clone();
-    Ok((spec, data, FitResult { model, draws, method, diagnostics }))
+    Ok((spec, data, FitResult { model, draws, method, diagnostics, sample_stats: Vec::new() }))
 }

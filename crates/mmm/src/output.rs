@@ -10,7 +10,12 @@
 //! | `response_curves.csv` | channel, multiplier, spend, response mean/sd/q05/q95 |
 //! | `posterior.parquet` | one row per draw: `chain`, `draw`, then every parameter (constrained) |
 //! | `posterior_unconstrained.parquet` | the same on the unconstrained scale (what a refit-free reload needs) |
+//! | `sample_stats.parquet` | NUTS only: one row per kept draw: `chain`, `draw`, `divergent`, `tree_depth`, `max_depth_reached`, `n_steps`, `step_size`, `energy`, `logp`, `accept_stat` |
 //! | `config.toml` | the resolved model spec |
+//!
+//! The draw tables are in the (chain, draw, parameter) layout ArviZ reads: e.g.
+//! `az.from_dict(posterior={p: df.pivot(index="chain", columns="draw", values=p).to_numpy() for p in params})`,
+//! and the same for `sample_stats` (`diverging` = `divergent`).
 
 use crate::analysis::{Analysis, Stat};
 use crate::model::MmmModel;
@@ -50,12 +55,14 @@ fn q(s: &str) -> String {
 }
 
 /// Writes every output file into `dir` atomically.
+#[allow(clippy::too_many_arguments)] // one argument per output: the call site names each
 pub fn write_outputs(
     dir: &Path,
     model: &MmmModel,
     analysis: &Analysis,
     draws: &Draws,
     diagnostics: &serde_json::Value,
+    sample_stats: &[Vec<mmloop_inference::DrawStats>],
     model_info: &serde_json::Value,
     config_toml: &str,
 ) -> Result<PathBuf, OutputError> {
@@ -127,6 +134,9 @@ pub fn write_outputs(
 
     write_draws(&out, "posterior.parquet", model, draws, true)?;
     write_draws(&out, "posterior_unconstrained.parquet", model, draws, false)?;
+    if !sample_stats.is_empty() {
+        write_sample_stats(&out, sample_stats)?;
+    }
     out.write("config.toml", config_toml.as_bytes())?;
     Ok(out.commit()?)
 }
@@ -153,6 +163,64 @@ fn write_draws(
         .map_err(|e| OutputError::Write { path: out.target().join(name), message: e.to_string() })?;
     ParquetWriter::new(file).finish(&mut df).map_err(err)?;
     Ok(())
+}
+
+/// `sample_stats.parquet`: one row per kept NUTS draw, chains in order.
+fn write_sample_stats(out: &OutputDir, stats: &[Vec<mmloop_inference::DrawStats>]) -> Result<(), OutputError> {
+    let name = "sample_stats.parquet";
+    let err = |e: PolarsError| OutputError::Write { path: out.target().join(name), message: e.to_string() };
+    let rows: Vec<(u32, u32, &mmloop_inference::DrawStats)> = stats
+        .iter()
+        .enumerate()
+        .flat_map(|(c, chain)| chain.iter().enumerate().map(move |(d, s)| (c as u32, d as u32, s)))
+        .collect();
+    let f64s = |f: fn(&mmloop_inference::DrawStats) -> f64| rows.iter().map(|r| f(r.2)).collect::<Vec<f64>>();
+    let cols = vec![
+        Column::new("chain".into(), rows.iter().map(|r| r.0).collect::<Vec<u32>>()),
+        Column::new("draw".into(), rows.iter().map(|r| r.1).collect::<Vec<u32>>()),
+        Column::new("divergent".into(), rows.iter().map(|r| r.2.divergent).collect::<Vec<bool>>()),
+        Column::new("tree_depth".into(), rows.iter().map(|r| r.2.tree_depth as u32).collect::<Vec<u32>>()),
+        Column::new("max_depth_reached".into(), rows.iter().map(|r| r.2.max_depth_reached).collect::<Vec<bool>>()),
+        Column::new("n_steps".into(), rows.iter().map(|r| r.2.n_steps as u32).collect::<Vec<u32>>()),
+        Column::new("step_size".into(), f64s(|s| s.step_size)),
+        Column::new("energy".into(), f64s(|s| s.energy)),
+        Column::new("logp".into(), f64s(|s| s.logp)),
+        Column::new("accept_stat".into(), f64s(|s| s.accept_stat)),
+    ];
+    let mut df = DataFrame::new(rows.len(), cols).map_err(err)?;
+    let file = std::fs::File::create(out.path(name))
+        .map_err(|e| OutputError::Write { path: out.target().join(name), message: e.to_string() })?;
+    ParquetWriter::new(file).finish(&mut df).map_err(err)?;
+    Ok(())
+}
+
+/// Plain-language convergence report for the terminal: one line of figures, then every warning
+/// (each says what to try). Empty for a Laplace fit (its optimisation report is in summary.json).
+pub fn diagnostics_report(diagnostics: &serde_json::Value) -> String {
+    let d = diagnostics;
+    if d["method"].as_str() != Some("nuts") {
+        return String::new();
+    }
+    let num = |k: &str| d[k].as_f64().unwrap_or(f64::NAN);
+    let mut s = format!(
+        "NUTS: {} chains × {} draws; max R-hat {:.3}, min bulk ESS {:.0}, min tail ESS {:.0}, {} divergences, {} max-tree-depth hits\n",
+        d["chains"],
+        d["draws_per_chain"],
+        num("max_rhat"),
+        num("min_ess_bulk"),
+        num("min_ess_tail"),
+        d["divergences"],
+        d["max_tree_depth_hits"]
+    );
+    match d["warnings"].as_array() {
+        Some(w) if !w.is_empty() => {
+            for w in w {
+                let _ = writeln!(s, "warning: {}", w.as_str().unwrap_or_default());
+            }
+        }
+        _ => s.push_str("no convergence problems found (R-hat ≤ 1.01, ESS ≥ 400, no divergences)\n"),
+    }
+    s
 }
 
 /// A readable terminal table of the channel figures and fit metrics.
