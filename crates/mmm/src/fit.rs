@@ -176,8 +176,7 @@ pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (
         });
         return (draws, v);
     }
-    let constrained = post
-        .map_draws(model.names(), |q| model.params.iter().zip(q).map(|(p, &y)| p.transform.constrain(y).x).collect());
+    let constrained = post.map_draws(model.names(), |q| model.constrain(q));
     let diag = mmloop_inference::summary(&constrained).diagnostics;
     let mut v = serde_json::to_value(&diag).unwrap_or(serde_json::Value::Null);
     // Per-chain sampler figures next to the convergence checks: the adapted step size, the mean

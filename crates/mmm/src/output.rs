@@ -153,9 +153,10 @@ fn write_draws(
     let mut cols: Vec<Column> = Vec::with_capacity(model.params.len() + 2);
     cols.push(Column::new("chain".into(), draws.chain.iter().map(|&c| c as u32).collect::<Vec<u32>>()));
     cols.push(Column::new("draw".into(), draws.draw.iter().map(|&c| c as u32).collect::<Vec<u32>>()));
+    let values: Vec<Vec<f64>> =
+        if constrained { draws.values.iter().map(|d| model.constrain(d)).collect() } else { draws.values.clone() };
     for (i, p) in model.params.iter().enumerate() {
-        let v: Vec<f64> =
-            draws.values.iter().map(|d| if constrained { p.transform.constrain(d[i]).x } else { d[i] }).collect();
+        let v: Vec<f64> = values.iter().map(|d| d[i]).collect();
         cols.push(Column::new(p.name.as_str().into(), v));
     }
     let mut df = DataFrame::new(n, cols).map_err(err)?;

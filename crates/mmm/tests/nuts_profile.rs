@@ -19,8 +19,7 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
         }
     };
     let wall = t0.elapsed().as_secs_f64();
-    let constrained = post
-        .map_draws(model.names(), |q| model.params.iter().zip(q).map(|(p, &y)| p.transform.constrain(y).x).collect());
+    let constrained = post.map_draws(model.names(), |q| model.constrain(q));
     let s = mmloop_inference::summary(&constrained);
     let d = &s.diagnostics;
     eprintln!(

@@ -52,7 +52,7 @@ fn draw(prior: &Prior, rng: &mut rand::rngs::StdRng) -> f64 {
 }
 
 /// Draws θ̃ from the prior and replaces the model's scaled KPI by ỹ = μ(θ̃) + σ̃ ε; returns the
-/// true unconstrained vector.
+/// true vector in the sampler's coordinates.
 fn simulate_from_prior(model: &mut MmmModel, seed: u64) -> Vec<f64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let q: Vec<f64> = model
@@ -60,6 +60,7 @@ fn simulate_from_prior(model: &mut MmmModel, seed: u64) -> Vec<f64> {
         .iter()
         .map(|p| p.transform.unconstrain(draw(&p.prior.expect("every SBC parameter has a prior"), &mut rng)))
         .collect();
+    let q = model.to_sampling_coords(&q);
     let pv = model.unpack(&q);
     let t_n = model.n_times;
     let mut mean = model.baseline_scaled(&pv);
@@ -95,7 +96,11 @@ fn sbc_ranks(sims: usize, chains: usize, tune: u64, draws: u64, thin: usize) -> 
         };
         let post = mmloop_inference::sample_nuts(&model, &settings).expect("NUTS runs");
         divergences += post.divergences();
-        let mut kept: Vec<&Vec<f64>> = post.draws.iter().flat_map(|c| c.iter().step_by(thin)).collect();
+        // ranks of the original parameters (constrained: α, λ, β, intercept, σ), whatever
+        // coordinates the sampler used
+        let truth = model.constrain(&truth);
+        let mut kept: Vec<Vec<f64>> =
+            post.draws.iter().flat_map(|c| c.iter().step_by(thin)).map(|d| model.constrain(d)).collect();
         // L + 1 a multiple of 10, so 5 or 10 rank bins are equal: drop the last draw of 100
         l = (kept.len() / 10) * 10 - 1;
         kept.truncate(l);

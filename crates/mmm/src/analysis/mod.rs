@@ -238,12 +238,13 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
         (0..g_n).flat_map(|g| range.clone().map(move |t| g * t_n + t)).map(|i| (actual_kpi[i], pred[i])).collect()
     };
     let fit = FitMetrics { in_sample: metrics(&cells(0..tf)), holdout: (tf < t_n).then(|| metrics(&cells(tf..t_n))) };
+    let constrained: Vec<Vec<f64>> = draws.iter().map(|q| model.constrain(q)).collect();
     let params = model
         .params
         .iter()
         .enumerate()
         .map(|(i, info)| {
-            let v: Vec<f64> = draws.iter().map(|q| info.transform.constrain(q[i]).x).collect();
+            let v: Vec<f64> = constrained.iter().map(|x| x[i]).collect();
             ParamSummary { name: info.name.clone(), stat: Stat::of(&v) }
         })
         .chain((0..c_n).filter(|&c| model.channels[c].effect_is_roi).map(|c| {

@@ -108,7 +108,7 @@ pub struct ParamValues {
 impl MmmModel {
     /// Pushes an unconstrained vector through the transforms and derives β for ROI channels.
     pub fn unpack(&self, q: &[f64]) -> ParamValues {
-        let values: Vec<f64> = self.params.iter().zip(q).map(|(p, &y)| p.transform.constrain(y).x).collect();
+        let values = self.constrain(q);
         let g_n = self.n_geos();
         let t_n = self.n_times;
         let mut theta = Vec::new();
@@ -198,9 +198,13 @@ impl LogDensity for MmmModel {
         let max_w = self.channels.iter().map(|c| c.kernel.len()).max().unwrap_or(1);
         // scratch: values, dxdy, gx | mu/resid | per channel 5 arrays | w, dw, gw | tmp | b, e, gb
         let per_ch = 5 * n_cells;
-        let len = 3 * np + n_cells + c_n * per_ch + 4 * max_w + tf + 3 * c_n * g_n + c_n;
+        let len = 4 * np + n_cells + c_n * per_ch + 4 * max_w + tf + 3 * c_n * g_n + c_n;
         let mut buf = vec![0.0; len];
-        let (vals, rest) = buf.split_at_mut(np);
+        // model coordinates (see `MmmModel::to_model_coords`); the gradient is mapped back at the end
+        let (qm, rest) = buf.split_at_mut(np);
+        self.to_model_coords(q, qm);
+        let q: &[f64] = qm;
+        let (vals, rest) = rest.split_at_mut(np);
         let (dxdy, rest) = rest.split_at_mut(np);
         let (gx, rest) = rest.split_at_mut(np);
         let (resid, rest) = rest.split_at_mut(n_cells);
@@ -485,6 +489,10 @@ impl LogDensity for MmmModel {
         // --- back to unconstrained coordinates ---------------------------------------------------
         for i in 0..np {
             grad[i] += gx[i] * dxdy[i];
+        }
+        // ... and to sampling coordinates: ∂/∂ln λ|_{y_s} = ∂/∂ln λ|_{ln β} − ∂/∂ln β
+        for &(b, l) in &self.slope_coords {
+            grad[l] -= grad[b];
         }
         if !lp.is_finite() || grad.iter().any(|v| !v.is_finite()) {
             return Err(LogDensityError::Recoverable("log density or gradient not finite".into()));

@@ -128,6 +128,9 @@ pub struct MmmModel {
     pub sigma_idx: usize,
     pub likelihood: Likelihood,
     pub lift: Vec<crate::calibration::LiftTerm>,
+    /// Logistic channels sampled by their initial slope: pairs (index of β_c, index of λ_c) whose
+    /// β coordinate holds y_s = ln(β_c λ_c / 2) instead of ln β_c (see [`MmmModel::to_model_coords`]).
+    pub slope_coords: Vec<(usize, usize)>,
 }
 
 impl MmmModel {
@@ -367,7 +370,19 @@ impl MmmModel {
             sigma_idx,
             likelihood: spec.likelihood,
             lift: Vec::new(),
+            slope_coords: Vec::new(),
         };
+        model.slope_coords = model
+            .channels
+            .iter()
+            .filter(|ch| {
+                matches!(ch.sat.kind, crate::transforms::saturation::SaturationKind::Logistic)
+                    && !ch.effect_is_roi
+                    && model.params[ch.effect_idx].transform == Transform::Log { lower: 0.0 }
+                    && model.params[ch.phi_idx[0]].transform == Transform::Log { lower: 0.0 }
+            })
+            .map(|ch| (ch.effect_idx, ch.phi_idx[0]))
+            .collect();
         model.lift = crate::calibration::build_lift_terms(&model, spec, data)?;
         Ok(model)
     }
@@ -381,9 +396,11 @@ impl MmmModel {
         self.params.iter().map(|p| p.name.clone()).collect()
     }
 
-    /// A starting point: every parameter at its prior's central value (z's at 0), unconstrained.
+    /// A starting point: every parameter at its prior's central value (z's at 0), in sampling
+    /// coordinates.
     pub fn initial_point(&self) -> Vec<f64> {
-        self.params
+        let q: Vec<f64> = self
+            .params
             .iter()
             .map(|p| match p.prior {
                 Some(pr) => {
@@ -392,7 +409,42 @@ impl MmmModel {
                 }
                 None => 0.0,
             })
-            .collect()
+            .collect();
+        self.to_sampling_coords(&q)
+    }
+
+    /// Sampling coordinates → model coordinates (each parameter's own unconstrained value).
+    ///
+    /// With logistic saturation s(x) = tanh(λx/2), the response β·s(x) ≈ (βλ/2)·x while the
+    /// adstocked media stay in the near-linear range, so the data identify the initial slope βλ/2
+    /// far better than β and λ apart: (ln β, ln λ) lie along the ridge ln β + ln λ = const, a
+    /// direction a diagonal metric cannot follow. The sampler therefore uses y_s = ln(βλ/2) in the
+    /// β coordinate: ln β = y_s − ln λ + ln 2. The map is linear with unit Jacobian determinant
+    /// (triangular, unit diagonal), so the density of the sampling coordinates is the model's
+    /// density at the mapped point — the same priors on β and λ, no extra Jacobian term — and the
+    /// gradient maps back by the transpose: ∂/∂y_s = ∂/∂ln β, ∂/∂ln λ|_{y_s} = ∂/∂ln λ|_{ln β} − ∂/∂ln β.
+    /// Applies to logistic channels with coefficient (not ROI) priors on (0, ∞).
+    pub fn to_model_coords(&self, q: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(q);
+        for &(b, l) in &self.slope_coords {
+            out[b] = q[b] - q[l] + std::f64::consts::LN_2;
+        }
+    }
+
+    /// Model coordinates → sampling coordinates (the inverse of [`MmmModel::to_model_coords`]).
+    pub fn to_sampling_coords(&self, q_model: &[f64]) -> Vec<f64> {
+        let mut q = q_model.to_vec();
+        for &(b, l) in &self.slope_coords {
+            q[b] = q_model[b] + q_model[l] - std::f64::consts::LN_2;
+        }
+        q
+    }
+
+    /// Every parameter's constrained value at a point in sampling coordinates.
+    pub fn constrain(&self, q: &[f64]) -> Vec<f64> {
+        let mut m = vec![0.0; q.len()];
+        self.to_model_coords(q, &mut m);
+        self.params.iter().zip(&m).map(|(p, &y)| p.transform.constrain(y).x).collect()
     }
 
     /// The media feature f_c(g, ·) over all periods for an arbitrary scaled media series `x`

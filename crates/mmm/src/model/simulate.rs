@@ -217,6 +217,7 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
         truth.push((p.name.clone(), v));
         q[i] = p.transform.unconstrain(v);
     }
+    let q = model.to_sampling_coords(&q);
     let pv = model.unpack(&q);
     let base = model.baseline_scaled(&pv);
     let k = KPI_FACTOR;
