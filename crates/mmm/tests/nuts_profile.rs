@@ -64,9 +64,20 @@ fn profile_nuts() {
     let model = MmmModel::new(&spec, &data).expect("model");
     let base = mmloop_mmm::fit::nuts_settings(&model, &spec);
     let which = std::env::var("MMLOOP_PROFILE_RUNS").unwrap_or_else(|_| "default,lowrank,prior".into());
+    let mut plain = model.clone();
+    plain.slope_coords.clear();
     for run in which.split(',') {
         let mut s = base.clone();
         s.quiet = true;
+        if let Some(seed) = run.strip_prefix("seed") {
+            // the same set-up on another seed, with and without the slope coordinates
+            s.seed = seed.parse().expect("seedN");
+            s.init = Init::Around { center: mmloop_mmm::fit::nuts_init_center(&model, s.seed), radius: 0.1 };
+            report(&model, run, &s);
+            s.init = Init::Around { center: mmloop_mmm::fit::nuts_init_center(&plain, s.seed), radius: 0.1 };
+            report(&plain, &format!("{run} without slope coordinates"), &s);
+            continue;
+        }
         match run {
             "default" => {}
             "lowrank" => s.mass_matrix = MassMatrix::low_rank(),
