@@ -3,7 +3,8 @@
 //! log p(q) = Σ_i [log prior_i(x_i(q_i)) + log|dx_i/dq_i|] − ½Σ z² + log-likelihood + lift terms,
 //! with q the unconstrained vector. The backward pass runs the chain rule through the likelihood,
 //! the media coefficients (pooling, ROI parametrisation), the saturation curves and the adstock
-//! convolutions (their adjoints, see `transforms::adstock`). One scratch allocation per call.
+//! convolutions (their adjoints, see `transforms::adstock`). Scratch: one buffer per thread, reused
+//! (zeroed) by every call.
 
 // Index loops mirror the sums of the math (over g, t, l) and address several arrays at once.
 #![allow(clippy::needless_range_loop)]
@@ -191,15 +192,40 @@ impl LogDensity for MmmModel {
             return Err(LogDensityError::Fatal(format!("expected {np} coordinates, got {} / {}", q.len(), grad.len())));
         }
         let g_n = self.n_geos();
+        let tf = self.n_fit;
+        let c_n = self.channels.len();
+        let n_cells = g_n * tf;
+        let max_w = self.channels.iter().map(|c| c.kernel.len()).max().unwrap_or(1);
+        // scratch: model coordinates, values, dxdy, gx | mu/resid | per channel 5 arrays | w, dw, gw | tmp | b, e, gb
+        let per_ch = 5 * n_cells;
+        let len = 4 * np + n_cells + c_n * per_ch + 4 * max_w + tf + 3 * c_n * g_n + c_n;
+        SCRATCH.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            buf.clear();
+            buf.resize(len, 0.0);
+            self.logp_grad_in(q, grad, &mut buf)
+        })
+    }
+}
+
+thread_local! {
+    /// Scratch of `logp_grad`, one per thread: a NUTS chain evaluates the density on one rayon
+    /// thread at a time and `logp_grad` does not re-enter itself, so reusing the buffer is safe; it
+    /// is zeroed before each call, so results do not depend on which thread ran the previous call.
+    static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl MmmModel {
+    /// The body of `logp_grad` on a zeroed scratch buffer of the length it computes.
+    fn logp_grad_in(&self, q: &[f64], grad: &mut [f64], buf: &mut [f64]) -> Result<f64, LogDensityError> {
+        let np = self.params.len();
+        let g_n = self.n_geos();
         let t_n = self.n_times;
         let tf = self.n_fit;
         let c_n = self.channels.len();
         let n_cells = g_n * tf;
         let max_w = self.channels.iter().map(|c| c.kernel.len()).max().unwrap_or(1);
-        // scratch: values, dxdy, gx | mu/resid | per channel 5 arrays | w, dw, gw | tmp | b, e, gb
         let per_ch = 5 * n_cells;
-        let len = 4 * np + n_cells + c_n * per_ch + 4 * max_w + tf + 3 * c_n * g_n + c_n;
-        let mut buf = vec![0.0; len];
         // model coordinates (see `MmmModel::to_model_coords`); the gradient is mapped back at the end
         let (qm, rest) = buf.split_at_mut(np);
         self.to_model_coords(q, qm);
