@@ -82,6 +82,14 @@ fn profile_nuts() {
             "default" => {}
             "lowrank" => s.mass_matrix = MassMatrix::low_rank(),
             "prior" => s.init = Init::Around { center: model.initial_point(), radius: 0.5 },
+            "lowrank90" => {
+                s.mass_matrix = MassMatrix::low_rank();
+                s.target_accept = 0.9
+            }
+            "lowrank95" => {
+                s.mass_matrix = MassMatrix::low_rank();
+                s.target_accept = 0.95
+            }
             "tune500" => s.tune = 500,
             "tune300" => s.tune = 300,
             "lowrank500" => {
