@@ -1,6 +1,7 @@
-//! Profiling NUTS on the MMM examples (not a test of correctness: prints per-chain tree depth,
-//! steps, step size, worst-ESS parameters and wall time for several sampler set-ups).
-//! Run: `cargo test --release -p mmloop-mmm --test nuts_profile -- --ignored --nocapture`
+//! Profiling NUTS on the MMM examples: prints per-chain tree depth, steps, step size, worst-ESS
+//! parameters and wall time for several sampler set-ups (`MMLOOP_PROFILE_RUNS`, comma-separated:
+//! default, lowrank, prior, lowrank90, lowrank95, tune500, tune300, lowrank500, seedN).
+//! Run: `cargo run --release -p mmloop-mmm --example nuts_profile`
 //! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
 
 use mmloop_inference::{Init, MassMatrix, NutsSettings};
@@ -54,9 +55,7 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
     }
 }
 
-#[test]
-#[ignore = "profiling run; see the module docs"]
-fn profile_nuts() {
+fn main() {
     let path = std::env::var("MMLOOP_PROFILE_CONFIG")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pymc_mmm_example.toml").into());
     let spec = load_config(&path).expect("config");
