@@ -12,18 +12,8 @@ use std::path::PathBuf;
 /// (GeoLift's approach), report the minimum detectable effect, budget and expected precision.
 #[derive(clap::Args, Debug)]
 pub struct DesignArgs {
-    /// Long panel (CSV or Parquet): one row per (time, geo).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Time column (dates YYYY-MM-DD or numbers).
-    #[arg(long, default_value = "date")]
-    pub time: String,
-    /// Geo column.
-    #[arg(long, default_value = "location")]
-    pub geo: String,
-    /// KPI column.
-    #[arg(long, default_value = "Y")]
-    pub kpi: String,
+    #[command(flatten)]
+    pub panel: crate::panel_args::PanelArgs,
     /// Spend column: reports the treated geos' current spend over the test length.
     #[arg(long)]
     pub spend: Option<String>,
@@ -127,8 +117,9 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
             bail!("{name}: {v} must be a finite non-zero number");
         }
     }
-    let cols = Columns { time: a.time, geo: a.geo, kpi: a.kpi, spend: a.spend.clone(), treatment: None };
-    let panel = Panel::read(&a.data, &cols)?;
+    let cols =
+        Columns { time: a.panel.time, geo: a.panel.geo, kpi: a.panel.kpi, spend: a.spend.clone(), treatment: None };
+    let panel = Panel::read(&a.panel.data, &cols)?;
     let cfg = PowerConfig {
         estimator,
         inference,

@@ -12,18 +12,8 @@ use std::path::PathBuf;
 /// calibration record the MMM reads.
 #[derive(clap::Args, Debug)]
 pub struct LiftArgs {
-    /// Long panel (CSV or Parquet): one row per (time, geo).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Time column (dates YYYY-MM-DD or numbers).
-    #[arg(long, default_value = "date")]
-    pub time: String,
-    /// Geo column.
-    #[arg(long, default_value = "location")]
-    pub geo: String,
-    /// KPI column.
-    #[arg(long, default_value = "Y")]
-    pub kpi: String,
+    #[command(flatten)]
+    pub panel: crate::panel_args::PanelArgs,
     /// Spend column (enables iROAS).
     #[arg(long)]
     pub spend: Option<String>,
@@ -104,13 +94,13 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     }
     estimators.dedup();
     let cols = Columns {
-        time: args.time.clone(),
-        geo: args.geo.clone(),
-        kpi: args.kpi.clone(),
+        time: args.panel.time.clone(),
+        geo: args.panel.geo.clone(),
+        kpi: args.panel.kpi.clone(),
         spend: args.spend.clone(),
         treatment: args.treatment_col.clone(),
     };
-    let panel = Panel::read(&args.data, &cols)?;
+    let panel = Panel::read(&args.panel.data, &cols)?;
 
     // designs: one per cell
     let mut designs: Vec<(String, mmloop_geolift::Design)> = Vec::new();
@@ -230,7 +220,7 @@ fn run_staggered_twfe(panel: &Panel, args: &LiftArgs) -> anyhow::Result<()> {
         "notes": ["staggered adoption: TWFE weights cohorts and periods implicitly (Goodman-Bacon 2021); read the event study"],
     });
     let json = json!({
-        "source": panel.source, "kpi": args.kpi, "seed": args.seed,
+        "source": panel.source, "kpi": args.panel.kpi, "seed": args.seed,
         "cells": [{
             "cell": "staggered",
             "treated": treated.iter().map(|&g| panel.geos[g].clone()).collect::<Vec<_>>(),
@@ -442,7 +432,7 @@ fn lift_json(panel: &Panel, cells: &[Cell], args: &LiftArgs) -> serde_json::Valu
         .collect();
     json!({
         "source": panel.source,
-        "kpi": args.kpi,
+        "kpi": args.panel.kpi,
         "seed": args.seed,
         "cells": cells_json,
     })

@@ -7,6 +7,7 @@ mod design;
 mod fit;
 mod lift;
 mod optimize;
+mod panel_args;
 
 #[derive(Parser, Debug)]
 #[command(name = "mmloop", version, about = "Marketing-mix models and geo experiments in one measurement loop")]
