@@ -2,7 +2,7 @@
 
 use crate::error::GeoLiftError;
 use crate::panel::LiftData;
-use crate::result::{LiftEstimate, LiftEstimator, PreFit};
+use crate::result::{LiftEstimate, LiftEstimator};
 use crate::sc::fit_sc;
 use crate::simplex::{lu_solve, simplex_ls};
 use ndarray::{Array2, ArrayView2};
@@ -162,13 +162,11 @@ impl LiftEstimator for Ascm {
     }
     fn estimate(&self, data: &LiftData) -> Result<LiftEstimate, GeoLiftError> {
         let f = self.fit(data)?;
-        let x1 = data.treated_mean();
-        let mut e = LiftEstimate::from_paths(self.name(), data, &x1, &f.counterfactual);
-        e.weights = data.control_names().into_iter().zip(f.weights.iter().copied()).collect();
-        e.pre_fit = Some(PreFit { l2: f.l2, scaled_l2: f.scaled_l2, rmse: e.pre_rmse() });
+        let mut e =
+            LiftEstimate::from_weighted_fit(self.name(), data, &f.counterfactual, &f.weights, f.l2, f.scaled_l2);
         let t0 = data.t0;
         let n = data.n_post() as f64;
-        e.bias = Some((t0..x1.len()).map(|t| f.counterfactual[t] - f.sc_counterfactual[t]).sum::<f64>() / n);
+        e.bias = Some((t0..data.n_periods()).map(|t| f.counterfactual[t] - f.sc_counterfactual[t]).sum::<f64>() / n);
         e.notes.push(format!(
             "ridge penalty λ = {:.6e} ({})",
             f.lambda,

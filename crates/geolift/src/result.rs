@@ -120,6 +120,22 @@ impl LiftEstimate {
         }
     }
 
+    /// An estimate from a donor-weighted fit (SC, ASCM): the treated-average path against the
+    /// weighted counterfactual, with the donor weights and the pre-period fit.
+    pub(crate) fn from_weighted_fit(
+        estimator: &str,
+        data: &LiftData,
+        counterfactual: &[f64],
+        weights: &[f64],
+        l2: f64,
+        scaled_l2: f64,
+    ) -> Self {
+        let mut e = Self::from_paths(estimator, data, &data.treated_mean(), counterfactual);
+        e.weights = data.control_names().into_iter().zip(weights.iter().copied()).collect();
+        e.pre_fit = Some(PreFit { l2, scaled_l2, rmse: e.pre_rmse() });
+        e
+    }
+
     /// Root mean squared pre-period gap between observed and counterfactual.
     pub(crate) fn pre_rmse(&self) -> f64 {
         let pre: Vec<f64> =

@@ -2,7 +2,7 @@
 
 use crate::error::GeoLiftError;
 use crate::panel::LiftData;
-use crate::result::{LiftEstimate, LiftEstimator, PreFit};
+use crate::result::{LiftEstimate, LiftEstimator};
 use crate::simplex::simplex_ls;
 use ndarray::{Array2, ArrayView2};
 
@@ -79,10 +79,8 @@ impl LiftEstimator for SyntheticControl {
 
     fn estimate(&self, data: &LiftData) -> Result<LiftEstimate, GeoLiftError> {
         let f = self.fit(data)?;
-        let x1 = data.treated_mean();
-        let mut e = LiftEstimate::from_paths(self.name(), data, &x1, &f.counterfactual);
-        e.weights = data.control_names().into_iter().zip(f.weights.iter().copied()).collect();
-        e.pre_fit = Some(PreFit { l2: f.l2, scaled_l2: f.scaled_l2, rmse: e.pre_rmse() });
+        let mut e =
+            LiftEstimate::from_weighted_fit(self.name(), data, &f.counterfactual, &f.weights, f.l2, f.scaled_l2);
         if !self.demean {
             e.notes.push("no demeaning (--no-demean)".into());
         }
