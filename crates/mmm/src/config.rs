@@ -1126,6 +1126,13 @@ fn build_adstock(raw: RawAdstock, at: &str, cx: &Ctx) -> Result<AdstockSpec, Con
         Ok(l)
     };
     let opt = |name: &str| format!("{at} adstock.{name}");
+    // the two Weibull kernels share their parameters, defaults and checks
+    let weibull = |max_lag, shape: Option<_>, scale: Option<_>| -> Result<(usize, Prior, Prior), ConfigError> {
+        let l = lag(max_lag)?;
+        let shape = cx.prior(&opt("shape"), shape.map_or(defaults::WEIBULL_SHAPE, Prior::from), Need::Positive)?;
+        let scale = cx.prior(&opt("scale"), scale.map_or(defaults::weibull_scale(l), Prior::from), Need::Positive)?;
+        Ok((l, shape, scale))
+    };
     Ok(match raw {
         RawAdstock::Geometric { max_lag, alpha, normalize } => AdstockSpec::Geometric {
             max_lag: lag(max_lag)?,
@@ -1137,28 +1144,12 @@ fn build_adstock(raw: RawAdstock, at: &str, cx: &Ctx) -> Result<AdstockSpec, Con
             alpha: cx.prior(&opt("alpha"), alpha.map_or(defaults::BINOMIAL_ALPHA, Prior::from), Need::UnitInterval)?,
         },
         RawAdstock::WeibullCdf { max_lag, shape, scale } => {
-            let l = lag(max_lag)?;
-            AdstockSpec::WeibullCdf {
-                max_lag: l,
-                shape: cx.prior(&opt("shape"), shape.map_or(defaults::WEIBULL_SHAPE, Prior::from), Need::Positive)?,
-                scale: cx.prior(
-                    &opt("scale"),
-                    scale.map_or(defaults::weibull_scale(l), Prior::from),
-                    Need::Positive,
-                )?,
-            }
+            let (max_lag, shape, scale) = weibull(max_lag, shape, scale)?;
+            AdstockSpec::WeibullCdf { max_lag, shape, scale }
         }
         RawAdstock::WeibullPdf { max_lag, shape, scale } => {
-            let l = lag(max_lag)?;
-            AdstockSpec::WeibullPdf {
-                max_lag: l,
-                shape: cx.prior(&opt("shape"), shape.map_or(defaults::WEIBULL_SHAPE, Prior::from), Need::Positive)?,
-                scale: cx.prior(
-                    &opt("scale"),
-                    scale.map_or(defaults::weibull_scale(l), Prior::from),
-                    Need::Positive,
-                )?,
-            }
+            let (max_lag, shape, scale) = weibull(max_lag, shape, scale)?;
+            AdstockSpec::WeibullPdf { max_lag, shape, scale }
         }
     })
 }
