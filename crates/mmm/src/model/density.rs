@@ -12,7 +12,8 @@
 use super::{ChannelModel, MmmModel};
 use crate::spec::Likelihood;
 use crate::transforms::TransformOrder;
-use crate::transforms::adstock::{convolve, convolve_adjoint_w, convolve_adjoint_x};
+use crate::transforms::adstock::{convolve, convolve_adjoint_w, convolve_adjoint_x, dot};
+use crate::transforms::saturation::SatSlices;
 use mmloop_inference::{LogDensity, LogDensityError};
 
 /// Forward pass of one channel on one media series: f = feature, plus what the backward pass needs.
@@ -29,21 +30,13 @@ pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f6
     match ch.order {
         TransformOrder::AdstockFirst => {
             convolve(w, x, &mut b.u[..n]);
-            for t in 0..n {
-                let e = ch.sat.eval(phi, b.u[t]);
-                b.f[t] = e.s;
-                b.d1[t] = e.ds_dx;
-                b.dp0[t] = e.ds_dphi[0];
-                b.dp1[t] = e.ds_dphi[1];
-            }
+            let out = SatSlices { s: &mut b.f[..n], ds_dx: &mut b.d1[..n], ds_dphi0: &mut b.dp0[..n], ds_dphi1: &mut b.dp1[..n] };
+            ch.sat.eval_into(phi, &b.u[..n], out);
         }
         TransformOrder::SaturationFirst => {
-            for t in 0..n {
-                let e = ch.sat.eval(phi, x[t]);
-                b.u[t] = e.s;
-                b.dp0[t] = e.ds_dphi[0];
-                b.dp1[t] = e.ds_dphi[1];
-            }
+            // d1 (∂s/∂x) is not needed when saturation comes first; it is filled as scratch
+            let out = SatSlices { s: &mut b.u[..n], ds_dx: &mut b.d1[..n], ds_dphi0: &mut b.dp0[..n], ds_dphi1: &mut b.dp1[..n] };
+            ch.sat.eval_into(phi, x, out);
             convolve(w, &b.u[..n], &mut b.f[..n]);
         }
     }
@@ -64,27 +57,19 @@ pub(crate) fn channel_backward(
     let n = x.len();
     match ch.order {
         TransformOrder::AdstockFirst => {
-            let (mut g0, mut g1) = (0.0, 0.0);
             for t in 0..n {
                 tmp[t] = a[t] * b.d1[t];
-                g0 += a[t] * b.dp0[t];
-                g1 += a[t] * b.dp1[t];
             }
             convolve_adjoint_w(&tmp[..n], x, gw);
-            gphi[0] += g0;
-            gphi[1] += g1;
+            gphi[0] += dot(&a[..n], &b.dp0[..n]);
+            gphi[1] += dot(&a[..n], &b.dp1[..n]);
         }
         TransformOrder::SaturationFirst => {
             convolve_adjoint_w(a, &b.u[..n], gw);
             tmp[..n].fill(0.0);
             convolve_adjoint_x(w, a, &mut tmp[..n]);
-            let (mut g0, mut g1) = (0.0, 0.0);
-            for t in 0..n {
-                g0 += tmp[t] * b.dp0[t];
-                g1 += tmp[t] * b.dp1[t];
-            }
-            gphi[0] += g0;
-            gphi[1] += g1;
+            gphi[0] += dot(&tmp[..n], &b.dp0[..n]);
+            gphi[1] += dot(&tmp[..n], &b.dp1[..n]);
         }
     }
 }
@@ -196,9 +181,11 @@ impl LogDensity for MmmModel {
         let c_n = self.channels.len();
         let n_cells = g_n * tf;
         let max_w = self.channels.iter().map(|c| c.kernel.len()).max().unwrap_or(1);
-        // scratch: model coordinates, values, dxdy, gx | mu/resid | per channel 5 arrays | w, dw, gw | tmp | b, e, gb
+        // scratch: model coordinates, values, dxdy, gx | mu/resid | per channel 5 arrays | w, dw, gw | tmp |
+        // national baseline and residual sums over geos | b, e, gb | ROI denominators | baseline coefficients
         let per_ch = 5 * n_cells;
-        let len = 4 * np + n_cells + c_n * per_ch + 4 * max_w + tf + 3 * c_n * g_n + c_n;
+        let n_coef = self.baseline.design_idx.len() + self.baseline.control_idx.len();
+        let len = 4 * np + n_cells + c_n * per_ch + 4 * max_w + 3 * tf + 3 * c_n * g_n + c_n + 2 * n_coef;
         SCRATCH.with(|cell| {
             let mut buf = cell.borrow_mut();
             buf.clear();
@@ -239,10 +226,19 @@ impl MmmModel {
         let (dw, rest) = rest.split_at_mut(2 * max_w);
         let (gw, rest) = rest.split_at_mut(max_w);
         let (tmp, rest) = rest.split_at_mut(tf);
+        let (base_t, rest) = rest.split_at_mut(tf);
+        let (resid_t, rest) = rest.split_at_mut(tf);
         let (bgc, rest) = rest.split_at_mut(c_n * g_n);
         let (egc, rest) = rest.split_at_mut(c_n * g_n);
         let (gb, rest) = rest.split_at_mut(c_n * g_n);
-        let roi_d = &mut rest[..c_n];
+        let (roi_d, rest) = rest.split_at_mut(c_n);
+        let bl = &self.baseline;
+        let pd = bl.design_idx.len();
+        let k_n = bl.control_idx.len();
+        let (coef_design, rest) = rest.split_at_mut(pd);
+        let (coef_control, rest) = rest.split_at_mut(k_n);
+        let (g_design, rest) = rest.split_at_mut(pd);
+        let g_control = &mut rest[..k_n];
 
         // --- priors and Jacobians ---------------------------------------------------------
         let mut lp = 0.0;
@@ -267,26 +263,31 @@ impl MmmModel {
             return Err(LogDensityError::Recoverable("a parameter is outside its prior's support".into()));
         }
 
-        // --- baseline mean ------------------------------------------------------------------
-        let bl = &self.baseline;
-        let pd = bl.design_idx.len();
-        let k_n = bl.control_idx.len();
+        // --- baseline mean ---------------------------------------------------------------------
+        // the design (trend, seasonality) is national: its series is built once for all geos
+        for j in 0..pd {
+            coef_design[j] = vals[bl.design_idx[j]];
+        }
+        for k in 0..k_n {
+            coef_control[k] = vals[bl.control_idx[k]];
+        }
+        for t in 0..tf {
+            base_t[t] = dot(&bl.design[t * pd..(t + 1) * pd], coef_design);
+        }
         for g in 0..g_n {
             let a = match bl.geo_intercept {
                 Some((si, us)) => vals[bl.intercept_idx] + vals[si] * vals[us + g],
                 None => vals[bl.intercept_idx],
             };
+            let m = &mut resid[g * tf..(g + 1) * tf];
             for t in 0..tf {
-                let mut m = a;
-                let row = &bl.design[t * pd..(t + 1) * pd];
-                for j in 0..pd {
-                    m += row[j] * vals[bl.design_idx[j]];
+                m[t] = a + base_t[t];
+            }
+            if k_n > 0 {
+                let z = &bl.controls[g * t_n * k_n..(g * t_n + tf) * k_n];
+                for (mt, row) in m.iter_mut().zip(z.chunks_exact(k_n)) {
+                    *mt += dot(row, coef_control);
                 }
-                let crow = &bl.controls[(g * t_n + t) * k_n..(g * t_n + t + 1) * k_n];
-                for k in 0..k_n {
-                    m += crow[k] * vals[bl.control_idx[k]];
-                }
-                resid[g * tf + t] = m;
             }
         }
 
@@ -490,18 +491,19 @@ impl MmmModel {
 
         // --- baseline gradient ----------------------------------------------------------------
         let mut g_mu = 0.0;
+        resid_t.fill(0.0);
         for g in 0..g_n {
-            let mut ga = 0.0;
+            let r = &resid[g * tf..(g + 1) * tf];
+            let ga: f64 = r.iter().sum();
             for t in 0..tf {
-                let r = resid[g * tf + t];
-                ga += r;
-                let row = &bl.design[t * pd..(t + 1) * pd];
-                for j in 0..pd {
-                    gx[bl.design_idx[j]] += r * row[j];
-                }
-                let crow = &bl.controls[(g * t_n + t) * k_n..(g * t_n + t + 1) * k_n];
-                for k in 0..k_n {
-                    gx[bl.control_idx[k]] += r * crow[k];
+                resid_t[t] += r[t];
+            }
+            if k_n > 0 {
+                let z = &bl.controls[g * t_n * k_n..(g * t_n + tf) * k_n];
+                for (rt, row) in r.iter().zip(z.chunks_exact(k_n)) {
+                    for k in 0..k_n {
+                        g_control[k] += rt * row[k];
+                    }
                 }
             }
             g_mu += ga;
@@ -511,6 +513,18 @@ impl MmmModel {
             }
         }
         gx[bl.intercept_idx] += g_mu;
+        for t in 0..tf {
+            let row = &bl.design[t * pd..(t + 1) * pd];
+            for j in 0..pd {
+                g_design[j] += resid_t[t] * row[j];
+            }
+        }
+        for j in 0..pd {
+            gx[bl.design_idx[j]] += g_design[j];
+        }
+        for k in 0..k_n {
+            gx[bl.control_idx[k]] += g_control[k];
+        }
 
         // --- back to unconstrained coordinates ---------------------------------------------------
         for i in 0..np {
