@@ -188,9 +188,10 @@ impl LogDensity for MmmModel {
         let len = 4 * np + n_cells + c_n * per_ch + 4 * max_w + 3 * tf + 3 * c_n * g_n + c_n + 2 * n_coef;
         SCRATCH.with(|cell| {
             let mut buf = cell.borrow_mut();
-            buf.clear();
+            // Not zeroed here: `logp_grad_in` writes every slot before reading it and zeroes its
+            // accumulators itself, so stale values from an earlier call are never read.
             buf.resize(len, 0.0);
-            self.logp_grad_in(q, grad, &mut buf)
+            self.logp_grad_in(q, grad, &mut buf[..len])
         })
     }
 }
@@ -203,7 +204,9 @@ thread_local! {
 }
 
 impl MmmModel {
-    /// The body of `logp_grad` on a zeroed scratch buffer of the length it computes.
+    /// The body of `logp_grad` on a scratch buffer of the length it computes (any contents: every
+    /// slot is written before it is read; the accumulators `gx`, `g_design`, `g_control` are zeroed
+    /// here).
     fn logp_grad_in(&self, q: &[f64], grad: &mut [f64], buf: &mut [f64]) -> Result<f64, LogDensityError> {
         let np = self.params.len();
         let g_n = self.n_geos();
@@ -239,6 +242,9 @@ impl MmmModel {
         let (coef_control, rest) = rest.split_at_mut(k_n);
         let (g_design, rest) = rest.split_at_mut(pd);
         let g_control = &mut rest[..k_n];
+        gx.fill(0.0);
+        g_design.fill(0.0);
+        g_control.fill(0.0);
 
         // --- priors and Jacobians ---------------------------------------------------------
         let mut lp = 0.0;
@@ -319,11 +325,7 @@ impl MmmModel {
                 };
                 channel_forward(ch, &w[..n], &ph, &ch.x[g * t_n..g * t_n + tf], &mut bufs);
                 if ch.effect_is_roi {
-                    let mut s = 0.0;
-                    for t in 0..tf {
-                        s += self.rpk[g * t_n + t] * bufs.f[t];
-                    }
-                    d += e * self.kpi_scale[g] * s;
+                    d += e * self.kpi_scale[g] * dot(&self.rpk[g * t_n..g * t_n + tf], bufs.f);
                 }
             }
             let beta = if ch.effect_is_roi {
@@ -356,10 +358,13 @@ impl MmmModel {
                 let inv2 = 1.0 / (sigma * sigma);
                 let mut ss = 0.0;
                 for g in 0..g_n {
-                    for t in 0..tf {
-                        let r = self.y[g * t_n + t] - resid[g * tf + t];
-                        ss += r * r;
-                        resid[g * tf + t] = r * inv2;
+                    let m = &mut resid[g * tf..(g + 1) * tf];
+                    for (mt, yt) in m.iter_mut().zip(&self.y[g * t_n..g * t_n + tf]) {
+                        *mt = yt - *mt; // the residual, for now
+                    }
+                    ss += dot(m, m);
+                    for mt in m.iter_mut() {
+                        *mt *= inv2;
                     }
                 }
                 ll += -0.5 * ss * inv2 - nobs * (sigma.ln() + 0.918_938_533_204_672_8);
@@ -389,11 +394,7 @@ impl MmmModel {
         for c in 0..c_n {
             let cb = &chbuf[c * per_ch..c * per_ch + n_cells];
             for g in 0..g_n {
-                let mut s = 0.0;
-                for t in 0..tf {
-                    s += resid[g * tf + t] * cb[g * tf + t];
-                }
-                gb[c * g_n + g] = s;
+                gb[c * g_n + g] = dot(&resid[g * tf..(g + 1) * tf], &cb[g * tf..(g + 1) * tf]);
             }
         }
 
@@ -437,10 +438,7 @@ impl MmmModel {
                 let e = egc[c * g_n + g];
                 if kappa != 0.0 {
                     // ∂D/∂e_gc = κ_g Σ_t rpk f
-                    let mut s = 0.0;
-                    for t in 0..tf {
-                        s += self.rpk[g * t_n + t] * f[o + t];
-                    }
+                    let s = dot(&self.rpk[g * t_n..g * t_n + tf], &f[o..o + tf]);
                     gb[c * g_n + g] += kappa * self.kpi_scale[g] * s;
                 }
                 // the adjoint overwrites the residual-free `f` slot only after it was used above

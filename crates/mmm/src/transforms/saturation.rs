@@ -128,26 +128,31 @@ impl Saturation {
         let (s, d1, d0p, d1p) = (&mut out.s[..n], &mut out.ds_dx[..n], &mut out.ds_dphi0[..n], &mut out.ds_dphi1[..n]);
         match self.kind {
             SaturationKind::Hill => {
+                // Three passes: the libm calls (ln, exp) in loops of their own, then pure
+                // arithmetic that vectorises and pipelines its division; one division per point,
+                // r = 1/((1 + e)·x), gives both s = 1/(1 + e) = x·r and 1/x = (1 + e)·r.
                 let (ec, slope) = (phi[0], phi[1]);
                 let ln_ec = ec.ln();
                 let inv_ec = 1.0 / ec;
                 let d1_at_zero = if slope == 1.0 { inv_ec } else { 0.0 };
                 for t in 0..n {
-                    let xt = x[t];
-                    if xt <= 0.0 {
-                        s[t] = 0.0;
-                        d1[t] = d1_at_zero;
-                        d0p[t] = 0.0;
-                        d1p[t] = 0.0;
-                        continue;
-                    }
-                    let lr = xt.ln() - ln_ec;
-                    let st = 1.0 / (1.0 + (-slope * lr).exp());
-                    let qn = st * (1.0 - st) * slope;
-                    s[t] = st;
-                    d1[t] = qn / xt;
-                    d0p[t] = -qn * inv_ec;
-                    d1p[t] = st * (1.0 - st) * lr;
+                    d1p[t] = if x[t] > 0.0 { x[t].ln() - ln_ec } else { 0.0 }; // lr
+                }
+                for t in 0..n {
+                    s[t] = (-slope * d1p[t]).exp(); // e = (ec/x)^n
+                }
+                for t in 0..n {
+                    let (xt, e, lr) = (x[t], s[t], d1p[t]);
+                    let pos = xt > 0.0;
+                    let xs = if pos { xt } else { 1.0 };
+                    let r = 1.0 / ((1.0 + e) * xs);
+                    let st = xs * r;
+                    let q = st * (1.0 - st);
+                    let qn = q * slope;
+                    s[t] = if pos { st } else { 0.0 };
+                    d1[t] = if pos { qn * ((1.0 + e) * r) } else { d1_at_zero };
+                    d0p[t] = if pos { -qn * inv_ec } else { 0.0 };
+                    d1p[t] = if pos { q * lr } else { 0.0 };
                 }
             }
             SaturationKind::Logistic => {
@@ -158,9 +163,8 @@ impl Saturation {
                 for t in 0..n {
                     let e = (-lam * x[t]).exp();
                     let inv = 1.0 / (1.0 + e);
-                    let st = (1.0 - e) * inv;
                     let q = 2.0 * e * inv * inv;
-                    s[t] = st;
+                    s[t] = (1.0 - e) * inv;
                     d1[t] = lam * q;
                     d0p[t] = x[t] * q;
                     d1p[t] = 0.0;
