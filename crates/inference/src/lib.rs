@@ -36,6 +36,7 @@
 //!   [`summary()`] turns it into per-parameter summaries and run-level checks (R-hat > 1.01,
 //!   ESS < 400, divergences, tree-depth saturation, E-BFMI < 0.3) with advice in plain language.
 
+pub mod dense;
 mod density;
 pub mod diagnostics;
 mod error;
@@ -47,6 +48,6 @@ pub mod summary;
 pub use density::{LogDensity, LogDensityError};
 pub use error::InferenceError;
 pub use laplace::{LaplaceSettings, find_mode, laplace};
-pub use nuts::{Init, MassMatrix, NutsSettings, sample_nuts};
+pub use nuts::{DENSE_MIN_TUNE, Init, MassMatrix, NutsSettings, sample_nuts};
 pub use posterior::{ChainWarmup, DrawStats, LaplaceInfo, LaplaceStart, Method, Posterior};
 pub use summary::{ParamSummary, RunDiagnostics, Summary, summary};

@@ -41,6 +41,22 @@ pub enum MassMatrix {
     /// nuts-rs 0.19 has no dense metric; with a cutoff close to 1 the low-rank metric keeps every
     /// informative direction, which is a dense metric in effect.
     LowRank { gamma: f64, eigval_cutoff: f64 },
+    /// Dense metric (Stan's `dense_e`), learned in a two-stage warm-up, because nuts-rs 0.19 has
+    /// none: a dense metric M⁻¹ = Σ is the same dynamics as a diagonal one in the whitened
+    /// coordinates z = L⁻¹(x − μ), Σ = LLᵀ (Neal 2011, §4.1), so the second stage samples z.
+    ///
+    /// 1. Stage 1, the first 60 % of `tune`: diagonal NUTS, of which the last third (20 % of
+    ///    `tune`) is kept to estimate μ and Σ, pooled over all chains (a synchronisation point;
+    ///    the result is still independent of the thread count).
+    /// 2. Σ is shrunk towards its diagonal, Σ̂ = (1 − γ)S + γ·diag(S) with γ = d/(n + d) for n pooled
+    ///    draws in d dimensions, so it is positive definite and well conditioned even when n is not
+    ///    much larger than d.
+    /// 3. Stage 2, the remaining 40 % of `tune` and then the kept draws: NUTS on z with its own
+    ///    diagonal adaptation on top (≈ identity when Σ̂ is right), each chain starting from its
+    ///    last stage-1 point. Draws are mapped back to x.
+    ///
+    /// Sampler statistics (step size, metric) of stage 2 refer to z. Needs `tune` ≥ 50.
+    Dense,
 }
 
 impl Init {
@@ -115,6 +131,11 @@ pub struct NutsSettings {
     pub target_accept: f64,
     /// Trajectories stop after at most 2^max_tree_depth leapfrog steps.
     pub max_tree_depth: u64,
+    /// Trajectories run at least 2^min_tree_depth leapfrog steps even when they U-turn earlier
+    /// (nuts-rs `mindepth`; 0 = plain NUTS). Each trajectory still ends at a tree boundary, so the
+    /// chain keeps the target distribution; longer trajectories cost more gradients per draw and
+    /// give more effective draws per draw on curved posteriors where the U-turn test stops early.
+    pub min_tree_depth: u64,
     pub mass_matrix: MassMatrix,
     /// Master seed; chain `c` uses stream `c + 1` of it.
     pub seed: u64,
@@ -135,6 +156,7 @@ impl Default for NutsSettings {
             draws: 1000,
             target_accept: 0.8,
             max_tree_depth: 10,
+            min_tree_depth: 0,
             mass_matrix: MassMatrix::Diag,
             seed: 0,
             init: Init::Uniform { radius: 2.0 },
@@ -159,6 +181,18 @@ impl NutsSettings {
         }
         if self.max_tree_depth == 0 || self.max_tree_depth > 30 {
             return bad(format!("max_tree_depth must be in 1..=30, got {}", self.max_tree_depth));
+        }
+        if self.min_tree_depth > self.max_tree_depth {
+            return bad(format!(
+                "min_tree_depth ({}) must not exceed max_tree_depth ({})",
+                self.min_tree_depth, self.max_tree_depth
+            ));
+        }
+        if self.mass_matrix == MassMatrix::Dense && self.tune < DENSE_MIN_TUNE {
+            return bad(format!(
+                "the dense metric learns the posterior covariance during warm-up and needs tune >= {DENSE_MIN_TUNE}, got {}",
+                self.tune
+            ));
         }
         if self.init_attempts == 0 {
             return bad("init_attempts must be at least 1".into());
@@ -205,6 +239,7 @@ impl NutsSettings {
         rs.seed = self.seed;
         rs.max_energy_error = self.max_energy_error;
         rs.adapt_options.step_size_settings.target_accept = self.target_accept;
+        rs.mindepth = self.min_tree_depth;
         rs
     }
 }
@@ -293,9 +328,12 @@ struct ChainOutput {
 }
 
 /// One chain from start to finish.
+#[allow(clippy::too_many_arguments)]
 fn run_chain<'a, D, S, F>(
     rs_settings: S,
     chain: usize,
+    stream: u64,
+    init_rule: &Init,
     density: &'a D,
     settings: &NutsSettings,
     progress: Option<&ProgressBar>,
@@ -309,7 +347,7 @@ where
 {
     let dim = density.dim();
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    rng.set_stream(chain as u64 + 1);
+    rng.set_stream(stream);
     let math = CpuMath::new(Adapter { density, dim, fatal });
     let mut sampler = rs_settings
         .new_chain(chain as u64, math, &mut rng)
@@ -324,8 +362,8 @@ where
     for attempt in 0..settings.init_attempts {
         // With radius 0 the first candidate is the centre itself; nuts-rs rejects a start where a
         // gradient component is exactly zero, so later candidates are jittered slightly.
-        let exact = matches!(settings.init, Init::Around { radius, .. } if radius == 0.0) && attempt == 0;
-        settings.init.candidate(&mut rng, exact, &mut init);
+        let exact = matches!(init_rule, Init::Around { radius, .. } if *radius == 0.0) && attempt == 0;
+        init_rule.candidate(&mut rng, exact, &mut init);
         if let Some(reason) = check_start(density, &init, &mut grad, chain)? {
             last = reason;
             continue;
@@ -429,6 +467,96 @@ macro_rules! raw_stats {
     };
 }
 
+/// Iterations of warm-up the dense metric needs at least (see [`MassMatrix::Dense`]).
+pub const DENSE_MIN_TUNE: u64 = 50;
+
+/// Chain `c` of the second dense-metric stage draws from stream `DENSE_STAGE2_STREAM + c + 1`, so
+/// it never repeats the random numbers of stage 1 (streams `c + 1`).
+const DENSE_STAGE2_STREAM: u64 = 1 << 32;
+
+/// Every chain of one run, in parallel: chain `c` starts by `inits[c]` and draws from stream
+/// `stream_base + c + 1`; `metric` is diagonal or low-rank (nuts-rs's own adaptation).
+fn run_chains<D: LogDensity + ?Sized>(
+    density: &D,
+    settings: &NutsSettings,
+    metric: MassMatrix,
+    inits: &[Init],
+    stream_base: u64,
+    progress: Option<&ProgressBar>,
+) -> Result<Vec<ChainOutput>, InferenceError> {
+    (0..settings.chains)
+        .into_par_iter()
+        .map(|chain| {
+            // Where the adapter leaves the message of a fatal density error for the report.
+            let fatal = RefCell::new(None);
+            let stream = stream_base + chain as u64 + 1;
+            let init = &inits[chain];
+            match metric {
+                MassMatrix::Diag | MassMatrix::Dense => {
+                    let mut rs = settings.apply(DiagNutsSettings::default());
+                    rs.adapt_options.mass_matrix_options.store_mass_matrix = true;
+                    run_chain(rs, chain, stream, init, density, settings, progress, &fatal, |s| {
+                        raw_stats!(s, s.hamiltonian.transformation.mass_matrix_inv)
+                    })
+                }
+                MassMatrix::LowRank { gamma, eigval_cutoff } => {
+                    let mut rs = settings.apply(LowRankNutsSettings::default());
+                    rs.adapt_options.mass_matrix_options.gamma = gamma;
+                    rs.adapt_options.mass_matrix_options.eigval_cutoff = eigval_cutoff;
+                    run_chain(rs, chain, stream, init, density, settings, progress, &fatal, |s| raw_stats!(s, None))
+                }
+            }
+        })
+        .collect()
+}
+
+/// [`MassMatrix::Dense`]: diagonal warm-up, covariance of its last draws pooled over chains,
+/// then NUTS in the whitened coordinates; the draws come back in the model's coordinates.
+fn dense_two_stage<D: LogDensity + ?Sized>(
+    density: &D,
+    settings: &NutsSettings,
+    progress: Option<&ProgressBar>,
+) -> Result<Vec<ChainOutput>, InferenceError> {
+    let tune1 = settings.tune * 2 / 5;
+    let kept1 = settings.tune / 5;
+    let tune2 = settings.tune - tune1 - kept1;
+    let stage1_settings = NutsSettings { tune: tune1, draws: kept1, mass_matrix: MassMatrix::Diag, ..settings.clone() };
+    let inits = vec![settings.init.clone(); settings.chains];
+    let stage1 = run_chains(density, &stage1_settings, MassMatrix::Diag, &inits, 0, progress)?;
+
+    let pooled: Vec<Vec<f64>> = stage1.iter().flat_map(|c| c.draws.iter().cloned()).collect();
+    let (mean, l) = crate::dense::covariance_factor(&pooled, &density.param_names())?;
+    let whitened = crate::dense::Whitened::new(density, mean, l);
+    let inits: Vec<Init> = stage1
+        .iter()
+        .map(|c| Init::Around { center: whitened.to_z(c.draws.last().expect("kept1 >= 10 draws")), radius: 0.0 })
+        .collect();
+    let stage2_settings = NutsSettings { tune: tune2, mass_matrix: MassMatrix::Diag, ..settings.clone() };
+    let stage2 = run_chains(&whitened, &stage2_settings, MassMatrix::Diag, &inits, DENSE_STAGE2_STREAM, progress)?;
+
+    Ok(stage1
+        .into_iter()
+        .zip(stage2)
+        .map(|(one, two)| {
+            let stage1_divergences = one.stats.iter().filter(|s| s.divergent).count();
+            ChainOutput {
+                draws: two.draws.iter().map(|z| whitened.to_x(z)).collect(),
+                stats: two.stats,
+                warmup: ChainWarmup {
+                    chain: one.warmup.chain,
+                    tune: settings.tune,
+                    step_size: two.warmup.step_size,
+                    divergences: one.warmup.divergences + stage1_divergences + two.warmup.divergences,
+                    init: one.warmup.init,
+                    inv_mass_diag: two.warmup.inv_mass_diag.map(|d| whitened.metric_diag_in_x(&d)),
+                    warmup_seconds: one.warmup.warmup_seconds + one.warmup.sampling_seconds + two.warmup.warmup_seconds,
+                    sampling_seconds: two.warmup.sampling_seconds,
+                },
+            }
+        })
+        .collect())
+}
+
 /// Run NUTS on `density` and return the kept draws of every chain with sampler statistics.
 ///
 /// Chains run in parallel on the current rayon pool (use `ThreadPool::install` to choose one); the
@@ -461,29 +589,13 @@ pub fn sample_nuts<D: LogDensity + ?Sized>(density: &D, settings: &NutsSettings)
         bar
     });
 
-    let outputs: Result<Vec<ChainOutput>, InferenceError> = (0..settings.chains)
-        .into_par_iter()
-        .map(|chain| {
-            // Where the adapter leaves the message of a fatal density error for the report.
-            let fatal = RefCell::new(None);
-            let progress = progress.as_ref();
-            match settings.mass_matrix {
-                MassMatrix::Diag => {
-                    let mut rs = settings.apply(DiagNutsSettings::default());
-                    rs.adapt_options.mass_matrix_options.store_mass_matrix = true;
-                    run_chain(rs, chain, density, settings, progress, &fatal, |s| {
-                        raw_stats!(s, s.hamiltonian.transformation.mass_matrix_inv)
-                    })
-                }
-                MassMatrix::LowRank { gamma, eigval_cutoff } => {
-                    let mut rs = settings.apply(LowRankNutsSettings::default());
-                    rs.adapt_options.mass_matrix_options.gamma = gamma;
-                    rs.adapt_options.mass_matrix_options.eigval_cutoff = eigval_cutoff;
-                    run_chain(rs, chain, density, settings, progress, &fatal, |s| raw_stats!(s, None))
-                }
-            }
-        })
-        .collect();
+    let outputs = match settings.mass_matrix {
+        MassMatrix::Dense => dense_two_stage(density, settings, progress.as_ref()),
+        metric => {
+            let inits = vec![settings.init.clone(); settings.chains];
+            run_chains(density, settings, metric, &inits, 0, progress.as_ref())
+        }
+    };
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }

@@ -5,7 +5,9 @@
 mod common;
 
 use common::IidNormal;
-use mmloop_inference::{InferenceError, Init, LogDensity, LogDensityError, NutsSettings, Posterior, sample_nuts};
+use mmloop_inference::{
+    InferenceError, Init, LogDensity, LogDensityError, MassMatrix, NutsSettings, Posterior, sample_nuts,
+};
 
 fn quiet() -> NutsSettings {
     NutsSettings { quiet: true, tune: 300, draws: 300, ..NutsSettings::default() }
@@ -140,6 +142,15 @@ fn low_rank_metric_samples_a_correlated_gaussian() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(posterior.warmup[0].inv_mass_diag.is_none());
+}
+
+#[test]
+fn dense_metric_and_min_tree_depth_settings_are_checked() {
+    let d = IidNormal { mu: vec![0.0; 2], sigma: vec![1.0; 2] };
+    let e = sample_nuts(&d, &NutsSettings { mass_matrix: MassMatrix::Dense, tune: 20, ..quiet() }).unwrap_err();
+    assert!(e.to_string().contains("tune >= 50"), "{e}");
+    let e = sample_nuts(&d, &NutsSettings { min_tree_depth: 11, ..quiet() }).unwrap_err();
+    assert!(e.to_string().contains("min_tree_depth (11) must not exceed max_tree_depth (10)"), "{e}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Profiling NUTS on the MMM examples: prints per-chain tree depth, steps, step size, worst-ESS
 //! parameters and wall time for several sampler set-ups (`MMLOOP_PROFILE_RUNS`, comma-separated:
-//! default, lowrank, prior, lowrank90, lowrank95, tune500, tune300, lowrank500, seedN).
+//! default, lowrank, prior, lowrank90, lowrank95, dense, mindepth4, mindepth5, dense_md4, dense_md5,
+//! tune500, tune300, lowrank500, seedN).
 //! Run: `cargo run --release -p mmloop-mmm --example nuts_profile`
 //! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
 
@@ -88,6 +89,17 @@ fn main() {
             "lowrank95" => {
                 s.mass_matrix = MassMatrix::low_rank();
                 s.target_accept = 0.95
+            }
+            "dense" => s.mass_matrix = MassMatrix::Dense,
+            "mindepth4" => s.min_tree_depth = 4,
+            "mindepth5" => s.min_tree_depth = 5,
+            "dense_md4" => {
+                s.mass_matrix = MassMatrix::Dense;
+                s.min_tree_depth = 4
+            }
+            "dense_md5" => {
+                s.mass_matrix = MassMatrix::Dense;
+                s.min_tree_depth = 5
             }
             "tune500" => s.tune = 500,
             "tune300" => s.tune = 300,

@@ -49,6 +49,7 @@
 //! | `noise` | HalfNormal(2) | PyMC-Marketing `likelihood.sigma` |
 //! | `pooling` | `"partial"` with a geo column (else `"complete"`), `tau` HalfNormal(1) | Meridian `eta_m` |
 //! | `[fit]` | `method = "nuts"`, `chains = 4`, `tune = 1000`, `draws = 1000`, `target_accept = 0.8`, `seed = 42`, `laplace_starts = 4`, `holdout = 0` | PyMC defaults |
+//! | `[fit]` | `min_tree_depth = 5`, `metric = "diag"` | ours: see [`crate::spec::DEFAULT_MIN_TREE_DEPTH`]; `"dense"`, `"low_rank"` optional |
 //!
 //! The yearly default assumes weekly data; `Dataset::load` rejects it for dates spaced otherwise (set
 //! `seasonality = [{ period = 365.25, order = 2 }]` for daily data, `12` for monthly, or `[]` for none).
@@ -619,6 +620,10 @@ struct RawFit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target_accept: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_tree_depth: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metric: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     laplace_starts: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     holdout: Option<usize>,
@@ -996,8 +1001,38 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
         tune: f.tune.unwrap_or(1000),
         draws: f.draws.unwrap_or(1000),
         target_accept: f.target_accept.unwrap_or(0.8),
+        min_tree_depth: f.min_tree_depth.unwrap_or(crate::spec::DEFAULT_MIN_TREE_DEPTH),
+        metric: match f.metric.as_deref() {
+            None | Some("diag") => mmloop_inference::MassMatrix::Diag,
+            Some("dense") => mmloop_inference::MassMatrix::Dense,
+            Some("low_rank") => mmloop_inference::MassMatrix::low_rank(),
+            Some(other) => {
+                let hint = closest(other, &["diag".to_string(), "dense".to_string(), "low_rank".to_string()])
+                    .map(|c| format!(" (did you mean {c:?}?)"))
+                    .unwrap_or_default();
+                return Err(cx.invalid(
+                    "[fit] metric",
+                    format!("unknown metric {other:?}{hint}"),
+                    "Use \"diag\" (default), \"dense\" (correlated, near-Gaussian posteriors) or \"low_rank\"",
+                ));
+            }
+        },
         laplace_starts: f.laplace_starts.unwrap_or(4),
     };
+    if fit.min_tree_depth > 10 {
+        return Err(cx.invalid(
+            "[fit] min_tree_depth",
+            format!("{} exceeds the maximum tree depth 10", fit.min_tree_depth),
+            "Use 0 (plain NUTS) to 10; the default is 5",
+        ));
+    }
+    if fit.metric == mmloop_inference::MassMatrix::Dense && fit.tune < mmloop_inference::DENSE_MIN_TUNE as usize {
+        return Err(cx.invalid(
+            "[fit] metric",
+            format!("\"dense\" learns the posterior covariance during warm-up, but tune = {}", fit.tune),
+            format!("Set tune to at least {}, or use metric = \"diag\"", mmloop_inference::DENSE_MIN_TUNE),
+        ));
+    }
     for (key, v) in [("chains", fit.chains), ("draws", fit.draws), ("laplace_starts", fit.laplace_starts)] {
         if v == 0 {
             return Err(cx.invalid(format!("[fit] {key}"), "must be at least 1", "Use a positive whole number"));
@@ -1293,6 +1328,15 @@ impl RawConfig {
                 tune: Some(s.fit.tune),
                 draws: Some(s.fit.draws),
                 target_accept: Some(s.fit.target_accept),
+                min_tree_depth: Some(s.fit.min_tree_depth),
+                metric: Some(
+                    match s.fit.metric {
+                        mmloop_inference::MassMatrix::Diag => "diag",
+                        mmloop_inference::MassMatrix::Dense => "dense",
+                        mmloop_inference::MassMatrix::LowRank { .. } => "low_rank",
+                    }
+                    .to_string(),
+                ),
                 laplace_starts: Some(s.fit.laplace_starts),
                 holdout: Some(s.holdout),
             },

@@ -123,8 +123,8 @@ pub fn nuts_init_center(model: &MmmModel, seed: u64) -> Vec<f64> {
 /// Jitter (uniform half-width, unconstrained units) of each chain's start around the mode.
 pub const NUTS_INIT_RADIUS: f64 = 0.1;
 
-/// The NUTS settings of a fit: the spec's chains, warm-up, draws, target acceptance and seed;
-/// chains start around the mode ([`nuts_init_center`]).
+/// The NUTS settings of a fit: the spec's chains, warm-up, draws, target acceptance, minimum tree
+/// depth, metric and seed; chains start around the mode ([`nuts_init_center`]).
 pub fn nuts_settings(model: &MmmModel, spec: &ModelSpec) -> mmloop_inference::NutsSettings {
     let f = &spec.fit;
     mmloop_inference::NutsSettings {
@@ -132,6 +132,8 @@ pub fn nuts_settings(model: &MmmModel, spec: &ModelSpec) -> mmloop_inference::Nu
         tune: f.tune as u64,
         draws: f.draws as u64,
         target_accept: f.target_accept,
+        min_tree_depth: f.min_tree_depth,
+        mass_matrix: f.metric,
         seed: f.seed,
         init: mmloop_inference::Init::Around { center: nuts_init_center(model, f.seed), radius: NUTS_INIT_RADIUS },
         ..Default::default()

@@ -47,6 +47,7 @@ fn minimal_config_gets_the_documented_defaults() {
     let f = &s.fit;
     assert_eq!((f.method, f.seed, f.chains, f.tune, f.draws), (FitMethod::Nuts, 42, 4, 1000, 1000));
     assert_eq!((f.target_accept, f.laplace_starts), (0.8, 4));
+    assert_eq!((f.min_tree_depth, f.metric), (5, mmloop_inference::MassMatrix::Diag));
     assert!(s.calibration.roi_priors.is_empty() && s.calibration.lift_tests.is_empty());
 }
 
@@ -134,6 +135,20 @@ target_accept = 0.9
     let s = parse(&format!("{MINIMAL}\n[baseline]\ntrend = \"none\"\nseasonality = []\n")).unwrap();
     assert_eq!(s.baseline.trend, Trend::None);
     assert!(s.baseline.seasonality.is_empty());
+}
+
+#[test]
+fn sampler_metric_and_min_tree_depth_are_validated() {
+    let with = |extra: &str| parse(&format!("{MINIMAL}\n[fit]\n{extra}\n"));
+    let s = with("metric = \"dense\"\nmin_tree_depth = 0").unwrap();
+    assert_eq!((s.fit.metric, s.fit.min_tree_depth), (mmloop_inference::MassMatrix::Dense, 0));
+    assert_eq!(with("metric = \"low_rank\"").unwrap().fit.metric, mmloop_inference::MassMatrix::low_rank());
+    let e = with("metric = \"dens\"").unwrap_err();
+    assert!(e.contains("[fit] metric") && e.contains("did you mean \"dense\"?"), "{e}");
+    let e = with("min_tree_depth = 11").unwrap_err();
+    assert!(e.contains("[fit] min_tree_depth") && e.contains("exceeds the maximum tree depth 10"), "{e}");
+    let e = with("metric = \"dense\"\ntune = 20").unwrap_err();
+    assert!(e.contains("tune = 20") && e.contains("at least 50"), "{e}");
 }
 
 #[test]

@@ -30,12 +30,22 @@ pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f6
     match ch.order {
         TransformOrder::AdstockFirst => {
             convolve(w, x, &mut b.u[..n]);
-            let out = SatSlices { s: &mut b.f[..n], ds_dx: &mut b.d1[..n], ds_dphi0: &mut b.dp0[..n], ds_dphi1: &mut b.dp1[..n] };
+            let out = SatSlices {
+                s: &mut b.f[..n],
+                ds_dx: &mut b.d1[..n],
+                ds_dphi0: &mut b.dp0[..n],
+                ds_dphi1: &mut b.dp1[..n],
+            };
             ch.sat.eval_into(phi, &b.u[..n], out);
         }
         TransformOrder::SaturationFirst => {
             // d1 (∂s/∂x) is not needed when saturation comes first; it is filled as scratch
-            let out = SatSlices { s: &mut b.u[..n], ds_dx: &mut b.d1[..n], ds_dphi0: &mut b.dp0[..n], ds_dphi1: &mut b.dp1[..n] };
+            let out = SatSlices {
+                s: &mut b.u[..n],
+                ds_dx: &mut b.d1[..n],
+                ds_dphi0: &mut b.dp0[..n],
+                ds_dphi1: &mut b.dp1[..n],
+            };
             ch.sat.eval_into(phi, x, out);
             convolve(w, &b.u[..n], &mut b.f[..n]);
         }

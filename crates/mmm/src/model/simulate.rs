@@ -131,6 +131,8 @@ pub fn sim_spec(opts: &SimOptions) -> ModelSpec {
             tune: 1000,
             draws: 1000,
             target_accept: 0.8,
+            min_tree_depth: crate::spec::DEFAULT_MIN_TREE_DEPTH,
+            metric: mmloop_inference::MassMatrix::Diag,
             laplace_starts: 4,
         },
     }
