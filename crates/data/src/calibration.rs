@@ -67,10 +67,10 @@ impl LiftTestRecord {
         if !self.spend_change.is_finite() {
             return Err("spend_change must be a finite number".into());
         }
-        if let Some(p) = &self.spend_path {
-            if let Some(d) = p.iter().find(|d| !d.delta.is_finite()) {
-                return Err(format!("spend_path entry at {} {} is not finite", d.time, d.geo));
-            }
+        if let Some(p) = &self.spend_path
+            && let Some(d) = p.iter().find(|d| !d.delta.is_finite())
+        {
+            return Err(format!("spend_path entry at {} {} is not finite", d.time, d.geo));
         }
         Ok(())
     }

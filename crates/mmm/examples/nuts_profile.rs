@@ -1,6 +1,6 @@
 //! Profiling NUTS on the MMM examples: prints per-chain tree depth, steps, step size, worst-ESS
 //! parameters and wall time for several sampler set-ups (`MMLOOP_PROFILE_RUNS`, comma-separated:
-//! default, lowrank, prior, lowrank90, lowrank95, dense, mindepth4, mindepth5, dense_md4, dense_md5,
+//! default, lowrank, prior, lowrank90, lowrank95, dense, accept90, mindepth0, mindepth4, mindepth5, dense_md4, dense_md5,
 //! tune500, tune300, lowrank500, seedN).
 //! Run: `cargo run --release -p mmloop-mmm --example nuts_profile`
 //! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
@@ -46,6 +46,26 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
             w.step_size, hist, w.warmup_seconds, w.sampling_seconds, w.divergences
         );
     }
+    if std::env::var("MMLOOP_PROFILE_CORR").is_ok() {
+        // strongest posterior correlations between sampling coordinates (what a diagonal metric
+        // cannot follow)
+        let all: Vec<&Vec<f64>> = post.draws.iter().flatten().collect();
+        let (n, d) = (all.len() as f64, model.params.len());
+        let mean: Vec<f64> = (0..d).map(|j| all.iter().map(|q| q[j]).sum::<f64>() / n).collect();
+        let sd: Vec<f64> =
+            (0..d).map(|j| (all.iter().map(|q| (q[j] - mean[j]).powi(2)).sum::<f64>() / n).sqrt()).collect();
+        let mut pairs = Vec::new();
+        for i in 0..d {
+            for j in 0..i {
+                let r = all.iter().map(|q| (q[i] - mean[i]) * (q[j] - mean[j])).sum::<f64>() / n / (sd[i] * sd[j]);
+                pairs.push((r, i, j));
+            }
+        }
+        pairs.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+        for (r, i, j) in pairs.iter().take(12) {
+            eprintln!("   corr {:+.3}  {} ~ {}", r, model.params[*i].name, model.params[*j].name);
+        }
+    }
     let mut ps = s.params.clone();
     ps.sort_by(|a, b| a.ess_bulk.total_cmp(&b.ess_bulk));
     for p in ps.iter().take(5) {
@@ -65,17 +85,17 @@ fn main() {
     let base = mmloop_mmm::fit::nuts_settings(&model, &spec);
     let which = std::env::var("MMLOOP_PROFILE_RUNS").unwrap_or_else(|_| "default,lowrank,prior".into());
     let mut plain = model.clone();
-    plain.slope_coords.clear();
+    plain.response_coords.clear();
     for run in which.split(',') {
         let mut s = base.clone();
         s.quiet = true;
         if let Some(seed) = run.strip_prefix("seed") {
-            // the same set-up on another seed, with and without the slope coordinates
+            // the same set-up on another seed, with and without the response coordinates
             s.seed = seed.parse().expect("seedN");
             s.init = Init::Around { center: mmloop_mmm::fit::nuts_init_center(&model, s.seed), radius: 0.1 };
             report(&model, run, &s);
             s.init = Init::Around { center: mmloop_mmm::fit::nuts_init_center(&plain, s.seed), radius: 0.1 };
-            report(&plain, &format!("{run} without slope coordinates"), &s);
+            report(&plain, &format!("{run} without response coordinates"), &s);
             continue;
         }
         match run {
@@ -91,6 +111,8 @@ fn main() {
                 s.target_accept = 0.95
             }
             "dense" => s.mass_matrix = MassMatrix::Dense,
+            "accept90" => s.target_accept = 0.9,
+            "mindepth0" => s.min_tree_depth = 0,
             "mindepth4" => s.min_tree_depth = 4,
             "mindepth5" => s.min_tree_depth = 5,
             "dense_md4" => {

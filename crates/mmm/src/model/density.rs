@@ -538,9 +538,12 @@ impl MmmModel {
         for i in 0..np {
             grad[i] += gx[i] * dxdy[i];
         }
-        // ... and to sampling coordinates: ∂/∂ln λ|_{y_s} = ∂/∂ln λ|_{ln β} − ∂/∂ln β
-        for &(b, l) in &self.slope_coords {
-            grad[l] -= grad[b];
+        // ... and to sampling coordinates: ∂/∂q_φ|_r = ∂/∂q_φ|_{ln β} − ∂/∂ln β · ∂ln s(1; φ)/∂q_φ
+        for rc in &self.response_coords {
+            let (_, d) = self.ln_response_ref(rc, q);
+            for (p, &i) in rc.phi.iter().enumerate() {
+                grad[i] -= grad[rc.beta] * d[p];
+            }
         }
         if !lp.is_finite() || grad.iter().any(|v| !v.is_finite()) {
             return Err(LogDensityError::Recoverable("log density or gradient not finite".into()));

@@ -128,9 +128,19 @@ pub struct MmmModel {
     pub sigma_idx: usize,
     pub likelihood: Likelihood,
     pub lift: Vec<crate::calibration::LiftTerm>,
-    /// Logistic channels sampled by their initial slope: pairs (index of β_c, index of λ_c) whose
-    /// β coordinate holds y_s = ln(β_c λ_c / 2) instead of ln β_c (see [`MmmModel::to_model_coords`]).
-    pub slope_coords: Vec<(usize, usize)>,
+    /// Channels sampled by their response at the reference level: the β coordinate holds
+    /// r = ln(β_c·s_c(1; φ_c)) instead of ln β_c (see [`MmmModel::to_model_coords`]).
+    pub response_coords: Vec<ResponseCoord>,
+}
+
+/// A channel whose β coordinate is sampled as r = ln(β·s(1; φ)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseCoord {
+    pub channel: usize,
+    /// Index of the β coordinate.
+    pub beta: usize,
+    /// Indices of the saturation parameters φ.
+    pub phi: Vec<usize>,
 }
 
 impl MmmModel {
@@ -370,18 +380,16 @@ impl MmmModel {
             sigma_idx,
             likelihood: spec.likelihood,
             lift: Vec::new(),
-            slope_coords: Vec::new(),
+            response_coords: Vec::new(),
         };
-        model.slope_coords = model
+        model.response_coords = model
             .channels
             .iter()
-            .filter(|ch| {
-                matches!(ch.sat.kind, crate::transforms::saturation::SaturationKind::Logistic)
-                    && !ch.effect_is_roi
-                    && model.params[ch.effect_idx].transform == Transform::Log { lower: 0.0 }
-                    && model.params[ch.phi_idx[0]].transform == Transform::Log { lower: 0.0 }
+            .enumerate()
+            .filter(|(_, ch)| {
+                !ch.effect_is_roi && model.params[ch.effect_idx].transform == Transform::Log { lower: 0.0 }
             })
-            .map(|ch| (ch.effect_idx, ch.phi_idx[0]))
+            .map(|(c, ch)| ResponseCoord { channel: c, beta: ch.effect_idx, phi: ch.phi_idx.clone() })
             .collect();
         model.lift = crate::calibration::build_lift_terms(&model, spec, data)?;
         Ok(model)
@@ -415,29 +423,46 @@ impl MmmModel {
 
     /// Sampling coordinates → model coordinates (each parameter's own unconstrained value).
     ///
-    /// With logistic saturation s(x) = tanh(λx/2), the response β·s(x) ≈ (βλ/2)·x while the
-    /// adstocked media stay in the near-linear range, so the data identify the initial slope βλ/2
-    /// far better than β and λ apart: (ln β, ln λ) lie along the ridge ln β + ln λ = const, a
-    /// direction a diagonal metric cannot follow. The sampler therefore uses y_s = ln(βλ/2) in the
-    /// β coordinate: ln β = y_s − ln λ + ln 2. The map is linear with unit Jacobian determinant
-    /// (triangular, unit diagonal), so the density of the sampling coordinates is the model's
-    /// density at the mapped point — the same priors on β and λ, no extra Jacobian term — and the
-    /// gradient maps back by the transpose: ∂/∂y_s = ∂/∂ln β, ∂/∂ln λ|_{y_s} = ∂/∂ln λ|_{ln β} − ∂/∂ln β.
-    /// Applies to logistic channels with coefficient (not ROI) priors on (0, ∞).
+    /// The data identify a channel's response at its usual spend level far better than β and the
+    /// curve's parameters apart: unsaturated, a logistic channel's response is ≈ (βλ/2)·x and a
+    /// Hill channel's ≈ β·(x/ec)ⁿ, so ln β lies along ridges with ln λ or ln ec that a diagonal
+    /// metric cannot follow (on the demo data, corr(ln β, ln ec) = 0.98); saturated, β alone is
+    /// identified. The sampler therefore uses r = ln(β·s(1; φ)), the log response at the reference
+    /// level x̃ = 1 (the mean non-zero scaled media), in the β coordinate: ln β = r − ln s(1; φ),
+    /// which is ln(βλ/2) for an unsaturated logistic channel and ln β for a saturated one. The map
+    /// is a shear, (r, φ) ↦ (r − h(φ), φ), whose Jacobian determinant is 1, so the density of the
+    /// sampling coordinates is the model's density at the mapped point (the same priors on β and
+    /// φ, no extra term), and the gradient maps back by the transpose:
+    /// ∂/∂r = ∂/∂ln β, ∂/∂q_φ|_r = ∂/∂q_φ|_{ln β} − ∂/∂ln β · ∂ln s(1; φ)/∂q_φ.
+    /// Applies to channels with coefficient (not ROI) priors on (0, ∞).
     pub fn to_model_coords(&self, q: &[f64], out: &mut [f64]) {
         out.copy_from_slice(q);
-        for &(b, l) in &self.slope_coords {
-            out[b] = q[b] - q[l] + std::f64::consts::LN_2;
+        for rc in &self.response_coords {
+            out[rc.beta] = q[rc.beta] - self.ln_response_ref(rc, q).0;
         }
     }
 
     /// Model coordinates → sampling coordinates (the inverse of [`MmmModel::to_model_coords`]).
     pub fn to_sampling_coords(&self, q_model: &[f64]) -> Vec<f64> {
         let mut q = q_model.to_vec();
-        for &(b, l) in &self.slope_coords {
-            q[b] = q_model[b] + q_model[l] - std::f64::consts::LN_2;
+        for rc in &self.response_coords {
+            q[rc.beta] = q_model[rc.beta] + self.ln_response_ref(rc, q_model).0;
         }
         q
+    }
+
+    /// ln s(1; φ) of a response coordinate's channel at the φ coordinates of `q` (sampling and
+    /// model coordinates agree on φ), with its derivatives in those unconstrained coordinates.
+    pub(crate) fn ln_response_ref(&self, rc: &ResponseCoord, q: &[f64]) -> (f64, [f64; 2]) {
+        let mut phi = [0.0; 2];
+        let mut dxdy = [0.0; 2];
+        for (p, &i) in rc.phi.iter().enumerate() {
+            let c = self.params[i].transform.constrain(q[i]);
+            phi[p] = c.x;
+            dxdy[p] = c.dx_dy;
+        }
+        let (l, d) = self.channels[rc.channel].sat.ln_value_at_one(&phi);
+        (l, [d[0] * dxdy[0], d[1] * dxdy[1]])
     }
 
     /// Every parameter's constrained value at a point in sampling coordinates.

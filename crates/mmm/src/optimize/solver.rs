@@ -405,6 +405,8 @@ fn curvature_floor(h: &mut [f64], g: &[f64], l: &[f64], u: &[f64], goal: Goal) {
             Goal::MarginalReturn(_) => if u[c].is_finite() { u[c] - l[c] } else { l[c].abs() + 1.0 }.max(1e-12),
         };
         let floor = (g[c].abs() + 1e-300) / range;
+        // written negated so that a NaN curvature is floored too
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(h[c] < -1e-3 * floor) {
             h[c] = -floor;
         }
@@ -456,15 +458,15 @@ fn kkt(s: &[f64], g: &[f64], l: &[f64], u: &[f64], goal: Goal) -> (f64, f64) {
     };
     let scale = g.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-300);
     let mut res: f64 = 0.0;
-    for c in 0..s.len() {
+    for (c, &gc) in g.iter().enumerate().take(s.len()) {
         let viol = if at_l(c) && at_u(c) {
             0.0
         } else if at_l(c) {
-            (g[c] - lambda).max(0.0)
+            (gc - lambda).max(0.0)
         } else if at_u(c) {
-            (lambda - g[c]).max(0.0)
+            (lambda - gc).max(0.0)
         } else {
-            (g[c] - lambda).abs()
+            (gc - lambda).abs()
         };
         res = res.max(viol / scale);
     }

@@ -48,8 +48,8 @@ fn recovers_the_analytic_equal_marginal_returns_optimum() {
     let curves = mm_curves(&beta, &k, 1);
     let a = optimize(&curves, None, Risk::Mean, &bounds(4, 0.0, 100.0), Goal::Budget(budget), None, Default::default())
         .unwrap();
-    for c in 0..4 {
-        assert!((a.spend[c] - truth[c]).abs() < 1e-9, "channel {c}: {} vs {}", a.spend[c], truth[c]);
+    for (c, t) in truth.iter().enumerate() {
+        assert!((a.spend[c] - t).abs() < 1e-9, "channel {c}: {} vs {t}", a.spend[c]);
     }
     let lambda = inv_sqrt_lambda.powi(-2);
     assert!((a.lambda - lambda).abs() < 1e-9 * lambda);

@@ -110,6 +110,34 @@ impl Saturation {
     }
 }
 
+impl Saturation {
+    /// ln s(1; φ), the log of the curve at the reference level x = 1 (the mean non-zero scaled
+    /// media), with its derivatives in φ; computed in log space so it stays finite where s(1)
+    /// underflows:
+    /// Hill ln s = −softplus(n·ln ec); logistic ln tanh(λ/2), ∂/∂λ = 1/sinh λ;
+    /// Michaelis–Menten −ln(1 + k).
+    pub fn ln_value_at_one(&self, phi: &[f64]) -> (f64, [f64; 2]) {
+        match self.kind {
+            SaturationKind::Hill => {
+                let (ec, n) = (phi[0], phi[1]);
+                let lec = ec.ln();
+                let u = n * lec;
+                let softplus = u.max(0.0) + (-u.abs()).exp().ln_1p();
+                let sig = 1.0 / (1.0 + (-u).exp());
+                (-softplus, [-sig * n / ec, -sig * lec])
+            }
+            SaturationKind::Logistic => {
+                let lam = phi[0];
+                ((0.5 * lam).tanh().ln(), [1.0 / lam.sinh(), 0.0])
+            }
+            SaturationKind::MichaelisMenten => {
+                let k = phi[0];
+                (-k.ln_1p(), [-1.0 / (1.0 + k), 0.0])
+            }
+        }
+    }
+}
+
 /// Outputs of [`Saturation::eval_into`], one slot per input point.
 pub struct SatSlices<'a> {
     pub s: &'a mut [f64],
@@ -207,6 +235,17 @@ mod tests {
     }
 
     #[test]
+    fn ln_value_at_one_stays_finite_where_the_curve_underflows() {
+        let hill = Saturation { kind: SaturationKind::Hill };
+        // ec = 1e200, n = 5: s(1) = 1e-1000 underflows; ln s = −1000·ln 10
+        let (l, d) = hill.ln_value_at_one(&[1e200, 5.0]);
+        assert!((l + 5.0 * 200.0 * std::f64::consts::LN_10).abs() < 1e-9 && d.iter().all(|v| v.is_finite()));
+        let lo = Saturation { kind: SaturationKind::Logistic };
+        let (l, d) = lo.ln_value_at_one(&[800.0]);
+        assert!(l == 0.0 && d[0] == 0.0, "{l} {d:?}");
+    }
+
+    #[test]
     fn hill_at_zero_and_huge_inputs_is_finite() {
         let hill = Saturation { kind: SaturationKind::Hill };
         for n in [0.3, 1.0, 4.0] {
@@ -219,6 +258,25 @@ mod tests {
     }
 
     proptest! {
+        /// ln s(1; φ) is the log of the curve at 1, and its φ-derivatives match central differences.
+        #[test]
+        fn ln_value_at_one_matches_value_and_finite_differences(
+            which in 0usize..3, p0 in 0.05f64..10.0, p1 in 0.3f64..5.0,
+        ) {
+            let kind = [SaturationKind::Hill, SaturationKind::Logistic, SaturationKind::MichaelisMenten][which];
+            let sat = Saturation { kind };
+            let phi = vec![p0, p1];
+            let (l, d) = sat.ln_value_at_one(&phi);
+            prop_assert!((l - sat.value(&phi, 1.0).ln()).abs() < 1e-13 * (1.0 + l.abs()));
+            for p in 0..sat.n_params() {
+                let h = 1e-6 * (1.0 + phi[p]);
+                let mut a = phi.clone(); a[p] += h;
+                let mut b = phi.clone(); b[p] -= h;
+                let fd = (sat.ln_value_at_one(&a).0 - sat.ln_value_at_one(&b).0) / (2.0 * h);
+                prop_assert!((d[p] - fd).abs() <= 1e-6 * (1.0 + fd.abs()), "p{} {} vs {}", p, d[p], fd);
+            }
+        }
+
         /// The batch evaluation is the scalar one, point by point (to rounding), zeros included.
         #[test]
         fn eval_into_matches_eval(
