@@ -1,7 +1,7 @@
 //! Profiling NUTS on the MMM examples: prints per-chain tree depth, steps, step size, worst-ESS
 //! parameters and wall time for several sampler set-ups (`MMLOOP_PROFILE_RUNS`, comma-separated:
 //! default, lowrank, prior, lowrank90, lowrank95, dense, accept90, mindepth0, mindepth4, mindepth5, dense_md4, dense_md5,
-//! tune500, tune300, lowrank500, seedN).
+//! tune500, tune300, lowrank500, seedN, long, plainlong).
 //! Run: `cargo run --release -p mmloop-mmm --example nuts_profile`
 //! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
 
@@ -86,6 +86,7 @@ fn main() {
     let which = std::env::var("MMLOOP_PROFILE_RUNS").unwrap_or_else(|_| "default,lowrank,prior".into());
     let mut plain = model.clone();
     plain.response_coords.clear();
+    plain.level_coord = false;
     for run in which.split(',') {
         let mut s = base.clone();
         s.quiet = true;
@@ -96,6 +97,18 @@ fn main() {
             report(&model, run, &s);
             s.init = Init::Around { center: mmloop_mmm::fit::nuts_init_center(&plain, s.seed), radius: 0.1 };
             report(&plain, &format!("{run} without response coordinates"), &s);
+            continue;
+        }
+        if run == "long" {
+            (s.tune, s.draws, s.target_accept) = (2000, 5000, 0.95);
+            report(&model, run, &s);
+            continue;
+        }
+        if run == "plainlong" {
+            // the model in its own coordinates, long and careful: a reference for the reparametrised runs
+            (s.tune, s.draws, s.target_accept) = (2000, 5000, 0.95);
+            s.init = Init::Around { center: mmloop_mmm::fit::nuts_init_center(&plain, s.seed), radius: 0.1 };
+            report(&plain, run, &s);
             continue;
         }
         match run {

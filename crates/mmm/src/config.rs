@@ -49,7 +49,7 @@
 //! | `noise` | HalfNormal(2) | PyMC-Marketing `likelihood.sigma` |
 //! | `pooling` | `"partial"` with a geo column (else `"complete"`), `tau` HalfNormal(1) | Meridian `eta_m` |
 //! | `[fit]` | `method = "nuts"`, `chains = 4`, `tune = 1000`, `draws = 1000`, `target_accept = 0.8`, `seed = 42`, `laplace_starts = 4`, `holdout = 0` | PyMC defaults |
-//! | `[fit]` | `min_tree_depth = 5`, `metric = "diag"` | ours: see [`crate::spec::DEFAULT_MIN_TREE_DEPTH`]; `"dense"`, `"low_rank"` optional |
+//! | `[fit]` | `min_tree_depth = 4`, `metric = "diag"` | ours: see [`crate::spec::DEFAULT_MIN_TREE_DEPTH`]; `"dense"`, `"low_rank"` optional |
 //!
 //! The yearly default assumes weekly data; `Dataset::load` rejects it for dates spaced otherwise (set
 //! `seasonality = [{ period = 365.25, order = 2 }]` for daily data, `12` for monthly, or `[]` for none).
@@ -1023,7 +1023,7 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
         return Err(cx.invalid(
             "[fit] min_tree_depth",
             format!("{} exceeds the maximum tree depth 10", fit.min_tree_depth),
-            "Use 0 (plain NUTS) to 10; the default is 5",
+            "Use 0 (plain NUTS) to 10; the default is 4",
         ));
     }
     if fit.metric == mmloop_inference::MassMatrix::Dense && fit.tune < mmloop_inference::DENSE_MIN_TUNE as usize {

@@ -47,7 +47,7 @@ fn minimal_config_gets_the_documented_defaults() {
     let f = &s.fit;
     assert_eq!((f.method, f.seed, f.chains, f.tune, f.draws), (FitMethod::Nuts, 42, 4, 1000, 1000));
     assert_eq!((f.target_accept, f.laplace_starts), (0.8, 4));
-    assert_eq!((f.min_tree_depth, f.metric), (5, mmloop_inference::MassMatrix::Diag));
+    assert_eq!((f.min_tree_depth, f.metric), (4, mmloop_inference::MassMatrix::Diag));
     assert!(s.calibration.roi_priors.is_empty() && s.calibration.lift_tests.is_empty());
 }
 

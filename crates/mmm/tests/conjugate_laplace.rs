@@ -79,9 +79,32 @@ fn laplace_equals_the_closed_form_on_a_conjugate_gaussian_model() {
             }
         }
     }
-    let mean = solve(prec.clone(), rhs);
-    let cov: Vec<Vec<f64>> =
+    let mean_model = solve(prec.clone(), rhs);
+    let cov_model: Vec<Vec<f64>> =
         (0..k).map(|j| solve(prec.clone(), (0..k).map(|i| if i == j { 1.0 } else { 0.0 }).collect())).collect(); // column j of P⁻¹ (symmetric)
+
+    // The sampler's intercept coordinate is the mean fitted level ℓ = μ + h(rest), linear here
+    // (no media): map the closed form through it, mean by the map itself and covariance by its
+    // Jacobian J (columns by unit differences, exact for a linear map up to rounding).
+    let mut full = mean_model.clone();
+    full.push(sigma0.ln());
+    let to_s = |x: &[f64]| model.to_sampling_coords(x);
+    let mean = to_s(&full)[..k].to_vec();
+    let j: Vec<Vec<f64>> = (0..k)
+        .map(|c| {
+            let mut x = full.clone();
+            x[c] += 1.0;
+            let (a, b) = (to_s(&x), to_s(&full));
+            (0..k).map(|r| a[r] - b[r]).collect()
+        })
+        .collect(); // j[c][r] = ∂s_r/∂x_c
+    let cov: Vec<Vec<f64>> = (0..k)
+        .map(|r1| {
+            (0..k)
+                .map(|r2| (0..k).map(|a| (0..k).map(|b| j[a][r1] * cov_model[a][b] * j[b][r2]).sum::<f64>()).sum())
+                .collect()
+        })
+        .collect();
 
     let settings = LaplaceSettings {
         starts: 2,

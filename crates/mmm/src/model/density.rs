@@ -104,7 +104,11 @@ pub struct ParamValues {
 impl MmmModel {
     /// Pushes an unconstrained vector through the transforms and derives β for ROI channels.
     pub fn unpack(&self, q: &[f64]) -> ParamValues {
-        let values = self.constrain(q);
+        self.unpack_values(self.constrain(q))
+    }
+
+    /// [`MmmModel::unpack`] from constrained values in layout order.
+    pub fn unpack_values(&self, values: Vec<f64>) -> ParamValues {
         let g_n = self.n_geos();
         let t_n = self.n_times;
         let mut theta = Vec::new();
@@ -141,7 +145,7 @@ impl MmmModel {
         let bl = &self.baseline;
         let intercept = (0..g_n)
             .map(|g| match bl.geo_intercept {
-                Some((si, us)) => values[bl.intercept_idx] + values[si] * values[us + g],
+                Some((_, us)) => values[bl.intercept_idx] + values[us + g],
                 None => values[bl.intercept_idx],
             })
             .collect();
@@ -227,8 +231,9 @@ impl MmmModel {
         let max_w = self.channels.iter().map(|c| c.kernel.len()).max().unwrap_or(1);
         let per_ch = 5 * n_cells;
         // model coordinates (see `MmmModel::to_model_coords`); the gradient is mapped back at the end
+        // (the level coordinate ℓ stays in the intercept slot until the mean is built)
         let (qm, rest) = buf.split_at_mut(np);
-        self.to_model_coords(q, qm);
+        self.response_to_model(q, qm);
         let q: &[f64] = qm;
         let (vals, rest) = rest.split_at_mut(np);
         let (dxdy, rest) = rest.split_at_mut(np);
@@ -258,22 +263,44 @@ impl MmmModel {
 
         // --- priors and Jacobians ---------------------------------------------------------
         let mut lp = 0.0;
+        let level = self.level_coord.then_some(self.baseline.intercept_idx);
+        let centred_dev = match self.baseline.geo_intercept {
+            Some((_, us)) => us..us + g_n,
+            None => 0..0,
+        };
         for (i, p) in self.params.iter().enumerate() {
             let c = p.transform.constrain(q[i]);
             vals[i] = c.x;
             dxdy[i] = c.dx_dy;
             match p.prior {
+                // the intercept's prior is evaluated once μ_a = ℓ − h is known
+                Some(_) if level == Some(i) => grad[i] = 0.0,
                 Some(pr) => {
                     let (l, d) = pr.ln_pdf_and_deriv(c.x);
                     lp += l + c.log_jac;
                     gx[i] = d;
                     grad[i] = c.dlog_jac_dy;
                 }
+                None if centred_dev.contains(&i) => grad[i] = 0.0, // prior below
                 None => {
+                    // standard-normal auxiliary of a non-centred hierarchy
                     lp -= 0.5 * q[i] * q[i];
                     grad[i] = -q[i];
                 }
             }
+        }
+        // centred geo-intercept deviations: Σ_g log Normal(δ_g | 0, σ_a)
+        if let Some((si, us)) = self.baseline.geo_intercept {
+            let sd = vals[si];
+            let inv_var = 1.0 / (sd * sd);
+            let mut ss = 0.0;
+            for g in 0..g_n {
+                let d = vals[us + g];
+                ss += d * d;
+                gx[us + g] -= d * inv_var;
+            }
+            lp += -0.5 * ss * inv_var - g_n as f64 * (sd.ln() + 0.918_938_533_204_672_8);
+            gx[si] += ss * inv_var / sd - g_n as f64 / sd;
         }
         if !lp.is_finite() {
             return Err(LogDensityError::Recoverable("a parameter is outside its prior's support".into()));
@@ -290,10 +317,12 @@ impl MmmModel {
         for t in 0..tf {
             base_t[t] = dot(&bl.design[t * pd..(t + 1) * pd], coef_design);
         }
+        // with the level coordinate, μ_a is added after the media, once h is known
+        let mu_now = if level.is_some() { 0.0 } else { vals[bl.intercept_idx] };
         for g in 0..g_n {
             let a = match bl.geo_intercept {
-                Some((si, us)) => vals[bl.intercept_idx] + vals[si] * vals[us + g],
-                None => vals[bl.intercept_idx],
+                Some((_, us)) => mu_now + vals[us + g],
+                None => mu_now,
             };
             let m = &mut resid[g * tf..(g + 1) * tf];
             for t in 0..tf {
@@ -358,6 +387,21 @@ impl MmmModel {
             }
         }
 
+        // --- level coordinate: μ_a = ℓ − h, h = mean of everything but the intercept -------------
+        let mut level_prior_d = 0.0;
+        if let Some(ia) = level {
+            let total: f64 = resid.iter().sum();
+            let mu = q[ia] - total / n_cells as f64;
+            for m in resid.iter_mut() {
+                *m += mu;
+            }
+            vals[ia] = mu;
+            let prior = self.params[ia].prior.expect("the intercept has a prior");
+            let (l, d) = prior.ln_pdf_and_deriv(mu);
+            lp += l;
+            level_prior_d = d;
+        }
+
         // --- likelihood: resid ← ∂ll/∂μ ---------------------------------------------------------
         let sigma = vals[self.sigma_idx];
         let mut ll = 0.0;
@@ -399,6 +443,17 @@ impl MmmModel {
         }
         lp += ll;
         gx[self.sigma_idx] += gsig;
+
+        // --- level coordinate: ∂/∂rest|_ℓ = ∂/∂rest|_μ − (∂/∂μ)·∂h/∂rest, h a mean over cells, so
+        // every cell's adjoint loses (∂/∂μ)/N; ∂/∂ℓ = ∂/∂μ
+        let mut level_grad = 0.0;
+        if level.is_some() {
+            level_grad = resid.iter().sum::<f64>() + level_prior_d;
+            let level_shift = level_grad / n_cells as f64;
+            for m in resid.iter_mut() {
+                *m -= level_shift;
+            }
+        }
 
         // --- ∂/∂β(g,c) from the likelihood ----------------------------------------------------
         for c in 0..c_n {
@@ -515,12 +570,14 @@ impl MmmModel {
                 }
             }
             g_mu += ga;
-            if let Some((si, us)) = bl.geo_intercept {
-                gx[si] += ga * vals[us + g];
-                gx[us + g] += ga * vals[si];
+            if let Some((_, us)) = bl.geo_intercept {
+                gx[us + g] += ga;
             }
         }
-        gx[bl.intercept_idx] += g_mu;
+        match level {
+            Some(ia) => gx[ia] = level_grad,
+            None => gx[bl.intercept_idx] += g_mu,
+        }
         for t in 0..tf {
             let row = &bl.design[t * pd..(t + 1) * pd];
             for j in 0..pd {
