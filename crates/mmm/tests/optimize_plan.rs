@@ -57,7 +57,7 @@ fn horizon_curves_equal_a_direct_simulation_of_the_flat_plan() {
     let fit = demo_fit();
     let basis = PlanningBasis::new(&fit, 13, OutcomeUnit::Kpi).unwrap();
     let curves = basis.curves(&fit, false).unwrap();
-    let spend = vec![120_000.0, 50_000.0, 40_000.0];
+    let spend = [120_000.0, 50_000.0, 40_000.0];
     let plan = SpendPlan {
         periods: (1..=13).map(|i| i.to_string()).collect(),
         channels: basis.channels.clone(),
@@ -66,8 +66,8 @@ fn horizon_curves_equal_a_direct_simulation_of_the_flat_plan() {
     let sim = evaluate_plan(&fit, &basis, &plan);
     let nd = fit.draws.len();
     let mut v = vec![0.0; nd];
-    for c in 0..3 {
-        curves.value(c, spend[c], &mut v);
+    for (c, &s) in spend.iter().enumerate() {
+        curves.value(c, s, &mut v);
         let mean = v.iter().sum::<f64>() / nd as f64;
         let direct = sim.channels[c].outcome.mean;
         // two exact computations of the same sum in different orders: rounding only

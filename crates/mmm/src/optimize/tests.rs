@@ -97,8 +97,8 @@ fn matches_brute_force_on_a_fine_grid_for_mean_and_cvar() {
         // 5/400) may come within O(spacing²·|Φ''|) ≈ 1e-3 of the optimum, never above it
         assert!(a.objective >= gv - 1e-9, "{risk:?}: optimiser {} < grid {}", a.objective, gv);
         assert!(a.objective - gv < 2e-3, "{risk:?}: grid {gv} implausibly far below {}", a.objective);
-        for c in 0..3 {
-            assert!((a.spend[c] - gs[c]).abs() < 0.1, "{risk:?} channel {c}: {} vs grid {}", a.spend[c], gs[c]);
+        for (c, g) in gs.iter().enumerate() {
+            assert!((a.spend[c] - g).abs() < 0.1, "{risk:?} channel {c}: {} vs grid {g}", a.spend[c]);
         }
     }
 }
