@@ -166,8 +166,9 @@ fn density_value_equals_the_model_written_out() {
             let mut g = vec![0.0; model.dim()];
             let lp = model.logp_grad(&q, &mut g).unwrap();
             let p = model.unpack(&q);
-            // the sampler's coordinates map linearly, with unit Jacobian, onto each parameter's own
-            // unconstrained value (logistic channels sample ln(βλ/2)): the density is the model's there
+            // the sampler's coordinates map with unit Jacobian onto each parameter's own unconstrained
+            // value (responses at the reference level, the mean fitted level): the density is the
+            // model's there
             let mut qm = vec![0.0; q.len()];
             model.to_model_coords(&q, &mut qm);
             let mut expect = 0.0;
