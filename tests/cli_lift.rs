@@ -59,6 +59,14 @@ fn lift_sc_on_geolift_test_writes_json_csv_and_calibration_record() {
     for k in ["se", "ci_lower", "ci_upper", "p_value"] {
         assert!(sc[k].as_f64().unwrap().is_finite(), "{k}");
     }
+    // GeoLift's Σ|u| p-value (≈ 0.01) and the CI of the average effect (which contains 0 here)
+    // disagree about 0; the output says so and gives the average-effect p-value
+    let notes: Vec<&str> = sc["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let (lo, hi) = (sc["ci_lower"].as_f64().unwrap(), sc["ci_upper"].as_f64().unwrap());
+    if lo <= 0.0 && 0.0 <= hi && sc["p_value"].as_f64().unwrap() < 0.1 {
+        assert!(notes.iter().any(|n| n.contains("disagree about 0")), "{notes:?}");
+    }
+    assert!(notes.iter().any(|n| n.contains("for the average effect")), "{notes:?}");
     let iroas = sc["iroas"]["estimate"].as_f64().unwrap();
     assert!((iroas - 4666.67 / 50000.0).abs() < 1e-4, "{iroas}");
     // the calibration record is read back by the MMM's reader as it is

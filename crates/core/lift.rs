@@ -314,6 +314,21 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
                 Err(m) => e.notes.push(format!("no placebo in space: {m}")),
             }
             e.notes.push(format!("conformal p(0) = {:.4}", r.p_value));
+            e.notes.push(format!(
+                "conformal p(0) for the average effect (|Σu|, the statistic the CI inverts) = {:.4}",
+                r.p_value_average
+            ));
+            let excludes_zero = !(r.ci_lower <= 0.0 && 0.0 <= r.ci_upper);
+            if (r.p_value < alpha) != excludes_zero {
+                e.notes.push(format!(
+                    "the p-value ({:.4}, GeoLift's {stat:?} statistic) and the {:.0}% CI disagree about 0: the \
+                     p-value reacts to effects that vary over the test window, the CI is for their average; \
+                     read the average-effect p-value ({:.4}) with the CI",
+                    r.p_value,
+                    100.0 * (1.0 - alpha),
+                    r.p_value_average
+                ));
+            }
             e
         }
         "ascm" => {
@@ -553,6 +568,9 @@ fn print_summary(cells: &[Cell], args: &LiftArgs) {
                     fmt_opt(i.ci_lower, 4),
                     fmt_opt(i.ci_upper, 4)
                 );
+            }
+            for n in e.notes.iter().filter(|n| n.contains("disagree about 0")) {
+                println!("  {} note: {n}", e.estimator);
             }
         }
     }

@@ -90,7 +90,12 @@ impl Default for Conformal {
 /// Result of conformal inference.
 #[derive(Debug, Clone)]
 pub struct ConformalResult {
+    /// p(0) with the chosen statistic (GeoLift's p-value; Σ|uₜ| by default).
     pub p_value: f64,
+    /// p(0) with |Σuₜ|, the statistic the confidence interval inverts: below α exactly when the
+    /// interval excludes 0 (up to the grid's resolution). Σ|uₜ| also reacts to effects that vary
+    /// over the window around a zero average, so the two p-values can disagree.
+    pub p_value_average: f64,
     pub ci_lower: f64,
     pub ci_upper: f64,
     /// (h₀, p(h₀)) on the grid.
@@ -194,7 +199,7 @@ impl Conformal {
             }
             _ => (f64::NAN, f64::NAN),
         };
-        Ok(ConformalResult { p_value: p0, ci_lower: lo, ci_upper: hi, grid })
+        Ok(ConformalResult { p_value: p0, p_value_average: p(0.0), ci_lower: lo, ci_upper: hi, grid })
     }
 
     /// Runs and writes p-value and CI into `est`.

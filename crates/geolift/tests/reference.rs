@@ -145,6 +145,16 @@ fn conformal_p_value_matches_geolift_on_geolift_test() {
     // the interval is where p(h₀) ≥ α: just inside it p is at least α, just outside below
     let g = &r.grid;
     assert!(g.iter().filter(|(h, _)| *h < r.ci_lower || *h > r.ci_upper).all(|(_, p)| *p < conf.alpha));
+    // the average-effect p-value is the one the CI inverts: ≥ α exactly when the CI contains 0
+    let contains_zero = r.ci_lower <= 0.0 && 0.0 <= r.ci_upper;
+    assert_eq!(
+        r.p_value_average >= conf.alpha,
+        contains_zero,
+        "p_avg {} ci [{}, {}]",
+        r.p_value_average,
+        r.ci_lower,
+        r.ci_upper
+    );
 }
 
 #[test]
