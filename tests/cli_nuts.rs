@@ -2,52 +2,24 @@
 //! statistics with 1 and 4 rayon threads; the sampler statistics table and the `diagnostics` block
 //! of summary.json are written; the terminal report warns in plain words when the ESS is too low.
 
-use mmloop_mmm::model::simulate::{SimOptions, simulate};
-use std::fmt::Write as _;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 /// A simulated national dataset (60 weeks, 2 channels) and a short NUTS config: 4 chains ×
 /// (60 + 40), enough to exercise every chain and statistic while staying fast.
 fn write_sim(dir: &Path) {
-    let sim = simulate(&SimOptions { n_times: 60, ..Default::default() }).unwrap();
-    let d = &sim.data;
-    let mut s = String::from("week,kpi,spend_ch0,spend_ch1,promo\n");
-    for t in 0..d.n_times() {
-        let _ = writeln!(
-            s,
-            "{t},{},{},{},{}",
-            d.kpi[[0, t]],
-            d.spend[[0, t, 0]],
-            d.spend[[0, t, 1]],
-            d.control_values[[0, t, 0]]
-        );
-    }
-    std::fs::write(dir.join("sim.csv"), s).unwrap();
-    std::fs::write(
-        dir.join("sim.toml"),
-        r#"
-[data]
-path = "sim.csv"
-time = "week"
-kpi = "kpi"
-[media]
-adstock = { kind = "geometric", max_lag = 4, normalize = true }
-[[channel]]
-name = "ch0"
-spend = "spend_ch0"
-[[channel]]
-name = "ch1"
-spend = "spend_ch1"
-[[control]]
-column = "promo"
-[fit]
+    common::write_sim(
+        dir,
+        60,
+        4,
+        r#"[fit]
 chains = 4
 tune = 60
 draws = 40
 "#,
-    )
-    .unwrap();
+    );
 }
 
 fn fit(dir: &Path, out: &Path, threads: &str) -> String {

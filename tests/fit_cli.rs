@@ -2,52 +2,24 @@
 //! the outputs other commands read (summary.json fields, CSV tables, Parquet draws). A failing run
 //! exits non-zero and leaves no output directory.
 
-use mmloop_mmm::model::simulate::{SimOptions, simulate};
-use std::fmt::Write as _;
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-fn write_sim(dir: &std::path::Path) {
-    let sim = simulate(&SimOptions { n_times: 80, ..Default::default() }).unwrap();
-    let d = &sim.data;
-    let mut s = String::from("week,kpi,spend_ch0,spend_ch1,promo,population\n");
-    for t in 0..d.n_times() {
-        let _ = writeln!(
-            s,
-            "{t},{},{},{},{},{}",
-            d.kpi[[0, t]],
-            d.spend[[0, t, 0]],
-            d.spend[[0, t, 1]],
-            d.control_values[[0, t, 0]],
-            d.population.as_ref().unwrap()[0]
-        );
-    }
-    std::fs::write(dir.join("sim.csv"), s).unwrap();
-    std::fs::write(
-        dir.join("sim.toml"),
-        r#"
-[data]
-path = "sim.csv"
-time = "week"
-kpi = "kpi"
-[media]
-adstock = { kind = "geometric", max_lag = 6, normalize = true }
-[[channel]]
-name = "ch0"
-spend = "spend_ch0"
-[[channel]]
-name = "ch1"
-spend = "spend_ch1"
-[[control]]
-column = "promo"
-[baseline]
+fn write_sim(dir: &Path) {
+    common::write_sim(
+        dir,
+        80,
+        6,
+        r#"[baseline]
 seasonality = [{ period = 52, order = 2 }]
 [fit]
 chains = 2
 tune = 200
 draws = 200
 "#,
-    )
-    .unwrap();
+    );
 }
 
 #[test]
