@@ -12,7 +12,14 @@ use mmloop_mmm::transforms::{AdstockSpec, SaturationSpec, TransformOrder};
 use proptest::prelude::*;
 
 fn variant(which: usize, geo: bool) -> (ModelSpec, mmloop_mmm::Dataset) {
-    let opts = SimOptions { n_geos: if geo { 3 } else { 1 }, n_times: 40, tau: 0.3, max_lag: 4, ..Default::default() };
+    // geo variants alternate between few geos (non-centred intercept deviations) and enough for
+    // the centred form (`CENTRED_INTERCEPT_MIN_GEOS`)
+    let n_geos = match (geo, which % 2) {
+        (false, _) => 1,
+        (true, 0) => 3,
+        (true, _) => mmloop_mmm::model::CENTRED_INTERCEPT_MIN_GEOS,
+    };
+    let opts = SimOptions { n_geos, n_times: 40, tau: 0.3, max_lag: 4, ..Default::default() };
     let sim = simulate(&opts).unwrap();
     let mut spec = sim.spec.clone();
     let beta = Prior::Beta { alpha: 2.0, beta: 2.0 };

@@ -145,7 +145,8 @@ impl MmmModel {
         let bl = &self.baseline;
         let intercept = (0..g_n)
             .map(|g| match bl.geo_intercept {
-                Some((_, us)) => values[bl.intercept_idx] + values[us + g],
+                Some((_, us)) if bl.intercept_centred => values[bl.intercept_idx] + values[us + g],
+                Some((si, us)) => values[bl.intercept_idx] + values[si] * values[us + g],
                 None => values[bl.intercept_idx],
             })
             .collect();
@@ -265,8 +266,8 @@ impl MmmModel {
         let mut lp = 0.0;
         let level = self.level_coord.then_some(self.baseline.intercept_idx);
         let centred_dev = match self.baseline.geo_intercept {
-            Some((_, us)) => us..us + g_n,
-            None => 0..0,
+            Some((_, us)) if self.baseline.intercept_centred => us..us + g_n,
+            _ => 0..0,
         };
         for (i, p) in self.params.iter().enumerate() {
             let c = p.transform.constrain(q[i]);
@@ -290,7 +291,9 @@ impl MmmModel {
             }
         }
         // centred geo-intercept deviations: Σ_g log Normal(δ_g | 0, σ_a)
-        if let Some((si, us)) = self.baseline.geo_intercept {
+        if let Some((si, us)) = self.baseline.geo_intercept
+            && self.baseline.intercept_centred
+        {
             let sd = vals[si];
             let inv_var = 1.0 / (sd * sd);
             let mut ss = 0.0;
@@ -321,7 +324,8 @@ impl MmmModel {
         let mu_now = if level.is_some() { 0.0 } else { vals[bl.intercept_idx] };
         for g in 0..g_n {
             let a = match bl.geo_intercept {
-                Some((_, us)) => mu_now + vals[us + g],
+                Some((_, us)) if bl.intercept_centred => mu_now + vals[us + g],
+                Some((si, us)) => mu_now + vals[si] * vals[us + g],
                 None => mu_now,
             };
             let m = &mut resid[g * tf..(g + 1) * tf];
@@ -570,8 +574,13 @@ impl MmmModel {
                 }
             }
             g_mu += ga;
-            if let Some((_, us)) = bl.geo_intercept {
-                gx[us + g] += ga;
+            match bl.geo_intercept {
+                Some((_, us)) if bl.intercept_centred => gx[us + g] += ga,
+                Some((si, us)) => {
+                    gx[si] += ga * vals[us + g];
+                    gx[us + g] += ga * vals[si];
+                }
+                None => {}
             }
         }
         match level {

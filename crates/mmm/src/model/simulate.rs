@@ -198,7 +198,7 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
                 opts.channels[c].2
             } else if n.starts_with("beta_geo_sd[") {
                 opts.tau.max(1e-3)
-            } else if n.starts_with("beta_geo_z[") {
+            } else if n.starts_with("beta_geo_z[") || n.starts_with("intercept_geo_z[") {
                 normal.sample(&mut rng)
             } else if n.starts_with("intercept_geo_dev[") {
                 // δ_g ~ Normal(0, σ_a) with the true σ_a = 0.1 below
