@@ -145,7 +145,6 @@ impl MmmModel {
         let bl = &self.baseline;
         let intercept = (0..g_n)
             .map(|g| match bl.geo_intercept {
-                Some((_, us)) if bl.intercept_centred => values[bl.intercept_idx] + values[us + g],
                 Some((si, us)) => values[bl.intercept_idx] + values[si] * values[us + g],
                 None => values[bl.intercept_idx],
             })
@@ -265,10 +264,6 @@ impl MmmModel {
         // --- priors and Jacobians ---------------------------------------------------------
         let mut lp = 0.0;
         let level = self.level_coord.then_some(self.baseline.intercept_idx);
-        let centred_dev = match self.baseline.geo_intercept {
-            Some((_, us)) if self.baseline.intercept_centred => us..us + g_n,
-            _ => 0..0,
-        };
         for (i, p) in self.params.iter().enumerate() {
             let c = p.transform.constrain(q[i]);
             vals[i] = c.x;
@@ -282,28 +277,12 @@ impl MmmModel {
                     gx[i] = d;
                     grad[i] = c.dlog_jac_dy;
                 }
-                None if centred_dev.contains(&i) => grad[i] = 0.0, // prior below
                 None => {
                     // standard-normal auxiliary of a non-centred hierarchy
                     lp -= 0.5 * q[i] * q[i];
                     grad[i] = -q[i];
                 }
             }
-        }
-        // centred geo-intercept deviations: Σ_g log Normal(δ_g | 0, σ_a)
-        if let Some((si, us)) = self.baseline.geo_intercept
-            && self.baseline.intercept_centred
-        {
-            let sd = vals[si];
-            let inv_var = 1.0 / (sd * sd);
-            let mut ss = 0.0;
-            for g in 0..g_n {
-                let d = vals[us + g];
-                ss += d * d;
-                gx[us + g] -= d * inv_var;
-            }
-            lp += -0.5 * ss * inv_var - g_n as f64 * (sd.ln() + 0.918_938_533_204_672_8);
-            gx[si] += ss * inv_var / sd - g_n as f64 / sd;
         }
         if !lp.is_finite() {
             return Err(LogDensityError::Recoverable("a parameter is outside its prior's support".into()));
@@ -324,7 +303,6 @@ impl MmmModel {
         let mu_now = if level.is_some() { 0.0 } else { vals[bl.intercept_idx] };
         for g in 0..g_n {
             let a = match bl.geo_intercept {
-                Some((_, us)) if bl.intercept_centred => mu_now + vals[us + g],
                 Some((si, us)) => mu_now + vals[si] * vals[us + g],
                 None => mu_now,
             };
@@ -574,13 +552,9 @@ impl MmmModel {
                 }
             }
             g_mu += ga;
-            match bl.geo_intercept {
-                Some((_, us)) if bl.intercept_centred => gx[us + g] += ga,
-                Some((si, us)) => {
-                    gx[si] += ga * vals[us + g];
-                    gx[us + g] += ga * vals[si];
-                }
-                None => {}
+            if let Some((si, us)) = bl.geo_intercept {
+                gx[si] += ga * vals[us + g];
+                gx[us + g] += ga * vals[si];
             }
         }
         match level {

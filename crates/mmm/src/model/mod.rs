@@ -6,9 +6,10 @@
 //! ε ~ Normal(0, σ) or Student-t(ν, 0, σ)
 //! f_c = sat_c(adstock_c(x̃))  (or adstock_c(sat_c(x̃)) with `order = "saturation_first"`)
 //! ```
-//! - a_g = μ_a + δ_g, δ_g ~ Normal(0, σ_a) (geo models; national: a = μ_a), the deviations
-//!   sampled centred from [`CENTRED_INTERCEPT_MIN_GEOS`] geos on, non-centred (δ_g = σ_a·u_g)
-//!   below. The media effects, which the data inform far less per geo, stay non-centred.
+//! - a_g = μ_a + σ_a·u_g, u_g ~ N(0, 1) (geo models; national: a = μ_a). Non-centred: sampling
+//!   the deviations centred (δ_g ~ N(0, σ_a)) gave Meridian's 20-geo example more ESS (343 against
+//!   193) but broke the Laplace fit of the geo demo (the negative Hessian at the mode was not
+//!   positive definite), and did not help few-geo models.
 //! - β(g,c) = β_c·exp(τ_c·z_{g,c}), z ~ N(0, 1) (partial pooling, non-centred log-normal
 //!   hierarchy, geo models only); complete pooling: β(g,c) = β_c.
 //! - ROI priors (Meridian's parametrisation): the sampled parameter is ROI_c and
@@ -93,11 +94,8 @@ pub struct ChannelModel {
 #[derive(Debug, Clone)]
 pub struct BaselineModel {
     pub intercept_idx: usize,
-    /// (σ_a index, first δ_g or u_g index) for geo models: a_g = μ_a + δ_g, δ_g ~ Normal(0, σ_a).
+    /// (σ_a index, first u_g index) for geo models: a_g = μ_a + σ_a·u_g.
     pub geo_intercept: Option<(usize, usize)>,
-    /// Whether the geo-intercept deviations are sampled centred (δ_g) or non-centred (u_g with
-    /// δ_g = σ_a·u_g); see [`CENTRED_INTERCEPT_MIN_GEOS`].
-    pub intercept_centred: bool,
     /// National design columns X[t·p + j] over all periods (trend, Fourier), with the coefficient
     /// index of each column.
     pub design: Vec<f64>,
@@ -140,18 +138,6 @@ pub struct MmmModel {
     /// [`MmmModel::to_model_coords`]); on when the intercept's prior is on the whole real line.
     pub level_coord: bool,
 }
-
-/// From this many geos on, the geo-intercept deviations are sampled centred (δ_g ~ N(0, σ_a)),
-/// below it non-centred (δ_g = σ_a·u_g, u_g ~ N(0, 1)) (Betancourt & Girolami 2013, "Hamiltonian
-/// Monte Carlo for hierarchical models"). Each geo's level is well informed by its own T periods,
-/// but with few geos σ_a is not, and the common mode of the deviations is informed only by its
-/// N(0, σ_a/√G) prior: a funnel when centred. With many geos σ_a is determined and the
-/// non-centred form ties every u_g to σ_a along a curved ridge. Measured (4 × (1000 + 1000)):
-/// Meridian's 20-geo example, min bulk ESS 343 / 73 divergences centred against 193 / 204
-/// non-centred; PyMC-Marketing's 2-geo example with complete media pooling (to isolate the
-/// intercepts), 543 divergences centred against 280 non-centred. The threshold between the two
-/// measured cases is a judgement, not a measurement.
-pub const CENTRED_INTERCEPT_MIN_GEOS: usize = 8;
 
 /// A channel whose β coordinate is sampled as r = ln(β·s(1; φ)).
 #[derive(Debug, Clone, PartialEq)]
@@ -320,13 +306,7 @@ impl MmmModel {
             let si = push(&mut params, "intercept_geo_sd".into(), Some(spec.baseline.intercept_geo_sd));
             let us = params.len();
             for g in &data.geos {
-                if g_n >= CENTRED_INTERCEPT_MIN_GEOS {
-                    // δ_g = a_g − μ_a, centred: its Normal(0, σ_a) prior is a term of the density
-                    push(&mut params, format!("intercept_geo_dev[{g}]"), None);
-                } else {
-                    // u_g = δ_g / σ_a ~ N(0, 1)
-                    push(&mut params, format!("intercept_geo_z[{g}]"), None);
-                }
+                push(&mut params, format!("intercept_geo_z[{g}]"), None);
             }
             Some((si, us))
         } else {
@@ -388,16 +368,8 @@ impl MmmModel {
             }
         }
         let sigma_idx = push(&mut params, "sigma".into(), Some(spec.noise_prior));
-        let baseline = BaselineModel {
-            intercept_idx,
-            geo_intercept,
-            intercept_centred: g_n >= CENTRED_INTERCEPT_MIN_GEOS,
-            design,
-            design_idx,
-            controls,
-            control_idx,
-            control_scale,
-        };
+        let baseline =
+            BaselineModel { intercept_idx, geo_intercept, design, design_idx, controls, control_idx, control_scale };
         let mut model = MmmModel {
             params,
             geos: data.geos.clone(),

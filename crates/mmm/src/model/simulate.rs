@@ -200,9 +200,6 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
                 opts.tau.max(1e-3)
             } else if n.starts_with("beta_geo_z[") || n.starts_with("intercept_geo_z[") {
                 normal.sample(&mut rng)
-            } else if n.starts_with("intercept_geo_dev[") {
-                // δ_g ~ Normal(0, σ_a) with the true σ_a = 0.1 below
-                0.1 * normal.sample(&mut rng)
             } else if n == "intercept" {
                 1.0
             } else if n == "intercept_geo_sd" || n == "trend_slope" || n.starts_with("season_sin[52,1]") {
