@@ -196,10 +196,19 @@ impl LogDensity for MmmModel {
         let n_cells = g_n * tf;
         let max_w = self.channels.iter().map(|c| c.kernel.len()).max().unwrap_or(1);
         // scratch: model coordinates, values, dxdy, gx | mu/resid | per channel 5 arrays | w, dw, gw | tmp |
-        // national baseline and residual sums over geos | b, e, gb | ROI denominators | baseline coefficients
+        // national baseline and residual sums over geos | b, e, gb | ROI denominators | baseline coefficients |
+        // response-coordinate derivatives
         let per_ch = 5 * n_cells;
         let n_coef = self.baseline.design_idx.len() + self.baseline.control_idx.len();
-        let len = 4 * np + n_cells + c_n * per_ch + 4 * max_w + 3 * tf + 3 * c_n * g_n + c_n + 2 * n_coef;
+        let len = 4 * np
+            + n_cells
+            + c_n * per_ch
+            + 4 * max_w
+            + 3 * tf
+            + 3 * c_n * g_n
+            + c_n
+            + 2 * n_coef
+            + 2 * self.response_coords.len();
         SCRATCH.with(|cell| {
             let mut buf = cell.borrow_mut();
             // Not zeroed here: `logp_grad_in` writes every slot before reading it and zeroes its
@@ -232,8 +241,10 @@ impl MmmModel {
         let per_ch = 5 * n_cells;
         // model coordinates (see `MmmModel::to_model_coords`); the gradient is mapped back at the end
         // (the level coordinate ℓ stays in the intercept slot until the mean is built)
+        // ∂ln s(1; φ)/∂q_φ of each response coordinate, kept for the gradient map at the end
+        let (buf, resp_d) = buf.split_at_mut(buf.len() - 2 * self.response_coords.len());
         let (qm, rest) = buf.split_at_mut(np);
-        self.response_to_model(q, qm);
+        self.response_to_model(q, qm, resp_d);
         let q: &[f64] = qm;
         let (vals, rest) = rest.split_at_mut(np);
         let (dxdy, rest) = rest.split_at_mut(np);
@@ -579,10 +590,9 @@ impl MmmModel {
             grad[i] += gx[i] * dxdy[i];
         }
         // ... and to sampling coordinates: ∂/∂q_φ|_r = ∂/∂q_φ|_{ln β} − ∂/∂ln β · ∂ln s(1; φ)/∂q_φ
-        for rc in &self.response_coords {
-            let (_, d) = self.ln_response_ref(rc, q);
+        for (j, rc) in self.response_coords.iter().enumerate() {
             for (p, &i) in rc.phi.iter().enumerate() {
-                grad[i] -= grad[rc.beta] * d[p];
+                grad[i] -= grad[rc.beta] * resp_d[2 * j + p];
             }
         }
         if !lp.is_finite() || grad.iter().any(|v| !v.is_finite()) {

@@ -452,7 +452,7 @@ impl MmmModel {
     /// shear, so again no Jacobian term, and ∂/∂rest|_ℓ = ∂/∂rest|_{μ_a} − ∂/∂μ_a·∂h/∂rest, which the
     /// density computes by taking ∂/∂μ_a / N off every cell's adjoint.
     pub fn to_model_coords(&self, q: &[f64], out: &mut [f64]) {
-        self.response_to_model(q, out);
+        self.response_to_model(q, out, &mut []);
         if self.level_coord {
             let i = self.baseline.intercept_idx;
             out[i] = q[i] - self.level_shift(out);
@@ -461,10 +461,16 @@ impl MmmModel {
 
     /// The response-coordinate part of [`MmmModel::to_model_coords`] (the intercept coordinate is
     /// left as it is).
-    pub(crate) fn response_to_model(&self, q: &[f64], out: &mut [f64]) {
+    /// With `dln` of length 2 per response coordinate, it also receives ∂ln s(1; φ)/∂q_φ of each
+    /// (what the density's gradient map needs); pass `&mut []` otherwise.
+    pub(crate) fn response_to_model(&self, q: &[f64], out: &mut [f64], dln: &mut [f64]) {
         out.copy_from_slice(q);
-        for rc in &self.response_coords {
-            out[rc.beta] = q[rc.beta] - self.ln_response_ref(rc, q).0;
+        for (j, rc) in self.response_coords.iter().enumerate() {
+            let (l, d) = self.ln_response_ref(rc, q);
+            out[rc.beta] = q[rc.beta] - l;
+            if let Some(slot) = dln.get_mut(2 * j..2 * j + 2) {
+                slot.copy_from_slice(&d);
+            }
         }
     }
 
