@@ -161,7 +161,7 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64()
     );
     let record = DesignRecord::new(&sel, &cfg, spec.target_power, a.iroas, a.budget);
-    let out = OutputDir::create(&a.out)?;
+    let out = OutputDir::create_for(&a.out, "design", &[&a.panel.data])?;
     out.write("design.json", &serde_json::to_vec_pretty(&record)?)?;
     out.write("candidates.csv", candidates_csv(&sel, &cfg, a.iroas, a.budget).as_bytes())?;
     let dir = out.commit()?;

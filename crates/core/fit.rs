@@ -11,7 +11,8 @@ pub struct FitArgs {
     /// The model's TOML config (see examples/).
     #[arg(long)]
     pub config: PathBuf,
-    /// Output directory (replaced atomically; nothing is written on failure).
+    /// Output directory: new, empty, or an earlier `mmloop fit` output (replaced atomically; nothing
+    /// is written on failure). May not be or hold the config or data file.
     #[arg(long)]
     pub out: PathBuf,
     /// Fitting method: `laplace` or `nuts` (default: the config's `[fit] method`).
@@ -32,7 +33,13 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     };
     let mut spec = load_config(&args.config)?;
     apply_overrides(&mut spec, &FitOverrides { method, seed: args.seed });
+    // refuse an unusable --out now, not after the fit
+    mmloop_data::OutputDir::check(&args.out, "fit", &[&args.config, &spec.data.path])?;
+    let config_hash = mmloop_data::FileHash::of(&args.config)?;
     let data = mmloop_mmm::Dataset::load(&spec)?;
+    // hashed right after reading, so the record describes the data the model saw
+    let inputs =
+        mmloop_mmm::output::FitInputs { config: config_hash, data: mmloop_data::FileHash::of(&spec.data.path)? };
     eprintln!(
         "fitting {} ({} geos × {} periods, {} channels) by {} …",
         args.config.display(),
@@ -58,6 +65,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         &result.sample_stats,
         &info,
         &to_toml(&saved),
+        &inputs,
     )?;
     print!("{}", mmloop_mmm::output::summary_table(&analysis));
     eprint!("{}", mmloop_mmm::output::diagnostics_report(&result.diagnostics));

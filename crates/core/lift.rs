@@ -166,7 +166,7 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     }
 
     // outputs
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create_for(&args.out, "lift", &[&args.panel.data])?;
     let json = lift_json(&panel, &cells, &args);
     out.write("lift.json", serde_json::to_string_pretty(&json)?.as_bytes())?;
     out.write("lift_periods.csv", periods_csv(&cells).as_bytes())?;
@@ -244,7 +244,7 @@ fn run_staggered_twfe(panel: &Panel, args: &LiftArgs) -> anyhow::Result<()> {
     if let Err(m) = record.validate() {
         bail!("calibration record is not valid: {m}");
     }
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create_for(&args.out, "lift", &[&args.panel.data])?;
     out.write("lift.json", serde_json::to_string_pretty(&json)?.as_bytes())?;
     out.write("calibration.json", serde_json::to_string_pretty(&vec![record])?.as_bytes())?;
     let target = out.commit()?;

@@ -42,7 +42,8 @@ pub struct OptimizeArgs {
     /// Long-run (steady-state) adstock instead of the exact ramp-up and carry-over over the horizon.
     #[arg(long)]
     pub steady_state: bool,
-    /// Output directory for optimize.json and optimize.csv.
+    /// Output directory for optimize.json and optimize.csv: new, empty, or an earlier `mmloop optimize`
+    /// output; never the fit directory or another input.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -59,7 +60,8 @@ pub struct ScenarioArgs {
     /// Outcome units: kpi or revenue.
     #[arg(long, default_value = "kpi")]
     pub outcome: String,
-    /// Output directory for scenario.json and scenario.csv.
+    /// Output directory for scenario.json and scenario.csv: new, empty, or an earlier `mmloop scenario`
+    /// output; never the fit directory or another input.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -73,6 +75,16 @@ fn unit(s: &str) -> anyhow::Result<(OutcomeUnit, bool)> {
     }
 }
 
+/// Loads a saved fit, refusing changed inputs or foreign draws; prints warnings (an old fit
+/// without hashes).
+fn load_fit(dir: &std::path::Path) -> anyhow::Result<FittedModel> {
+    let (fit, warnings) = FittedModel::load_checked(dir)?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(fit)
+}
+
 fn read_bounds(path: &PathBuf) -> anyhow::Result<Vec<(String, f64, f64)>> {
     let t = mmloop_data::Table::read(path)?;
     let names = t.str_column("channel")?;
@@ -84,7 +96,11 @@ fn read_bounds(path: &PathBuf) -> anyhow::Result<Vec<(String, f64, f64)>> {
 pub fn run_optimize(args: OptimizeArgs) -> anyhow::Result<()> {
     let risk = Risk::parse(&args.objective).map_err(anyhow::Error::msg).context("--objective")?;
     let (unit, profit) = unit(&args.outcome)?;
-    let fit = FittedModel::load(&args.fit)?;
+    let mut inputs: Vec<&std::path::Path> = vec![&args.fit];
+    inputs.extend(args.bounds.as_deref());
+    OutputDir::check(&args.out, "optimize", &inputs)?;
+    let fit = load_fit(&args.fit)?;
+    inputs.push(&fit.spec.data.path);
     let basis = PlanningBasis::new(&fit, args.horizon, unit)?;
     let curves = basis.curves(&fit, args.steady_state)?;
     let overrides = match &args.bounds {
@@ -102,7 +118,7 @@ pub fn run_optimize(args: OptimizeArgs) -> anyhow::Result<()> {
         (None, _, _) => PlanGoal::Budget(basis.current.iter().sum()),
     };
     let report = optimize_plan(&basis, &curves, risk, &bounds, goal)?;
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create_for(&args.out, "optimize", &inputs)?;
     out.write("optimize.json", serde_json::to_string_pretty(&report)?.as_bytes())?;
     let mut csv = String::from(
         "channel,current_spend,optimal_spend,lower,upper,outcome_mean,outcome_q05,outcome_q95,marginal_return\n",
@@ -176,11 +192,14 @@ fn optimize_table(r: &OptimizationReport) -> String {
 pub fn run_scenario(args: ScenarioArgs) -> anyhow::Result<()> {
     let (unit, profit) = unit(&args.outcome)?;
     anyhow::ensure!(!profit, "--outcome for a scenario is kpi or revenue");
-    let fit = FittedModel::load(&args.fit)?;
+    let mut inputs: Vec<&std::path::Path> = vec![&args.fit, &args.plan];
+    OutputDir::check(&args.out, "scenario", &inputs)?;
+    let fit = load_fit(&args.fit)?;
+    inputs.push(&fit.spec.data.path);
     let plan = SpendPlan::read(&args.plan, &fit.channel_names())?;
     let basis = PlanningBasis::new(&fit, fit.model.n_fit.min(plan.periods.len().max(1)), unit)?;
     let report: ScenarioReport = evaluate_plan(&fit, &basis, &plan);
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create_for(&args.out, "scenario", &inputs)?;
     out.write("scenario.json", serde_json::to_string_pretty(&report)?.as_bytes())?;
     let mut csv =
         String::from("channel,spend,outcome_mean,outcome_sd,outcome_q05,outcome_q95,roi_mean,roi_q05,roi_q95\n");

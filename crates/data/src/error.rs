@@ -28,4 +28,27 @@ pub enum DataError {
 
     #[error("{path}: cannot write output: {message}")]
     Write { path: PathBuf, message: String },
+
+    #[error(
+        "{path}: refusing to write the output there: {reason}. mmloop replaces an output directory as a whole, so \
+         it writes only into a new directory, an empty one, or one it wrote itself before (marked by a \
+         `.mmloop-output` file). Choose a new directory (for example {suggestion})"
+    )]
+    NotAnOutputDir { path: PathBuf, reason: String, suggestion: String },
+
+    #[error(
+        "{path}: refusing to write the output there: the output directory {relation} the input {input}, so \
+         replacing it would delete or overwrite that input. Choose an output directory outside every input, \
+         e.g. a new folder next to them"
+    )]
+    OutputOverlapsInput { path: PathBuf, input: PathBuf, relation: &'static str },
+
+    #[error(
+        "{path}: refusing to replace it: it holds the output of `mmloop {existing}`, not of `mmloop {command}`. \
+         Choose another output directory, or remove this one yourself if you no longer need it"
+    )]
+    OutputOfAnotherCommand { path: PathBuf, existing: String, command: String },
+
+    #[error("{path}: refusing to write there: {reason}. Choose another file name")]
+    RefusedFile { path: PathBuf, reason: String },
 }

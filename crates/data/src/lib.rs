@@ -1,6 +1,7 @@
 //! Shared plumbing for the mmloop crates: reading tables (CSV or Parquet, through polars) into plain
 //! typed columns with errors that name the file, column, row and a remedy; time columns that may be
-//! dates or numbers; and output directories that are written completely or not at all.
+//! dates or numbers; output directories that are written completely or not at all and never replace
+//! what mmloop did not write; and SHA-256 content hashes that tie a saved result to its inputs.
 //!
 //! Both `mmloop-mmm` and `mmloop-geolift` depend on this crate, never on each other.
 //!
@@ -14,10 +15,12 @@
 
 mod calibration;
 mod error;
+mod hash;
 mod output;
 mod table;
 
 pub use calibration::{LiftTestRecord, SpendDelta};
 pub use error::DataError;
-pub use output::{OutputDir, write_atomic};
+pub use hash::{FileHash, hash_bytes, hash_file};
+pub use output::{MARKER, OutputDir, OutputMarker, read_marker, write_atomic, write_atomic_for};
 pub use table::{Table, TimeColumn, TimeKind, closest, format_date, parse_date};

@@ -12,6 +12,8 @@
 //! | `posterior_unconstrained.parquet` | the same on the unconstrained scale (what a refit-free reload needs) |
 //! | `sample_stats.parquet` | NUTS only: one row per kept draw: `chain`, `draw`, `divergent`, `tree_depth`, `max_depth_reached`, `n_steps`, `step_size`, `energy`, `logp`, `accept_stat` |
 //! | `config.toml` | the resolved model spec |
+//! | `provenance.json` | [`FitProvenance`]: SHA-256 of the data file, the config file, the saved config and the posterior files; the parameter names and draw count |
+//! | `.mmloop-output` | the marker that lets a later `mmloop fit` replace this directory (see [`OutputDir`]) |
 //!
 //! The draw tables are in the (chain, draw, parameter) layout ArviZ reads: e.g.
 //! `az.from_dict(posterior={p: df.pivot(index="chain", columns="draw", values=p).to_numpy() for p in params})`,
@@ -19,10 +21,43 @@
 
 use crate::analysis::{Analysis, Stat};
 use crate::model::MmmModel;
-use mmloop_data::{DataError, OutputDir};
+use mmloop_data::{DataError, FileHash, OutputDir, hash_bytes, hash_file};
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+/// The name of the provenance record in a fit directory.
+pub const PROVENANCE: &str = "provenance.json";
+
+/// The files a fit was computed from, hashed when they were read. The output directory may not
+/// overlap them, and their hashes go into `provenance.json` so a reload can tell if they changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitInputs {
+    /// The user's config file.
+    pub config: FileHash,
+    /// The data file the config names.
+    pub data: FileHash,
+}
+
+/// `provenance.json`: what a fit was computed from and what it wrote, so that `optimize` and
+/// `scenario` refuse to combine its posterior with changed inputs or a foreign draws file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitProvenance {
+    /// Format version of this record (1).
+    pub format: u32,
+    pub data: FileHash,
+    pub config: FileHash,
+    /// SHA-256 of the `config.toml` saved in the fit directory.
+    pub saved_config_sha256: String,
+    /// The model's parameter names, in the order of the draw files' columns after `chain`, `draw`.
+    pub parameters: Vec<String>,
+    /// Rows of each draw file.
+    pub n_draws: usize,
+    /// SHA-256 of each draw file of the fit directory, by file name.
+    pub files: BTreeMap<String, String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -54,7 +89,8 @@ fn q(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
-/// Writes every output file into `dir` atomically.
+/// Writes every output file into `dir` atomically. `dir` must be new, empty, or an earlier fit
+/// output, and may not overlap the inputs (see [`OutputDir::create_for`]).
 #[allow(clippy::too_many_arguments)] // one argument per output: the call site names each
 pub fn write_outputs(
     dir: &Path,
@@ -65,9 +101,11 @@ pub fn write_outputs(
     sample_stats: &[Vec<mmloop_inference::DrawStats>],
     model_info: &serde_json::Value,
     config_toml: &str,
+    inputs: &FitInputs,
 ) -> Result<PathBuf, OutputError> {
-    let out = OutputDir::create(dir)?;
+    let out = OutputDir::create_for(dir, "fit", &[&inputs.config.path, &inputs.data.path])?;
     let summary = serde_json::json!({
+        "inputs": { "data": inputs.data, "config": inputs.config },
         "model": model_info,
         "roi_units": if analysis.roi_in_revenue { "revenue per unit of spend" } else { "KPI per unit of spend" },
         "channels": analysis.channels,
@@ -132,12 +170,27 @@ pub fn write_outputs(
     }
     out.write("response_curves.csv", s.as_bytes())?;
 
-    write_draws(&out, "posterior.parquet", model, draws, true)?;
-    write_draws(&out, "posterior_unconstrained.parquet", model, draws, false)?;
+    let mut files = BTreeMap::new();
+    for (name, constrained) in [("posterior.parquet", true), ("posterior_unconstrained.parquet", false)] {
+        write_draws(&out, name, model, draws, constrained)?;
+        files.insert(name.to_string(), hash_file(out.path(name))?);
+    }
     if !sample_stats.is_empty() {
         write_sample_stats(&out, sample_stats)?;
     }
     out.write("config.toml", config_toml.as_bytes())?;
+    let provenance = FitProvenance {
+        format: 1,
+        data: inputs.data.clone(),
+        config: inputs.config.clone(),
+        saved_config_sha256: hash_bytes(config_toml.as_bytes()),
+        parameters: model.names(),
+        n_draws: draws.values.len(),
+        files,
+    };
+    let text = serde_json::to_string_pretty(&provenance)
+        .map_err(|e| OutputError::Write { path: dir.join(PROVENANCE), message: e.to_string() })?;
+    out.write(PROVENANCE, text.as_bytes())?;
     Ok(out.commit()?)
 }
 

@@ -29,10 +29,29 @@ pub enum PlanError {
     Draws { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Plan { path: PathBuf, message: String },
+    #[error(transparent)]
+    InputChanged(Box<InputChanged>),
+    #[error("{path}: cannot read the fit's provenance record: {message}; refit to write a new one")]
+    Provenance { path: PathBuf, message: String },
     #[error("{0}")]
     Option(String),
     #[error(transparent)]
     Optimize(#[from] OptimizeError),
+}
+
+/// A file a saved fit depends on no longer holds what it held when the fit was made.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{path}: {what} has changed since the fit in {dir} was made (SHA-256 at fit time {recorded}, now {actual}). \
+     {remedy}"
+)]
+pub struct InputChanged {
+    pub dir: PathBuf,
+    pub path: PathBuf,
+    pub what: &'static str,
+    pub recorded: String,
+    pub actual: String,
+    pub remedy: &'static str,
 }
 
 /// A fitted model reloaded from its output directory: spec, data, model and unconstrained draws.
@@ -46,10 +65,27 @@ pub struct FittedModel {
 }
 
 impl FittedModel {
+    /// Loads `DIR/config.toml` and `DIR/posterior_unconstrained.parquet`, as
+    /// [`FittedModel::load_checked`] does, printing its warnings to stderr.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self, PlanError> {
+        let (fit, warnings) = Self::load_checked(dir)?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(fit)
+    }
+
     /// Loads `DIR/config.toml` and `DIR/posterior_unconstrained.parquet`. The data path stored in
     /// the config is tried as written (relative to the working directory of the fit), then
     /// relative to the fit directory.
-    pub fn load(dir: impl AsRef<Path>) -> Result<Self, PlanError> {
+    ///
+    /// Nothing is combined with the posterior unless it is what the fit was computed from: the
+    /// SHA-256 of the data file, of the saved config and of the draws file must equal those recorded
+    /// in `provenance.json`, and the draws file must have exactly the columns `chain`, `draw` and
+    /// the model's parameters in the model's order, non-negative whole chain and draw numbers with
+    /// no (chain, draw) pair repeated, finite values, and the recorded number of rows. A fit written
+    /// before provenance records existed loads with a warning (returned) instead of the hash checks.
+    pub fn load_checked(dir: impl AsRef<Path>) -> Result<(Self, Vec<String>), PlanError> {
         let dir = dir.as_ref().to_path_buf();
         let cfg = dir.join("config.toml");
         let post = dir.join("posterior_unconstrained.parquet");
@@ -59,26 +95,141 @@ impl FittedModel {
         if !post.exists() {
             return Err(PlanError::NotAFit { dir, missing: "posterior_unconstrained.parquet" });
         }
+        let mut warnings = Vec::new();
         let text = std::fs::read_to_string(&cfg)
             .map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
+        let prov = read_provenance(&dir)?;
+        let changed = |path: &Path, what: &'static str, recorded: &str, actual: String, remedy: &'static str| {
+            PlanError::InputChanged(Box::new(InputChanged {
+                dir: dir.clone(),
+                path: path.to_path_buf(),
+                what,
+                recorded: recorded.to_string(),
+                actual,
+                remedy,
+            }))
+        };
+        match &prov {
+            Some(p) => {
+                let now = mmloop_data::hash_bytes(text.as_bytes());
+                if now != p.saved_config_sha256 {
+                    return Err(changed(
+                        &cfg,
+                        "the saved model config",
+                        &p.saved_config_sha256,
+                        now,
+                        "The saved posterior belongs to the config as it was: restore it, or refit with the new config (`mmloop fit --config ... --out ...`)",
+                    ));
+                }
+            }
+            None => warnings.push(format!(
+                "{}: the fit has no {} (it was written by an older mmloop), so mmloop cannot check that its data \
+                 file and draws are unchanged since the fit; refit to record their hashes",
+                dir.display(),
+                crate::output::PROVENANCE
+            )),
+        }
         let cerr = |e: crate::config::ConfigError| PlanError::Config { dir: dir.clone(), message: e.to_string() };
         let mut spec = crate::config::parse_config(&text, Path::new(".")).map_err(cerr)?;
         if !spec.data.path.exists() {
             spec = crate::config::parse_config(&text, &dir).map_err(cerr)?;
         }
+        if let Some(p) = &prov {
+            let now = mmloop_data::hash_file(&spec.data.path)
+                .map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
+            if now != p.data.sha256 {
+                return Err(changed(
+                    &spec.data.path,
+                    "the data file",
+                    &p.data.sha256,
+                    now,
+                    "The saved posterior belongs to the data as it was: refit on the new data (`mmloop fit --config ... --out ...`), or restore the file as it was",
+                ));
+            }
+        }
         let data = Dataset::load(&spec).map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
         let model =
             MmmModel::new(&spec, &data).map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
-        let table = Table::read(&post).map_err(|e| PlanError::Draws { path: post.clone(), message: e.to_string() })?;
-        let cols: Vec<Vec<f64>> = model
-            .names()
-            .iter()
-            .map(|n| {
-                table.f64_column(n).map_err(|e| PlanError::Draws {
-                    path: post.clone(),
-                    message: format!("{e} (the draws do not match the model in config.toml; refit)"),
+        let names = model.names();
+        let derr = |message: String| PlanError::Draws { path: post.clone(), message };
+        if let Some(p) = &prov {
+            if p.parameters != names {
+                return Err(derr(format!(
+                    "the fit recorded {} parameters but the model built from config.toml has {} ({}); refit",
+                    p.parameters.len(),
+                    names.len(),
+                    first_difference(&p.parameters, &names)
+                )));
+            }
+            let file = "posterior_unconstrained.parquet";
+            let now = mmloop_data::hash_file(&post).map_err(|e| derr(e.to_string()))?;
+            match p.files.get(file) {
+                Some(rec) if *rec == now => {}
+                Some(rec) => {
+                    return Err(changed(
+                        &post,
+                        "the posterior draws file",
+                        rec,
+                        now,
+                        "It is not the file this fit wrote (was another file copied over it?): restore it, or refit",
+                    ));
+                }
+                None => return Err(derr(format!("{} records no hash for {file}; refit", crate::output::PROVENANCE))),
+            }
+        }
+        let table = Table::read(&post).map_err(|e| derr(e.to_string()))?;
+        let columns = table.columns();
+        let mut expected = vec!["chain".to_string(), "draw".to_string()];
+        expected.extend(names.iter().cloned());
+        if columns != expected {
+            return Err(derr(format!(
+                "the columns are not `chain`, `draw` and this model's {} parameters in order ({}), so these are \
+                 not this fit's unconstrained draws (was another file copied over it?); restore the file or refit",
+                names.len(),
+                first_difference(&columns, &expected)
+            )));
+        }
+        let whole = |name: &str| -> Result<Vec<u64>, PlanError> {
+            let v = table.f64_column(name).map_err(|e| derr(e.to_string()))?;
+            v.iter()
+                .enumerate()
+                .map(|(i, &x)| {
+                    if x >= 0.0 && x.fract() == 0.0 && x < 1e15 {
+                        Ok(x as u64)
+                    } else {
+                        Err(derr(format!("column {name:?}, row {}: {x} is not a draw index; refit", i + 1)))
+                    }
                 })
-            })
+                .collect()
+        };
+        let (chain, draw) = (whole("chain")?, whole("draw")?);
+        let mut seen = std::collections::HashSet::new();
+        for (i, cd) in chain.iter().zip(&draw).enumerate() {
+            if !seen.insert(cd) {
+                return Err(derr(format!(
+                    "row {}: chain {} draw {} appears twice; these are not one fit's draws; refit",
+                    i + 1,
+                    cd.0,
+                    cd.1
+                )));
+            }
+        }
+        let expected_rows = match &prov {
+            Some(p) => Some(p.n_draws),
+            None => std::fs::read(dir.join("summary.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["n_draws"].as_u64())
+                .map(|n| n as usize),
+        };
+        if let Some(n) = expected_rows
+            && n != table.n_rows()
+        {
+            return Err(derr(format!("{} draws, but the fit recorded {n}; restore the file or refit", table.n_rows())));
+        }
+        let cols: Vec<Vec<f64>> = names
+            .iter()
+            .map(|n| table.f64_column(n).map_err(|e| derr(format!("{e} (the posterior draws must be finite; refit)"))))
             .collect::<Result<_, _>>()?;
         let draws = (0..table.n_rows())
             .map(|d| {
@@ -86,12 +237,37 @@ impl FittedModel {
                 model.unpack(&q)
             })
             .collect();
-        Ok(Self { spec, data, model, draws })
+        Ok((Self { spec, data, model, draws }, warnings))
     }
 
     pub fn channel_names(&self) -> Vec<String> {
         self.model.channels.iter().map(|c| c.name.clone()).collect()
     }
+}
+
+/// `DIR/provenance.json`, or `None` when the fit predates it.
+fn read_provenance(dir: &Path) -> Result<Option<crate::output::FitProvenance>, PlanError> {
+    let path = dir.join(crate::output::PROVENANCE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(PlanError::Provenance { path, message: e.to_string() }),
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| PlanError::Provenance { path, message: e.to_string() })
+}
+
+/// Where two name lists first differ, for a message: `position 3: "beta_tv" instead of "beta_search"`.
+fn first_difference(got: &[String], want: &[String]) -> String {
+    for i in 0..got.len().max(want.len()) {
+        match (got.get(i), want.get(i)) {
+            (Some(g), Some(w)) if g == w => continue,
+            (Some(g), Some(w)) => return format!("column {}: {g:?} where {w:?} was expected", i + 1),
+            (Some(g), None) => return format!("column {}: {g:?} is one too many", i + 1),
+            (None, Some(w)) => return format!("column {} ({w:?}) is missing", i + 1),
+            (None, None) => break,
+        }
+    }
+    "no difference".into()
 }
 
 /// Whether outcomes are counted in KPI units or in revenue.

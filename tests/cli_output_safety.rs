@@ -1,0 +1,284 @@
+//! Issue 10 §1–2 end to end: `--out` never deletes what mmloop did not write nor overlaps an input,
+//! and a saved fit refuses to meet changed data or a foreign posterior file.
+//!
+//! Every refusal is checked the same way: non-zero exit (not a panic), a message saying why, and
+//! every file under the test folder byte-for-byte unchanged (SHA-256 of the whole tree before and
+//! after).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A national weekly table of 60 weeks: sales driven by two channels and a price control.
+fn write_data(path: &Path) {
+    let mut csv = String::from("date,sales,tv_spend,search_spend,price\n");
+    for w in 0..60 {
+        let date = mmloop_data::format_date(18631.0 + 7.0 * w as f64);
+        let tv = if w % 6 < 2 { 0.0 } else { 800.0 + 25.0 * w as f64 };
+        let search = 150.0 + 9.0 * (w % 5) as f64;
+        let price = 1.0 + 0.01 * (w % 3) as f64;
+        let sales = 4000.0 + 1.1 * tv + 2.5 * search - 300.0 * price + 17.0 * ((w * 7) % 5) as f64;
+        writeln!(csv, "{date},{sales},{tv},{search},{price}").unwrap();
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+/// A Laplace config reading `data` (as written into the file).
+fn config(data: &str) -> String {
+    format!(
+        r#"[data]
+path = "{data}"
+time = "date"
+kpi = "sales"
+
+[media]
+adstock = {{ kind = "geometric", max_lag = 3 }}
+
+[[channel]]
+name = "tv"
+spend = "tv_spend"
+
+[[channel]]
+name = "search"
+spend = "search_spend"
+
+[[control]]
+column = "price"
+
+[baseline]
+seasonality = []
+
+[fit]
+method = "laplace"
+draws = 200
+"#
+    )
+}
+
+fn mmloop(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mmloop")).current_dir(cwd).args(args).output().expect("run mmloop")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every file under `root` (recursively, links not followed) with its SHA-256; directories as "dir".
+fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(root, &p, out);
+            } else if t.is_symlink() {
+                out.insert(rel, format!("link to {}", std::fs::read_link(&p).unwrap().display()));
+            } else {
+                out.insert(rel, mmloop_data::hash_file(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Runs `args` in `cwd`, asserts it is refused with a message containing every one of `parts`,
+/// and that nothing under `root` changed.
+fn refused(root: &Path, cwd: &Path, args: &[&str], parts: &[&str]) -> String {
+    let before = tree(root);
+    let o = mmloop(cwd, args);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?} was not refused cleanly:\n{e}");
+    for p in parts {
+        assert!(e.contains(p), "{args:?}: the message lacks {p:?}:\n{e}");
+    }
+    assert_eq!(tree(root), before, "{args:?} changed files under {}", root.display());
+    e
+}
+
+/// A project folder: `sales.csv`, `model.toml`, `notes.txt`.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(&dir.path().join("sales.csv"));
+    std::fs::write(dir.path().join("model.toml"), config("sales.csv")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "my notes, not mmloop's\n").unwrap();
+    dir
+}
+
+fn fit(cwd: &Path, config: &str, out: &str) {
+    let o = mmloop(cwd, &["fit", "--quiet", "--config", config, "--out", out]);
+    assert!(o.status.success(), "fit failed:\n{}", stderr(&o));
+}
+
+#[test]
+fn out_dot_in_a_folder_with_user_files_is_refused_and_nothing_changes() {
+    let dir = project();
+    // the folder holds the config and data: the output would contain them
+    refused(dir.path(), dir.path(), &["fit", "--config", "model.toml", "--out", "."], &["contains the input"]);
+    // with the config elsewhere, `.` is still the working directory with the user's files in it
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("model.toml"), config(&dir.path().join("sales.csv").display().to_string()))
+        .unwrap();
+    let cfg = other.path().join("model.toml");
+    let notes = tempfile::tempdir().unwrap();
+    std::fs::write(notes.path().join("notes.txt"), "mine\n").unwrap();
+    refused(
+        notes.path(),
+        notes.path(),
+        &["fit", "--config", cfg.to_str().unwrap(), "--out", "."],
+        &["working directory"],
+    );
+}
+
+#[test]
+fn out_at_the_data_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    write_data(&dir.path().join("data/sales.csv"));
+    std::fs::write(dir.path().join("model.toml"), config("data/sales.csv")).unwrap();
+    let e = refused(
+        dir.path(),
+        dir.path(),
+        &["fit", "--config", "model.toml", "--out", "data"],
+        &["contains the input", "sales.csv", "outside every input"],
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    // the same through a symbolic link to the data folder
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.path().join("data"), dir.path().join("link")).unwrap();
+        refused(dir.path(), dir.path(), &["fit", "--config", "model.toml", "--out", "link"], &["contains the input"]);
+    }
+}
+
+#[test]
+fn out_parent_spelt_with_dotdot_is_refused() {
+    let dir = project();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sub/..");
+    refused(
+        dir.path(),
+        cwd.path(),
+        &["fit", "--config", dir.path().join("model.toml").to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &["contains the input"],
+    );
+    // a folder of the user's files that is no input: refused because mmloop did not write it
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    std::fs::write(dir.path().join("mine/report.docx"), "quarterly report").unwrap();
+    let out = dir.path().join("mine/sub/..");
+    refused(
+        dir.path(),
+        cwd.path(),
+        &["fit", "--config", dir.path().join("model.toml").to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &["report.docx", "mmloop did not write", "Choose a new directory"],
+    );
+}
+
+#[test]
+fn a_fit_replaces_its_own_earlier_output_and_optimize_never_writes_over_the_fit() {
+    let dir = project();
+    fit(dir.path(), "model.toml", "runs/fit1");
+    let fit_dir = dir.path().join("runs/fit1");
+    let marker = mmloop_data::read_marker(&fit_dir).expect("the fit directory carries mmloop's marker");
+    assert_eq!(marker.command, "fit");
+    // a second fit replaces the first (an earlier output of the same command)
+    fit(dir.path(), "model.toml", "runs/fit1");
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["fit1"], "staging or old directories were left behind");
+
+    // `optimize --fit F --out F`, an output inside F, and the data folder are all refused
+    refused(dir.path(), dir.path(), &["optimize", "--fit", "runs/fit1", "--out", "runs/fit1"], &["is the input"]);
+    refused(
+        dir.path(),
+        dir.path(),
+        &["optimize", "--fit", "runs/fit1", "--out", "runs/fit1/opt"],
+        &["lies inside the input"],
+    );
+    refused(dir.path(), dir.path(), &["optimize", "--fit", "runs/fit1", "--out", "runs/fit1/x/.."], &["is the input"]);
+    std::fs::write(dir.path().join("plan.csv"), "period,tv,search\n1,1000,200\n2,1000,200\n").unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["scenario", "--fit", "runs/fit1", "--plan", "plan.csv", "--out", "runs"],
+        &["contains the input"],
+    );
+    // a fit output is not replaced by another command's output
+    let o = mmloop(dir.path(), &["optimize", "--fit", "runs/fit1", "--out", "runs/opt"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    refused(
+        dir.path(),
+        dir.path(),
+        &["fit", "--config", "model.toml", "--out", "runs/opt"],
+        &["mmloop optimize", "mmloop fit"],
+    );
+}
+
+#[test]
+fn optimize_refuses_a_fit_whose_data_changed_after_fitting() {
+    let dir = project();
+    fit(dir.path(), "model.toml", "fit");
+    let csv = dir.path().join("sales.csv");
+    let original = std::fs::read_to_string(&csv).unwrap();
+    // one cell: the first week's sales
+    let mut lines: Vec<String> = original.lines().map(String::from).collect();
+    let mut cells: Vec<String> = lines[1].split(',').map(String::from).collect();
+    cells[1] = format!("{}", cells[1].parse::<f64>().unwrap() * 1000.0);
+    lines[1] = cells.join(",");
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let recorded = mmloop_data::hash_bytes(original.as_bytes());
+    let now = mmloop_data::hash_file(&csv).unwrap();
+    for args in [
+        vec!["optimize", "--fit", "fit", "--out", "opt"],
+        vec!["scenario", "--fit", "fit", "--plan", "plan.csv", "--out", "scen"],
+    ] {
+        std::fs::write(dir.path().join("plan.csv"), "period,tv,search\n1,1000,200\n").unwrap();
+        refused(dir.path(), dir.path(), &args, &["sales.csv", "data file has changed", &recorded, &now, "refit"]);
+    }
+    // restoring the file makes the fit usable again
+    std::fs::write(&csv, original).unwrap();
+    let o = mmloop(dir.path(), &["optimize", "--fit", "fit", "--out", "opt"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_posterior_file_copied_over_another_is_refused() {
+    let dir = project();
+    fit(dir.path(), "model.toml", "fit");
+    let f = dir.path().join("fit");
+    let unc = f.join("posterior_unconstrained.parquet");
+    let original = std::fs::read(&unc).unwrap();
+    // the constrained draws: the same columns, the wrong scale
+    std::fs::copy(f.join("posterior.parquet"), &unc).unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["optimize", "--fit", "fit", "--out", "opt"],
+        &["posterior_unconstrained.parquet", "posterior draws file has changed", "copied over"],
+    );
+    // without provenance.json (a fit from an older mmloop) the column check still refuses a
+    // draws file of another model, and the old fit otherwise loads with a warning
+    std::fs::remove_file(f.join("provenance.json")).unwrap();
+    std::fs::write(dir.path().join("other.toml"), config("sales.csv").replace("[[control]]\ncolumn = \"price\"\n", ""))
+        .unwrap();
+    fit(dir.path(), "other.toml", "fit_other");
+    std::fs::copy(dir.path().join("fit_other/posterior_unconstrained.parquet"), &unc).unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["optimize", "--fit", "fit", "--out", "opt"],
+        &["posterior_unconstrained.parquet", "columns are not", "restore the file or refit"],
+    );
+    std::fs::write(&unc, &original).unwrap();
+    let o = mmloop(dir.path(), &["optimize", "--fit", "fit", "--out", "opt"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning:") && stderr(&o).contains("provenance.json"), "{}", stderr(&o));
+}
