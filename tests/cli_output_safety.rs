@@ -282,3 +282,49 @@ fn a_posterior_file_copied_over_another_is_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("warning:") && stderr(&o).contains("provenance.json"), "{}", stderr(&o));
 }
+
+/// A long daily panel: 8 geos × 30 days, geo g0 lifted by 20 from day 25.
+fn write_panel(path: &Path) {
+    let mut csv = String::from("date,location,Y\n");
+    for t in 0..30 {
+        for g in 0..8 {
+            let y = 100 + 10 * g + 3 * ((t * 7 + g) % 5) + if g == 0 && t >= 24 { 20 } else { 0 };
+            writeln!(csv, "{},g{g},{y}", mmloop_data::format_date(18628.0 + t as f64)).unwrap();
+        }
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+#[test]
+fn lift_never_writes_over_its_data_or_the_users_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("geo")).unwrap();
+    write_panel(&dir.path().join("geo/panel.csv"));
+    std::fs::write(dir.path().join("geo/readme.md"), "where the panel came from\n").unwrap();
+    let lift = |data: &str, out: &str| -> Vec<String> {
+        ["lift", "--data", data, "--treated", "g0", "--start", "2021-01-25", "--estimator", "did", "--out", out]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let check = |cwd: &Path, args: Vec<String>, parts: &[&str]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(dir.path(), cwd, &a, parts);
+    };
+    check(dir.path(), lift("geo/panel.csv", "geo"), &["contains the input", "panel.csv"]);
+    check(dir.path(), lift("geo/panel.csv", "geo/panel.csv"), &["is the input"]);
+    check(&dir.path().join("geo"), lift("panel.csv", "."), &["contains the input"]);
+    check(&dir.path().join("geo"), lift("panel.csv", "x/../.."), &["contains the input"]);
+    // a readout written once can be rewritten in place, and nothing else is left next to it
+    for _ in 0..2 {
+        let args = lift("geo/panel.csv", "out/lift1");
+        let o = mmloop(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert!(dir.path().join("out/lift1/calibration.json").is_file());
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["lift1"]);
+}

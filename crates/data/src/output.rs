@@ -172,8 +172,18 @@ fn inspect(resolved: &Path, shown: &Path, command: &str) -> Result<Existing, Dat
             let n = names.len();
             let listed: Vec<String> = names.iter().take(3).map(|s| format!("{s:?}")).collect();
             let more = if n > 3 { format!(" and {} more", n - 3) } else { String::new() };
+            // outputs of mmloop versions from before the marker: say so, but still leave them alone
+            let older = ["summary.json", "lift.json", "design.json", "optimize.json", "scenario.json"]
+                .iter()
+                .any(|f| names.iter().any(|n| n == f));
+            let hint = if older {
+                "; it looks like the output of an older mmloop, written before outputs were marked: if so, check \
+                 and delete it yourself"
+            } else {
+                ""
+            };
             Err(refuse(format!(
-                "it is a directory holding {n} entr{} mmloop did not write ({}{more})",
+                "it is a directory holding {n} entr{} mmloop did not write ({}{more}){hint}",
                 if n == 1 { "y" } else { "ies" },
                 listed.join(", ")
             )))
@@ -601,6 +611,11 @@ mod tests {
         assert_eq!(fs::read(target.join("notes.txt")).unwrap(), b"precious");
         assert_eq!(names(dir.path()), ["mine"]);
         assert!(OutputDir::check(&target, "fit", &[]).is_err());
+        // an unmarked directory that looks like an older mmloop's output is refused too, with a hint
+        fs::write(target.join("summary.json"), b"{}").unwrap();
+        let e = OutputDir::check(&target, "fit", &[]).unwrap_err().to_string();
+        assert!(e.contains("older mmloop"), "{e}");
+        assert_eq!(fs::read(target.join("notes.txt")).unwrap(), b"precious");
     }
 
     #[test]
