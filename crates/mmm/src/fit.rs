@@ -96,7 +96,7 @@ pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
         ("density scratch".to_string(), scratch),
         ("data".to_string(), data),
     ];
-    parts.sort_by(|a, b| b.1.cmp(&a.1));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     parts.truncate(3);
     MemoryEstimate { peak, parts }
 }
