@@ -159,7 +159,16 @@ impl Table {
     fn column(&self, name: &str) -> Result<&Column, DataError> {
         self.df.column(name).map_err(|_| {
             let names = self.columns();
-            let hint = closest(name, &names).map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default();
+            let mut hint = closest(name, &names).map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default();
+            // one column whose name holds the real header: another separator than the comma
+            if let [only] = names.as_slice()
+                && let Some(sep) = [';', '\t', '|'].into_iter().find(|c| only.contains(*c))
+            {
+                hint = format!(
+                    " (the file seems to separate fields with {sep:?}, so the whole header reads as one column; \
+                     save it comma-separated)"
+                );
+            }
             DataError::MissingColumn {
                 path: self.path.clone(),
                 column: name.to_string(),
@@ -551,6 +560,13 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("\"sales\" twice"), "{e}");
+    }
+
+    #[test]
+    fn a_semicolon_separated_file_is_recognised_in_the_missing_column_message() {
+        let (_d, p) = csv("date;sales\n2021-01-01;1\n");
+        let e = Table::read(&p).unwrap().f64_column("sales").unwrap_err().to_string();
+        assert!(e.contains("separate fields with ';'") && e.contains("comma-separated"), "{e}");
     }
 
     #[test]

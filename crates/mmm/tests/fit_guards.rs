@@ -1,4 +1,5 @@
-//! The memory estimate made before a fit's large allocations, and the refusal it drives.
+//! Guards around a fit: the memory estimate made before its large allocations (and the refusal it
+//! drives), and the check that no analysis figure is written unless it is a finite number.
 
 use mmloop_mmm::fit::{FitError, FitOptions, fit_with, memory_estimate};
 use mmloop_mmm::model::MmmModel;
@@ -71,4 +72,24 @@ fn ten_thousand_geos_by_laplace_are_refused_naming_the_hessian() {
     assert!(*needed > 20_000_000_000, "{msg}");
     assert!(parts[0].0.starts_with("Laplace"), "{msg}");
     assert!(msg.contains("metric = \"diag\"") && msg.contains("fewer geos"), "{msg}");
+}
+
+/// A draw whose effect overflows (β = e^800 = ∞) makes the ROI infinite: `analyse_checked`
+/// refuses it naming the figure, where `summary.json` would have shown `null`.
+#[test]
+fn a_non_finite_analysis_figure_is_an_error_naming_it() {
+    let sim = simulate(&SimOptions { n_times: 40, ..Default::default() }).unwrap();
+    let mut spec = sim.spec.clone();
+    spec.fit.method = FitMethod::Laplace;
+    spec.fit.chains = 1;
+    spec.fit.draws = 20;
+    let mut res = mmloop_mmm::fit::fit(&spec, &sim.data).unwrap();
+    assert!(mmloop_mmm::fit::analyse_checked(&res, &sim.data).is_ok(), "a sound fit passes");
+    let beta = res.model.channels[0].effect_idx;
+    res.draws.values[3][beta] = 800.0;
+    let e = mmloop_mmm::fit::analyse_checked(&res, &sim.data).unwrap_err();
+    assert!(matches!(e, FitError::NonFinite { .. }), "{e}");
+    let msg = e.to_string();
+    let ch = &res.model.channels[0].name;
+    assert!(msg.contains(&format!("of {ch:?}")) && msg.contains("not a finite number"), "{msg}");
 }
