@@ -379,10 +379,19 @@ fn check_csv_shape(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
             match b {
                 b'"' if bytes.get(i + 1) == Some(&b'"') => {
                     i += 1;
+                    if let Some(f) = fields.last_mut() {
+                        f.push(b'"');
+                    }
                 }
                 b'"' => in_quotes = false,
-                b'\n' => line += 1,
-                _ => {}
+                _ => {
+                    if b == b'\n' {
+                        line += 1;
+                    }
+                    if let Some(f) = fields.last_mut() {
+                        f.push(b);
+                    }
+                }
             }
         } else {
             match b {
@@ -553,7 +562,10 @@ mod tests {
 
     #[test]
     fn duplicate_header_names_are_refused_naming_the_column() {
-        let (_d, p) = csv("date,sales,tv,sales\n2021-01-01,1,2,3\n");
+        // quoted names are compared unquoted
+        let (_d, p) = csv("\"date\",\"sales\",\"tv\"\n2021-01-01,1,2\n");
+        assert!(Table::read(&p).is_ok());
+        let (_d, p) = csv("date,sales,tv,\"sales\"\n2021-01-01,1,2,3\n");
         let e = Table::read(&p).unwrap_err();
         assert!(
             matches!(&e, DataError::DuplicateColumn { column, first: 2, second: 4, .. } if column == "sales"),
