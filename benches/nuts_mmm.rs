@@ -47,7 +47,8 @@ fn load(name: &str) -> Option<(ModelSpec, Dataset)> {
 /// One fit, timed, with its convergence figures.
 fn timing_run(name: &str, spec: &ModelSpec, data: &Dataset) {
     let t = Instant::now();
-    let res = mmloop_mmm::fit::fit_with(spec, data, mmloop_mmm::fit::FitOptions { quiet: true }).expect("fits");
+    let res = mmloop_mmm::fit::fit_with(spec, data, mmloop_mmm::fit::FitOptions { quiet: true, ..Default::default() })
+        .expect("fits");
     let wall = t.elapsed().as_secs_f64();
     let d = &res.diagnostics;
     let num = |k: &str| d[k].as_f64().unwrap_or(f64::NAN);
@@ -73,7 +74,12 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10);
         g.bench_function("nuts/pymc_example 4x(1000+1000)", |b| {
             b.iter(|| {
-                mmloop_mmm::fit::fit_with(&spec, &data, mmloop_mmm::fit::FitOptions { quiet: true }).expect("fits")
+                mmloop_mmm::fit::fit_with(
+                    &spec,
+                    &data,
+                    mmloop_mmm::fit::FitOptions { quiet: true, ..Default::default() },
+                )
+                .expect("fits")
             })
         });
         g.finish();

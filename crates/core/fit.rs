@@ -19,7 +19,7 @@ pub struct FitArgs {
     #[arg(long)]
     pub method: Option<String>,
     /// Random seed (default: the config's `[fit] seed`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// No progress bar (none is drawn when stderr is not a terminal either).
     #[arg(long)]
@@ -48,8 +48,9 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         data.n_channels(),
         spec.fit.method
     );
-    let result = mmloop_mmm::fit::fit_with(&spec, &data, mmloop_mmm::fit::FitOptions { quiet: args.quiet })?;
-    let analysis = mmloop_mmm::fit::analyse_fit(&result, &data);
+    let options = mmloop_mmm::fit::FitOptions { quiet: args.quiet, ..Default::default() };
+    let result = mmloop_mmm::fit::fit_with(&spec, &data, options)?;
+    let analysis = mmloop_mmm::fit::analyse_checked(&result, &data)?;
     let info = mmloop_mmm::fit::model_info(&spec, &data, &result);
     // the saved config names the data by its absolute path, so the fit reloads from anywhere
     let mut saved = spec.clone();

@@ -16,13 +16,13 @@ pub struct OptimizeArgs {
     #[arg(long)]
     pub fit: PathBuf,
     /// Total budget over the horizon (default: the spend of the last `--horizon` periods).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub budget: Option<f64>,
     /// Planning horizon in periods; the current allocation is the spend of the last this-many periods.
-    #[arg(long, default_value_t = 13)]
+    #[arg(long, default_value_t = 13, allow_negative_numbers = true, value_parser = whole_periods)]
     pub horizon: usize,
     /// Bounds relative to current spend: each channel may move this fraction either way (Meridian's ±30 %).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
     pub relative: f64,
     /// CSV of absolute bounds overriding `--relative`: columns channel, lower, upper (equal = fixed).
     #[arg(long)]
@@ -34,10 +34,10 @@ pub struct OptimizeArgs {
     #[arg(long, default_value = "kpi")]
     pub outcome: String,
     /// Instead of a budget: the smallest budget reaching this expected outcome.
-    #[arg(long, conflicts_with_all = ["budget", "target_roi"])]
+    #[arg(long, conflicts_with_all = ["budget", "target_roi"], allow_negative_numbers = true)]
     pub target_outcome: Option<f64>,
     /// Instead of a budget: spend until each channel's marginal ROI falls to this value.
-    #[arg(long, conflicts_with = "budget")]
+    #[arg(long, conflicts_with = "budget", allow_negative_numbers = true)]
     pub target_roi: Option<f64>,
     /// Long-run (steady-state) adstock instead of the exact ramp-up and carry-over over the horizon.
     #[arg(long)]
@@ -64,6 +64,40 @@ pub struct ScenarioArgs {
     /// output; never the fit directory or another input.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `--horizon`: a whole number of periods, at least 1 (the upper limit, the fit's periods, is
+/// checked against the fit).
+fn whole_periods(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(v) if v >= 1 => usize::try_from(v).map_err(|_| format!("must be at most {} periods, got {s}", usize::MAX)),
+        Ok(_) => Err(format!("must be a whole number of periods, at least 1, got {s}")),
+        Err(_) => Err(format!("must be a whole number of periods (at least 1), got {s:?}")),
+    }
+}
+
+/// Checks the numeric options of `mmloop optimize` before any file is read: each must be a finite
+/// number in its range, and the message says what the range is.
+fn validate_optimize(args: &OptimizeArgs) -> anyhow::Result<()> {
+    let positive = |name: &str, v: Option<f64>, what: &str| -> anyhow::Result<()> {
+        match v {
+            Some(x) if !(x.is_finite() && x > 0.0) => {
+                anyhow::bail!("{name} must be {what}, a finite number greater than 0, got {x}")
+            }
+            _ => Ok(()),
+        }
+    };
+    positive("--budget", args.budget, "the money to spend over the horizon")?;
+    positive("--target-outcome", args.target_outcome, "the outcome to reach over the horizon")?;
+    positive("--target-roi", args.target_roi, "the marginal return per unit of spend to stop at (e.g. 1.0)")?;
+    if !(args.relative.is_finite() && (0.0..=1.0).contains(&args.relative)) {
+        anyhow::bail!(
+            "--relative must be a fraction from 0 to 1 (each channel may move this share of its current spend \
+             either way; 0.3 = ±30 %), got {}. For wider or asymmetric limits give --bounds",
+            args.relative
+        );
+    }
+    Ok(())
 }
 
 fn unit(s: &str) -> anyhow::Result<(OutcomeUnit, bool)> {
@@ -94,6 +128,7 @@ fn read_bounds(path: &PathBuf) -> anyhow::Result<Vec<(String, f64, f64)>> {
 }
 
 pub fn run_optimize(args: OptimizeArgs) -> anyhow::Result<()> {
+    validate_optimize(&args)?;
     let risk = Risk::parse(&args.objective).map_err(anyhow::Error::msg).context("--objective")?;
     let (unit, profit) = unit(&args.outcome)?;
     let mut inputs: Vec<&std::path::Path> = vec![&args.fit];
@@ -104,7 +139,7 @@ pub fn run_optimize(args: OptimizeArgs) -> anyhow::Result<()> {
     let basis = PlanningBasis::new(&fit, args.horizon, unit)?;
     let curves = basis.curves(&fit, args.steady_state)?;
     let overrides = match &args.bounds {
-        Some(p) => read_bounds(p).with_context(|| format!("--bounds {}", p.display()))?,
+        Some(p) => read_bounds(p).context("--bounds")?,
         None => Vec::new(),
     };
     let bounds = relative_bounds(&basis, args.relative, &overrides)?;
@@ -198,7 +233,7 @@ pub fn run_scenario(args: ScenarioArgs) -> anyhow::Result<()> {
     inputs.push(&fit.spec.data.path);
     let plan = SpendPlan::read(&args.plan, &fit.channel_names())?;
     let basis = PlanningBasis::new(&fit, fit.model.n_fit.min(plan.periods.len().max(1)), unit)?;
-    let report: ScenarioReport = evaluate_plan(&fit, &basis, &plan);
+    let report: ScenarioReport = evaluate_plan(&fit, &basis, &plan)?;
     let out = OutputDir::create_for(&args.out, "scenario", &inputs)?;
     out.write("scenario.json", serde_json::to_string_pretty(&report)?.as_bytes())?;
     let mut csv =

@@ -17,6 +17,21 @@ pub enum DataError {
     #[error("{path}: the file has no data rows")]
     Empty { path: PathBuf },
 
+    #[error("{path}: is a directory, not a data file; give the path of a .csv or .parquet file")]
+    IsDirectory { path: PathBuf },
+
+    #[error(
+        "{path}: line {line} (data row {row}) has {found} fields but the header has {expected}. \
+         Make every row have one field per column (quote fields that contain commas)"
+    )]
+    RaggedRow { path: PathBuf, line: usize, row: usize, found: usize, expected: usize },
+
+    #[error(
+        "{path}: the header names column {column:?} twice (columns {first} and {second}). \
+         Give every column its own name"
+    )]
+    DuplicateColumn { path: PathBuf, column: String, first: usize, second: usize },
+
     #[error("{path}: no column named {column:?}{hint}; the columns are: {available}")]
     MissingColumn { path: PathBuf, column: String, hint: String, available: String },
 

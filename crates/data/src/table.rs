@@ -88,21 +88,40 @@ impl Table {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
+        if path.is_dir() {
+            return Err(DataError::IsDirectory { path });
+        }
         let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
         let df = match ext.as_str() {
-            "csv" | "txt" => CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(None)
-                .try_into_reader_with_file_path(Some(path.clone()))
-                .and_then(|r| r.finish())
-                .map_err(|e| DataError::Parse { path: path.clone(), format: "CSV", message: e.to_string() })?,
+            "csv" | "txt" => {
+                let bytes = std::fs::read(&path).map_err(|e| DataError::Io { path: path.clone(), source: e })?;
+                check_csv_shape(&path, &bytes)?;
+                CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(None)
+                    .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+                    .finish()
+                    .map_err(|e| DataError::Parse { path: path.clone(), format: "CSV", message: polars_message(&e) })?
+            }
             "parquet" | "pq" => {
                 let f = std::fs::File::open(&path).map_err(|e| DataError::Io { path: path.clone(), source: e })?;
-                ParquetReader::new(f).finish().map_err(|e| DataError::Parse {
+                let df = ParquetReader::new(f).finish().map_err(|e| DataError::Parse {
                     path: path.clone(),
                     format: "Parquet",
-                    message: e.to_string(),
-                })?
+                    message: polars_message(&e),
+                })?;
+                let names = df.get_column_names();
+                for (j, n) in names.iter().enumerate() {
+                    if let Some(i) = names[..j].iter().position(|m| m == n) {
+                        return Err(DataError::DuplicateColumn {
+                            path,
+                            column: n.to_string(),
+                            first: i + 1,
+                            second: j + 1,
+                        });
+                    }
+                }
+                df
             }
             _ => return Err(DataError::UnsupportedFormat { path, ext }),
         };
@@ -140,7 +159,16 @@ impl Table {
     fn column(&self, name: &str) -> Result<&Column, DataError> {
         self.df.column(name).map_err(|_| {
             let names = self.columns();
-            let hint = closest(name, &names).map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default();
+            let mut hint = closest(name, &names).map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default();
+            // one column whose name holds the real header: another separator than the comma
+            if let [only] = names.as_slice()
+                && let Some(sep) = [';', '\t', '|'].into_iter().find(|c| only.contains(*c))
+            {
+                hint = format!(
+                    " (the file seems to separate fields with {sep:?}, so the whole header reads as one column; \
+                     save it comma-separated)"
+                );
+            }
             DataError::MissingColumn {
                 path: self.path.clone(),
                 column: name.to_string(),
@@ -282,8 +310,136 @@ impl Table {
     }
 
     fn parse_err(&self, e: PolarsError) -> DataError {
-        DataError::Parse { path: self.path.clone(), format: "table", message: e.to_string() }
+        DataError::Parse { path: self.path.clone(), format: "table", message: polars_message(&e) }
     }
+}
+
+/// Checks a CSV's structure before polars reads it, so the errors name the file, line and row
+/// instead of a reader setting: every record must have as many fields as the header, and the header
+/// must not name a column twice. Quoted fields (RFC 4180: `"a, b"`, `""` for a quote, line breaks
+/// inside quotes) count as one field; a blank line is not checked (the reader makes it a row of
+/// empty cells, reported by the column readers) but counts as a row, so row numbers agree.
+fn check_csv_shape(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(bytes);
+    let mut header: Option<Vec<String>> = None;
+    let mut row = 0usize; // data rows seen (1-based once incremented)
+    let mut line = 1usize; // physical line of the current position
+    let mut start_line = 1usize;
+    let mut fields: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut in_quotes = false;
+    let mut blank = true;
+    let mut i = 0;
+    let mut finish = |fields: &mut Vec<Vec<u8>>, blank: bool, start_line: usize| -> Result<(), DataError> {
+        if blank {
+            // polars reads a blank line between records as a row of empty cells, which the typed
+            // column readers then report by row: count it so the row numbers agree
+            if header.is_some() {
+                row += 1;
+            }
+            fields.clear();
+            fields.push(Vec::new());
+            return Ok(());
+        }
+        match &header {
+            None => {
+                let names: Vec<String> =
+                    fields.iter().map(|f| String::from_utf8_lossy(f).trim_end_matches('\r').to_string()).collect();
+                for (j, n) in names.iter().enumerate() {
+                    if let Some(k) = names[..j].iter().position(|m| m == n) {
+                        return Err(DataError::DuplicateColumn {
+                            path: path.to_path_buf(),
+                            column: n.clone(),
+                            first: k + 1,
+                            second: j + 1,
+                        });
+                    }
+                }
+                header = Some(names);
+            }
+            Some(h) => {
+                row += 1;
+                if fields.len() != h.len() {
+                    return Err(DataError::RaggedRow {
+                        path: path.to_path_buf(),
+                        line: start_line,
+                        row,
+                        found: fields.len(),
+                        expected: h.len(),
+                    });
+                }
+            }
+        }
+        fields.clear();
+        fields.push(Vec::new());
+        Ok(())
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_quotes {
+            match b {
+                b'"' if bytes.get(i + 1) == Some(&b'"') => {
+                    i += 1;
+                    if let Some(f) = fields.last_mut() {
+                        f.push(b'"');
+                    }
+                }
+                b'"' => in_quotes = false,
+                _ => {
+                    if b == b'\n' {
+                        line += 1;
+                    }
+                    if let Some(f) = fields.last_mut() {
+                        f.push(b);
+                    }
+                }
+            }
+        } else {
+            match b {
+                b'"' => {
+                    in_quotes = true;
+                    blank = false;
+                }
+                b',' => {
+                    fields.push(Vec::new());
+                    blank = false;
+                }
+                b'\n' => {
+                    finish(&mut fields, blank, start_line)?;
+                    line += 1;
+                    start_line = line;
+                    blank = true;
+                }
+                b'\r' => {}
+                _ => {
+                    if let Some(f) = fields.last_mut() {
+                        f.push(b);
+                    }
+                    blank = false;
+                }
+            }
+        }
+        i += 1;
+    }
+    finish(&mut fields, blank, start_line)
+}
+
+/// A polars error as a sentence for the user: polars' own advice names reader settings that a
+/// user of mmloop cannot set (`truncate_ragged_lines`, `infer_schema_length`, ...), so anything
+/// from "Consider"/"You might want to" on is dropped.
+fn polars_message(e: &PolarsError) -> String {
+    let text = e.to_string();
+    let mut keep = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with("Consider") || l.starts_with("You might want") || l.starts_with("Hint") {
+            break;
+        }
+        if !l.is_empty() {
+            keep.push(l);
+        }
+    }
+    let msg = keep.join(" ");
+    if msg.is_empty() { text } else { msg }
 }
 
 /// The candidate closest to `name` by edit distance (case-insensitive), if it is close enough to be a
@@ -372,6 +528,67 @@ mod tests {
         let q = p.with_extension("xlsx");
         std::fs::copy(&p, &q).unwrap();
         assert!(matches!(Table::read(&q), Err(DataError::UnsupportedFormat { .. })));
+    }
+
+    #[test]
+    fn ragged_row_names_file_line_and_row_without_reader_settings() {
+        let (_d, p) = csv("a,b,c\n1,2,3\n4,5,6,7\n8,9,10\n");
+        let e = Table::read(&p).unwrap_err();
+        assert!(matches!(e, DataError::RaggedRow { line: 3, row: 2, found: 4, expected: 3, .. }), "{e:?}");
+        let m = e.to_string();
+        assert!(m.contains("t.csv") && m.contains("line 3") && m.contains("data row 2"), "{m}");
+        assert!(!m.contains("truncate_ragged_lines") && !m.contains("Consider"), "{m}");
+        // a short row is as wrong as a long one (polars would fill it with nulls quietly)
+        let (_d, p) = csv("a,b,c\n1,2,3\n4,5\n");
+        assert!(matches!(Table::read(&p), Err(DataError::RaggedRow { row: 2, found: 2, .. })));
+    }
+
+    #[test]
+    fn quoted_commas_and_line_breaks_are_one_field_and_blank_lines_are_empty_rows() {
+        let (_d, p) = csv("name,y\n\"Smith, J\",1\n\"two\nlines \"\"q\"\"\",2\n\"x\",3\r\n");
+        let t = Table::read(&p).unwrap();
+        assert_eq!(t.f64_column("y").unwrap(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(t.str_column("name").unwrap()[0], "Smith, J");
+        // a blank line is a row of empty cells, numbered as such, and a later ragged row counts it
+        let (_d, p) = csv("name,y\na,1\n\nb,2\n");
+        let e = Table::read(&p).unwrap().f64_column("y").unwrap_err().to_string();
+        assert!(e.contains("row 2") && e.contains("empty"), "{e}");
+        let (_d, p) = csv("name,y\na,1\n\nb,2,3\n");
+        assert!(matches!(Table::read(&p), Err(DataError::RaggedRow { line: 4, row: 3, .. })));
+        // the line of a ragged record after a quoted line break is its physical line
+        let (_d, p) = csv("name,y\n\"a\nb\",1\n1,2,3\n");
+        assert!(matches!(Table::read(&p), Err(DataError::RaggedRow { line: 4, row: 2, .. })));
+    }
+
+    #[test]
+    fn duplicate_header_names_are_refused_naming_the_column() {
+        // quoted names are compared unquoted
+        let (_d, p) = csv("\"date\",\"sales\",\"tv\"\n2021-01-01,1,2\n");
+        assert!(Table::read(&p).is_ok());
+        let (_d, p) = csv("date,sales,tv,\"sales\"\n2021-01-01,1,2,3\n");
+        let e = Table::read(&p).unwrap_err();
+        assert!(
+            matches!(&e, DataError::DuplicateColumn { column, first: 2, second: 4, .. } if column == "sales"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("\"sales\" twice"), "{e}");
+    }
+
+    #[test]
+    fn a_semicolon_separated_file_is_recognised_in_the_missing_column_message() {
+        let (_d, p) = csv("date;sales\n2021-01-01;1\n");
+        let e = Table::read(&p).unwrap().f64_column("sales").unwrap_err().to_string();
+        assert!(e.contains("separate fields with ';'") && e.contains("comma-separated"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_is_not_a_data_file() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("data.csv");
+        std::fs::create_dir(&sub).unwrap();
+        let e = Table::read(&sub).unwrap_err();
+        assert!(matches!(e, DataError::IsDirectory { .. }), "{e:?}");
+        assert!(e.to_string().contains("is a directory"), "{e}");
     }
 
     #[test]

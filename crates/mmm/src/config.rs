@@ -1380,6 +1380,28 @@ fn toml_error(e: toml::de::Error, text: &str, file: &str) -> ConfigError {
         };
         return ConfigError::UnknownKey { file: file.to_string(), line, key, table, hint, valid };
     }
+    if (msg.starts_with("invalid type") || msg.starts_with("invalid value"))
+        && let Some(expected) = msg.rsplit_once("expected ").map(|(_, e)| e.trim().trim_end_matches('.'))
+    {
+        let value = text.get(span.clone()).map(str::trim).unwrap_or("");
+        // a tagged value (`adstock = { kind = ..., max_lag = "3" }`) is reported with the span of the
+        // whole inline table: find the offending key inside it by the value the message quotes
+        let found = if value.starts_with('{') {
+            offending_literal(&msg).and_then(|lit| key_with_value(value, &lit).map(|k| (k, lit)))
+        } else {
+            key_before(text, span.start).map(|k| (k, value.to_string()))
+        };
+        if let Some((key, got)) = found
+            && let Some((want, how)) = wanted(&key, expected)
+        {
+            let got = if !got.is_empty() && got.len() <= 60 { format!(", got {got}") } else { String::new() };
+            return ConfigError::Syntax {
+                file: file.to_string(),
+                line,
+                message: format!("{table} {key} must be {want}{got}. {how}"),
+            };
+        }
+    }
     let mut message = format!("in {table}: {msg}");
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
         let value = rest.split('`').next().unwrap_or_default();
@@ -1396,6 +1418,69 @@ fn toml_error(e: toml::de::Error, text: &str, file: &str) -> ConfigError {
         message.push_str(". Fix the TOML at that line");
     }
     ConfigError::Syntax { file: file.to_string(), line, message }
+}
+
+/// The key whose value starts at byte `at` (`key = value`, also inside an inline table).
+fn key_before(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at.min(text.len()))?;
+    let before = before.trim_end().strip_suffix('=')?.trim_end();
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '"' | '\'' | '.')))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let key = before[start..].trim_matches(['"', '\'']);
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+/// The value a serde "invalid type: string \"3\", expected ..." message quotes, written as in
+/// TOML: `"3"` for a string, the bare literal for numbers and booleans.
+fn offending_literal(msg: &str) -> Option<String> {
+    let what = msg.split_once(": ")?.1.rsplit_once(", expected")?.0.trim();
+    if let Some(s) = what.strip_prefix("string ") {
+        return Some(s.trim().to_string());
+    }
+    let lit = what.split('`').nth(1)?;
+    Some(lit.to_string())
+}
+
+/// The key of an inline table whose value is written `literal`: `max_lag` in
+/// `{ kind = "geometric", max_lag = "3" }` for `"3"`.
+fn key_with_value(inline: &str, literal: &str) -> Option<String> {
+    let mut from = 0;
+    while let Some(i) = inline[from..].find(literal).map(|i| i + from) {
+        let after = inline[i + literal.len()..].trim_start();
+        if (after.starts_with(',') || after.starts_with('}') || after.is_empty())
+            && let Some(k) = key_before(inline, i)
+        {
+            return Some(k.rsplit(['{', ',', ' ']).next().unwrap_or(&k).to_string());
+        }
+        from = i + literal.len().max(1);
+    }
+    None
+}
+
+/// What a key's value must be, in words, from serde's "expected ..." and the key's own range,
+/// with how to write it: `("a whole number ≥ 1", "Write it without a decimal point or quotes")`.
+fn wanted(key: &str, expected: &str) -> Option<(String, &'static str)> {
+    let whole = "Write it as a whole number, without a decimal point, sign or quotes";
+    Some(match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => {
+            let at_least_one = matches!(key, "chains" | "draws" | "laplace_starts" | "order");
+            let what = match (key, at_least_one) {
+                ("seed", _) => "a whole number from 0 to 18446744073709551615".to_string(),
+                (_, true) => "a whole number ≥ 1".to_string(),
+                _ => "a whole number ≥ 0".to_string(),
+            };
+            (what, whole)
+        }
+        "i64" | "i32" => ("a whole number".to_string(), "Write it without a decimal point or quotes"),
+        "f64" | "f32" => ("a number".to_string(), "Write it bare, without quotes (e.g. 0.8)"),
+        "a string" | "string" => ("text in quotes".to_string(), "Put the value in double quotes"),
+        "a boolean" | "bool" => ("true or false".to_string(), "Write true or false, without quotes"),
+        "a sequence" => ("a list".to_string(), "Write it in brackets, e.g. [1, 2]"),
+        _ => return None,
+    })
 }
 
 /// The valid name closest to a misspelt key or value: [`closest`]'s rule, plus a swap of two

@@ -8,7 +8,9 @@
 //! Every check names the file, the column, the 1-based data row (the header is not counted) where
 //! one applies, and says what to do:
 //! - a missing or misspelt column (with the closest column name and the config option to fix);
-//! - an empty, non-numeric, NaN or infinite cell;
+//! - an empty, non-numeric, NaN or infinite cell, or one beyond ±2^53 ([`MAX_MAGNITUDE`]);
+//! - a KPI whose mean over the fitted periods is not positive (per geo without a population column),
+//!   or that is constant over the fitted periods (in every geo);
 //! - negative spend or exposure; a non-positive, or within-geo varying, population; negative revenue per KPI;
 //! - a duplicate (time, geo) row; a geo that lacks some periods; gaps in the time grid (the step is
 //!   inferred as the commonest difference between consecutive periods — or calendar months / quarters
@@ -85,12 +87,22 @@ pub enum MmmDataError {
     #[error("{path}: {option}: {problem}. {remedy}")]
     TooFewPeriods { path: PathBuf, option: String, problem: String, remedy: String },
 
+    /// A KPI the model cannot scale or has nothing to explain in.
+    #[error("{path}: column {column:?} ([data] kpi): {problem}. {remedy}")]
+    Kpi { path: PathBuf, column: String, problem: String, remedy: String },
+
     /// A config option that does not fit the data (seasonality period, calibration record, ...).
     #[error("{path}: {option}: {problem}. {remedy}")]
     Mismatch { path: PathBuf, option: String, problem: String, remedy: String },
 }
 
 type Result<T> = std::result::Result<T, MmmDataError>;
+
+/// The largest magnitude accepted in a numeric column: 2^53, past which consecutive whole numbers
+/// are no longer representable in `f64` (so sums of such values lose units), and far beyond any
+/// per-period KPI, spend or exposure in any currency. Larger values are typos or unit slips, and
+/// near `f64::MAX` they overflow the model's sums to infinity.
+pub const MAX_MAGNITUDE: f64 = 9_007_199_254_740_992.0;
 
 impl Dataset {
     /// Reads `spec.data.path` and validates it against the spec (see the module docs for every check).
@@ -196,6 +208,17 @@ impl Loader<'_> {
                 Some(x) if x.is_nan() => return Err(self.cell(column, i, "the cell is NaN".into(), fill)),
                 Some(x) if !x.is_finite() => {
                     return Err(self.cell(column, i, format!("the value {x} is not finite"), fill));
+                }
+                Some(x) if x.abs() > MAX_MAGNITUDE => {
+                    return Err(self.cell(
+                        column,
+                        i,
+                        format!(
+                            "the value {x:e} is beyond ±2^53 ≈ 9.0e15, larger than any real KPI, spend, exposure \
+                             or control of one period, and past the range where whole numbers are exact in sums"
+                        ),
+                        "Check the cell for a typo, or rescale the whole column (e.g. to thousands)",
+                    ));
                 }
                 Some(x) => x,
             };
@@ -345,6 +368,34 @@ impl Loader<'_> {
         }
         let (n_geo, n_time) = (geos.len(), times.len());
 
+        // More (geo, period) cells than rows: some geo lacks periods. Said before the cell grid is
+        // allocated, which for a geo column that is really a row id would be rows² cells.
+        if n_geo.checked_mul(n_time).is_none_or(|cells| cells > n) {
+            let mut per_geo: Vec<Vec<usize>> = vec![Vec::new(); n_geo];
+            for r in 0..n {
+                per_geo[row_geo[r]].push(row_time[r]);
+            }
+            let (g, have) = per_geo
+                .iter_mut()
+                .enumerate()
+                .map(|(g, ts)| {
+                    ts.sort_unstable();
+                    ts.dedup();
+                    (g, ts)
+                })
+                .min_by_key(|(_, ts)| ts.len())
+                .expect("at least one geo");
+            let first = (0..n_time).find(|t| have.binary_search(t).is_err()).unwrap_or(0);
+            return Err(MmmDataError::MissingPeriods {
+                path: self.path.clone(),
+                column: d.geo_column.clone().unwrap_or_default(),
+                geo: geos[g].clone(),
+                count: n_time - have.len(),
+                total: n_time,
+                first: time_labels[first].clone(),
+            });
+        }
+
         // Duplicates: one row per (period, geo).
         let mut cell_row = vec![usize::MAX; n_geo * n_time];
         for r in 0..n {
@@ -451,8 +502,9 @@ impl Loader<'_> {
             Some(col) => Some(to2(&self.numeric(col, "[data] revenue_per_kpi".into(), Role::RevenuePerKpi)?)),
         };
 
-        // Enough periods to fit.
+        // Enough periods to fit, and a KPI the model can scale and explain.
         let n_fit = self.check_periods(n_time)?;
+        self.check_kpi(&kpi, n_fit, &geos, population.is_some(), &rows)?;
         self.check_channels(&spend, &media, n_fit)?;
         self.check_seasonality(&time, step)?;
         let times = TimeColumn { kind: time.kind, values: times, labels: time_labels };
@@ -524,6 +576,70 @@ impl Loader<'_> {
             return Err(gap(i, unit(step)));
         }
         Ok(step)
+    }
+
+    /// The KPI over the fitted periods must vary, and its mean must be positive: the model divides
+    /// the KPI by its mean (per geo, unless a population column sets the geos' sizes), so a zero or
+    /// negative mean has no scale, and a KPI that never changes leaves nothing for media or baseline
+    /// to explain (the noise scale's posterior collapses to 0).
+    fn check_kpi(
+        &self,
+        kpi: &Array2<f64>,
+        n_fit: usize,
+        geos: &[String],
+        has_population: bool,
+        rows: &dyn Fn(usize, usize) -> usize,
+    ) -> Result<()> {
+        let column = &self.spec.data.kpi_column;
+        let err = |problem: String, remedy: &str| MmmDataError::Kpi {
+            path: self.path.clone(),
+            column: column.clone(),
+            problem,
+            remedy: remedy.to_string(),
+        };
+        let national = self.spec.data.geo_column.is_none();
+        let mean = |g: usize| (0..n_fit).map(|t| kpi[[g, t]]).sum::<f64>() / n_fit as f64;
+        if has_population {
+            let all = (0..geos.len()).map(mean).sum::<f64>() / geos.len() as f64;
+            if all <= 0.0 {
+                return Err(err(
+                    format!("the KPI's mean over the fitted periods is {all}, not positive"),
+                    "The model scales the KPI by its mean: check that [data] kpi names the KPI column \
+                     (sales, conversions, revenue: amounts of 0 or more)",
+                ));
+            }
+        } else if let Some(g) = (0..geos.len()).find(|&g| mean(g) <= 0.0) {
+            let whose = if national { String::new() } else { format!(" of geo {:?}", geos[g]) };
+            return Err(err(
+                format!("the KPI's mean over the fitted periods{whose} is {}, not positive", mean(g)),
+                if national {
+                    "The model scales the KPI by its mean: check that [data] kpi names the KPI column \
+                     (sales, conversions, revenue: amounts of 0 or more)"
+                } else {
+                    "The model scales each geo's KPI by its mean: fix the geo's rows, drop the geo, or give \
+                     [data] population so geos are scaled by population"
+                },
+            ));
+        }
+        let constant = (0..geos.len()).all(|g| (1..n_fit).all(|t| kpi[[g, t]] == kpi[[g, 0]]));
+        if constant {
+            let (r0, r1) = (rows(0, 0), rows(0, n_fit - 1));
+            let problem = if geos.len() == 1 {
+                format!(
+                    "the KPI is {} in every fitted period (rows {} to {})",
+                    kpi[[0, 0]],
+                    r0.min(r1) + 1,
+                    r0.max(r1) + 1
+                )
+            } else {
+                "the KPI is constant over the fitted periods within every geo".to_string()
+            };
+            return Err(err(
+                format!("{problem}: there is no variation for media or baseline to explain"),
+                "Check that [data] kpi names the KPI column and that the file holds the periods you meant",
+            ));
+        }
+        Ok(())
     }
 
     /// Applies the holdout and [`min_periods`]; returns the number of fitted periods.

@@ -15,6 +15,143 @@ pub enum FitError {
     Inference(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The fit would need more memory than the machine has; refused before the large allocations.
+    #[error(
+        "the fit needs about {} of memory ({}), more than the {} available ({limit_source}). {remedy}",
+        bytes(*needed),
+        parts.iter().map(|(what, b)| format!("{what} {}", bytes(*b))).collect::<Vec<_>>().join(", "),
+        bytes(*limit)
+    )]
+    Memory { needed: u64, limit: u64, limit_source: String, parts: Vec<(String, u64)>, remedy: String },
+    /// An analysis figure that is not a finite number; never written as `null`.
+    #[error(
+        "the analysis' {what} is {value}, not a finite number: the data's magnitudes overflow the model's \
+         arithmetic. Check the KPI and media columns for extreme values, or rescale them (e.g. to thousands)"
+    )]
+    NonFinite { what: String, value: f64 },
+}
+
+/// Bytes as a short figure: `1.5 GB`, `320 MB`, `12 kB`.
+fn bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", b / 1e3)
+    }
+}
+
+/// An estimate of a fit's peak memory, by part, made from the model's sizes before anything
+/// large is allocated. Sizes count `f64`s (8 bytes) of the buffers the fit holds at once:
+/// - held throughout: the data and its scaled copy, ~(C + K + 4)·G·T values; the posterior draws
+///   (D draws × P coordinates) twice, as sampled and as handed to the analysis;
+/// - during inference, the larger of: Laplace's P×P matrices (the Hessian, its factor copy and the
+///   covariance: 3·P²) or a NUTS chain's dense / low-rank metric (2·P² per chain); and the log
+///   density's scratch per thread, ~(4P + G·T_fit·(1 + 5C));
+/// - during the analysis, per draw: the fitted mean, baseline and contributions, (G + C + 1)·T,
+///   and the constrained draws (D × P) again.
+///
+/// Peak = held + max(inference, analysis). Small buffers (O(P) or O(T) per draw) are left out:
+/// the estimate is for refusing fits off by orders of magnitude, not for accounting bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryEstimate {
+    pub peak: u64,
+    /// The largest parts, named for the message: (what, bytes).
+    pub parts: Vec<(String, u64)>,
+}
+
+/// See [`MemoryEstimate`]. Saturates at `u64::MAX` instead of overflowing (a `[fit] draws` of
+/// 10^18 is an estimate of "too much", not a panic).
+pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
+    let f = &spec.fit;
+    let mul = |a: u64, b: u64| a.saturating_mul(b);
+    let p = model.params.len() as u64;
+    let (g, t, tf) = (model.n_geos() as u64, model.n_times as u64, model.n_fit as u64);
+    let c = model.channels.len() as u64;
+    let k = model.baseline.control_idx.len() as u64;
+    let d = mul(f.chains as u64, f.draws as u64).max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let data = mul(mul(c + k + 4, g), mul(t, 8));
+    let draws = mul(mul(2, d), mul(p, 8));
+    let scratch_one = mul(4, p).saturating_add(mul(mul(g, tf), 1 + 5 * c));
+    let (matrix_what, matrix) = match (f.method, f.metric) {
+        (FitMethod::Laplace, _) => ("Laplace's P×P Hessian and covariance", mul(3, mul(mul(p, p), 8))),
+        (FitMethod::Nuts, mmloop_inference::MassMatrix::Diag) => ("NUTS metric", mul(mul(2, p), 8)),
+        (FitMethod::Nuts, _) => ("NUTS dense/low-rank metric", mul(f.chains as u64, mul(2, mul(mul(p, p), 8)))),
+    };
+    let workers = match f.method {
+        FitMethod::Laplace => threads,
+        FitMethod::Nuts => threads.min(f.chains as u64).max(1),
+    };
+    let scratch = mul(workers, mul(scratch_one, 8));
+    let analysis_draws = mul(d, mul(mul(g + c + 1, t), 8)).saturating_add(mul(d, mul(p, 8)));
+    let inference = matrix.saturating_add(scratch);
+    let peak = data.saturating_add(draws).saturating_add(inference.max(analysis_draws));
+    let mut parts = vec![
+        (format!("posterior draws: {d} draws × {p} parameters"), draws),
+        (matrix_what.to_string(), matrix),
+        (format!("analysis of {d} draws × {g} geos × {t} periods"), analysis_draws),
+        ("density scratch".to_string(), scratch),
+        ("data".to_string(), data),
+    ];
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    parts.truncate(3);
+    MemoryEstimate { peak, parts }
+}
+
+/// The memory a fit may use: `MMLOOP_MEMORY_LIMIT` (bytes, or with a K/M/G suffix) if set, else
+/// the kernel's `MemAvailable` (Linux), else no limit. Returns (bytes, where the figure came from).
+pub fn memory_limit() -> Option<(u64, String)> {
+    if let Ok(v) = std::env::var("MMLOOP_MEMORY_LIMIT") {
+        let t = v.trim();
+        let (num, unit) = match t.char_indices().find(|(_, ch)| ch.is_ascii_alphabetic()) {
+            Some((i, _)) => (&t[..i], t[i..].to_ascii_uppercase()),
+            None => (t, String::new()),
+        };
+        let scale: u64 = match unit.trim_end_matches('B').trim_end_matches('I') {
+            "" => 1,
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            "T" => 1 << 40,
+            _ => return None,
+        };
+        return num.trim().parse::<u64>().ok().map(|n| (n.saturating_mul(scale), "MMLOOP_MEMORY_LIMIT".into()));
+    }
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kb.saturating_mul(1024), "the system's available memory".into()))
+}
+
+/// Refuses a fit whose [`memory_estimate`] exceeds `limit`, saying how much it needs, where it
+/// goes, and what to change.
+pub fn check_memory(model: &MmmModel, spec: &ModelSpec, limit: u64, limit_source: &str) -> Result<(), FitError> {
+    let est = memory_estimate(model, spec);
+    if est.peak <= limit {
+        return Ok(());
+    }
+    let f = &spec.fit;
+    let biggest = est.parts.first().map(|(w, _)| w.as_str()).unwrap_or("");
+    let remedy = if biggest.starts_with("Laplace") {
+        format!(
+            "The model has {} parameters (one per geo and channel with partial pooling): use method = \"nuts\" \
+             with metric = \"diag\" (no P×P matrix), complete pooling, or fewer geos (aggregate small geos, \
+             or fit a national model)",
+            model.params.len()
+        )
+    } else if biggest.starts_with("NUTS dense") {
+        "Use [fit] metric = \"diag\", or fewer geos (aggregate small geos, or fit a national model)".to_string()
+    } else {
+        format!(
+            "Keep fewer draws ([fit] chains × draws = {} × {}; e.g. draws = 250), or fewer geos (aggregate small \
+             geos, or fit a national model)",
+            f.chains, f.draws
+        )
+    };
+    Err(FitError::Memory { needed: est.peak, limit, limit_source: limit_source.to_string(), parts: est.parts, remedy })
 }
 
 /// A fitted model: the model (scaled data, layout), its unconstrained draws, and diagnostics.
@@ -33,6 +170,8 @@ pub struct FitResult {
 pub struct FitOptions {
     /// Never draw a progress bar (one is drawn on a terminal otherwise).
     pub quiet: bool,
+    /// Refuse fits whose [`memory_estimate`] exceeds this many bytes; `None`: [`memory_limit`].
+    pub memory_limit: Option<u64>,
 }
 
 /// Builds the model and fits it with the spec's method and settings.
@@ -43,6 +182,13 @@ pub fn fit(spec: &ModelSpec, data: &Dataset) -> Result<FitResult, FitError> {
 /// [`fit`] with run-time options (progress bar).
 pub fn fit_with(spec: &ModelSpec, data: &Dataset, options: FitOptions) -> Result<FitResult, FitError> {
     let model = MmmModel::new(spec, data)?;
+    let limit = match options.memory_limit {
+        Some(b) => Some((b, "the memory limit given".to_string())),
+        None => memory_limit(),
+    };
+    if let Some((bytes, source)) = limit {
+        check_memory(&model, spec, bytes, &source)?;
+    }
     let (draws, diagnostics, sample_stats) = match spec.fit.method {
         FitMethod::Laplace => {
             let (d, v) = laplace(&model, spec)?;
@@ -57,6 +203,53 @@ pub fn fit_with(spec: &ModelSpec, data: &Dataset, options: FitOptions) -> Result
 pub fn analyse_fit(result: &FitResult, data: &Dataset) -> Analysis {
     let actual: Vec<f64> = data.kpi.iter().copied().collect(); // [g, t] row-major = g·T + t
     analyse(&result.model, &result.draws.values, &data.times.labels, &actual)
+}
+
+/// [`analyse_fit`], failing on the first figure that is not a finite number (which `summary.json`
+/// would otherwise show as `null`): channel ROI, marginal ROI, contribution and share, parameter
+/// summaries, per-period fitted values, baseline and contributions, response curves, lift checks.
+/// Left out, as they are undefined for legitimate data rather than overflowed: the cost per KPI
+/// (a channel with zero contribution) and the fit metrics (R² of a constant holdout, MAPE of a
+/// KPI that is zero everywhere).
+pub fn analyse_checked(result: &FitResult, data: &Dataset) -> Result<Analysis, FitError> {
+    let a = analyse_fit(result, data);
+    let stat = |what: String, s: &crate::analysis::Stat| -> Result<(), FitError> {
+        for (part, v) in [("mean", s.mean), ("sd", s.sd), ("q05", s.q05), ("q95", s.q95)] {
+            if !v.is_finite() {
+                return Err(FitError::NonFinite { what: format!("{what} ({part})"), value: v });
+            }
+        }
+        Ok(())
+    };
+    let value = |what: String, v: f64| -> Result<(), FitError> {
+        if v.is_finite() { Ok(()) } else { Err(FitError::NonFinite { what, value: v }) }
+    };
+    for c in &a.channels {
+        stat(format!("ROI of {:?}", c.name), &c.roi)?;
+        stat(format!("marginal ROI of {:?}", c.name), &c.mroi)?;
+        stat(format!("contribution of {:?}", c.name), &c.contribution)?;
+        stat(format!("contribution share of {:?}", c.name), &c.contribution_share)?;
+    }
+    for p in &a.params {
+        stat(format!("parameter {}", p.name), &p.stat)?;
+    }
+    for r in &a.periods {
+        value(format!("fitted value at {}", r.time), r.fitted)?;
+        value(format!("baseline at {}", r.time), r.baseline)?;
+        for (c, v) in r.contributions.iter().chain(&r.contributions_q05).chain(&r.contributions_q95).enumerate() {
+            let name = a.channels.get(c % a.channels.len().max(1)).map_or("", |ch| ch.name.as_str());
+            value(format!("contribution of {name:?} at {}", r.time), *v)?;
+        }
+    }
+    for curve in &a.response_curves {
+        for pt in &curve.points {
+            stat(format!("response curve of {:?} at {}× spend", curve.channel, pt.multiplier), &pt.response)?;
+        }
+    }
+    for l in &a.lift_tests {
+        stat(format!("implied lift of lift test {}", l.index), &l.implied)?;
+    }
+    Ok(a)
 }
 
 /// A short description of the fit for `summary.json`.
@@ -83,7 +276,7 @@ fn laplace(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, serde_json::Val
         starts: f.laplace_starts.max(1),
         init: mmloop_inference::Init::Around { center: model.initial_point(), radius: 1.0 },
         seed: f.seed,
-        draws: (f.chains * f.draws).max(1),
+        draws: f.chains.saturating_mul(f.draws).max(1),
         // |∇log p| < 1e-5 puts the mode within ~|∇|/√λ_min(H) ≈ 1e-5 posterior sd of the optimum
         // (λ_min ≳ 1 in the scaled units, where every prior has scale ≲ 2): far below the Monte Carlo
         // error of the draws, and it halves the L-BFGS iterations of the default 1e-8.
@@ -210,6 +403,9 @@ pub enum LoadError {
     Config(Box<crate::config::ConfigError>),
     #[error(transparent)]
     Data(#[from] mmloop_data::DataError),
+    /// The fit's data file no longer loads (the message names the file).
+    #[error(transparent)]
+    Dataset(#[from] crate::data::MmmDataError),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("{path}: {message}")]
@@ -221,8 +417,7 @@ pub enum LoadError {
 pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset, FitResult), LoadError> {
     let dir = dir.as_ref();
     let spec = crate::config::load_config(dir.join("config.toml")).map_err(|e| LoadError::Config(Box::new(e)))?;
-    let data = Dataset::load(&spec)
-        .map_err(|e| LoadError::Mismatch { path: spec.data.path.clone(), message: e.to_string() })?;
+    let data = Dataset::load(&spec)?;
     let model = MmmModel::new(&spec, &data)?;
     let path = dir.join("posterior_unconstrained.parquet");
     let table = mmloop_data::Table::read(&path)?;

@@ -382,3 +382,60 @@ fn missing_data_file_names_the_path() {
     let e = Dataset::load(&load_config(&case.config).unwrap()).unwrap_err().to_string();
     has_all(&e, &["nope.csv", "no such file"]);
 }
+
+#[test]
+fn constant_kpi_is_refused_saying_so() {
+    let e = national_err(|r| r.iter_mut().for_each(|row| row[1] = "5000".into()));
+    has_all(&e, &["sales.csv", "column \"sales\"", "is 5000 in every fitted period (rows 1 to 30)", "no variation"]);
+    // per geo: constant within every geo (different levels) is as empty
+    let mut rows = geo_rows();
+    rows.iter_mut().for_each(|row| row[2] = if row[1] == "north" { "100".into() } else { "300".into() });
+    let e = load_err(GEO_HEADER, &rows, &geo_config());
+    has_all(&e, &["sales.csv", "column \"sales\"", "constant over the fitted periods within every geo"]);
+}
+
+#[test]
+fn zero_or_negative_kpi_names_file_column_and_geo() {
+    let e = national_err(|r| r.iter_mut().for_each(|row| row[1] = "0".into()));
+    has_all(&e, &["sales.csv", "column \"sales\" ([data] kpi)", "mean over the fitted periods is 0, not positive"]);
+    let e = national_err(|r| r.iter_mut().enumerate().for_each(|(i, row)| row[1] = format!("-{}", 10 + i)));
+    has_all(&e, &["sales.csv", "column \"sales\"", "not positive"]);
+    // without a population column each geo is scaled by its own mean: the geo is named
+    let mut rows = geo_rows();
+    rows.iter_mut().filter(|row| row[1] == "south").for_each(|row| row[2] = "0".into());
+    let cfg = NATIONAL_CONFIG.replace("kpi = \"sales\"", "kpi = \"sales\"\ngeo = \"geo\"");
+    let e = load_err(GEO_HEADER, &rows, &cfg);
+    has_all(&e, &["sales.csv", "column \"sales\"", "of geo \"south\" is 0", "drop the geo"]);
+}
+
+#[test]
+fn absurd_magnitudes_are_refused_naming_the_cell() {
+    let e = national_err(|r| r[8][1] = "1e305".into());
+    has_all(&e, &["sales.csv", "column \"sales\", row 9", "beyond ±2^53", "typo"]);
+    let e = national_err(|r| r[2][2] = "-2e20".into());
+    has_all(&e, &["sales.csv", "column \"tv_spend\", row 3", "beyond ±2^53"]);
+    // 2^53 itself is accepted (the limit is inclusive), one step beyond is not
+    let ok = national_rows();
+    let mut rows = ok.clone();
+    rows[4][1] = "9007199254740992".into();
+    let case = write_case(NATIONAL_HEADER, &rows, NATIONAL_CONFIG);
+    assert!(Dataset::load(&load_config(&case.config).unwrap()).is_ok());
+    let e = national_err(|r| r[4][1] = "9007199254740994".into());
+    has_all(&e, &["row 5", "beyond"]);
+}
+
+#[test]
+fn a_row_id_given_as_the_geo_column_fails_without_a_rows_squared_grid() {
+    // 30 rows, each its own "geo": 30 geos × 30 periods would be 900 cells for 30 rows
+    let rows: Vec<Vec<String>> = national_rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.push(format!("id{i}"));
+            r
+        })
+        .collect();
+    let cfg = NATIONAL_CONFIG.replace("kpi = \"sales\"", "kpi = \"sales\"\ngeo = \"id\"");
+    let e = load_err(&format!("{NATIONAL_HEADER},id"), &rows, &cfg);
+    has_all(&e, &["sales.csv", "column \"id\"", "has no row for 29 of the 30 periods"]);
+}

@@ -188,7 +188,22 @@ fn missing_required_key_and_bad_types_are_reported_with_line() {
     let e =
         parse(&MINIMAL.replace("name = \"tv\"", "name = \"tv\"\nadstock = { kind = \"geometric\", max_lag = \"8\" }"))
             .unwrap_err();
-    assert!(e.contains("line 9") && e.contains("invalid type"), "{e}");
+    assert!(e.contains("line 9") && e.contains("max_lag must be a whole number ≥ 0, got \"8\""), "{e}");
+}
+
+#[test]
+fn type_errors_say_which_key_and_what_it_must_be() {
+    let e = parse(&format!("{MINIMAL}[fit]\ndraws = 1.5\n")).unwrap_err();
+    assert!(e.contains("[fit] draws must be a whole number ≥ 1, got 1.5"), "{e}");
+    assert!(!e.contains("usize"), "serde's type names are not for users: {e}");
+    let e = parse(&format!("{MINIMAL}[fit]\nchains = -2\n")).unwrap_err();
+    assert!(e.contains("[fit] chains must be a whole number ≥ 1, got -2"), "{e}");
+    let e = parse(&format!("{MINIMAL}[fit]\ntarget_accept = \"high\"\n")).unwrap_err();
+    assert!(e.contains("[fit] target_accept must be a number, got \"high\""), "{e}");
+    let e = parse(&format!("{MINIMAL}[fit]\nseed = 1e3\n")).unwrap_err();
+    assert!(e.contains("[fit] seed must be a whole number from 0 to"), "{e}");
+    let e = parse(&MINIMAL.replace("kpi = \"sales\"", "kpi = 3")).unwrap_err();
+    assert!(e.contains("[data] kpi must be text in quotes, got 3"), "{e}");
 }
 
 #[test]

@@ -63,7 +63,7 @@ fn horizon_curves_equal_a_direct_simulation_of_the_flat_plan() {
         channels: basis.channels.clone(),
         spend: (0..13).map(|_| spend.iter().map(|s| s / 13.0).collect()).collect(),
     };
-    let sim = evaluate_plan(&fit, &basis, &plan);
+    let sim = evaluate_plan(&fit, &basis, &plan).unwrap();
     let nd = fit.draws.len();
     let mut v = vec![0.0; nd];
     for (c, &s) in spend.iter().enumerate() {
@@ -114,4 +114,29 @@ fn missing_fit_directory_says_how_to_make_one() {
     let dir = tempfile::tempdir().unwrap();
     let e = FittedModel::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("not a fit directory") && e.contains("mmloop fit"), "{e}");
+}
+
+#[test]
+fn plans_without_channel_columns_or_with_repeated_periods_are_refused() {
+    let fit = demo_fit();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("plan.csv");
+    std::fs::write(&p, "period\n1\n2\n").unwrap();
+    let e = SpendPlan::read(&p, &fit.channel_names()).unwrap_err().to_string();
+    assert!(e.contains("no column names a channel") && e.contains("tv, search, social"), "{e}");
+    std::fs::write(&p, "period,tv\n2024-01,10\n2024-02,20\n2024-01,30\n").unwrap();
+    let e = SpendPlan::read(&p, &fit.channel_names()).unwrap_err().to_string();
+    assert!(e.contains("period \"2024-01\" appears twice (rows 1 and 3)"), "{e}");
+    std::fs::write(&p, "period,tv\n1,1e300\n").unwrap();
+    let e = SpendPlan::read(&p, &fit.channel_names()).unwrap_err().to_string();
+    assert!(e.contains("row 1") && e.contains("beyond 2^53"), "{e}");
+}
+
+#[test]
+fn a_missing_plan_file_is_named_once() {
+    let fit = demo_fit();
+    let p = std::path::Path::new("/nonexistent/my_plan.csv");
+    let e = SpendPlan::read(p, &fit.channel_names()).unwrap_err().to_string();
+    assert_eq!(e.matches("my_plan.csv").count(), 1, "{e}");
+    assert!(e.contains("cannot read"), "{e}");
 }

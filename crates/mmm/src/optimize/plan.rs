@@ -35,6 +35,12 @@ pub enum PlanError {
     Provenance { path: PathBuf, message: String },
     #[error("{0}")]
     Option(String),
+    /// A table (plan, bounds) that cannot be read; the message names the file.
+    #[error(transparent)]
+    Table(mmloop_data::DataError),
+    /// A result that is not a finite number (an overflow somewhere upstream).
+    #[error("{0}")]
+    NonFinite(String),
     #[error(transparent)]
     Optimize(#[from] OptimizeError),
 }
@@ -508,7 +514,7 @@ pub fn optimize_plan(
             }
         })
         .collect();
-    Ok(OptimizationReport {
+    let report = OptimizationReport {
         horizon: basis.horizon,
         outcome_unit: match basis.unit {
             OutcomeUnit::Kpi => "kpi",
@@ -526,7 +532,29 @@ pub fn optimize_plan(
         lambda: a.lambda,
         iterations: a.iterations,
         draws: cur.iter().copied().zip(opt.iter().copied()).collect(),
-    })
+    };
+    all_finite(
+        "optimisation",
+        report.channels.iter().map(|c| (format!("{} outcome", c.channel), &c.outcome)).chain([
+            ("current outcome".to_string(), &report.current_outcome),
+            ("optimal outcome".to_string(), &report.optimal_outcome),
+            ("gain".to_string(), &report.gain),
+        ]),
+    )?;
+    let scalars = report.channels.iter().flat_map(|c| {
+        [
+            (format!("{} optimal spend", c.channel), c.optimal_spend),
+            (format!("{} marginal return", c.channel), c.marginal_return),
+        ]
+    });
+    for (name, v) in scalars.chain([("budget".to_string(), report.budget)]) {
+        if !v.is_finite() {
+            return Err(PlanError::NonFinite(format!(
+                "the optimisation's {name} is {v}, not a finite number. Check the budget, target or bounds for a typo"
+            )));
+        }
+    }
+    Ok(report)
 }
 
 /// A spend plan: per period, per channel, national money.
@@ -539,16 +567,39 @@ pub struct SpendPlan {
 }
 
 impl SpendPlan {
-    /// Reads a plan CSV/Parquet: a `period` column (any labels) and one column per channel; a
-    /// channel missing from the file spends nothing; a column that is not a channel is an error.
+    /// Reads a plan CSV/Parquet: a `period` column (any labels, each once) and one column per
+    /// channel; a channel missing from the file spends nothing, but a plan must name at least one
+    /// channel; a column that is not a channel is an error. Spend must be a finite number from 0 to
+    /// 2^53 ([`crate::data::MAX_MAGNITUDE`]).
     pub fn read(path: &Path, channels: &[String]) -> Result<Self, PlanError> {
         let perr = |m: String| PlanError::Plan { path: path.to_path_buf(), message: m };
-        let t = Table::read(path).map_err(|e| perr(e.to_string()))?;
+        // the table's errors name the file themselves
+        let t = Table::read(path).map_err(PlanError::Table)?;
         let periods = if t.has_column("period") {
-            t.str_column("period").map_err(|e| perr(e.to_string()))?
+            let p = t.str_column("period").map_err(PlanError::Table)?;
+            let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            for (row, label) in p.iter().enumerate() {
+                if let Some(first) = seen.insert(label.as_str(), row) {
+                    return Err(perr(format!(
+                        "period {label:?} appears twice (rows {} and {}). Give each period one row, with one \
+                         column per channel",
+                        first + 1,
+                        row + 1
+                    )));
+                }
+            }
+            p
         } else {
             (1..=t.n_rows()).map(|i| i.to_string()).collect()
         };
+        if !channels.iter().any(|c| t.has_column(c)) {
+            return Err(perr(format!(
+                "no column names a channel of the model, so the plan spends nothing; the columns are: {}. Add \
+                 one spend column per channel, named as the model's channels: {}",
+                t.columns().join(", "),
+                channels.join(", ")
+            )));
+        }
         for col in t.columns() {
             if col != "period" && !channels.contains(&col) {
                 let hint =
@@ -564,10 +615,17 @@ impl SpendPlan {
             if !t.has_column(name) {
                 continue;
             }
-            let v = t.f64_column(name).map_err(|e| perr(e.to_string()))?;
+            let v = t.f64_column(name).map_err(PlanError::Table)?;
             for (row, x) in v.iter().enumerate() {
                 if *x < 0.0 {
                     return Err(perr(format!("column {name:?}, row {}: spend {x} is negative", row + 1)));
+                }
+                if *x > crate::data::MAX_MAGNITUDE {
+                    return Err(perr(format!(
+                        "column {name:?}, row {}: spend {x:e} is beyond 2^53 ≈ 9.0e15, more than any budget; \
+                         check the cell for a typo",
+                        row + 1
+                    )));
                 }
                 spend[row][c] = *x;
             }
@@ -595,9 +653,25 @@ pub struct ScenarioChannel {
     pub roi: Stat,
 }
 
+/// Fails naming the first figure that is not a finite number: a report is never written with a
+/// NaN or an infinity (JSON would show `null`). `figures` are (name, value) pairs.
+fn all_finite<'a>(what: &str, figures: impl IntoIterator<Item = (String, &'a Stat)>) -> Result<(), PlanError> {
+    for (name, s) in figures {
+        for (part, v) in [("mean", s.mean), ("sd", s.sd), ("q05", s.q05), ("q95", s.q95)] {
+            if !v.is_finite() {
+                return Err(PlanError::NonFinite(format!(
+                    "the {what}'s {name} ({part}) is {v}, not a finite number: the inputs are too large for the \
+                     model's arithmetic. Check the budget, bounds or plan for a typo"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Evaluates a plan through every draw's adstock and saturation, counting carry-over for the
-/// adstock's max lag after the plan ends.
-pub fn evaluate_plan(fit: &FittedModel, basis: &PlanningBasis, plan: &SpendPlan) -> ScenarioReport {
+/// adstock's max lag after the plan ends. Fails rather than report a figure that is not finite.
+pub fn evaluate_plan(fit: &FittedModel, basis: &PlanningBasis, plan: &SpendPlan) -> Result<ScenarioReport, PlanError> {
     let m = &fit.model;
     let n_p = plan.periods.len();
     let c_n = m.channels.len();
@@ -639,7 +713,7 @@ pub fn evaluate_plan(fit: &FittedModel, basis: &PlanningBasis, plan: &SpendPlan)
         .collect();
     let tot: Vec<f64> = per_draw.iter().map(|d| d.iter().sum()).collect();
     let roi: Vec<f64> = tot.iter().map(|x| if total_spend > 0.0 { x / total_spend } else { 0.0 }).collect();
-    ScenarioReport {
+    let report = ScenarioReport {
         periods: n_p,
         outcome_unit: match basis.unit {
             OutcomeUnit::Kpi => "kpi",
@@ -649,5 +723,14 @@ pub fn evaluate_plan(fit: &FittedModel, basis: &PlanningBasis, plan: &SpendPlan)
         total_spend,
         total_outcome: Stat::of(&tot),
         roi: Stat::of(&roi),
-    }
+    };
+    all_finite(
+        "scenario",
+        report
+            .channels
+            .iter()
+            .flat_map(|c| [(format!("{} outcome", c.channel), &c.outcome), (format!("{} ROI", c.channel), &c.roi)])
+            .chain([("total outcome".to_string(), &report.total_outcome), ("ROI".to_string(), &report.roi)]),
+    )?;
+    Ok(report)
 }
