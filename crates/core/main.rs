@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod design;
 mod fit;
+mod ledger;
 mod lift;
 mod optimize;
 mod panel_args;
@@ -28,6 +29,8 @@ enum Command {
     Scenario(optimize::ScenarioArgs),
     /// Design a geo test: rank markets and lengths by simulated power; MDE, budget and expected precision.
     Design(design::DesignArgs),
+    /// See and curate the experiment ledger: list, show ID, add calibration.json, discard ID --why, export.
+    Ledger(ledger::LedgerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Optimize(a) => optimize::run_optimize(a),
         Command::Scenario(a) => optimize::run_scenario(a),
         Command::Design(a) => design::run(a),
+        Command::Ledger(a) => ledger::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,102 @@
+//! `mmloop ledger FILE ...`: see and curate the experiment ledger. Thin: the logic is in
+//! `mmloop_loop::ledger`.
+
+use anyhow::{Context, bail};
+use mmloop_loop::ledger::{self, Ledger};
+use std::path::PathBuf;
+
+/// See and curate the experiment ledger (an SQLite file): list, show, add readouts, discard, export.
+#[derive(clap::Args, Debug)]
+pub struct LedgerArgs {
+    /// The ledger file (created by `add` when it does not exist).
+    pub file: PathBuf,
+    #[command(subcommand)]
+    pub command: LedgerCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// List every experiment (and the recorded fits).
+    List,
+    /// Show one experiment in full.
+    Show {
+        /// Experiment id (from `list`).
+        id: i64,
+    },
+    /// Record the readouts of a calibration.json (as written by `mmloop lift`).
+    Add {
+        /// The calibration JSON file: one record or a list of records.
+        calibration: PathBuf,
+    },
+    /// Mark an experiment as discarded: it stays in the ledger but no longer calibrates fits.
+    Discard {
+        /// Experiment id (from `list`).
+        id: i64,
+        /// Why it is discarded (required).
+        #[arg(long, required = true)]
+        why: String,
+    },
+    /// Export: JSON = the read-out calibration records (loadable by `fit`); CSV = every experiment.
+    Export {
+        /// csv or json.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Output file (written atomically); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
+    let file = &args.file;
+    match args.command {
+        LedgerCommand::List => {
+            let l = Ledger::open(file)?;
+            print!("{}", ledger::format_list(&l.experiments()?, &l.fits()?));
+        }
+        LedgerCommand::Show { id } => {
+            let l = Ledger::open(file)?;
+            print!("{}", ledger::format_experiment(&l.experiment(id)?, &l.predictions_for(id)?));
+        }
+        LedgerCommand::Add { calibration } => {
+            let mut l = Ledger::open_or_create(file)?;
+            let ids = l.add_calibration_file(&calibration)?;
+            let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+            println!(
+                "added {} readout(s) from {} as experiment(s) {}",
+                ids.len(),
+                calibration.display(),
+                list.join(", ")
+            );
+            for id in &ids {
+                if l.experiment(*id)?.channels.is_empty() {
+                    eprintln!(
+                        "warning: experiment {id} names no channel; a fit cannot calibrate on it (rerun `mmloop lift` with --channel)"
+                    );
+                }
+            }
+        }
+        LedgerCommand::Discard { id, why } => {
+            let mut l = Ledger::open(file)?;
+            l.discard(id, &why)?;
+            println!("experiment {id} discarded: {}", why.trim());
+        }
+        LedgerCommand::Export { format, out } => {
+            let l = Ledger::open(file)?;
+            let text = match format.to_lowercase().as_str() {
+                "json" => serde_json::to_string_pretty(&l.readout_records()?)? + "\n",
+                "csv" => ledger::to_csv(&l.experiments()?),
+                f => bail!("--format must be csv or json, got {f:?}"),
+            };
+            match out {
+                Some(p) => {
+                    mmloop_data::write_atomic(&p, text.as_bytes())
+                        .with_context(|| format!("exporting {}", file.display()))?;
+                    eprintln!("wrote {}", p.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
