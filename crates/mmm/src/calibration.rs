@@ -134,34 +134,61 @@ pub fn build_lift_terms(model: &MmmModel, spec: &ModelSpec, data: &Dataset) -> R
         for (k, &c) in chans.iter().enumerate() {
             let share = if all > 0.0 { tot[k] / all } else { 1.0 / chans.len() as f64 };
             let ch = &model.channels[c];
-            let total_spend: f64 = data.spend.slice(ndarray::s![.., .., c]).sum();
-            let total_media: f64 = data.media.slice(ndarray::s![.., .., c]).sum();
-            if total_spend <= 0.0 {
-                return Err(err(format!("channel {}: no spend in the data to convert a spend change", ch.name)));
-            }
-            let overall = total_media / total_spend;
+            let overall = overall_media_per_money(data, c)
+                .ok_or_else(|| err(format!("channel {}: no spend in the data to convert a spend change", ch.name)))?;
             let lag = ch.kernel.max_lag;
             let touched: Vec<usize> = (0..g_n).filter(|&g| (0..t_n).any(|t| delta[g * t_n + t] != 0.0)).collect();
             for &g in touched.iter() {
                 let first = (0..t_n).find(|&t| delta[g * t_n + t] != 0.0).unwrap_or(t0).min(t0);
                 let last = (0..t_n).rev().find(|&t| delta[g * t_n + t] != 0.0).unwrap_or(t1).max(t1);
-                let seg_start = first.saturating_sub(lag);
                 let seg_end = (last + lag + 1).min(t_n);
                 let scale = model.geo_size[g] * ch.media_scale;
-                let x_fact: Vec<f64> = (seg_start..seg_end).map(|t| ch.x[g * t_n + t]).collect();
-                let x_cf: Vec<f64> = (seg_start..seg_end)
-                    .map(|t| {
+                parts.push(lift_part(
+                    model,
+                    c,
+                    g,
+                    first,
+                    seg_end,
+                    |t| ch.x[g * t_n + t],
+                    |t, x| {
                         let s = data.spend[[g, t, c]];
                         let ratio = if s > 0.0 { data.media[[g, t, c]] / s } else { overall };
-                        (ch.x[g * t_n + t] + share * delta[g * t_n + t] * ratio / scale).max(0.0)
-                    })
-                    .collect();
-                parts.push(LiftPart { channel: c, geo: g, seg_start, count_from: first - seg_start, x_fact, x_cf });
+                        x + share * delta[g * t_n + t] * ratio / scale
+                    },
+                ));
             }
         }
         terms.push(LiftTerm { index: i + 1, observed: rec.incremental_kpi, standard_error: rec.standard_error, parts });
     }
     Ok(terms)
+}
+
+/// The channel's media per unit of money over the whole data, Σ media / Σ spend: how a spend change
+/// is turned into media where a cell has no spend of its own. `None` when the channel never spent.
+pub(crate) fn overall_media_per_money(data: &Dataset, c: usize) -> Option<f64> {
+    let total_spend: f64 = data.spend.slice(ndarray::s![.., .., c]).sum();
+    let total_media: f64 = data.media.slice(ndarray::s![.., .., c]).sum();
+    (total_spend > 0.0).then(|| total_media / total_spend)
+}
+
+/// One (channel, geo) piece of a lift term: the factual scaled media `x_at(t)` and the
+/// counterfactual `cf_at(t, x_at(t))`, clipped at zero, over the periods
+/// [first − L, seg_end) (L the channel's max lag, so the adstock sees the history that feeds
+/// period `first`), with the lift counted from `first`. Periods are absolute indices on the
+/// model's time axis; `x_at` may extend it beyond the data (hypothetical tests, [`crate::pricing`]).
+pub(crate) fn lift_part(
+    model: &MmmModel,
+    c: usize,
+    g: usize,
+    first: usize,
+    seg_end: usize,
+    x_at: impl Fn(usize) -> f64,
+    cf_at: impl Fn(usize, f64) -> f64,
+) -> LiftPart {
+    let seg_start = first.saturating_sub(model.channels[c].kernel.max_lag);
+    let x_fact: Vec<f64> = (seg_start..seg_end).map(&x_at).collect();
+    let x_cf: Vec<f64> = (seg_start..seg_end).zip(&x_fact).map(|(t, &x)| cf_at(t, x).max(0.0)).collect();
+    LiftPart { channel: c, geo: g, seg_start, count_from: first - seg_start, x_fact, x_cf }
 }
 
 /// The model-implied lift of a term (KPI units) at given parameter values.

@@ -20,55 +20,10 @@ pub trait ResponseCurves: Sync {
     }
 }
 
-/// The shape of a saturation curve h(u), u ≥ 0, with h(0) = 0 and h → 1 as u → ∞.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Saturation {
-    /// Hill: h(u) = uⁿ / (uⁿ + κⁿ) (Meridian). Concave for n ≤ 1, S-shaped for n > 1.
-    Hill { ec: f64, slope: f64 },
-    /// Logistic: h(u) = (1 − e^{−λu}) / (1 + e^{−λu}) = tanh(λu/2) (PyMC-Marketing). Concave.
-    Logistic { lam: f64 },
-    /// Michaelis–Menten: h(u) = u / (k + u). Concave.
-    MichaelisMenten { k: f64 },
-}
-
-impl Saturation {
-    /// h(u), h'(u), h''(u).
-    #[inline]
-    pub fn eval(&self, u: f64) -> (f64, f64, f64) {
-        match *self {
-            Saturation::Hill { ec, slope: n } => {
-                if u <= 0.0 {
-                    // limits at 0: h = 0; h' = 1/κ for n = 1, 0 for n > 1, unbounded for n < 1
-                    let d1 = if n == 1.0 {
-                        1.0 / ec
-                    } else if n > 1.0 {
-                        0.0
-                    } else {
-                        f64::MAX
-                    };
-                    return (0.0, d1, 0.0);
-                }
-                let r = (u / ec).powf(n);
-                let q = 1.0 + r;
-                let h = r / q;
-                let d1 = n * r / (u * q * q);
-                let d2 = n * r * ((n - 1.0) - (n + 1.0) * r) / (u * u * q * q * q);
-                (h, d1, d2)
-            }
-            Saturation::Logistic { lam } => {
-                // tanh(λu/2) = (1 − e^{−λu})/(1 + e^{−λu}), one exp (cheaper than tanh); u ≥ 0
-                let e = (-lam * u.max(0.0)).exp();
-                let t = (1.0 - e) / (1.0 + e);
-                let sech2 = 1.0 - t * t;
-                (t, 0.5 * lam * sech2, -0.5 * lam * lam * sech2 * t)
-            }
-            Saturation::MichaelisMenten { k } => {
-                let q = k + u.max(0.0);
-                (u.max(0.0) / q, k / (q * q), -2.0 * k / (q * q * q))
-            }
-        }
-    }
-}
+/// The shape of a saturation curve h(u), u ≥ 0, with h(0) = 0 and h → 1 as u → ∞: the model's own
+/// [`SaturationCurve`](crate::transforms::saturation::SaturationCurve) (one formula for the model,
+/// the optimiser and pricing); the optimiser reads (h, h', h'') from its `derivs`.
+pub use crate::transforms::saturation::SaturationCurve as Saturation;
 
 /// Curves of the form R_{c,d}(s) = β_{c,d} Σ_j m_{c,d,j} · h_{c,d}(k_{c,d,j} · s): a saturation
 /// h applied to spend scaled by a few "pieces" (k_j, m_j).
@@ -150,7 +105,7 @@ impl ResponseCurves for SaturatingCurves {
             let i = base + d;
             let (mut a, mut b, mut e) = (0.0, 0.0, 0.0);
             for &(k, m) in &self.pieces[self.offsets[i]..self.offsets[i + 1]] {
-                let (h, h1, h2) = self.sat[i].eval(k * s);
+                let (h, h1, h2) = self.sat[i].derivs(k * s);
                 a += m * h;
                 b += m * k * h1;
                 e += m * k * k * h2;
@@ -167,7 +122,7 @@ impl ResponseCurves for SaturatingCurves {
             let i = base + d;
             let a: f64 = self.pieces[self.offsets[i]..self.offsets[i + 1]]
                 .iter()
-                .map(|&(k, m)| m * self.sat[i].eval(k * s).0)
+                .map(|&(k, m)| m * self.sat[i].value(k * s))
                 .sum();
             *out = self.beta[i] * a;
         }
@@ -181,9 +136,9 @@ mod tests {
 
     fn fd_check(s: Saturation, u: f64) {
         let e = 1e-6 * u.max(1e-3);
-        let (_, d1, d2) = s.eval(u);
-        let (hp, d1p, _) = s.eval(u + e);
-        let (hm, d1m, _) = s.eval(u - e);
+        let (_, d1, d2) = s.derivs(u);
+        let (hp, d1p, _) = s.derivs(u + e);
+        let (hm, d1m, _) = s.derivs(u - e);
         let fd1 = (hp - hm) / (2.0 * e);
         let fd2 = (d1p - d1m) / (2.0 * e);
         // central differences: truncation O(e²·h''') plus rounding O(ε/e); 1e-6 relative covers both
@@ -222,10 +177,10 @@ mod tests {
         let direct: f64 = (0..x.len())
             .map(|t| {
                 let a: f64 = (0..w.len()).filter(|&l| l <= t).map(|l| w[l] * x[t - l]).sum();
-                sat.eval(a * scale).0
+                sat.value(a * scale)
             })
             .sum();
-        let pieces: f64 = horizon_pieces(&w, h, scale).iter().map(|&(k, m)| m * sat.eval(k * s).0).sum();
+        let pieces: f64 = horizon_pieces(&w, h, scale).iter().map(|&(k, m)| m * sat.value(k * s)).sum();
         assert!((direct - pieces).abs() < 1e-12, "{direct} vs {pieces}");
     }
 }

@@ -1,22 +1,34 @@
-//! Saturation curves s(x; φ), their derivative in x and in the parameters φ.
+//! Saturation curves s(x; φ): the one owner of their formulas — value, first and second derivative
+//! in x, derivatives in the parameters φ — shared by the model's density
+//! ([`crate::model`]), the budget optimiser ([`crate::optimize`]) and hypothetical-test pricing
+//! ([`crate::pricing`]).
 //!
-//! | kind | s(x) | ∂s/∂x | source |
-//! |---|---|---|---|
-//! | hill | xⁿ/(xⁿ + ecⁿ) = σ(n·ln(x/ec)) | s(1−s)·n/x | Meridian `_hill` |
-//! | logistic | (1 − e^{−λx})/(1 + e^{−λx}) = tanh(λx/2) | (λ/2)(1 − s²) | PyMC-Marketing `logistic_saturation` |
-//! | michaelis_menten | x/(k + x) | k/(k + x)² | PyMC-Marketing `michaelis_menten` with α = 1 (β scales it) |
+//! | kind | s(x) | ∂s/∂x | ∂²s/∂x² | source |
+//! |---|---|---|---|---|
+//! | hill | xⁿ/(xⁿ + ecⁿ) = σ(n·ln(x/ec)) | n·s(1−s)/x | n·s(1−s)·(n(1−2s) − 1)/x² | Meridian `_hill` |
+//! | logistic | (1 − e^{−λx})/(1 + e^{−λx}) = tanh(λx/2) | (λ/2)(1 − s²) | −λ·s·∂s/∂x | PyMC-Marketing `logistic_saturation` |
+//! | michaelis_menten | x/(k + x) | k/(k + x)² | −2k/(k + x)³ | PyMC-Marketing `michaelis_menten` with α = 1 (β scales it) |
+//!
+//! (Hill: with u = n·ln(x/ec), s = σ(u), ds/du = s(1−s), du/dx = n/x, so ∂s/∂x = n·s(1−s)/x and
+//! ∂²s/∂x² = n/x·(1−2s)·∂s/∂x − n·s(1−s)/x², which is the table's form; logistic: d tanh = 1 − tanh².)
 //!
 //! Parameter derivatives: Hill ∂s/∂ec = −s(1−s)·n/ec, ∂s/∂n = s(1−s)·ln(x/ec); logistic
 //! ∂s/∂λ = (x/2)(1 − s²); Michaelis–Menten ∂s/∂k = −x/(k + x)².
 //!
-//! At x = 0 the Hill curve has ∂s/∂x = +∞ when n < 1; this module returns 0 there, which is what
-//! every product it enters needs: an adstocked input is 0 only when every input in its window is 0,
-//! so the factor it multiplies is exactly 0 as well.
+//! The curves are defined for x ≥ 0 (adstocked media and spend); a negative input is read as 0.
+//! At x = 0 the Hill curve has ∂s/∂x = +∞ when n < 1; [`SaturationCurve::eval`] returns 0 there,
+//! which is what every product it enters in the model needs: an adstocked input is 0 only when every
+//! input in its window is 0, so the factor it multiplies is exactly 0 as well. The optimiser, which
+//! needs the marginal return of a channel at zero spend, reads the one-sided limit from
+//! [`SaturationCurve::derivs`] instead (`f64::MAX` for +∞). At x = 0, ∂²s/∂x² is reported as 0.
 //!
 //! ```
-//! use mmloop_mmm::transforms::saturation::{Saturation, SaturationKind};
+//! use mmloop_mmm::transforms::saturation::{Saturation, SaturationCurve, SaturationKind};
 //! let s = Saturation { kind: SaturationKind::Hill };
 //! assert_eq!(s.value(&[2.0, 1.0], 2.0), 0.5); // x = ec is half saturation
+//! let c = SaturationCurve::Hill { ec: 2.0, slope: 1.0 };
+//! let (v, d1, d2) = c.derivs(2.0); // x/(x + 2): 1/2, 2/16, −4/64
+//! assert!((v - 0.5).abs() < 1e-15 && (d1 - 0.125).abs() < 1e-15 && (d2 + 0.0625).abs() < 1e-15);
 //! ```
 
 use super::SaturationSpec;
@@ -31,10 +43,16 @@ pub enum SaturationKind {
     MichaelisMenten,
 }
 
-/// A saturation curve (kind only; parameters are passed to each call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Saturation {
-    pub kind: SaturationKind,
+/// A saturation curve with its parameters h(x) = s(x; φ), x ≥ 0, h(0) = 0, h → 1 as x → ∞: the
+/// single place the formulas live (see the module documentation for the math and sources).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SaturationCurve {
+    /// Hill: h(x) = xⁿ / (xⁿ + ecⁿ) (Meridian). Concave for n ≤ 1, S-shaped for n > 1.
+    Hill { ec: f64, slope: f64 },
+    /// Logistic: h(x) = (1 − e^{−λx}) / (1 + e^{−λx}) = tanh(λx/2) (PyMC-Marketing). Concave.
+    Logistic { lam: f64 },
+    /// Michaelis–Menten: h(x) = x / (k + x). Concave.
+    MichaelisMenten { k: f64 },
 }
 
 /// Value and derivatives of s at one point.
@@ -42,8 +60,133 @@ pub struct Saturation {
 pub struct SatEval {
     pub s: f64,
     pub ds_dx: f64,
+    pub d2s_dx2: f64,
     /// ∂s/∂φ_p (unused entries 0).
     pub ds_dphi: [f64; 2],
+}
+
+impl SaturationCurve {
+    /// The curve of `kind` at parameters φ (in the model's order: Hill [ec, slope], logistic [λ],
+    /// Michaelis–Menten [k]; only the entries the kind uses are read).
+    #[inline]
+    pub fn new(kind: SaturationKind, phi: &[f64]) -> Self {
+        match kind {
+            SaturationKind::Hill => SaturationCurve::Hill { ec: phi[0], slope: phi[1] },
+            SaturationKind::Logistic => SaturationCurve::Logistic { lam: phi[0] },
+            SaturationKind::MichaelisMenten => SaturationCurve::MichaelisMenten { k: phi[0] },
+        }
+    }
+
+    pub fn kind(&self) -> SaturationKind {
+        match self {
+            SaturationCurve::Hill { .. } => SaturationKind::Hill,
+            SaturationCurve::Logistic { .. } => SaturationKind::Logistic,
+            SaturationCurve::MichaelisMenten { .. } => SaturationKind::MichaelisMenten,
+        }
+    }
+
+    /// φ in the model's order (unused entries 0).
+    pub fn params(&self) -> [f64; 2] {
+        match *self {
+            SaturationCurve::Hill { ec, slope } => [ec, slope],
+            SaturationCurve::Logistic { lam } => [lam, 0.0],
+            SaturationCurve::MichaelisMenten { k } => [k, 0.0],
+        }
+    }
+
+    /// s(x).
+    #[inline]
+    pub fn value(&self, x: f64) -> f64 {
+        match *self {
+            SaturationCurve::Hill { ec, slope } => {
+                if x <= 0.0 {
+                    return 0.0;
+                }
+                let u = slope * (x / ec).ln();
+                1.0 / (1.0 + (-u).exp())
+            }
+            SaturationCurve::Logistic { lam } => (0.5 * lam * nonneg(x)).tanh(),
+            SaturationCurve::MichaelisMenten { k } => {
+                let x = nonneg(x);
+                x / (k + x)
+            }
+        }
+    }
+
+    /// s with ∂s/∂x, ∂²s/∂x² and ∂s/∂φ (at x = 0: see the module documentation).
+    #[inline]
+    pub fn eval(&self, x: f64) -> SatEval {
+        match *self {
+            SaturationCurve::Hill { ec, slope: n } => {
+                if x <= 0.0 {
+                    let ds_dx = if n == 1.0 { 1.0 / ec } else { 0.0 };
+                    return SatEval { s: 0.0, ds_dx, d2s_dx2: 0.0, ds_dphi: [0.0, 0.0] };
+                }
+                let lr = (x / ec).ln();
+                let s = 1.0 / (1.0 + (-n * lr).exp());
+                let q = s * (1.0 - s);
+                let d1 = q * n / x;
+                SatEval { s, ds_dx: d1, d2s_dx2: d1 * (n * (1.0 - 2.0 * s) - 1.0) / x, ds_dphi: [-q * n / ec, q * lr] }
+            }
+            SaturationCurve::Logistic { lam } => {
+                let x = nonneg(x);
+                let s = (0.5 * lam * x).tanh();
+                let q = 0.5 * (1.0 - s * s);
+                let d1 = lam * q;
+                SatEval { s, ds_dx: d1, d2s_dx2: -lam * s * d1, ds_dphi: [x * q, 0.0] }
+            }
+            SaturationCurve::MichaelisMenten { k } => {
+                let x = nonneg(x);
+                let d = 1.0 / (k + x);
+                let s = x * d;
+                let d1 = k * d * d;
+                SatEval { s, ds_dx: d1, d2s_dx2: -2.0 * d1 * d, ds_dphi: [-x * d * d, 0.0] }
+            }
+        }
+    }
+
+    /// (s(x), s'(x), s''(x)) for the optimiser: [`SaturationCurve::eval`], except that a Hill curve
+    /// with n < 1 reports its one-sided slope at 0, +∞, as `f64::MAX`.
+    #[inline]
+    pub fn derivs(&self, x: f64) -> (f64, f64, f64) {
+        let e = self.eval(x);
+        match *self {
+            SaturationCurve::Hill { slope, .. } if x <= 0.0 && slope < 1.0 => (e.s, f64::MAX, e.d2s_dx2),
+            _ => (e.s, e.ds_dx, e.d2s_dx2),
+        }
+    }
+
+    /// ln s(1; φ), the log of the curve at the reference level x = 1 (the mean non-zero scaled
+    /// media), with its derivatives in φ; computed in log space so it stays finite where s(1)
+    /// underflows:
+    /// Hill ln s = −softplus(n·ln ec); logistic ln tanh(λ/2), ∂/∂λ = 1/sinh λ;
+    /// Michaelis–Menten −ln(1 + k).
+    pub fn ln_value_at_one(&self) -> (f64, [f64; 2]) {
+        match *self {
+            SaturationCurve::Hill { ec, slope: n } => {
+                let lec = ec.ln();
+                let u = n * lec;
+                let softplus = u.max(0.0) + (-u.abs()).exp().ln_1p();
+                let sig = 1.0 / (1.0 + (-u).exp());
+                (-softplus, [-sig * n / ec, -sig * lec])
+            }
+            SaturationCurve::Logistic { lam } => ((0.5 * lam).tanh().ln(), [1.0 / lam.sinh(), 0.0]),
+            SaturationCurve::MichaelisMenten { k } => (-k.ln_1p(), [-1.0 / (1.0 + k), 0.0]),
+        }
+    }
+}
+
+/// x, with negative inputs read as 0 (NaN stays NaN, so a bad parameter is not hidden).
+#[inline]
+fn nonneg(x: f64) -> f64 {
+    if x < 0.0 { 0.0 } else { x }
+}
+
+/// A saturation curve (kind only; parameters are passed to each call): the model's per-channel
+/// handle on [`SaturationCurve`], whose formulas every method here calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saturation {
+    pub kind: SaturationKind,
 }
 
 impl Saturation {
@@ -63,78 +206,27 @@ impl Saturation {
         }
     }
 
+    /// The curve at parameters φ.
+    #[inline]
+    pub fn curve(&self, phi: &[f64]) -> SaturationCurve {
+        SaturationCurve::new(self.kind, phi)
+    }
+
     /// s(x; φ) for x ≥ 0.
     #[inline]
     pub fn value(&self, phi: &[f64], x: f64) -> f64 {
-        match self.kind {
-            SaturationKind::Hill => {
-                if x <= 0.0 {
-                    return 0.0;
-                }
-                let u = phi[1] * (x / phi[0]).ln();
-                1.0 / (1.0 + (-u).exp())
-            }
-            SaturationKind::Logistic => (0.5 * phi[0] * x).tanh(),
-            SaturationKind::MichaelisMenten => x / (phi[0] + x),
-        }
+        self.curve(phi).value(x)
     }
 
-    /// s with ∂s/∂x and ∂s/∂φ.
+    /// s with its derivatives in x and φ.
     #[inline]
     pub fn eval(&self, phi: &[f64], x: f64) -> SatEval {
-        match self.kind {
-            SaturationKind::Hill => {
-                let (ec, n) = (phi[0], phi[1]);
-                if x <= 0.0 {
-                    let ds_dx = if n == 1.0 { 1.0 / ec } else { 0.0 };
-                    return SatEval { s: 0.0, ds_dx, ds_dphi: [0.0, 0.0] };
-                }
-                let lr = (x / ec).ln();
-                let s = 1.0 / (1.0 + (-n * lr).exp());
-                let q = s * (1.0 - s);
-                SatEval { s, ds_dx: q * n / x, ds_dphi: [-q * n / ec, q * lr] }
-            }
-            SaturationKind::Logistic => {
-                let lam = phi[0];
-                let s = (0.5 * lam * x).tanh();
-                let q = 0.5 * (1.0 - s * s);
-                SatEval { s, ds_dx: lam * q, ds_dphi: [x * q, 0.0] }
-            }
-            SaturationKind::MichaelisMenten => {
-                let k = phi[0];
-                let d = 1.0 / (k + x);
-                let s = x * d;
-                SatEval { s, ds_dx: k * d * d, ds_dphi: [-x * d * d, 0.0] }
-            }
-        }
+        self.curve(phi).eval(x)
     }
-}
 
-impl Saturation {
-    /// ln s(1; φ), the log of the curve at the reference level x = 1 (the mean non-zero scaled
-    /// media), with its derivatives in φ; computed in log space so it stays finite where s(1)
-    /// underflows:
-    /// Hill ln s = −softplus(n·ln ec); logistic ln tanh(λ/2), ∂/∂λ = 1/sinh λ;
-    /// Michaelis–Menten −ln(1 + k).
+    /// [`SaturationCurve::ln_value_at_one`] at φ.
     pub fn ln_value_at_one(&self, phi: &[f64]) -> (f64, [f64; 2]) {
-        match self.kind {
-            SaturationKind::Hill => {
-                let (ec, n) = (phi[0], phi[1]);
-                let lec = ec.ln();
-                let u = n * lec;
-                let softplus = u.max(0.0) + (-u.abs()).exp().ln_1p();
-                let sig = 1.0 / (1.0 + (-u).exp());
-                (-softplus, [-sig * n / ec, -sig * lec])
-            }
-            SaturationKind::Logistic => {
-                let lam = phi[0];
-                ((0.5 * lam).tanh().ln(), [1.0 / lam.sinh(), 0.0])
-            }
-            SaturationKind::MichaelisMenten => {
-                let k = phi[0];
-                (-k.ln_1p(), [-1.0 / (1.0 + k), 0.0])
-            }
-        }
+        self.curve(phi).ln_value_at_one()
     }
 }
 
@@ -257,6 +349,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn second_derivatives_match_the_closed_forms() {
+        // Hill n = 2, ec = 1 at x = 1: s = x²/(1+x²), s' = 2x/(1+x²)², s'' = (2 − 6x²)/(1+x²)³
+        let e = SaturationCurve::Hill { ec: 1.0, slope: 2.0 }.eval(1.0);
+        assert!((e.s - 0.5).abs() < 1e-15 && (e.ds_dx - 0.5).abs() < 1e-15 && (e.d2s_dx2 + 0.5).abs() < 1e-15);
+        // logistic λ = 2 at x = 0.5: s = tanh(0.5), s'' = −λ²/2·(1 − s²)·s
+        let t = 0.5f64.tanh();
+        let e = SaturationCurve::Logistic { lam: 2.0 }.eval(0.5);
+        assert!((e.d2s_dx2 + 2.0 * (1.0 - t * t) * t).abs() < 1e-15);
+        // Michaelis–Menten k = 3 at x = 1: s'' = −2k/(k + x)³ = −6/64
+        assert_eq!(SaturationCurve::MichaelisMenten { k: 3.0 }.eval(1.0).d2s_dx2, -6.0 / 64.0);
+    }
+
+    #[test]
+    fn slope_at_zero_follows_each_callers_convention() {
+        // the model's products need 0 where the true slope is infinite; the optimiser needs the limit
+        let concave = SaturationCurve::Hill { ec: 2.0, slope: 0.5 };
+        assert_eq!(concave.eval(0.0).ds_dx, 0.0);
+        assert_eq!(concave.derivs(0.0).1, f64::MAX);
+        assert_eq!(SaturationCurve::Hill { ec: 2.0, slope: 1.0 }.derivs(0.0).1, 0.5);
+        assert_eq!(SaturationCurve::Hill { ec: 2.0, slope: 3.0 }.derivs(0.0).1, 0.0);
+        // negative inputs read as 0, NaN is not hidden
+        assert_eq!(SaturationCurve::Logistic { lam: 1.0 }.derivs(-1.0), (0.0, 0.5, 0.0));
+        assert!(SaturationCurve::MichaelisMenten { k: 1.0 }.value(f64::NAN).is_nan());
+    }
+
     proptest! {
         /// ln s(1; φ) is the log of the curve at 1, and its φ-derivatives match central differences.
         #[test]
@@ -295,6 +413,38 @@ mod tests {
                 prop_assert!(close(s[t], e.s) && close(d1[t], e.ds_dx), "x {} s {} {} d1 {} {}", xs[t], s[t], e.s, d1[t], e.ds_dx);
                 prop_assert!(close(a[t], e.ds_dphi[0]) && close(b[t], e.ds_dphi[1]), "x {} dphi {} {} / {} {}", xs[t], a[t], e.ds_dphi[0], b[t], e.ds_dphi[1]);
             }
+        }
+
+        /// The second derivative (what the optimiser's Newton steps use) against central
+        /// differences of the first: truncation O(h²·s'''') plus rounding O(ε·|s'|/h) ≈ 1e-10·|s'|
+        /// with h = 1e-6·(1 + x), so 1e-6 relative is a loose but failing-capable bound.
+        #[test]
+        fn saturation_second_derivative_matches_finite_differences(
+            which in 0usize..3, x in 1e-3f64..20.0, p0 in 0.05f64..10.0, p1 in 0.3f64..5.0,
+        ) {
+            let kind = [SaturationKind::Hill, SaturationKind::Logistic, SaturationKind::MichaelisMenten][which];
+            let c = SaturationCurve::new(kind, &[p0, p1]);
+            let h = 1e-6 * x.min(1.0);
+            let e = c.eval(x);
+            let fd = (c.eval(x + h).ds_dx - c.eval(x - h).ds_dx) / (2.0 * h);
+            let scale = 1.0 + fd.abs() + e.ds_dx.abs() / x;
+            prop_assert!((e.d2s_dx2 - fd).abs() <= 1e-6 * scale, "{:?} x {}: d2 {} vs fd {}", c, x, e.d2s_dx2, fd);
+            // the optimiser's triple is the same numbers away from 0
+            prop_assert_eq!(c.derivs(x), (e.s, e.ds_dx, e.d2s_dx2));
+        }
+
+        /// The kind-only handle and the curve are one formula: identical bits.
+        #[test]
+        fn kind_handle_calls_the_curve_formulas(
+            which in 0usize..3, x in prop_oneof![Just(0.0), 1e-6f64..50.0], p0 in 0.05f64..10.0, p1 in 0.3f64..5.0,
+        ) {
+            let kind = [SaturationKind::Hill, SaturationKind::Logistic, SaturationKind::MichaelisMenten][which];
+            let sat = Saturation { kind };
+            let c = sat.curve(&[p0, p1]);
+            prop_assert_eq!(c.kind(), kind);
+            prop_assert_eq!(sat.value(&[p0, p1], x).to_bits(), c.value(x).to_bits());
+            prop_assert_eq!(sat.eval(&[p0, p1], x), c.eval(x));
+            prop_assert_eq!(SaturationCurve::new(kind, &c.params()), c);
         }
 
         /// Central differences with h = 1e-6·(1+|v|): error ≲ 1e-9 for these smooth curves.
