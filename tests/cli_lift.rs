@@ -243,14 +243,13 @@ fn lift_tbr_with_spend_column_reports_iroas_on_matched_markets() {
             out.to_str().unwrap(),
         ])
     };
-    // the file as published is unbalanced: a clear error, no output
+    // the file as published has 75 missing (date, geo) rows: TBR aggregates over them and says so
+    // (tests/cli_geo_robust.rs checks the other estimators refuse)
     let o = run(&data, &treated);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && err.contains("unbalanced") && err.contains("75 (time, geo) rows are missing"),
-        "{err}"
-    );
-    assert!(!out.exists());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = read_json(out.join("lift.json"));
+    assert!(j["cells"][0]["missing_cells"].as_u64().unwrap() > 0);
+    assert!(j["cells"][0]["estimates"]["tbr"]["notes"].to_string().contains("gaps:"));
     // keep the geos observed on every date
     let text = std::fs::read_to_string(&data).unwrap();
     let mut count: std::collections::HashMap<String, usize> = Default::default();

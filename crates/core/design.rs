@@ -3,9 +3,10 @@
 use anyhow::{Context, bail};
 use mmloop_data::OutputDir;
 use mmloop_geolift::design::{
-    DesignEstimator, DesignInference, DesignRecord, PowerConfig, SearchSpec, candidates_csv, search,
+    DesignEstimator, DesignInference, DesignRecord, PowerConfig, SearchSpec, TestType, candidates_csv,
+    search_with_progress,
 };
-use mmloop_geolift::{Columns, Panel};
+use mmloop_geolift::{Columns, OUTLIER_THRESHOLD, Panel};
 use std::path::PathBuf;
 
 /// Design a geo experiment: rank treated markets and test lengths by simulated power on history
@@ -21,7 +22,13 @@ pub struct DesignArgs {
     #[arg(long, default_value = "2..5")]
     pub n_treated: String,
     /// Test lengths in periods, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "14,21,28")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "14,21,28",
+        value_parser = crate::panel_args::count,
+        allow_hyphen_values = true
+    )]
     pub duration: Vec<usize>,
     /// Geos every design must treat, comma separated.
     #[arg(long, value_delimiter = ',')]
@@ -37,17 +44,18 @@ pub struct DesignArgs {
         default_value = "0,0.025,0.05,0.075,0.1,0.125,0.15,0.2,0.25,0.3"
     )]
     pub effects: Vec<f64>,
-    /// Assumed iROAS: reports the budget needed for the MDE.
-    #[arg(long)]
+    /// Assumed iROAS (> 0): reports the budget needed for the MDE.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::panel_args::real)]
     pub iroas: Option<f64>,
-    /// Spend change over the test: reports the detectable iROAS and the iROAS standard error.
-    #[arg(long)]
+    /// Spend change over the test (> 0 for a heavy-up test, < 0 for a go-dark test): reports the
+    /// detectable iROAS and the iROAS standard error.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::panel_args::real)]
     pub budget: Option<f64>,
     /// Number of disjoint test cells.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub cells: usize,
     /// Largest share of the total KPI the treated geos of a cell may hold.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub max_treated_share: f64,
     /// Estimator: sc (GeoLift) or did.
     #[arg(long, default_value = "sc")]
@@ -56,25 +64,33 @@ pub struct DesignArgs {
     #[arg(long, default_value = "conformal")]
     pub inference: String,
     /// Permutations for the conformal p-value.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub permutations: usize,
     /// Significance level (GeoLift's default 0.1).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub alpha: f64,
     /// Power at which the MDE is read off.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub power: f64,
     /// Rolling historical windows simulated per design.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub windows: usize,
     /// Periods between window ends.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub step: usize,
+    /// Donor pre-screen for sc: each design's donors are the K geos most correlated with its treated
+    /// average before the earliest simulated test (0 = every other geo).
+    #[arg(long, default_value_t = 50, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
+    pub max_donors: usize,
+    /// Most treated sets evaluated; a longer shortlist keeps the sets most correlated with the rest
+    /// of the panel (0 = no limit).
+    #[arg(long, default_value_t = 200, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
+    pub max_candidates: usize,
     /// Master seed.
     #[arg(long, default_value_t = 20210401)]
     pub seed: u64,
     /// Rows of the terminal table.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub top: usize,
     /// Output directory (design.json, candidates.csv).
     #[arg(long)]
@@ -110,16 +126,34 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
         "normal" => DesignInference::Normal,
         o => bail!("--inference: unknown inference {o:?}; use conformal or normal"),
     };
-    for (name, v) in [("--iroas", a.iroas), ("--budget", a.budget)] {
-        if let Some(v) = v
-            && (!v.is_finite() || v == 0.0)
-        {
-            bail!("{name}: {v} must be a finite non-zero number");
+    if let Some(r) = a.iroas
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!(
+            "--iroas {r}: an iROAS (incremental KPI per unit of spend) must be a positive number; for a go-dark test give the positive return the channel is believed to have, with negative --effects"
+        );
+    }
+    if let Some(b) = a.budget {
+        if !b.is_finite() || b == 0.0 {
+            bail!("--budget {b}: the spend change over the test must be a finite non-zero number");
+        }
+        let go_dark = matches!(mmloop_geolift::design::select::test_type(&a.effects), Ok(TestType::GoDark));
+        if b < 0.0 && !go_dark {
+            bail!(
+                "--budget {b}: a negative budget is a spend cut, but the --effects describe a heavy-up test (positive effects). Give a positive --budget, or negative --effects for a go-dark test"
+            );
+        }
+        if b > 0.0 && go_dark {
+            bail!(
+                "--budget {b}: the --effects describe a go-dark test (negative effects), whose spend change is a cut: give it as a negative --budget"
+            );
         }
     }
     let cols =
         Columns { time: a.panel.time, geo: a.panel.geo, kpi: a.panel.kpi, spend: a.spend.clone(), treatment: None };
     let panel = Panel::read(&a.panel.data, &cols)?;
+    let warnings = panel.screen_outliers(OUTLIER_THRESHOLD);
+    crate::panel_args::print_outliers("design", &warnings);
     let cfg = PowerConfig {
         estimator,
         inference,
@@ -139,6 +173,8 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
         cells: a.cells,
         max_treated_share: a.max_treated_share,
         target_power: a.power,
+        max_donors: a.max_donors,
+        max_candidates: a.max_candidates,
         ..Default::default()
     };
     eprintln!(
@@ -153,22 +189,36 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
         cfg.windows
     );
     let start = std::time::Instant::now();
-    let sel = search(&panel, &spec, &cfg)?;
+    let bar = crate::panel_args::Bar::new();
+    let sel = search_with_progress(&panel, &spec, &cfg, &bar)?;
+    bar.clear();
     eprintln!(
         "evaluated {} designs ({} treated sets) in {:.2} s",
         sel.candidates.len(),
-        sel.n_shortlisted,
+        sel.n_shortlisted - sel.n_capped,
         start.elapsed().as_secs_f64()
     );
-    let record = DesignRecord::new(&sel, &cfg, spec.target_power, a.iroas, a.budget);
+    if sel.n_capped > 0 {
+        eprintln!(
+            "note: {} of {} shortlisted treated sets were not evaluated (--max-candidates {}: the sets most correlated with the rest of the panel were kept)",
+            sel.n_capped, sel.n_shortlisted, a.max_candidates
+        );
+    }
+    if let Some(k) = sel.donor_screen {
+        eprintln!(
+            "note: donor pre-screen: each design's donors are the {k} geos most correlated with its treated average before the earliest simulated test (--max-donors)"
+        );
+    }
+    let mut record = DesignRecord::new(&sel, &cfg, spec.target_power, a.iroas, a.budget);
+    record.warnings = warnings;
     let out = OutputDir::create_for(&a.out, "design", &[&a.panel.data])?;
     out.write("design.json", &serde_json::to_vec_pretty(&record)?)?;
     out.write("candidates.csv", candidates_csv(&sel, &cfg, a.iroas, a.budget).as_bytes())?;
     let dir = out.commit()?;
 
     println!(
-        "{:>4}  {:<48} {:>4} {:>12} {:>9} {:>9} {:>8} {:>7}",
-        "rank", "treated", "days", "MDE", "se(lift)", "lift@0", "scaledL2", "share"
+        "{:>4}  {:<48} {:>7} {:>12} {:>9} {:>9} {:>8} {:>7}",
+        "rank", "treated", "periods", "MDE", "se(lift)", "lift@0", "scaledL2", "share"
     );
     for c in sel.candidates.iter().take(a.top) {
         let mut names = c.treated.join(", ");
@@ -176,7 +226,7 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
             names = names.chars().take(45).collect::<String>() + "...";
         }
         println!(
-            "{:>4}  {:<48} {:>4} {:>12} {:>8.1}% {:>+8.1}% {:>8.3} {:>6.1}%",
+            "{:>4}  {:<48} {:>7} {:>12} {:>8.1}% {:>+8.1}% {:>8.3} {:>6.1}%",
             c.rank,
             names,
             c.duration,

@@ -4,7 +4,8 @@ use anyhow::{Context, bail};
 use mmloop_data::{LiftTestRecord, OutputDir};
 use mmloop_geolift::inference::{self, Conformal, ConformalStat};
 use mmloop_geolift::{
-    Ascm, Columns, DiD, LiftData, LiftEstimate, LiftEstimator, Panel, Sdid, SyntheticControl, Tbr, Twfe,
+    Ascm, Columns, DiD, GeoLiftError, LiftData, LiftEstimate, LiftEstimator, OUTLIER_THRESHOLD, OutlierWarning, Panel,
+    Sdid, SyntheticControl, Tbr, Twfe,
 };
 use std::path::PathBuf;
 
@@ -26,7 +27,8 @@ pub struct LiftArgs {
     /// First test period (inclusive), in the data's time notation.
     #[arg(long)]
     pub start: Option<String>,
-    /// Last test period (inclusive); later periods are dropped.
+    /// Last test period (inclusive); later periods are dropped. An --end after the last period in the
+    /// data is refused (the window would be cut short).
     #[arg(long)]
     pub end: Option<String>,
     /// Estimator(s): sc, ascm, sdid, did, twfe, tbr or all (comma separated).
@@ -39,25 +41,30 @@ pub struct LiftArgs {
     #[arg(long)]
     pub no_demean: bool,
     /// Significance level for intervals (GeoLift's default 0.1 gives 90 % intervals).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub alpha: f64,
     /// Conformal test statistic: total (two-sided), positive or negative.
     #[arg(long, default_value = "total")]
     pub stat: String,
     /// Permutations for conformal inference.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub permutations: usize,
     /// Replications for placebo standard errors.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub placebo_reps: usize,
+    /// Donor pre-screen for sc and ascm: keep the K controls most correlated with the treated average
+    /// over the pre-period (0 = all). Panels with at most K controls are unaffected.
+    #[arg(long, default_value_t = 50, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
+    pub max_donors: usize,
     /// Master seed for permutations and placebos.
     #[arg(long, default_value_t = 20210401)]
     pub seed: u64,
     /// Channel(s) whose spend the test moved (for the calibration record; repeatable).
     #[arg(long)]
     pub channel: Vec<String>,
-    /// Total spend change over the window across treated geos (overrides the spend column).
-    #[arg(long, allow_hyphen_values = true)]
+    /// Total spend change over the window across treated geos (overrides the spend column); negative
+    /// for a go-dark test.
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::panel_args::real)]
     pub spend_change: Option<f64>,
     /// Output directory (lift.json, lift_periods.csv, calibration.json).
     #[arg(long)]
@@ -71,6 +78,7 @@ struct Cell {
     data: LiftData,
     estimates: Vec<LiftEstimate>,
     spend_change: Option<f64>,
+    warnings: Vec<OutlierWarning>,
 }
 
 pub fn run(args: LiftArgs) -> anyhow::Result<()> {
@@ -93,6 +101,13 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         }
     }
     estimators.dedup();
+    if let Some(s) = args.spend_change
+        && s == 0.0
+    {
+        bail!(
+            "--spend-change 0: a zero spend change gives no iROAS; leave --spend-change out, or give the change in spend over the test window (negative for a go-dark test)"
+        );
+    }
     let cols = Columns {
         time: args.panel.time.clone(),
         geo: args.panel.geo.clone(),
@@ -100,7 +115,23 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         spend: args.spend.clone(),
         treatment: args.treatment_col.clone(),
     };
-    let panel = Panel::read(&args.panel.data, &cols)?;
+    // gaps are read, and then refused by every estimator except TBR (which aggregates over them)
+    let panel = Panel::read_allow_gaps(&args.panel.data, &cols)?;
+    if panel.n_missing() > 0
+        && let Some(e) = estimators.iter().find(|e| e.as_str() != "tbr")
+    {
+        let o = panel.observed.as_ref().context("gaps without a mask")?;
+        let i = o.iter().position(|&v| !v).unwrap_or(0);
+        return Err(GeoLiftError::Gaps {
+            estimator: e.clone(),
+            source_name: panel.source.clone(),
+            missing: panel.n_missing(),
+            geo: panel.geos[i / o.ncols()].clone(),
+            time: panel.time_labels[i % o.ncols()].clone(),
+        }
+        .into());
+    }
+    let bar = crate::panel_args::Bar::new();
 
     // designs: one per cell
     let mut designs: Vec<(String, mmloop_geolift::Design)> = Vec::new();
@@ -124,7 +155,7 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         if !args.treated.is_empty() {
             bail!("use either --treated or --treatment-col, not both");
         }
-        let staggered = panel.design_from_treatment().is_err_and(|e| e.to_string().contains("staggered"));
+        let staggered = matches!(panel.design_from_treatment(), Err(GeoLiftError::StaggeredAdoption { .. }));
         if staggered && estimators.iter().all(|e| e == "twfe") {
             return run_staggered_twfe(&panel, &args);
         }
@@ -152,17 +183,33 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     for (name, d) in &designs {
         let exclude: Vec<String> = all_treated.iter().filter(|g| !d.treated.contains(g)).cloned().collect();
         let data = panel.design_cell(d, &exclude).with_context(|| format!("cell {name}"))?;
+        let warnings = data.screen_outliers(OUTLIER_THRESHOLD);
+        crate::panel_args::print_outliers(&format!("cell {name}"), &warnings);
         let spend_change = args.spend_change.or_else(|| baseline_spend_change(&data));
+        if args.spend_change.is_none() && data.spend.is_some() && spend_change.is_none() {
+            eprintln!(
+                "warning: cell {name}: the spend column has gaps in the treated geos, so the spend change is unknown; give --spend-change"
+            );
+        }
+        // sc and ascm run on the pre-screened donor pool (the other estimators on every control)
+        let (screened, screen) = data.screen_donors(args.max_donors);
         let mut estimates = Vec::new();
         for e in &estimators {
-            let mut est =
-                run_estimator(e, &data, &args, stat).with_context(|| format!("cell {name}, estimator {e}"))?;
+            bar.stage(&format!("cell {name}: {e}"));
+            let use_screen = matches!(e.as_str(), "sc" | "ascm");
+            let d = if use_screen { &screened } else { &data };
+            let mut est = run_estimator(e, d, &args, stat).with_context(|| format!("cell {name}, estimator {e}"))?;
+            if use_screen && let Some(s) = &screen {
+                est.notes.push(format!("{s} (--max-donors {})", args.max_donors));
+            }
             if let Some(s) = spend_change {
                 est.set_iroas(s);
             }
+            d.check_estimate(&est).with_context(|| format!("cell {name}, estimator {e}"))?;
             estimates.push(est);
         }
-        cells.push(Cell { name: name.clone(), data, estimates, spend_change });
+        bar.clear();
+        cells.push(Cell { name: name.clone(), data, estimates, spend_change, warnings });
     }
 
     // outputs
@@ -190,10 +237,11 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
 
 /// Spend change when only a spend column is given: treated spend over the window minus the same
 /// number of periods at the treated geos' pre-period average spend.
+/// `None` when a treated geo's spend cell is missing (a gap).
 fn baseline_spend_change(d: &LiftData) -> Option<f64> {
     let s = d.spend.as_ref()?;
     let pre: f64 = d.treated.iter().map(|&g| (0..d.t0).map(|t| s[[g, t]]).sum::<f64>()).sum::<f64>() / d.t0 as f64;
-    Some(d.treated_post_spend()? - pre * d.n_post() as f64)
+    Some(d.treated_post_spend()? - pre * d.n_post() as f64).filter(|v| v.is_finite())
 }
 
 /// Staggered adoption from a 0/1 treatment column: TWFE with cluster-robust SEs and the event
@@ -268,6 +316,7 @@ fn run_staggered_twfe(panel: &Panel, args: &LiftArgs) -> anyhow::Result<()> {
 /// average (sums to [`baseline_spend_change`]).
 fn spend_path(d: &LiftData) -> Option<Vec<mmloop_data::SpendDelta>> {
     let s = d.spend.as_ref()?;
+    baseline_spend_change(d)?;
     let mut out = Vec::new();
     for &g in &d.treated {
         let base = (0..d.t0).map(|t| s[[g, t]]).sum::<f64>() / d.t0 as f64;
@@ -301,10 +350,17 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
             e.inference =
                 Some(format!("conformal p-value and CI ({} permutations); SE = CI half-width / z", args.permutations));
             match inference::placebo_se(&sc, data, args.placebo_reps, args.seed) {
+                Ok(se) if !se.is_finite() => return Err(nonfinite("sc", "placebo SE", se, data).into()),
                 Ok(se) => e.notes.push(format!("placebo SE ({} random control groups): {se:.6}", args.placebo_reps)),
+                Err(m @ GeoLiftError::ResourceLimit { .. }) | Err(m @ GeoLiftError::BadDesign { .. }) => {
+                    return Err(m.into());
+                }
                 Err(m) => e.notes.push(format!("no placebo SE: {m}")),
             }
             match inference::placebo_in_space(&sc, data, e.att) {
+                Ok(p) if !(p.p_value.is_finite() && p.sd.is_finite()) => {
+                    return Err(nonfinite("sc", "placebo-in-space spread", p.sd, data).into());
+                }
                 Ok(p) => e.notes.push(format!(
                     "placebo in space ({} controls as fake treated geos): rank p-value {:.4}, SD of placebo ATTs {:.6}",
                     p.placebos.len(),
@@ -381,6 +437,9 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
             // the predictive interval assumes iid errors; the block bootstrap keeps their serial
             // correlation (daily data), reported beside it
             match tbr.block_bootstrap(data, 1000, None, args.seed) {
+                Ok(b) if !(b.cumulative_se.is_finite() && b.ci_lower.is_finite() && b.ci_upper.is_finite()) => {
+                    return Err(nonfinite("tbr", "block-bootstrap SE", b.cumulative_se, data).into());
+                }
                 Ok(b) => e.notes.push(format!(
                     "moving-block bootstrap (block {}, {} reps): cumulative effect SE {:.4}, {:.0}% interval [{:.4}, {:.4}], p = {:.4}",
                     b.block_len,
@@ -397,6 +456,15 @@ fn run_estimator(name: &str, data: &LiftData, args: &LiftArgs, stat: ConformalSt
         }
         _ => bail!("unknown estimator {name}"),
     })
+}
+
+fn nonfinite(estimator: &str, what: &str, value: f64, data: &LiftData) -> GeoLiftError {
+    GeoLiftError::NonFiniteResult {
+        estimator: estimator.into(),
+        what: what.into(),
+        value,
+        culprit: data.nonfinite_culprit(),
+    }
 }
 
 fn lift_json(panel: &Panel, cells: &[Cell], args: &LiftArgs) -> serde_json::Value {
@@ -441,6 +509,9 @@ fn lift_json(panel: &Panel, cells: &[Cell], args: &LiftArgs) -> serde_json::Valu
                 "n_pre": c.data.t0,
                 "n_post": c.data.n_post(),
                 "spend_change": c.spend_change,
+                "missing_cells": c.data.missing_cells().0,
+                "outlier_rule": format!("robust score > {OUTLIER_THRESHOLD} and off by more than half the geo's typical level (modified z-score of the level-scaled series minus the cross-geo median and the ±2-period neighbours' median); the treated geos' test window is exempt"),
+                "warnings": c.warnings,
                 "estimates": Value::Object(ests),
             })
         })

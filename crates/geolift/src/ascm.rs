@@ -66,6 +66,7 @@ fn ridge_weights(xc: ArrayView2<f64>, x1: &[f64], syn: &[f64], k: &Array2<f64>, 
 impl Ascm {
     pub fn fit(&self, data: &LiftData) -> Result<AscmFit, GeoLiftError> {
         data.require_pre("ascm", 3)?;
+        data.require_complete("ascm")?;
         let t0 = data.t0;
         let x1 = data.treated_mean();
         let x0 = data.control_matrix();

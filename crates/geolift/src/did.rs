@@ -27,6 +27,7 @@ impl LiftEstimator for DiD {
     }
     fn estimate(&self, data: &LiftData) -> Result<LiftEstimate, GeoLiftError> {
         data.require_pre(self.name(), 1)?;
+        data.require_complete(self.name())?;
         let x1 = data.treated_mean();
         let n0 = data.controls.len() as f64;
         let x0: Vec<f64> =
@@ -147,6 +148,7 @@ impl Twfe {
     /// TWFE on a designed panel (treated geos switch on at `t0`).
     pub fn fit(&self, data: &LiftData) -> Result<ClusteredFit, GeoLiftError> {
         data.require_pre(self.name(), 1)?;
+        data.require_complete(self.name())?;
         let (y, d) = common_adoption(data);
         twfe_regression(y.view(), &[d])
     }
@@ -252,6 +254,7 @@ impl EventStudy {
     /// Event study on a designed panel (common adoption at `t0`).
     pub fn fit(&self, data: &LiftData) -> Result<Vec<EventCoef>, GeoLiftError> {
         data.require_pre("event-study", 2)?;
+        data.require_complete("event-study")?;
         let (y, d) = common_adoption(data);
         self.fit_matrix(y.view(), d.view())
     }

@@ -2,7 +2,7 @@
 //! standard errors. Every random draw comes from its own generator seeded by
 //! `derive_seed(master, stream, index)`, so results are identical for any thread count.
 
-use crate::error::{GeoLiftError, est_err};
+use crate::error::{GeoLiftError, check_memory, est_err};
 use crate::panel::LiftData;
 use crate::result::{LiftEstimate, LiftEstimator};
 use crate::sc::fit_sc;
@@ -146,6 +146,14 @@ impl Conformal {
         if data.n_periods() > u16::MAX as usize {
             return Err(est_err("conformal", "too many periods"));
         }
+        // the permutations are stored (common random numbers across the grid): ns × T × 2 bytes
+        check_memory(
+            "--permutations",
+            self.ns,
+            self.ns as f64,
+            2.0 * data.n_periods() as f64,
+            &format!("storing {} permutations of {} periods", self.ns, data.n_periods()),
+        )?;
         let x1 = data.treated_mean();
         let x0 = data.control_matrix();
         let w0: Vec<f64> = est.weights.iter().map(|(_, w)| *w).collect();
@@ -206,8 +214,17 @@ impl Conformal {
     pub fn apply(&self, data: &LiftData, est: &mut LiftEstimate) -> Result<ConformalResult, GeoLiftError> {
         let r = self.run(data, est)?;
         est.p_value = Some(r.p_value);
-        est.ci_lower = Some(r.ci_lower);
-        est.ci_upper = Some(r.ci_upper);
+        if r.ci_lower.is_finite() && r.ci_upper.is_finite() {
+            est.ci_lower = Some(r.ci_lower);
+            est.ci_upper = Some(r.ci_upper);
+        } else {
+            est.ci_lower = None;
+            est.ci_upper = None;
+            est.notes.push(format!(
+                "no conformal interval: no effect on the searched grid reached p ≥ {} (the confidence set is empty)",
+                self.alpha
+            ));
+        }
         est.alpha = self.alpha;
         est.inference = Some(format!("conformal ({} permutations)", self.ns));
         Ok(r)
@@ -251,6 +268,7 @@ pub fn placebo_in_space(est: &dyn LiftEstimator, data: &LiftData, att: f64) -> R
 /// re-estimate; se = √((R−1)/R) · sd(τ̂⁽ʳ⁾). Needs more controls than treated geos. For SDID use
 /// [`sdid_placebo_se`], which reuses the original regularisation as synthdid does.
 pub fn placebo_se(est: &dyn LiftEstimator, data: &LiftData, reps: usize, seed: u64) -> Result<f64, GeoLiftError> {
+    check_reps(reps)?;
     let n1 = data.treated.len();
     let n0 = data.controls.len();
     if n0 <= n1 {
@@ -271,6 +289,18 @@ pub fn placebo_se(est: &dyn LiftEstimator, data: &LiftData, reps: usize, seed: u
     Ok(rep_se(&taus))
 }
 
+/// Placebo replications: at least 2 (a standard deviation), and their estimates (8 bytes each) must
+/// fit in memory.
+pub fn check_reps(reps: usize) -> Result<(), GeoLiftError> {
+    if reps < 2 {
+        return Err(GeoLiftError::BadDesign {
+            what: "--placebo-reps".into(),
+            message: format!("{reps} replications cannot give a standard deviation: use at least 2 (200 is usual)"),
+        });
+    }
+    check_memory("--placebo-reps", reps, reps as f64, 8.0, &format!("keeping {reps} placebo estimates"))
+}
+
 fn rep_se(taus: &[f64]) -> f64 {
     let r = taus.len() as f64;
     let m = taus.iter().sum::<f64>() / r;
@@ -282,6 +312,7 @@ fn rep_se(taus: &[f64]) -> f64 {
 /// fixed from the original fit and the weights initialised from it (ω restricted to the placebo
 /// controls and renormalised).
 pub fn sdid_placebo_se(sdid: &Sdid, data: &LiftData, reps: usize, seed: u64) -> Result<f64, GeoLiftError> {
+    check_reps(reps)?;
     let (fit, y) = sdid.fit(data)?;
     let n0 = data.controls.len();
     let n1 = data.treated.len();

@@ -9,7 +9,7 @@
 //! # Ok::<(), mmloop_geolift::GeoLiftError>(())
 //! ```
 
-use crate::error::{GeoLiftError, design_err};
+use crate::error::{GeoLiftError, MAX_ABS_VALUE, design_err};
 use mmloop_data::{Table, TimeColumn, TimeKind, closest};
 use ndarray::Array2;
 use std::collections::HashMap;
@@ -32,7 +32,10 @@ impl Default for Columns {
     }
 }
 
-/// A balanced panel: every geo observed at every time exactly once, all values finite.
+/// A panel: every geo observed at every time at most once, all values finite and at most
+/// [`MAX_ABS_VALUE`] in magnitude. [`Panel::read`] requires it balanced (every geo at every time);
+/// [`Panel::read_allow_gaps`] accepts missing (time, geo) rows and records them in `observed`
+/// (missing cells hold NaN, so any estimator that does not handle gaps cannot use them unnoticed).
 /// Geos keep their order of first appearance; times are sorted ascending.
 #[derive(Debug, Clone)]
 pub struct Panel {
@@ -48,12 +51,29 @@ pub struct Panel {
     pub treatment: Option<Array2<f64>>,
     /// File name (or other provenance) for error messages and the calibration record.
     pub source: String,
+    /// Which (geo, time) cells were in the data; `None` when the panel is balanced.
+    pub observed: Option<Array2<bool>>,
 }
 
 impl Panel {
     /// Reads a long CSV/Parquet panel and checks it is balanced and finite.
     pub fn read(path: impl AsRef<Path>, cols: &Columns) -> Result<Self, GeoLiftError> {
-        let path = path.as_ref();
+        Self::read_impl(path.as_ref(), cols, false)
+    }
+
+    /// Like [`Panel::read`], but missing (time, geo) rows are allowed: they are recorded in
+    /// `observed` and hold NaN. Only estimators that can honestly aggregate over gaps (TBR) accept
+    /// such a panel; the others return [`GeoLiftError::Gaps`].
+    pub fn read_allow_gaps(path: impl AsRef<Path>, cols: &Columns) -> Result<Self, GeoLiftError> {
+        Self::read_impl(path.as_ref(), cols, true)
+    }
+
+    /// Number of missing (time, geo) cells.
+    pub fn n_missing(&self) -> usize {
+        self.observed.as_ref().map(|o| o.iter().filter(|&&v| !v).count()).unwrap_or(0)
+    }
+
+    fn read_impl(path: &Path, cols: &Columns, allow_gaps: bool) -> Result<Self, GeoLiftError> {
         let t = Table::read(path)?;
         let time = t.time_column(&cols.time)?;
         let geo = t.str_column(&cols.geo)?;
@@ -69,11 +89,11 @@ impl Panel {
         if let (Some(name), Some(v)) = (&cols.treatment, treat) {
             extra.push((name.clone(), v));
         }
-        let (mut p, mut mats) = Self::build(&source, time, &geo, &cols.kpi, &kpi, &extra)?;
+        let (mut p, mut mats) = Self::build(&source, time, &geo, &cols.kpi, &kpi, &extra, allow_gaps)?;
         if let Some(name) = &treat_name {
             let m = mats.pop();
             if let Some(m) = &m
-                && let Some(((g, tt), v)) = indexed(m).find(|(_, v)| !(*v == 0.0 || *v == 1.0))
+                && let Some(((g, tt), v)) = indexed(m).find(|(_, v)| !(*v == 0.0 || *v == 1.0 || v.is_nan()))
             {
                 return Err(design_err(
                     format!("{source}: column {name:?}"),
@@ -99,7 +119,7 @@ impl Panel {
         kpi_name: &str,
         kpi: &[f64],
     ) -> Result<Self, GeoLiftError> {
-        Ok(Self::build(source, time, geo, kpi_name, kpi, &[])?.0)
+        Ok(Self::build(source, time, geo, kpi_name, kpi, &[], false)?.0)
     }
 
     /// `from_long` plus further numeric columns (name, values) reshaped the same way.
@@ -110,6 +130,7 @@ impl Panel {
         kpi_name: &str,
         kpi: &[f64],
         extra: &[(String, Vec<f64>)],
+        allow_gaps: bool,
     ) -> Result<(Self, Vec<Array2<f64>>), GeoLiftError> {
         let n = geo.len();
         if time.values.len() != n || kpi.len() != n || extra.iter().any(|(_, v)| v.len() != n) {
@@ -152,7 +173,16 @@ impl Panel {
             }
             seen[cell] = r;
             let check = |name: &str, v: f64| {
-                if v.is_finite() {
+                if v.is_finite() && v.abs() > MAX_ABS_VALUE {
+                    Err(GeoLiftError::ValueTooLarge {
+                        source_name: source.into(),
+                        column: name.into(),
+                        geo: geo[r].clone(),
+                        time: time.labels[r].clone(),
+                        value: v,
+                        limit: MAX_ABS_VALUE,
+                    })
+                } else if v.is_finite() {
                     Ok(v)
                 } else {
                     Err(GeoLiftError::NonFinite {
@@ -169,7 +199,18 @@ impl Panel {
             }
         }
         let missing = seen.iter().filter(|&&s| s == usize::MAX).count();
-        if missing > 0 {
+        let mut observed = None;
+        if missing > 0 && allow_gaps {
+            let o = Array2::from_shape_fn((ng, nt), |(g, t)| seen[g * nt + t] != usize::MAX);
+            for m in std::iter::once(&mut k).chain(ex.iter_mut()) {
+                m.zip_mut_with(&o, |v, &ok| {
+                    if !ok {
+                        *v = f64::NAN;
+                    }
+                });
+            }
+            observed = Some(o);
+        } else if missing > 0 {
             let cell = seen.iter().position(|&s| s == usize::MAX).unwrap_or(0);
             return Err(GeoLiftError::MissingRows {
                 source_name: source.into(),
@@ -187,6 +228,7 @@ impl Panel {
             spend: None,
             treatment: None,
             source: source.into(),
+            observed,
         };
         Ok((p, ex))
     }
@@ -204,6 +246,16 @@ impl Panel {
                 time: t.to_string(),
             });
         }
+        if let Some(((g, t), v)) = indexed(&kpi).find(|(_, v)| v.abs() > MAX_ABS_VALUE) {
+            return Err(GeoLiftError::ValueTooLarge {
+                source_name: "matrix".into(),
+                column: "kpi".into(),
+                geo: geos[g].clone(),
+                time: t.to_string(),
+                value: v,
+                limit: MAX_ABS_VALUE,
+            });
+        }
         let nt = kpi.ncols();
         Ok(Self {
             geos,
@@ -214,6 +266,7 @@ impl Panel {
             spend: None,
             treatment: None,
             source: "matrix".into(),
+            observed: None,
         })
     }
 
@@ -248,8 +301,9 @@ impl Panel {
 
     /// Treated geos and test window read from the 0/1 treatment column: the geos that are ever
     /// treated, the first and the last treated period. Every treated geo must be treated over
-    /// exactly that window (common adoption); staggered adoption is an error here (use
-    /// [`crate::Twfe::fit_matrix`] or [`crate::EventStudy::fit_matrix`] with the treatment matrix).
+    /// exactly that window (common adoption); staggered adoption is [`GeoLiftError::StaggeredAdoption`]
+    /// (the CLI then runs `--estimator twfe` through [`crate::Twfe::fit_matrix`] and
+    /// [`crate::EventStudy::fit_matrix`] on the treatment matrix).
     pub fn design_from_treatment(&self) -> Result<Design, GeoLiftError> {
         let d = self
             .treatment
@@ -260,17 +314,14 @@ impl Panel {
             return Err(design_err("--treatment-col", "no geo is ever treated (all values are 0)"));
         }
         let nt = self.times.len();
-        let first = |g: usize| (0..nt).find(|&t| d[[g, t]] == 1.0).unwrap_or(nt);
+        let first = |g: usize| (0..nt).find(|&t| d[[g, t]] == 1.0).unwrap_or(0);
         let last = |g: usize| (0..nt).rev().find(|&t| d[[g, t]] == 1.0).unwrap_or(0);
         let (start, end) = (first(treated[0]), last(treated[0]));
         for &g in &treated {
             if first(g) != start || last(g) != end || (start..=end).any(|t| d[[g, t]] != 1.0) {
-                return Err(design_err(
-                    "--treatment-col",
-                    format!(
-                        "staggered or interrupted treatment: geo {:?} is treated from {} to {}, geo {:?} from {} to {}. \
-                         These estimators need one common test window; split the test into cells with --cell, or use \
-                         the library's Twfe::fit_matrix / EventStudy::fit_matrix for staggered adoption",
+                return Err(GeoLiftError::StaggeredAdoption {
+                    detail: format!(
+                        "geo {:?} is treated from {} to {}, geo {:?} from {} to {}",
                         self.geos[treated[0]],
                         self.time_labels[start],
                         self.time_labels[end],
@@ -278,7 +329,7 @@ impl Panel {
                         self.time_labels[first(g)],
                         self.time_labels[last(g)]
                     ),
-                ));
+                });
             }
         }
         Ok(Design {
@@ -317,6 +368,18 @@ impl Panel {
                 let tc = TimeColumn { kind: self.time_kind, values: vec![], labels: vec![] };
                 let v = tc.parse_point(e).map_err(|m| design_err("--end", m))?;
                 let i = self.times.partition_point(|&x| x <= v);
+                let last = self.times.len() - 1;
+                if v > self.times[last] {
+                    // refused rather than cut silently: a test window that the data does not cover
+                    // would be estimated over fewer periods than the user believes
+                    return Err(design_err(
+                        "--end",
+                        format!(
+                            "{e} is after the last period in the data ({}): the test window would be cut short. Give an --end inside the data, or leave --end out to run the test to the last period",
+                            self.time_labels[last]
+                        ),
+                    ));
+                }
                 if i == 0 || i - 1 < start {
                     return Err(design_err("--end", format!("end {e} is before the test start {}", d.start)));
                 }
@@ -343,6 +406,7 @@ impl Panel {
             controls,
             t0: start,
             source: self.source.clone(),
+            observed: self.observed.as_ref().map(|o| o.slice(ndarray::s![.., ..cols]).to_owned()),
         })
     }
 }
@@ -380,6 +444,8 @@ pub struct LiftData {
     /// Number of pre-test periods; periods `t0..` are the test window.
     pub t0: usize,
     pub source: String,
+    /// Which cells were in the data (`None`: all of them). Missing cells of `y` hold NaN.
+    pub observed: Option<Array2<bool>>,
 }
 
 impl LiftData {
@@ -407,7 +473,101 @@ impl LiftData {
             controls,
             t0,
             source: "matrix".into(),
+            observed: None,
         })
+    }
+
+    /// Missing cells among the treated and control geos: (count, first missing (geo, period)).
+    pub fn missing_cells(&self) -> (usize, Option<(usize, usize)>) {
+        let Some(o) = &self.observed else { return (0, None) };
+        let mut n = 0;
+        let mut first = None;
+        for &g in self.treated.iter().chain(&self.controls) {
+            for t in 0..o.ncols() {
+                if !o[[g, t]] {
+                    n += 1;
+                    first.get_or_insert((g, t));
+                }
+            }
+        }
+        (n, first)
+    }
+
+    /// Whether cell (g, t) was in the data.
+    pub fn is_observed(&self, g: usize, t: usize) -> bool {
+        self.observed.as_ref().is_none_or(|o| o[[g, t]])
+    }
+
+    /// [`GeoLiftError::Gaps`] when a treated or control geo misses a period: for the estimators
+    /// that need a balanced panel.
+    pub fn require_complete(&self, estimator: &str) -> Result<(), GeoLiftError> {
+        match self.missing_cells() {
+            (0, _) | (_, None) => Ok(()),
+            (n, Some((g, t))) => Err(GeoLiftError::Gaps {
+                estimator: estimator.into(),
+                source_name: self.source.clone(),
+                missing: n,
+                geo: self.geos[g].clone(),
+                time: self.time_labels[t].clone(),
+            }),
+        }
+    }
+
+    /// The cell of largest magnitude among the treated and control geos: (geo, period, value); the
+    /// first suspect when a result comes out non-finite.
+    pub fn largest_cell(&self) -> Option<(String, String, f64)> {
+        let mut best: Option<(usize, usize, f64)> = None;
+        for &g in self.treated.iter().chain(&self.controls) {
+            for t in 0..self.n_periods() {
+                let v = self.y[[g, t]];
+                if v.is_finite() && best.is_none_or(|b| v.abs() > b.2.abs()) {
+                    best = Some((g, t, v));
+                }
+            }
+        }
+        best.map(|(g, t, v)| (self.geos[g].clone(), self.time_labels[t].clone(), v))
+    }
+
+    /// A description of the likely culprit when an estimate of `estimator` is not finite.
+    pub fn nonfinite_culprit(&self) -> String {
+        match self.largest_cell() {
+            Some((g, t, v)) => format!(
+                "extreme input values (the largest |KPI| is {v:e}, geo {g:?} at {t}; compare the outlier warnings) or a degenerate fit (constant series, a single control)"
+            ),
+            None => "the inputs have no finite value".into(),
+        }
+    }
+
+    /// Checks every number of an estimate is finite; the error names the first that is not.
+    pub fn check_estimate(&self, e: &crate::result::LiftEstimate) -> Result<(), GeoLiftError> {
+        let mut items: Vec<(String, f64)> =
+            vec![("ATT".into(), e.att), ("lift %".into(), e.lift_pct), ("incremental KPI".into(), e.incremental)];
+        for (name, v) in [
+            ("standard error", e.se),
+            ("CI lower bound", e.ci_lower),
+            ("CI upper bound", e.ci_upper),
+            ("p-value", e.p_value),
+            ("bias estimate", e.bias),
+        ] {
+            if let Some(v) = v {
+                items.push((name.into(), v));
+            }
+        }
+        if let Some(pf) = e.pre_fit {
+            items.push(("pre-period L2 imbalance".into(), pf.l2));
+            items.push(("pre-period RMSE".into(), pf.rmse));
+        }
+        items.extend(e.weights.iter().map(|(g, w)| (format!("donor weight of {g:?}"), *w)));
+        items.extend(e.path.iter().map(|p| (format!("counterfactual at {}", p.time), p.counterfactual)));
+        match items.into_iter().find(|(_, v)| !v.is_finite()) {
+            None => Ok(()),
+            Some((what, value)) => Err(GeoLiftError::NonFiniteResult {
+                estimator: e.estimator.clone(),
+                what,
+                value,
+                culprit: self.nonfinite_culprit(),
+            }),
+        }
     }
 
     pub fn n_periods(&self) -> usize {

@@ -66,6 +66,7 @@ impl SyntheticControl {
     /// The fit on a design (weights over `data.controls`).
     pub fn fit(&self, data: &LiftData) -> Result<ScFit, GeoLiftError> {
         data.require_pre(self.name(), 2)?;
+        data.require_complete(self.name())?;
         let x1 = data.treated_mean();
         let x0 = data.control_matrix();
         Ok(fit_sc(&x1, x0.view(), data.t0, self.demean, None))

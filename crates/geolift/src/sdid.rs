@@ -157,6 +157,7 @@ impl Sdid {
     /// Fits on a designed panel.
     pub fn fit(&self, data: &LiftData) -> Result<(SdidFit, Array2<f64>), GeoLiftError> {
         data.require_pre(self.name(), 2)?;
+        data.require_complete(self.name())?;
         let rows: Vec<usize> = data.controls.iter().chain(data.treated.iter()).copied().collect();
         let y = data.y.select(ndarray::Axis(0), &rows);
         let opts = self.opts(y.view(), data.controls.len(), data.t0);

@@ -23,6 +23,23 @@ use crate::stats::t_quantile;
 /// and a Student-t interval with T₀ − 2 degrees of freedom (the paper's posterior under a flat prior).
 /// Reported per treated geo and period as `att = Δ / (n · N_tr)` with `se = √Var(Δ) / (n · N_tr)`;
 /// with a spend change S, iROAS = Δ / S and its interval is the effect interval divided by S.
+///
+/// # Gaps
+/// TBR only needs the two group totals per period, so it accepts a panel with missing (time, geo)
+/// cells ([`crate::Panel::read_allow_gaps`]). A group's total in period t is estimated from the geos
+/// present, scaled by their usual share of the group (a ratio estimator):
+///
+/// ```text
+/// Ŝ_t = Σ_{g∈A_t} y_gt · Σ_{g∈G} m_g / Σ_{g∈A_t} m_g
+/// ```
+///
+/// with A_t the group's geos present at t and m_g geo g's mean over the pre-period periods where the
+/// whole group is present (so every m_g is taken over the same periods; over the geo's own
+/// pre-period cells if no period is complete). It
+/// assumes a missing geo would have moved like the present geos of its group; summing only what is
+/// present (treating a gap as zero) would instead read every gap as a drop in the KPI. It refuses when
+/// a geo has no pre-period cell or a group has no geo in some period. The estimate's notes say how
+/// many cells were missing per group and the largest share of a group total that was imputed.
 #[derive(Debug, Clone, Copy)]
 pub struct Tbr {
     pub alpha: f64,
@@ -45,13 +62,94 @@ pub struct TbrFit {
     pub df: f64,
 }
 
+/// How gaps were bridged in one group's totals (see [`Tbr`], "Gaps").
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct GroupGaps {
+    /// Missing (time, geo) cells of the group's geos.
+    pub missing: usize,
+    /// Periods with at least one missing geo.
+    pub periods: usize,
+    /// Largest share of the group's total (by pre-period means) imputed in any one period.
+    pub max_imputed_share: f64,
+}
+
+/// Treated totals, control totals (per period) and how gaps were bridged in each (treated, control).
+pub type GroupTotals = (Vec<f64>, Vec<f64>, [GroupGaps; 2]);
+
+/// Per-period totals of `geos` with gaps bridged by the ratio estimator described on [`Tbr`].
+pub fn group_totals(data: &LiftData, geos: &[usize], group: &str) -> Result<(Vec<f64>, GroupGaps), GeoLiftError> {
+    let tt = data.n_periods();
+    let mut gaps = GroupGaps::default();
+    if data.observed.is_none() {
+        return Ok(((0..tt).map(|t| geos.iter().map(|&g| data.y[[g, t]]).sum()).collect(), gaps));
+    }
+    let complete: Vec<usize> = (0..data.t0).filter(|&t| geos.iter().all(|&g| data.is_observed(g, t))).collect();
+    let mut m = Vec::with_capacity(geos.len());
+    for &g in geos {
+        let pre: Vec<f64> = if complete.is_empty() {
+            (0..data.t0).filter(|&t| data.is_observed(g, t)).map(|t| data.y[[g, t]]).collect()
+        } else {
+            complete.iter().map(|&t| data.y[[g, t]]).collect()
+        };
+        if pre.is_empty() {
+            return Err(est_err(
+                "tbr",
+                format!(
+                    "{} geo {:?} has no pre-period row, so its share of the {group} total cannot be estimated: drop it or fill its rows",
+                    group, data.geos[g]
+                ),
+            ));
+        }
+        m.push(pre.iter().sum::<f64>() / pre.len() as f64);
+    }
+    let m_all: f64 = m.iter().sum();
+    let mut totals = Vec::with_capacity(tt);
+    for t in 0..tt {
+        let (mut sum, mut m_present, mut n_missing) = (0.0, 0.0, 0usize);
+        for (i, &g) in geos.iter().enumerate() {
+            if data.is_observed(g, t) {
+                sum += data.y[[g, t]];
+                m_present += m[i];
+            } else {
+                n_missing += 1;
+            }
+        }
+        if n_missing == 0 {
+            totals.push(sum);
+            continue;
+        }
+        if n_missing == geos.len() || m_present <= 0.0 || m_all <= 0.0 {
+            return Err(est_err(
+                "tbr",
+                format!(
+                    "the {group} group has {} of its {} geos missing at {} and the rest cannot stand in for them (their pre-period mean is not positive): drop that period or fill the gaps",
+                    n_missing,
+                    geos.len(),
+                    data.time_labels[t]
+                ),
+            ));
+        }
+        gaps.missing += n_missing;
+        gaps.periods += 1;
+        gaps.max_imputed_share = gaps.max_imputed_share.max(1.0 - m_present / m_all);
+        totals.push(sum * m_all / m_present);
+    }
+    Ok((totals, gaps))
+}
+
 impl Tbr {
+    /// The treated and control totals per period and how gaps were bridged (treated, control).
+    pub fn totals(&self, data: &LiftData) -> Result<GroupTotals, GeoLiftError> {
+        let (y, gy) = group_totals(data, &data.treated, "treated")?;
+        let (x, gx) = group_totals(data, &data.controls, "control")?;
+        Ok((y, x, [gy, gx]))
+    }
+
     pub fn fit(&self, data: &LiftData) -> Result<(TbrFit, Vec<f64>, Vec<f64>), GeoLiftError> {
         data.require_pre("tbr", 3)?;
         let t0 = data.t0;
         let tt = data.n_periods();
-        let y: Vec<f64> = (0..tt).map(|t| data.treated.iter().map(|&g| data.y[[g, t]]).sum()).collect();
-        let x: Vec<f64> = (0..tt).map(|t| data.controls.iter().map(|&g| data.y[[g, t]]).sum()).collect();
+        let (y, x, _) = self.totals(data)?;
         let xm = x[..t0].iter().sum::<f64>() / t0 as f64;
         let ym = y[..t0].iter().sum::<f64>() / t0 as f64;
         let sxx: f64 = x[..t0].iter().map(|v| (v - xm).powi(2)).sum();
@@ -100,6 +198,19 @@ impl LiftEstimator for Tbr {
             "pre-period regression: treated = {:.4} + {:.6} × control, σ = {:.4}",
             f.intercept, f.slope, f.sigma
         ));
+        let (_, _, [gy, gx]) = self.totals(data)?;
+        if gy.missing + gx.missing > 0 {
+            e.notes.push(format!(
+                "gaps: {} (time, geo) cells missing ({} treated, {} control, in {} and {} periods); each period's group total was scaled up from the geos present by their pre-period share (at most {:.1} % of the treated and {:.1} % of the control total imputed in any period)",
+                gy.missing + gx.missing,
+                gy.missing,
+                gx.missing,
+                gy.periods,
+                gx.periods,
+                100.0 * gy.max_imputed_share,
+                100.0 * gx.max_imputed_share
+            ));
+        }
         Ok(e)
     }
 }
@@ -151,7 +262,7 @@ impl Tbr {
             return Err(est_err("tbr", "the block bootstrap needs at least 20 replicates"));
         }
         let l = block_len.unwrap_or_else(|| (t0 as f64).cbrt().ceil() as usize).clamp(1, t0);
-        let x: Vec<f64> = (0..tt).map(|t| data.controls.iter().map(|&g| data.y[[g, t]]).sum()).collect();
+        let (_, x, _) = self.totals(data)?;
         let resid: Vec<f64> = (0..t0).map(|t| y[t] - cf[t]).collect();
         let starts = t0 - l + 1; // moving blocks e[s..s+l]
         let errors: Vec<f64> = (0..reps)

@@ -14,9 +14,9 @@ pub enum DesignError {
     TooManyTreated { requested: usize, available: usize, geos: usize, excluded: usize, min_controls: usize },
 
     #[error(
-        "--duration: a {duration}-period test over {windows} rolling windows needs {needed} periods ({duration} test + {windows} − 1 window shifts + {min_pre} pre-period), but the history has {periods}. Shorten the test, use fewer --windows, or supply more history"
+        "--duration: a {duration}-period test over {windows} rolling windows {step} periods apart needs at least {needed} periods ({duration} test + ({windows} − 1) × {step} window shifts + {min_pre} pre-period), but the history has {periods}. Shorten the test, use fewer --windows or a smaller --step, or supply more history"
     )]
-    DurationTooLong { duration: usize, windows: usize, min_pre: usize, needed: usize, periods: usize },
+    DurationTooLong { duration: usize, windows: usize, step: usize, min_pre: usize, needed: usize, periods: usize },
 
     #[error("{option}: geo {geo:?} is not in the data{hint}. Check the spelling (geos are matched case-insensitively)")]
     UnknownGeo { option: String, geo: String, hint: String },

@@ -26,4 +26,4 @@ pub mod select;
 pub use error::DesignError;
 pub use power::{DesignEstimator, DesignInference, Mde, PowerConfig, PowerCurve, PowerEngine, PowerPoint, t_critical};
 pub use record::{CellRecord, DesignRecord, PrecisionRow, candidates_csv};
-pub use select::{Candidate, SearchSpec, Selection, TestType, search};
+pub use select::{Candidate, SearchSpec, Selection, TestType, search, search_with_progress};

@@ -270,22 +270,42 @@ impl<'a> PowerEngine<'a> {
         self.y.ncols() - w * self.cfg.step - d
     }
 
-    /// Checks that `d` periods fit `windows` times into the history with `min_pre` pre-periods.
+    /// Checks that `d` periods fit `windows` times into the history with `min_pre` pre-periods
+    /// (saturating arithmetic: absurd option values give this error, never an overflow), and that
+    /// the conformal permutations of `d` fit in memory.
     pub fn check_duration(&self, d: usize) -> Result<(), DesignError> {
         let c = self.cfg;
-        let needed = d + (c.windows - 1) * c.step + c.min_pre;
         if d == 0 {
             return Err(bad("--duration", "a test needs at least one period"));
         }
+        let needed = d.saturating_add(c.windows.saturating_sub(1).saturating_mul(c.step)).saturating_add(c.min_pre);
         if needed > self.y.ncols() {
             return Err(DesignError::DurationTooLong {
                 duration: d,
                 windows: c.windows,
+                step: c.step,
                 min_pre: c.min_pre,
                 needed,
                 periods: self.y.ncols(),
             });
         }
+        self.check_memory(&[d])
+    }
+
+    /// Refuses when the permutations for `durations` (stored together during a search:
+    /// Σ_d windows × permutations × d × 2 bytes) would exceed [`crate::error::MEMORY_LIMIT_BYTES`].
+    pub fn check_memory(&self, durations: &[usize]) -> Result<(), DesignError> {
+        let DesignInference::Conformal { permutations: ns } = self.cfg.inference else {
+            return Ok(());
+        };
+        let per_perm: f64 = durations.iter().map(|&d| 2.0 * d as f64 * self.cfg.windows as f64).sum();
+        crate::error::check_memory(
+            "--permutations",
+            ns,
+            ns as f64,
+            per_perm,
+            &format!("storing {ns} permutations for {} windows and durations {durations:?}", self.cfg.windows),
+        )?;
         Ok(())
     }
 

@@ -101,6 +101,13 @@ pub struct DesignRecord {
     pub precision_by_duration: Vec<PrecisionRow>,
     pub n_shortlisted: usize,
     pub n_evaluated: usize,
+    /// Shortlisted treated sets not evaluated because of the candidate limit.
+    pub n_capped: usize,
+    /// Donor pre-screen: each synthetic-control design's donors are the K geos most correlated with
+    /// its treated average before the earliest simulated test (`null`: every other geo).
+    pub max_donors: Option<usize>,
+    /// Cells of the input that look like typos (robust score per geo series; warned, not dropped).
+    pub warnings: Vec<crate::screen::OutlierWarning>,
 }
 
 impl DesignRecord {
@@ -142,6 +149,9 @@ impl DesignRecord {
             precision_by_duration,
             n_shortlisted: sel.n_shortlisted,
             n_evaluated: sel.candidates.len(),
+            n_capped: sel.n_capped,
+            max_donors: sel.donor_screen,
+            warnings: vec![],
         }
     }
 }

@@ -2,8 +2,9 @@
 //! over rolling historical windows, ranked; multi-cell designs from disjoint top candidates.
 
 use super::error::{DesignError, bad};
-use super::power::{Mde, PowerConfig, PowerCurve, PowerEngine};
+use super::power::{DesignEstimator, Mde, PowerConfig, PowerCurve, PowerEngine};
 use crate::panel::Panel;
+use crate::progress::{NoProgress, Progress};
 use mmloop_data::closest;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -37,6 +38,13 @@ pub struct SearchSpec {
     pub target_power: f64,
     /// Smallest number of control geos every design keeps.
     pub min_controls: usize,
+    /// Donor pre-screen for synthetic control: each design's donor pool is the `max_donors` geos
+    /// most correlated with its treated average over the history before the earliest simulated
+    /// test (0 = every other geo). Bounds each weight fit at O(K²·T) on large panels.
+    pub max_donors: usize,
+    /// Most treated sets evaluated: when the shortlist is longer, the sets most correlated with the
+    /// rest of the panel on average (the `correlation` criterion) are kept (0 = no limit).
+    pub max_candidates: usize,
 }
 
 impl Default for SearchSpec {
@@ -51,6 +59,8 @@ impl Default for SearchSpec {
             max_treated_share: 1.0,
             target_power: 0.8,
             min_controls: 2,
+            max_donors: 50,
+            max_candidates: 200,
         }
     }
 }
@@ -85,6 +95,10 @@ pub struct Selection {
     /// re-evaluated with the other cells' geos removed from its donors.
     pub cells: Vec<Candidate>,
     pub n_shortlisted: usize,
+    /// Treated sets dropped by `max_candidates` (0 when the shortlist fit).
+    pub n_capped: usize,
+    /// The donor pre-screen in force: `Some(K)` when some design's donor pool was cut to K geos.
+    pub donor_screen: Option<usize>,
 }
 
 /// Resolves a geo name (exact, else case-insensitive) for `option`.
@@ -96,17 +110,17 @@ fn resolve(panel: &Panel, option: &str, name: &str) -> Result<usize, DesignError
     })
 }
 
-/// Pearson correlation of two series.
-fn corr(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    if saa == 0.0 || sbb == 0.0 { 0.0 } else { sab / (saa * sbb).sqrt() }
+/// A series centred and scaled to unit norm, so that the Pearson correlation of two series is the
+/// dot product of their standardised forms (a constant series becomes 0: correlation 0).
+fn standardise(x: &[f64]) -> Vec<f64> {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let ss: f64 = x.iter().map(|v| (v - m).powi(2)).sum();
+    if ss == 0.0 { vec![0.0; x.len()] } else { x.iter().map(|v| (v - m) / ss.sqrt()).collect() }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Searches treated sets and durations and ranks them.
@@ -126,8 +140,37 @@ fn corr(a: &[f64], b: &[f64]) -> f64 {
 /// **Ranking** ([`rank`]): GeoLift-style average of ranks on |MDE|, |lift at zero| (the estimator's bias
 /// on history with nothing injected — a design that "detects" lifts that are not there gets a small MDE
 /// for the wrong reason) and scaled L2 pre-period imbalance.
+///
+/// **Scale.** Correlations are dot products of standardised series, computed per anchor without
+/// storing the G × G matrix (O(G²·T) time, O(G·T) memory); at most `max_candidates` sets are
+/// evaluated; each synthetic-control design draws its donors from the `max_donors` geos most
+/// correlated with its treated average (both stated in the [`Selection`]).
 pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Selection, DesignError> {
+    search_with_progress(panel, spec, cfg, &NoProgress)
+}
+
+/// [`search`] reporting its progress (one step per evaluated design) to `progress`.
+pub fn search_with_progress(
+    panel: &Panel,
+    spec: &SearchSpec,
+    cfg: &PowerConfig,
+    progress: &dyn Progress,
+) -> Result<Selection, DesignError> {
     let ng = panel.geos.len();
+    if let Some(o) = &panel.observed {
+        let n = o.iter().filter(|&&v| !v).count();
+        if n > 0 {
+            let i = o.iter().position(|&v| !v).unwrap_or(0);
+            return Err(crate::error::GeoLiftError::Gaps {
+                estimator: "design".into(),
+                source_name: panel.source.clone(),
+                missing: n,
+                geo: panel.geos[i / o.ncols()].clone(),
+                time: panel.time_labels[i % o.ncols()].clone(),
+            }
+            .into());
+        }
+    }
     let engine = PowerEngine::new(panel.kpi.view(), cfg)?;
     if spec.durations.is_empty() {
         return Err(bad("--duration", "give at least one test length"));
@@ -137,6 +180,9 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
     }
     if spec.cells == 0 {
         return Err(bad("--cells", "need at least one cell"));
+    }
+    if spec.cells > ng {
+        return Err(bad("--cells", format!("{} cells cannot be formed from {ng} geos", spec.cells)));
     }
     if !(spec.max_treated_share > 0.0 && spec.max_treated_share <= 1.0) {
         return Err(bad("--max-treated-share", format!("{} is not in (0, 1]", spec.max_treated_share)));
@@ -156,7 +202,7 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
     let available = eligible.len().min(ng.saturating_sub(spec.min_controls)) / spec.cells;
     if spec.n_max > available {
         return Err(DesignError::TooManyTreated {
-            requested: spec.n_max * spec.cells,
+            requested: spec.n_max.saturating_mul(spec.cells),
             available: available * spec.cells,
             geos: ng,
             excluded: exclude.len(),
@@ -175,31 +221,58 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
     for &d in &spec.durations {
         engine.check_duration(d)?;
     }
+    engine.check_memory(&spec.durations)?;
 
-    // Correlations on the history before the earliest window's test start.
+    // Correlations on the history before the earliest window's test start (check_duration has made
+    // sure it is at least min_pre periods long).
     let dmax = spec.durations.iter().copied().max().unwrap_or(1);
     let hist = panel.kpi.ncols() - dmax - (cfg.windows - 1) * cfg.step;
-    let series: Vec<Vec<f64>> = (0..ng).map(|g| panel.kpi.row(g).iter().take(hist).copied().collect()).collect();
-    let cm: Vec<Vec<f64>> = (0..ng).map(|a| (0..ng).map(|b| corr(&series[a], &series[b])).collect()).collect();
+    let z: Vec<Vec<f64>> = (0..ng)
+        .into_par_iter()
+        .map(|g| standardise(&panel.kpi.row(g).iter().take(hist).copied().collect::<Vec<_>>()))
+        .collect();
+    let zsum: Vec<f64> = (0..hist).map(|t| z.iter().map(|s| s[t]).sum()).collect();
     let total: f64 = panel.kpi.sum();
     let geo_total: Vec<f64> = (0..ng).map(|g| panel.kpi.row(g).sum()).collect();
     let share = |set: &[usize]| set.iter().map(|&g| geo_total[g]).sum::<f64>() / total;
 
+    // For every anchor, the eligible geos most correlated with it (descending, ties by index): the
+    // largest set needs n_max − |include| − 1 of them.
+    let need = spec.n_max.saturating_sub(include.len() + 1);
+    let anchors: Vec<usize> = eligible.iter().copied().filter(|g| !include.contains(g)).collect();
+    let neighbours: Vec<Vec<usize>> = anchors
+        .par_iter()
+        .map(|&a| {
+            let mut others: Vec<(usize, f64)> = eligible
+                .iter()
+                .copied()
+                .filter(|&g| g != a && !include.contains(&g))
+                .map(|g| (g, dot(&z[a], &z[g])))
+                .collect();
+            let cmp = |x: &(usize, f64), y: &(usize, f64)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
+            if need < others.len() {
+                others.select_nth_unstable_by(need, cmp);
+                others.truncate(need);
+            }
+            others.sort_by(cmp);
+            others.into_iter().map(|(g, _)| g).collect()
+        })
+        .collect();
     let mut sets: BTreeSet<Vec<usize>> = BTreeSet::new();
     for n in spec.n_min.max(include.len()).max(1)..=spec.n_max {
-        let anchors: Vec<Option<usize>> = if include.len() == n {
-            vec![None]
-        } else {
-            eligible.iter().filter(|g| !include.contains(g)).map(|&g| Some(g)).collect()
-        };
-        for a in anchors {
+        if include.len() == n {
             let mut set = include.clone();
-            if let Some(a) = a {
-                set.push(a);
-                let mut others: Vec<usize> = eligible.iter().copied().filter(|g| !set.contains(g)).collect();
-                others.sort_by(|&x, &y| cm[a][y].total_cmp(&cm[a][x]).then(x.cmp(&y)));
-                set.extend(others.into_iter().take(n - set.len()));
+            set.sort_unstable();
+            if share(&set) <= spec.max_treated_share {
+                sets.insert(set);
             }
+            continue;
+        }
+        for (ai, &a) in anchors.iter().enumerate() {
+            let mut set = include.clone();
+            set.push(a);
+            let k = n - set.len();
+            set.extend(neighbours[ai].iter().copied().take(k));
             set.sort_unstable();
             if set.len() == n && share(&set) <= spec.max_treated_share {
                 sets.insert(set);
@@ -214,14 +287,49 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
             ),
         });
     }
-    let sets: Vec<Vec<usize>> = sets.into_iter().collect();
+    // mean correlation of a set's geos with the rest: Σ_{a∈set} z_a·(Σ_all z − Σ_{b∈set} z_b) / (|set|·|rest|)
+    let mean_corr = |set: &[usize]| -> f64 {
+        let inside: Vec<f64> = (0..hist).map(|t| set.iter().map(|&b| z[b][t]).sum()).collect();
+        let rest: Vec<f64> = (0..hist).map(|t| zsum[t] - inside[t]).collect();
+        set.iter().map(|&a| dot(&z[a], &rest)).sum::<f64>() / (set.len() * (ng - set.len())).max(1) as f64
+    };
+    let mut sets: Vec<Vec<usize>> = sets.into_iter().collect();
     let n_shortlisted = sets.len();
+    let mut n_capped = 0;
+    if spec.max_candidates > 0 && sets.len() > spec.max_candidates {
+        let mut scored: Vec<(f64, Vec<usize>)> = sets.into_par_iter().map(|s| (mean_corr(&s), s)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        n_capped = scored.len() - spec.max_candidates;
+        scored.truncate(spec.max_candidates);
+        sets = scored.into_iter().map(|(_, s)| s).collect();
+        sets.sort();
+    }
+    // Donor pool of a design: every geo outside the treated set and the other cells, cut to the
+    // `max_donors` most correlated with the treated average over `hist` for synthetic control.
+    let screen = matches!(cfg.estimator, DesignEstimator::Sc { .. }) && spec.max_donors > 0;
+    let donor_pool = |set: &[usize], other_cells: &[usize]| -> Vec<usize> {
+        let all: Vec<usize> = (0..ng).filter(|g| !set.contains(g) && !other_cells.contains(g)).collect();
+        if !screen || all.len() <= spec.max_donors {
+            return all;
+        }
+        let k = set.len() as f64;
+        let avg: Vec<f64> = (0..hist).map(|t| set.iter().map(|&g| panel.kpi[[g, t]]).sum::<f64>() / k).collect();
+        let za = standardise(&avg);
+        let mut scored: Vec<(usize, f64)> = all.iter().map(|&g| (g, dot(&za, &z[g]))).collect();
+        let cmp = |x: &(usize, f64), y: &(usize, f64)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
+        scored.select_nth_unstable_by(spec.max_donors, cmp);
+        scored.truncate(spec.max_donors);
+        let mut keep: Vec<usize> = scored.into_iter().map(|(g, _)| g).collect();
+        keep.sort_unstable();
+        keep
+    };
+    let donor_screen = (screen && ng.saturating_sub(spec.n_min) > spec.max_donors).then_some(spec.max_donors);
 
     let perms: Vec<_> = spec.durations.iter().map(|&d| engine.permutations(d)).collect();
     let tasks: Vec<(usize, usize)> =
         (0..sets.len()).flat_map(|i| (0..spec.durations.len()).map(move |j| (i, j))).collect();
     let eval = |set: &[usize], di: usize, other_cells: &[usize]| -> Result<Candidate, DesignError> {
-        let donors: Vec<usize> = (0..ng).filter(|g| !set.contains(g) && !other_cells.contains(g)).collect();
+        let donors = donor_pool(set, other_cells);
         let curve = engine.power_curve_with(set, &donors, spec.durations[di], &perms[di])?;
         let mde_both = curve.mde(spec.target_power);
         let (mde, on_side): (Option<f64>, Vec<f64>) = match test_type {
@@ -232,10 +340,7 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
                 (mde_both.negative, curve.points.iter().filter(|p| p.effect < 0.0).map(|p| p.power).collect())
             }
         };
-        let rest: Vec<usize> = (0..ng).filter(|g| !set.contains(g)).collect();
-        let correlation =
-            set.iter().flat_map(|&a| rest.iter().map(move |&b| (a, b))).map(|(a, b)| cm[a][b]).sum::<f64>()
-                / (set.len() * rest.len()).max(1) as f64;
+        let correlation = mean_corr(set);
         Ok(Candidate {
             rank: 0,
             treated: set.iter().map(|&g| panel.geos[g].clone()).collect(),
@@ -249,8 +354,16 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
             curve,
         })
     };
-    let mut candidates: Vec<Candidate> =
-        tasks.par_iter().map(|&(i, j)| eval(&sets[i], j, &[])).collect::<Result<_, _>>()?;
+    progress.start("design: simulating power", tasks.len() as u64);
+    let mut candidates: Vec<Candidate> = tasks
+        .par_iter()
+        .map(|&(i, j)| {
+            let c = eval(&sets[i], j, &[]);
+            progress.inc(1);
+            c
+        })
+        .collect::<Result<_, _>>()?;
+    progress.finish();
     rank(&mut candidates);
 
     // Cells: greedy disjoint top candidates at the best candidate's duration, re-evaluated without the
@@ -293,7 +406,7 @@ pub fn search(panel: &Panel, spec: &SearchSpec, cfg: &PowerConfig) -> Result<Sel
             })
             .collect::<Result<_, DesignError>>()?;
     }
-    Ok(Selection { test_type, candidates, cells, n_shortlisted })
+    Ok(Selection { test_type, candidates, cells, n_shortlisted, n_capped, donor_screen })
 }
 
 /// The test's direction from the effect grid: heavy-up if it has a positive effect, go-dark if all
