@@ -34,6 +34,10 @@ fn from_fit_and_write_then_load_give_identical_plans_and_prices() {
         &result.sample_stats,
         &info,
         &to_toml(&spec),
+        &mmloop_mmm::output::FitInputs {
+            config: mmloop_data::FileHash::of(&root.join("data/demo_national.toml")).unwrap(),
+            data: mmloop_data::FileHash::of(&spec.data.path).unwrap(),
+        },
     )
     .unwrap();
     let loaded = FittedModel::load(&dir).unwrap();
