@@ -328,3 +328,22 @@ fn lift_never_writes_over_its_data_or_the_users_folders() {
         .collect();
     assert_eq!(left, ["lift1"]);
 }
+
+#[test]
+fn a_fit_output_holding_a_lift_test_file_the_config_reads_is_not_replaced() {
+    let dir = project();
+    fit(dir.path(), "model.toml", "fit1");
+    // the user keeps the readout next to the fit's files and points the next config at it
+    let record = r#"[{"channels": ["tv"], "start": "2021-06-07", "end": "2021-07-05", "spend_change": 5000.0,
+        "incremental_kpi": 5500.0, "standard_error": 900.0, "estimator": "did"}]"#;
+    std::fs::write(dir.path().join("fit1/readout.json"), record).unwrap();
+    let cfg = config("sales.csv") + "\n[calibration]\nlift_tests = \"fit1/readout.json\"\n";
+    std::fs::write(dir.path().join("calibrated.toml"), cfg).unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["fit", "--config", "calibrated.toml", "--out", "fit1"],
+        &["contains the input", "readout.json"],
+    );
+    fit(dir.path(), "calibrated.toml", "fit2");
+}
