@@ -277,6 +277,14 @@ fn a_posterior_file_copied_over_another_is_refused() {
         &["optimize", "--fit", "fit", "--out", "opt"],
         &["posterior_unconstrained.parquet", "columns are not", "restore the file or refit"],
     );
+    // and the constrained draws copied over the unconstrained ones (same columns, same count)
+    std::fs::copy(f.join("posterior.parquet"), &unc).unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["optimize", "--fit", "fit", "--out", "opt"],
+        &["posterior.parquet", "one of the two files was replaced"],
+    );
     std::fs::write(&unc, &original).unwrap();
     let o = mmloop(dir.path(), &["optimize", "--fit", "fit", "--out", "opt"]);
     assert!(o.status.success(), "{}", stderr(&o));
