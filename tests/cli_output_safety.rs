@@ -194,6 +194,15 @@ fn a_fit_replaces_its_own_earlier_output_and_optimize_never_writes_over_the_fit(
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["fit1"], "staging or old directories were left behind");
+    // a note the user drops into the fit's folder stops the next fit from replacing it
+    std::fs::write(fit_dir.join("my_notes.md"), "tv looks high\n").unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["fit", "--config", "model.toml", "--out", "runs/fit1"],
+        &["my_notes.md", "did not write"],
+    );
+    std::fs::remove_file(fit_dir.join("my_notes.md")).unwrap();
 
     // `optimize --fit F --out F`, an output inside F, and the data folder are all refused
     refused(dir.path(), dir.path(), &["optimize", "--fit", "runs/fit1", "--out", "runs/fit1"], &["is the input"]);

@@ -48,6 +48,10 @@ pub struct OutputMarker {
     /// The version of the crate that wrote it.
     #[serde(default)]
     pub version: String,
+    /// The entries the output holds besides the marker, listed at commit: anything else found in
+    /// the directory later was put there by someone else, and the directory is no longer replaced.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// Reads and checks the marker of directory `dir`; `None` when there is none or it is not mmloop's.
@@ -164,6 +168,17 @@ fn inspect(resolved: &Path, shown: &Path, command: &str) -> Result<Existing, Dat
                     existing: m.command,
                     command: command.to_string(),
                 });
+            }
+            let mut foreign: Vec<&String> = names.iter().filter(|n| *n != MARKER && !m.files.contains(n)).collect();
+            if !m.files.is_empty() && !foreign.is_empty() {
+                foreign.sort();
+                let listed: Vec<String> = foreign.iter().take(3).map(|s| format!("{s:?}")).collect();
+                let more = if foreign.len() > 3 { format!(" and {} more", foreign.len() - 3) } else { String::new() };
+                return Err(refuse(format!(
+                    "it is an earlier output of mmloop, but it also holds what mmloop did not write there ({}{more}); \
+                     move that out first",
+                    listed.join(", ")
+                )));
             }
             Ok(Existing::Ours(m))
         }
@@ -436,6 +451,7 @@ impl OutputDir {
             command: command.to_string(),
             argv: std::env::args().collect(),
             version: env!("CARGO_PKG_VERSION").into(),
+            files: Vec::new(),
         };
         let text = serde_json::to_vec_pretty(&marker)
             .map_err(|e| DataError::Write { path: out.target.join(MARKER), message: e.to_string() })?;
@@ -465,12 +481,29 @@ impl OutputDir {
         fs::write(&p, bytes).map_err(|e| DataError::Write { path: self.target.join(name), message: e.to_string() })
     }
 
+    /// Records the staged entries in the marker (still inside the invisible staging directory).
+    fn list_files_in_marker(&self) -> std::io::Result<()> {
+        let mut files = Vec::new();
+        for e in fs::read_dir(&self.staging)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if name != MARKER {
+                files.push(name);
+            }
+        }
+        files.sort();
+        let p = self.staging.join(MARKER);
+        let mut marker: OutputMarker = serde_json::from_slice(&fs::read(&p)?).map_err(std::io::Error::other)?;
+        marker.files = files;
+        fs::write(&p, serde_json::to_vec_pretty(&marker).map_err(std::io::Error::other)?)
+    }
+
     /// Moves the staged directory into place, atomically replacing what was there (see the module
     /// documentation), and returns the target as given.
     pub fn commit(mut self) -> Result<PathBuf, DataError> {
         let err = write_err(&self.target);
         // the target may have changed since `create_for`: check again
         let existing = inspect(&self.resolved, &self.target, &self.command)?;
+        self.list_files_in_marker().map_err(&err)?;
         sync_tree(&self.staging).map_err(&err)?;
         let parent = self.resolved.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         match existing {
@@ -616,6 +649,23 @@ mod tests {
         let e = OutputDir::check(&target, "fit", &[]).unwrap_err().to_string();
         assert!(e.contains("older mmloop"), "{e}");
         assert_eq!(fs::read(target.join("notes.txt")).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn refuses_an_earlier_output_to_which_the_user_added_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let out = OutputDir::create_for(&target, "fit", &[]).unwrap();
+        out.write("summary.json", b"{}").unwrap();
+        out.commit().unwrap();
+        assert_eq!(read_marker(&target).unwrap().files, ["summary.json"]);
+        fs::write(target.join("my_notes.md"), b"mine").unwrap();
+        let e = OutputDir::create_for(&target, "fit", &[]).unwrap_err().to_string();
+        assert!(e.contains("my_notes.md") && e.contains("earlier output"), "{e}");
+        assert_eq!(fs::read(target.join("my_notes.md")).unwrap(), b"mine");
+        // once the user's file is moved out, the output is replaced again
+        fs::remove_file(target.join("my_notes.md")).unwrap();
+        OutputDir::create_for(&target, "fit", &[]).unwrap().commit().unwrap();
     }
 
     #[test]
@@ -786,14 +836,24 @@ mod tests {
         let reader = {
             let (target, stop) = (target.clone(), stop.clone());
             std::thread::spawn(move || {
+                use std::os::unix::fs::MetadataExt;
+                let ino = |p: &Path| fs::metadata(p).map(|m| m.ino()).expect("target missing during a swap");
                 let mut seen = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(rd) = fs::read_dir(&target) else { panic!("target missing during a swap") };
-                    let n = rd.count();
+                    // a directory is complete before it is swapped in and untouched while it is the
+                    // target; once swapped out it is deleted, so a listing that began on it may see
+                    // it shrink. Hence: judge a listing only when the same directory was the target
+                    // before and after it; the target path itself must resolve at every look.
+                    let before = ino(&target);
+                    let n = fs::read_dir(&target).expect("target missing during a swap").count();
+                    let contents: Vec<Option<String>> =
+                        files.iter().map(|f| fs::read_to_string(target.join(f)).ok()).collect();
+                    if ino(&target) != before {
+                        continue;
+                    }
                     assert_eq!(n, files.len() + 1, "target seen with {n} entries");
-                    for f in files {
-                        // a file of this or a later version (the path is looked up anew), never missing
-                        let t = fs::read_to_string(target.join(f)).expect("a file of the output was missing");
+                    for (f, t) in files.iter().zip(&contents) {
+                        let t = t.as_deref().unwrap_or_else(|| panic!("{f} missing from the target"));
                         assert!(t.parse::<usize>().is_ok(), "{f} read as {t:?}");
                     }
                     seen += 1;
