@@ -59,7 +59,7 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let inputs = mmloop_mmm::output::FitInputs {
         config: config_hash,
         data: mmloop_data::FileHash::of(&spec.data.path)?,
-        others: lift_files.clone(),
+        others: lift_files,
     };
     eprintln!(
         "fitting {} ({} geos × {} periods, {} channels) by {} …",
