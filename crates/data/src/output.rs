@@ -261,8 +261,21 @@ fn parse_leftover<'a>(file: &'a str, name: &str) -> Option<(&'a str, u32)> {
     Some((kind, pid.parse().ok()?))
 }
 
-fn is_empty_dir(p: &Path) -> bool {
-    fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false)
+/// The marker's temporary name while it is rewritten inside a staging directory.
+const MARKER_TMP: &str = ".mmloop-output.tmp";
+
+/// Whether `p` holds nothing but (possibly half-written) marker files: a staging directory killed
+/// before its first file.
+fn only_markers(p: &Path) -> bool {
+    fs::read_dir(p)
+        .is_ok_and(|d| d.into_iter().all(|e| e.is_ok_and(|e| e.file_name() == MARKER || e.file_name() == MARKER_TMP)))
+}
+
+/// Writes the marker into `dir` through a temporary file, so a kill leaves the old marker or the new.
+fn write_marker(dir: &Path, marker: &OutputMarker) -> std::io::Result<()> {
+    let tmp = dir.join(MARKER_TMP);
+    fs::write(&tmp, serde_json::to_vec_pretty(marker).map_err(std::io::Error::other)?)?;
+    fs::rename(&tmp, dir.join(MARKER))
 }
 
 /// Deletes a directory mmloop wrote (marked, or empty), its marker last, so that a kill at any point
@@ -273,7 +286,7 @@ fn remove_marked_dir(p: &Path) -> std::io::Result<bool> {
     if !meta.is_dir() {
         return Ok(false);
     }
-    if !is_empty_dir(p) && read_marker(p).is_none() {
+    if !only_markers(p) && read_marker(p).is_none() {
         return Ok(false);
     }
     for e in fs::read_dir(p)? {
@@ -453,9 +466,7 @@ impl OutputDir {
             version: env!("CARGO_PKG_VERSION").into(),
             files: Vec::new(),
         };
-        let text = serde_json::to_vec_pretty(&marker)
-            .map_err(|e| DataError::Write { path: out.target.join(MARKER), message: e.to_string() })?;
-        fs::write(out.staging.join(MARKER), text).map_err(&err)?;
+        write_marker(&out.staging, &marker).map_err(&err)?;
         Ok(out)
     }
 
@@ -486,15 +497,15 @@ impl OutputDir {
         let mut files = Vec::new();
         for e in fs::read_dir(&self.staging)? {
             let name = e?.file_name().to_string_lossy().into_owned();
-            if name != MARKER {
+            if name != MARKER && name != MARKER_TMP {
                 files.push(name);
             }
         }
         files.sort();
-        let p = self.staging.join(MARKER);
-        let mut marker: OutputMarker = serde_json::from_slice(&fs::read(&p)?).map_err(std::io::Error::other)?;
+        let mut marker =
+            read_marker(&self.staging).ok_or_else(|| std::io::Error::other("the staging directory lost its marker"))?;
         marker.files = files;
-        fs::write(&p, serde_json::to_vec_pretty(&marker).map_err(std::io::Error::other)?)
+        write_marker(&self.staging, &marker)
     }
 
     /// Moves the staged directory into place, atomically replacing what was there (see the module
@@ -782,6 +793,8 @@ mod tests {
         mk(&format!(".out.staging-{dead}-1"), false, false); // killed before the marker was written
         mk(&format!(".out.old-{dead}-2"), true, true); // killed after the swap, while deleting the old
         mk(&format!(".out.staging-{dead}-3"), false, true); // unmarked, not empty: not ours
+        mk(&format!(".out.staging-{dead}-4"), false, false); // killed while writing its first marker
+        fs::write(dir.path().join(format!(".out.staging-{dead}-4/{MARKER_TMP}")), b"{\"writ").unwrap();
         mk(&format!(".other.staging-{dead}-0"), true, true); // another target's: not touched
         mk(".out.staging-1", true, true); // pid 1 is alive
         fs::write(dir.path().join(format!(".out.tmp-{dead}-0")), b"half").unwrap();
@@ -791,6 +804,7 @@ mod tests {
         let left = names(dir.path());
         assert!(!left.iter().any(|n| n.starts_with(&format!(".out.staging-{dead}-0"))), "{left:?}");
         assert!(!left.contains(&format!(".out.staging-{dead}-1")), "{left:?}");
+        assert!(!left.contains(&format!(".out.staging-{dead}-4")), "{left:?}");
         assert!(!left.contains(&format!(".out.tmp-{dead}-0")), "{left:?}");
         assert!(left.contains(&format!(".out.staging-{dead}-3")), "an unmarked directory was deleted: {left:?}");
         assert!(left.contains(&format!(".other.staging-{dead}-0")), "{left:?}");
