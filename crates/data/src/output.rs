@@ -4,8 +4,9 @@
 //! `.NAME.staging-PID-N`, together with a marker file [`MARKER`] that names the command which wrote it.
 //! On [`OutputDir::commit`] the staging directory takes the target's place:
 //! - the target may be absent, an empty directory, or a directory carrying mmloop's marker (written by
-//!   the same command); anything else — a folder with the user's files, a file — is refused with a
-//!   message saying why and what to do, and nothing is touched;
+//!   the same command, holding nothing but the files the marker lists); anything else — a folder with
+//!   the user's files, an output the user added files to, a file — is refused with a message saying
+//!   why and what to do, and nothing is touched;
 //! - the target may not equal, contain, or lie inside any input (data file, config, fit directory,
 //!   plan…), nor contain the working directory. Paths are compared after resolving symbolic links and
 //!   `..` (a target that does not exist yet is resolved through its longest existing ancestor);
