@@ -194,6 +194,15 @@ fn a_fit_replaces_its_own_earlier_output_and_optimize_never_writes_over_the_fit(
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["fit1"], "staging or old directories were left behind");
+    // a note the user drops into the fit's folder stops the next fit from replacing it
+    std::fs::write(fit_dir.join("my_notes.md"), "tv looks high\n").unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["fit", "--config", "model.toml", "--out", "runs/fit1"],
+        &["my_notes.md", "did not write"],
+    );
+    std::fs::remove_file(fit_dir.join("my_notes.md")).unwrap();
 
     // `optimize --fit F --out F`, an output inside F, and the data folder are all refused
     refused(dir.path(), dir.path(), &["optimize", "--fit", "runs/fit1", "--out", "runs/fit1"], &["is the input"]);
@@ -277,6 +286,14 @@ fn a_posterior_file_copied_over_another_is_refused() {
         &["optimize", "--fit", "fit", "--out", "opt"],
         &["posterior_unconstrained.parquet", "columns are not", "restore the file or refit"],
     );
+    // and the constrained draws copied over the unconstrained ones (same columns, same count)
+    std::fs::copy(f.join("posterior.parquet"), &unc).unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["optimize", "--fit", "fit", "--out", "opt"],
+        &["posterior.parquet", "one of the two files was replaced"],
+    );
     std::fs::write(&unc, &original).unwrap();
     let o = mmloop(dir.path(), &["optimize", "--fit", "fit", "--out", "opt"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -327,4 +344,23 @@ fn lift_never_writes_over_its_data_or_the_users_folders() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["lift1"]);
+}
+
+#[test]
+fn a_fit_output_holding_a_lift_test_file_the_config_reads_is_not_replaced() {
+    let dir = project();
+    fit(dir.path(), "model.toml", "fit1");
+    // the user keeps the readout next to the fit's files and points the next config at it
+    let record = r#"[{"channels": ["tv"], "start": "2021-06-07", "end": "2021-07-05", "spend_change": 5000.0,
+        "incremental_kpi": 5500.0, "standard_error": 900.0, "estimator": "did"}]"#;
+    std::fs::write(dir.path().join("fit1/readout.json"), record).unwrap();
+    let cfg = config("sales.csv") + "\n[calibration]\nlift_tests = \"fit1/readout.json\"\n";
+    std::fs::write(dir.path().join("calibrated.toml"), cfg).unwrap();
+    refused(
+        dir.path(),
+        dir.path(),
+        &["fit", "--config", "calibrated.toml", "--out", "fit1"],
+        &["contains the input", "readout.json"],
+    );
+    fit(dir.path(), "calibrated.toml", "fit2");
 }

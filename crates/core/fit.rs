@@ -3,7 +3,7 @@
 use anyhow::Context;
 use mmloop_mmm::config::{FitOverrides, apply_overrides, load_config, to_toml};
 use mmloop_mmm::spec::FitMethod;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Fit a marketing-mix model and write its posterior and analysis.
 #[derive(clap::Args, Debug)]
@@ -26,6 +26,21 @@ pub struct FitArgs {
     pub quiet: bool,
 }
 
+/// The lift-test files named in the config's `[calibration] lift_tests` (a path or a list),
+/// relative to the config's folder: inputs the output directory may not overlap. Their records are
+/// copied into the saved config, so its hash covers their contents.
+fn lift_test_files(config: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(config) else { return Vec::new() };
+    let Ok(table) = text.parse::<toml::Table>() else { return Vec::new() };
+    let base = config.parent().unwrap_or(Path::new(""));
+    let entries = match table.get("calibration").and_then(|c| c.get("lift_tests")) {
+        Some(toml::Value::String(s)) => vec![s.clone()],
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    };
+    entries.into_iter().map(|p| base.join(p)).collect()
+}
+
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let method = match &args.method {
         Some(m) => Some(m.parse::<FitMethod>().map_err(anyhow::Error::msg).context("--method")?),
@@ -34,12 +49,18 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let mut spec = load_config(&args.config)?;
     apply_overrides(&mut spec, &FitOverrides { method, seed: args.seed });
     // refuse an unusable --out now, not after the fit
-    mmloop_data::OutputDir::check(&args.out, "fit", &[&args.config, &spec.data.path])?;
+    let lift_files = lift_test_files(&args.config);
+    let mut protected: Vec<&Path> = vec![&args.config, &spec.data.path];
+    protected.extend(lift_files.iter().map(PathBuf::as_path));
+    mmloop_data::OutputDir::check(&args.out, "fit", &protected)?;
     let config_hash = mmloop_data::FileHash::of(&args.config)?;
     let data = mmloop_mmm::Dataset::load(&spec)?;
     // hashed right after reading, so the record describes the data the model saw
-    let inputs =
-        mmloop_mmm::output::FitInputs { config: config_hash, data: mmloop_data::FileHash::of(&spec.data.path)? };
+    let inputs = mmloop_mmm::output::FitInputs {
+        config: config_hash,
+        data: mmloop_data::FileHash::of(&spec.data.path)?,
+        others: lift_files,
+    };
     eprintln!(
         "fitting {} ({} geos × {} periods, {} channels) by {} …",
         args.config.display(),

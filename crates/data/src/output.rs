@@ -4,8 +4,9 @@
 //! `.NAME.staging-PID-N`, together with a marker file [`MARKER`] that names the command which wrote it.
 //! On [`OutputDir::commit`] the staging directory takes the target's place:
 //! - the target may be absent, an empty directory, or a directory carrying mmloop's marker (written by
-//!   the same command); anything else — a folder with the user's files, a file — is refused with a
-//!   message saying why and what to do, and nothing is touched;
+//!   the same command, holding nothing but the files the marker lists); anything else — a folder with
+//!   the user's files, an output the user added files to, a file — is refused with a message saying
+//!   why and what to do, and nothing is touched;
 //! - the target may not equal, contain, or lie inside any input (data file, config, fit directory,
 //!   plan…), nor contain the working directory. Paths are compared after resolving symbolic links and
 //!   `..` (a target that does not exist yet is resolved through its longest existing ancestor);
@@ -48,6 +49,10 @@ pub struct OutputMarker {
     /// The version of the crate that wrote it.
     #[serde(default)]
     pub version: String,
+    /// The entries the output holds besides the marker, listed at commit: anything else found in
+    /// the directory later was put there by someone else, and the directory is no longer replaced.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// Reads and checks the marker of directory `dir`; `None` when there is none or it is not mmloop's.
@@ -165,6 +170,17 @@ fn inspect(resolved: &Path, shown: &Path, command: &str) -> Result<Existing, Dat
                     command: command.to_string(),
                 });
             }
+            let mut foreign: Vec<&String> = names.iter().filter(|n| *n != MARKER && !m.files.contains(n)).collect();
+            if !m.files.is_empty() && !foreign.is_empty() {
+                foreign.sort();
+                let listed: Vec<String> = foreign.iter().take(3).map(|s| format!("{s:?}")).collect();
+                let more = if foreign.len() > 3 { format!(" and {} more", foreign.len() - 3) } else { String::new() };
+                return Err(refuse(format!(
+                    "it is an earlier output of mmloop, but it also holds what mmloop did not write there ({}{more}); \
+                     move that out first",
+                    listed.join(", ")
+                )));
+            }
             Ok(Existing::Ours(m))
         }
         None => {
@@ -246,8 +262,21 @@ fn parse_leftover<'a>(file: &'a str, name: &str) -> Option<(&'a str, u32)> {
     Some((kind, pid.parse().ok()?))
 }
 
-fn is_empty_dir(p: &Path) -> bool {
-    fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false)
+/// The marker's temporary name while it is rewritten inside a staging directory.
+const MARKER_TMP: &str = ".mmloop-output.tmp";
+
+/// Whether `p` holds nothing but (possibly half-written) marker files: a staging directory killed
+/// before its first file.
+fn only_markers(p: &Path) -> bool {
+    fs::read_dir(p)
+        .is_ok_and(|d| d.into_iter().all(|e| e.is_ok_and(|e| e.file_name() == MARKER || e.file_name() == MARKER_TMP)))
+}
+
+/// Writes the marker into `dir` through a temporary file, so a kill leaves the old marker or the new.
+fn write_marker(dir: &Path, marker: &OutputMarker) -> std::io::Result<()> {
+    let tmp = dir.join(MARKER_TMP);
+    fs::write(&tmp, serde_json::to_vec_pretty(marker).map_err(std::io::Error::other)?)?;
+    fs::rename(&tmp, dir.join(MARKER))
 }
 
 /// Deletes a directory mmloop wrote (marked, or empty), its marker last, so that a kill at any point
@@ -258,7 +287,7 @@ fn remove_marked_dir(p: &Path) -> std::io::Result<bool> {
     if !meta.is_dir() {
         return Ok(false);
     }
-    if !is_empty_dir(p) && read_marker(p).is_none() {
+    if !only_markers(p) && read_marker(p).is_none() {
         return Ok(false);
     }
     for e in fs::read_dir(p)? {
@@ -436,10 +465,9 @@ impl OutputDir {
             command: command.to_string(),
             argv: std::env::args().collect(),
             version: env!("CARGO_PKG_VERSION").into(),
+            files: Vec::new(),
         };
-        let text = serde_json::to_vec_pretty(&marker)
-            .map_err(|e| DataError::Write { path: out.target.join(MARKER), message: e.to_string() })?;
-        fs::write(out.staging.join(MARKER), text).map_err(&err)?;
+        write_marker(&out.staging, &marker).map_err(&err)?;
         Ok(out)
     }
 
@@ -465,12 +493,29 @@ impl OutputDir {
         fs::write(&p, bytes).map_err(|e| DataError::Write { path: self.target.join(name), message: e.to_string() })
     }
 
+    /// Records the staged entries in the marker (still inside the invisible staging directory).
+    fn list_files_in_marker(&self) -> std::io::Result<()> {
+        let mut files = Vec::new();
+        for e in fs::read_dir(&self.staging)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if name != MARKER && name != MARKER_TMP {
+                files.push(name);
+            }
+        }
+        files.sort();
+        let mut marker =
+            read_marker(&self.staging).ok_or_else(|| std::io::Error::other("the staging directory lost its marker"))?;
+        marker.files = files;
+        write_marker(&self.staging, &marker)
+    }
+
     /// Moves the staged directory into place, atomically replacing what was there (see the module
     /// documentation), and returns the target as given.
     pub fn commit(mut self) -> Result<PathBuf, DataError> {
         let err = write_err(&self.target);
         // the target may have changed since `create_for`: check again
         let existing = inspect(&self.resolved, &self.target, &self.command)?;
+        self.list_files_in_marker().map_err(&err)?;
         sync_tree(&self.staging).map_err(&err)?;
         let parent = self.resolved.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         match existing {
@@ -619,6 +664,23 @@ mod tests {
     }
 
     #[test]
+    fn refuses_an_earlier_output_to_which_the_user_added_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let out = OutputDir::create_for(&target, "fit", &[]).unwrap();
+        out.write("summary.json", b"{}").unwrap();
+        out.commit().unwrap();
+        assert_eq!(read_marker(&target).unwrap().files, ["summary.json"]);
+        fs::write(target.join("my_notes.md"), b"mine").unwrap();
+        let e = OutputDir::create_for(&target, "fit", &[]).unwrap_err().to_string();
+        assert!(e.contains("my_notes.md") && e.contains("earlier output"), "{e}");
+        assert_eq!(fs::read(target.join("my_notes.md")).unwrap(), b"mine");
+        // once the user's file is moved out, the output is replaced again
+        fs::remove_file(target.join("my_notes.md")).unwrap();
+        OutputDir::create_for(&target, "fit", &[]).unwrap().commit().unwrap();
+    }
+
+    #[test]
     fn refuses_a_file_as_output_directory() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("f.csv");
@@ -732,6 +794,8 @@ mod tests {
         mk(&format!(".out.staging-{dead}-1"), false, false); // killed before the marker was written
         mk(&format!(".out.old-{dead}-2"), true, true); // killed after the swap, while deleting the old
         mk(&format!(".out.staging-{dead}-3"), false, true); // unmarked, not empty: not ours
+        mk(&format!(".out.staging-{dead}-4"), false, false); // killed while writing its first marker
+        fs::write(dir.path().join(format!(".out.staging-{dead}-4/{MARKER_TMP}")), b"{\"writ").unwrap();
         mk(&format!(".other.staging-{dead}-0"), true, true); // another target's: not touched
         mk(".out.staging-1", true, true); // pid 1 is alive
         fs::write(dir.path().join(format!(".out.tmp-{dead}-0")), b"half").unwrap();
@@ -741,6 +805,7 @@ mod tests {
         let left = names(dir.path());
         assert!(!left.iter().any(|n| n.starts_with(&format!(".out.staging-{dead}-0"))), "{left:?}");
         assert!(!left.contains(&format!(".out.staging-{dead}-1")), "{left:?}");
+        assert!(!left.contains(&format!(".out.staging-{dead}-4")), "{left:?}");
         assert!(!left.contains(&format!(".out.tmp-{dead}-0")), "{left:?}");
         assert!(left.contains(&format!(".out.staging-{dead}-3")), "an unmarked directory was deleted: {left:?}");
         assert!(left.contains(&format!(".other.staging-{dead}-0")), "{left:?}");
@@ -786,14 +851,24 @@ mod tests {
         let reader = {
             let (target, stop) = (target.clone(), stop.clone());
             std::thread::spawn(move || {
+                use std::os::unix::fs::MetadataExt;
+                let ino = |p: &Path| fs::metadata(p).map(|m| m.ino()).expect("target missing during a swap");
                 let mut seen = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(rd) = fs::read_dir(&target) else { panic!("target missing during a swap") };
-                    let n = rd.count();
+                    // a directory is complete before it is swapped in and untouched while it is the
+                    // target; once swapped out it is deleted, so a listing that began on it may see
+                    // it shrink. Hence: judge a listing only when the same directory was the target
+                    // before and after it; the target path itself must resolve at every look.
+                    let before = ino(&target);
+                    let n = fs::read_dir(&target).expect("target missing during a swap").count();
+                    let contents: Vec<Option<String>> =
+                        files.iter().map(|f| fs::read_to_string(target.join(f)).ok()).collect();
+                    if ino(&target) != before {
+                        continue;
+                    }
                     assert_eq!(n, files.len() + 1, "target seen with {n} entries");
-                    for f in files {
-                        // a file of this or a later version (the path is looked up anew), never missing
-                        let t = fs::read_to_string(target.join(f)).expect("a file of the output was missing");
+                    for (f, t) in files.iter().zip(&contents) {
+                        let t = t.as_deref().unwrap_or_else(|| panic!("{f} missing from the target"));
                         assert!(t.parse::<usize>().is_ok(), "{f} read as {t:?}");
                     }
                     seen += 1;

@@ -39,6 +39,9 @@ pub struct FitInputs {
     pub config: FileHash,
     /// The data file the config names.
     pub data: FileHash,
+    /// Further files the config reads (lift-test records): protected from the output, not hashed
+    /// here (their records are copied into the saved config, whose hash covers them).
+    pub others: Vec<PathBuf>,
 }
 
 /// `provenance.json`: what a fit was computed from and what it wrote, so that `optimize` and
@@ -103,7 +106,9 @@ pub fn write_outputs(
     config_toml: &str,
     inputs: &FitInputs,
 ) -> Result<PathBuf, OutputError> {
-    let out = OutputDir::create_for(dir, "fit", &[&inputs.config.path, &inputs.data.path])?;
+    let mut protected: Vec<&Path> = vec![&inputs.config.path, &inputs.data.path];
+    protected.extend(inputs.others.iter().map(PathBuf::as_path));
+    let out = OutputDir::create_for(dir, "fit", &protected)?;
     let summary = serde_json::json!({
         "inputs": { "data": inputs.data, "config": inputs.config },
         "model": model_info,

@@ -237,6 +237,7 @@ impl FittedModel {
             .iter()
             .map(|n| table.f64_column(n).map_err(|e| derr(format!("{e} (the posterior draws must be finite; refit)"))))
             .collect::<Result<_, _>>()?;
+        check_constrained_twin(&dir.join("posterior.parquet"), &post, &model, &expected, &cols)?;
         let draws = (0..table.n_rows())
             .map(|d| {
                 let q: Vec<f64> = cols.iter().map(|c| c[d]).collect();
@@ -249,6 +250,56 @@ impl FittedModel {
     pub fn channel_names(&self) -> Vec<String> {
         self.model.channels.iter().map(|c| c.name.clone()).collect()
     }
+}
+
+/// The constrained draws a fit writes next to the unconstrained ones must be those draws through the
+/// model's transforms. Checked at the first, middle and last draw: this catches one file copied over
+/// the other, or draws of a model with another parametrisation (an older mmloop), also in fits that
+/// have no provenance record. Skipped when `posterior.parquet` is absent.
+fn check_constrained_twin(
+    twin: &Path,
+    post: &Path,
+    model: &MmmModel,
+    expected_columns: &[String],
+    unconstrained: &[Vec<f64>],
+) -> Result<(), PlanError> {
+    if !twin.exists() {
+        return Ok(());
+    }
+    let derr = |message: String| PlanError::Draws { path: twin.to_path_buf(), message };
+    let t = Table::read(twin).map_err(|e| derr(e.to_string()))?;
+    let n = unconstrained.first().map_or(0, Vec::len);
+    if t.columns() != expected_columns || t.n_rows() != n {
+        return Err(derr(format!(
+            "it does not have the columns and {n} rows of {}; one of the two draw files was replaced: refit",
+            post.display()
+        )));
+    }
+    let names = model.names();
+    let cols: Vec<Vec<f64>> =
+        names.iter().map(|p| t.f64_column(p).map_err(|e| derr(e.to_string()))).collect::<Result<_, _>>()?;
+    let mut rows = vec![0, n / 2, n.saturating_sub(1)];
+    rows.dedup();
+    for r in rows.into_iter().filter(|&r| r < n) {
+        let q: Vec<f64> = unconstrained.iter().map(|c| c[r]).collect();
+        let c = model.constrain(&q);
+        for (i, (&want, col)) in c.iter().zip(&cols).enumerate() {
+            let got = col[r];
+            // both were computed from the same f64 draw by the same code and stored exactly: they
+            // agree to rounding; 1e-9 relative leaves room for a reordering of the arithmetic inside
+            // a transform, while another parametrisation or the other file's scale is off by far more
+            if (got - want).abs() > 1e-9 * want.abs().max(1.0) {
+                return Err(derr(format!(
+                    "draw {}, parameter {:?}: {got} here, but {want} from the unconstrained draws in {}; one of the \
+                     two files was replaced, or the fit was made by an mmloop with another parametrisation: refit",
+                    r + 1,
+                    names[i],
+                    post.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `DIR/provenance.json`, or `None` when the fit predates it.
