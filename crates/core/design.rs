@@ -192,6 +192,7 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
     let bar = crate::panel_args::Bar::new();
     let sel = search_with_progress(&panel, &spec, &cfg, &bar)?;
     bar.clear();
+    sel.check_finite()?;
     eprintln!(
         "evaluated {} designs ({} treated sets) in {:.2} s",
         sel.candidates.len(),

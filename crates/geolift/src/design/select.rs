@@ -101,6 +101,38 @@ pub struct Selection {
     pub donor_screen: Option<usize>,
 }
 
+impl Selection {
+    /// Every number of every evaluated candidate and cell is finite; the error names the first that
+    /// is not (its treated set, duration and quantity). Written outputs never hold NaN or ∞.
+    pub fn check_finite(&self) -> Result<(), DesignError> {
+        for c in self.candidates.iter().chain(&self.cells) {
+            let cv = &c.curve;
+            let mut items: Vec<(String, f64)> = vec![
+                ("lift at zero".into(), cv.lift_at_zero),
+                ("standard error of the lift".into(), cv.se_lift),
+                ("model standard error of the lift".into(), cv.se_lift_model),
+                ("baseline KPI".into(), cv.baseline_kpi),
+                ("scaled L2 imbalance".into(), cv.scaled_l2),
+                ("treated share".into(), c.treated_share),
+                ("correlation".into(), c.correlation),
+            ];
+            for p in &cv.points {
+                items.push((format!("power at effect {}", p.effect), p.power));
+                items.push((format!("mean estimate at effect {}", p.effect), p.mean_estimate));
+                items.push((format!("spread at effect {}", p.effect), p.sd));
+            }
+            if let Some((what, v)) = items.into_iter().find(|(_, v)| !v.is_finite()) {
+                return Err(DesignError::NonFinite {
+                    treated: c.treated.join(", "),
+                    duration: c.duration,
+                    what: format!("{what} ({v})"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Resolves a geo name (exact, else case-insensitive) for `option`.
 fn resolve(panel: &Panel, option: &str, name: &str) -> Result<usize, DesignError> {
     panel.geo_index(name).map_err(|_| DesignError::UnknownGeo {
