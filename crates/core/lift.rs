@@ -229,7 +229,7 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     println!("\nwrote {}/lift.json, lift_periods.csv, calibration.json", target.display());
     if records.iter().any(|r| r.spend_change == 0.0) {
         eprintln!(
-            "warning: no spend change known (give --spend COLUMN or --spend-change X); calibration.json has spend_change 0, set it before calibrating the MMM"
+            "warning: no spend change known (give --spend-change X, or a --spend COLUMN without gaps in the treated geos); calibration.json has spend_change 0, set it before calibrating the MMM"
         );
     }
     Ok(())
