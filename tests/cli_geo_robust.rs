@@ -207,13 +207,14 @@ fn lift_max_donors_prescreens_and_says_so() {
     let Some(data) = geo("GeoLift_Test.csv") else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = lift(&data, &["--max-donors", "10", "--estimator", "sc,did"], &out);
+    let o = lift(&data, &["--max-donors", "10", "--estimator", "sc,sdid,did"], &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("lift.json")).unwrap()).unwrap();
     let e = &j["cells"][0]["estimates"];
     assert!(e["sc"]["notes"].to_string().contains("the 10 of 38 controls most correlated"), "{}", e["sc"]["notes"]);
     let w = e["sc"]["weights"].as_object().unwrap();
     assert_eq!(w.len(), 10);
+    assert!(e["sdid"]["notes"].to_string().contains("the 10 of 38 controls"), "{}", e["sdid"]["notes"]);
     // DiD keeps every control
     assert!(!e["did"]["notes"].to_string().contains("pre-screen"));
 }
