@@ -150,7 +150,7 @@ fn lift_extreme_counts_are_refused_with_the_memory_they_would_take() {
     let max = u64::MAX.to_string();
     refused(&lift(&data, &["--permutations", &max], &out), &["--permutations", "GiB", "limit"], &out);
     refused(&lift(&data, &["--permutations", "100000000"], &out), &["--permutations", "19.6 GiB"], &out);
-    refused(&lift(&data, &["--placebo-reps", &max], &out), &["--placebo-reps", "GiB"], &out);
+    refused(&lift(&data, &["--placebo-reps", &max], &out), &["--placebo-reps", "at most 1000000"], &out);
     refused(&lift(&data, &["--placebo-reps", "1"], &out), &["--placebo-reps", "at least 2"], &out);
     // beyond u64: clap's parser gets a message from ours
     refused(&lift(&data, &["--permutations", "99999999999999999999999"], &out), &["larger than"], &out);
@@ -207,13 +207,14 @@ fn lift_max_donors_prescreens_and_says_so() {
     let Some(data) = geo("GeoLift_Test.csv") else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = lift(&data, &["--max-donors", "10", "--estimator", "sc,did"], &out);
+    let o = lift(&data, &["--max-donors", "10", "--estimator", "sc,sdid,did"], &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("lift.json")).unwrap()).unwrap();
     let e = &j["cells"][0]["estimates"];
     assert!(e["sc"]["notes"].to_string().contains("the 10 of 38 controls most correlated"), "{}", e["sc"]["notes"]);
     let w = e["sc"]["weights"].as_object().unwrap();
     assert_eq!(w.len(), 10);
+    assert!(e["sdid"]["notes"].to_string().contains("the 10 of 38 controls"), "{}", e["sdid"]["notes"]);
     // DiD keeps every control
     assert!(!e["did"]["notes"].to_string().contains("pre-screen"));
 }

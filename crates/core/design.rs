@@ -190,8 +190,10 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
     );
     let start = std::time::Instant::now();
     let bar = crate::panel_args::Bar::new();
+    bar.stage("design: correlations and shortlist");
     let sel = search_with_progress(&panel, &spec, &cfg, &bar)?;
     bar.clear();
+    sel.check_finite()?;
     eprintln!(
         "evaluated {} designs ({} treated sets) in {:.2} s",
         sel.candidates.len(),

@@ -52,7 +52,7 @@ pub struct LiftArgs {
     /// Replications for placebo standard errors.
     #[arg(long, default_value_t = 200, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub placebo_reps: usize,
-    /// Donor pre-screen for sc and ascm: keep the K controls most correlated with the treated average
+    /// Donor pre-screen for sc, ascm and sdid: keep the K controls most correlated with the treated average
     /// over the pre-period (0 = all). Panels with at most K controls are unaffected.
     #[arg(long, default_value_t = 50, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub max_donors: usize,
@@ -191,12 +191,12 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
                 "warning: cell {name}: the spend column has gaps in the treated geos, so the spend change is unknown; give --spend-change"
             );
         }
-        // sc and ascm run on the pre-screened donor pool (the other estimators on every control)
+        // sc, ascm and sdid run on the pre-screened donor pool (did, twfe and tbr on every control)
         let (screened, screen) = data.screen_donors(args.max_donors);
         let mut estimates = Vec::new();
         for e in &estimators {
             bar.stage(&format!("cell {name}: {e}"));
-            let use_screen = matches!(e.as_str(), "sc" | "ascm");
+            let use_screen = matches!(e.as_str(), "sc" | "ascm" | "sdid");
             let d = if use_screen { &screened } else { &data };
             let mut est = run_estimator(e, d, &args, stat).with_context(|| format!("cell {name}, estimator {e}"))?;
             if use_screen && let Some(s) = &screen {
@@ -229,7 +229,7 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     println!("\nwrote {}/lift.json, lift_periods.csv, calibration.json", target.display());
     if records.iter().any(|r| r.spend_change == 0.0) {
         eprintln!(
-            "warning: no spend change known (give --spend COLUMN or --spend-change X); calibration.json has spend_change 0, set it before calibrating the MMM"
+            "warning: no spend change known (give --spend-change X, or a --spend COLUMN without gaps in the treated geos); calibration.json has spend_change 0, set it before calibrating the MMM"
         );
     }
     Ok(())

@@ -12,7 +12,8 @@
 //! * option-sized buffers (permutations, replications) are checked against
 //!   [`error::MEMORY_LIMIT_BYTES`] (1 GiB) before they are allocated;
 //! * [`LiftData::screen_donors`] keeps the K controls most correlated with the treated average over
-//!   the pre-period (the CLI's `--max-donors`, default 50), so SC scales to thousands of geos;
+//!   the pre-period (the CLI applies it to sc, ascm and sdid with `--max-donors`, default 50), so the
+//!   weighting estimators scale to thousands of geos;
 //! * panels with gaps ([`Panel::read_allow_gaps`]) are accepted by [`Tbr`] (ratio-scaled group
 //!   totals) and refused by the balanced-panel estimators with [`GeoLiftError::Gaps`].
 

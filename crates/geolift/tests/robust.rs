@@ -201,9 +201,11 @@ fn extreme_option_values_give_errors_not_overflows_or_aborts() {
         assert!(e.contains("--permutations") && e.contains("GiB"), "{e}");
     }
     let e = placebo_se(&sc, &d, usize::MAX, 1).unwrap_err().to_string();
-    assert!(e.contains("--placebo-reps") && e.contains("GiB"), "{e}");
+    assert!(e.contains("--placebo-reps") && e.contains("at most 1000000"), "{e}");
     let e = placebo_se(&sc, &d, 1, 1).unwrap_err().to_string();
     assert!(e.contains("--placebo-reps") && e.contains("at least 2"), "{e}");
+    let e = placebo_se(&sc, &d, 100_000_000, 1).unwrap_err().to_string();
+    assert!(e.contains("--placebo-reps") && e.contains("at most 1000000"), "{e}");
 }
 
 /// A panel where every geo is its level times a common factor: y_gt = m_g·f_t (+ a treatment effect).
@@ -398,4 +400,29 @@ fn design_search_caps_candidates_and_screens_donors_on_a_large_panel() {
         s.candidates.iter().map(|c| (c.treated.clone(), c.mde)).collect()
     };
     assert_eq!(key(&sel), key(&sel1));
+}
+
+#[test]
+fn design_results_that_are_not_finite_are_an_error_naming_the_design() {
+    // geos 0–3 never sell: a treated set of them has a zero counterfactual, so its relative lift is
+    // 0/0; the search reports it, check_finite refuses it before anything is written
+    let y = Array2::from_shape_fn((10, 60), |(g, _)| if g < 4 { 0.0 } else { 5.0 });
+    let panel = Panel::from_matrix((0..10).map(|g| format!("g{g}")).collect(), y).unwrap();
+    let cfg = PowerConfig {
+        estimator: mmloop_geolift::design::DesignEstimator::DiD,
+        inference: DesignInference::Normal,
+        windows: 2,
+        effects: vec![0.0, 0.1],
+        ..Default::default()
+    };
+    let spec = SearchSpec { n_min: 2, n_max: 2, durations: vec![10], ..Default::default() };
+    let sel = search(&panel, &spec, &cfg).unwrap();
+    let e = sel.check_finite().unwrap_err();
+    assert!(matches!(e, DesignError::NonFinite { .. }), "{e}");
+    let m = e.to_string();
+    assert!(m.contains("g0") && m.contains("10 periods") && m.contains("NaN"), "{m}");
+    // a sound panel passes
+    let y = Array2::from_shape_fn((8, 60), |(g, t)| 100.0 + g as f64 * 3.0 + (t as f64 * 0.7 + g as f64).sin());
+    let panel = Panel::from_matrix((0..8).map(|g| format!("g{g}")).collect(), y).unwrap();
+    search(&panel, &spec, &cfg).unwrap().check_finite().unwrap();
 }

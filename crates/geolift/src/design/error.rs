@@ -26,6 +26,11 @@ pub enum DesignError {
 
     #[error("{option}: {message}")]
     BadOption { option: String, message: String },
+
+    #[error(
+        "the simulation of treating {treated} for {duration} periods gave a non-finite {what}. Likely culprit: a treated set whose counterfactual KPI sums to 0 over the test (all-zero or cancelling series) or extreme values; check those geos or exclude them with --exclude"
+    )]
+    NonFinite { treated: String, duration: usize, what: String },
 }
 
 pub(crate) fn bad(option: &str, message: impl Into<String>) -> DesignError {

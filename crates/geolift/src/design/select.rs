@@ -101,6 +101,38 @@ pub struct Selection {
     pub donor_screen: Option<usize>,
 }
 
+impl Selection {
+    /// Every number of every evaluated candidate and cell is finite; the error names the first that
+    /// is not (its treated set, duration and quantity). Written outputs never hold NaN or ∞.
+    pub fn check_finite(&self) -> Result<(), DesignError> {
+        for c in self.candidates.iter().chain(&self.cells) {
+            let cv = &c.curve;
+            let mut items: Vec<(String, f64)> = vec![
+                ("lift at zero".into(), cv.lift_at_zero),
+                ("standard error of the lift".into(), cv.se_lift),
+                ("model standard error of the lift".into(), cv.se_lift_model),
+                ("baseline KPI".into(), cv.baseline_kpi),
+                ("scaled L2 imbalance".into(), cv.scaled_l2),
+                ("treated share".into(), c.treated_share),
+                ("correlation".into(), c.correlation),
+            ];
+            for p in &cv.points {
+                items.push((format!("power at effect {}", p.effect), p.power));
+                items.push((format!("mean estimate at effect {}", p.effect), p.mean_estimate));
+                items.push((format!("spread at effect {}", p.effect), p.sd));
+            }
+            if let Some((what, v)) = items.into_iter().find(|(_, v)| !v.is_finite()) {
+                return Err(DesignError::NonFinite {
+                    treated: c.treated.join(", "),
+                    duration: c.duration,
+                    what: format!("{what} ({v})"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Resolves a geo name (exact, else case-insensitive) for `option`.
 fn resolve(panel: &Panel, option: &str, name: &str) -> Result<usize, DesignError> {
     panel.geo_index(name).map_err(|_| DesignError::UnknownGeo {
@@ -240,22 +272,34 @@ pub fn search_with_progress(
     // largest set needs n_max − |include| − 1 of them.
     let need = spec.n_max.saturating_sub(include.len() + 1);
     let anchors: Vec<usize> = eligible.iter().copied().filter(|g| !include.contains(g)).collect();
+    // Correlations in blocks of anchors: C = Z_block · Zᵀ (faer's sequential matrix product, so every
+    // entry is summed the same way whatever the thread count; blocks run in parallel).
+    let zm = faer::Mat::<f64>::from_fn(ng, hist, |g, t| z[g][t]);
     let neighbours: Vec<Vec<usize>> = anchors
-        .par_iter()
-        .map(|&a| {
-            let mut others: Vec<(usize, f64)> = eligible
-                .iter()
-                .copied()
-                .filter(|&g| g != a && !include.contains(&g))
-                .map(|g| (g, dot(&z[a], &z[g])))
-                .collect();
-            let cmp = |x: &(usize, f64), y: &(usize, f64)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
-            if need < others.len() {
-                others.select_nth_unstable_by(need, cmp);
-                others.truncate(need);
-            }
-            others.sort_by(cmp);
-            others.into_iter().map(|(g, _)| g).collect()
+        .par_chunks(256)
+        .flat_map_iter(|chunk| {
+            let za = faer::Mat::<f64>::from_fn(chunk.len(), hist, |i, t| z[chunk[i]][t]);
+            let mut c = faer::Mat::<f64>::zeros(chunk.len(), ng);
+            faer::linalg::matmul::matmul(&mut c, faer::Accum::Replace, &za, zm.transpose(), 1.0, faer::Par::Seq);
+            let include = &include;
+            let eligible = &eligible;
+            (0..chunk.len()).map(move |i| {
+                let a = chunk[i];
+                let mut others: Vec<(usize, f64)> = eligible
+                    .iter()
+                    .copied()
+                    .filter(|&g| g != a && !include.contains(&g))
+                    .map(|g| (g, c[(i, g)]))
+                    .collect();
+                let cmp = |x: &(usize, f64), y: &(usize, f64)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
+                if need < others.len() {
+                    others.select_nth_unstable_by(need, cmp);
+                    others.truncate(need);
+                }
+                others.sort_by(cmp);
+                // a fresh vector: collecting `into_iter()` would reuse (and keep) the G-long allocation
+                others.iter().map(|&(g, _)| g).collect::<Vec<usize>>()
+            })
         })
         .collect();
     let mut sets: BTreeSet<Vec<usize>> = BTreeSet::new();
@@ -319,7 +363,7 @@ pub fn search_with_progress(
         let cmp = |x: &(usize, f64), y: &(usize, f64)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
         scored.select_nth_unstable_by(spec.max_donors, cmp);
         scored.truncate(spec.max_donors);
-        let mut keep: Vec<usize> = scored.into_iter().map(|(g, _)| g).collect();
+        let mut keep: Vec<usize> = scored.iter().map(|&(g, _)| g).collect();
         keep.sort_unstable();
         keep
     };
