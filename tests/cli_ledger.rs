@@ -288,3 +288,72 @@ fn ledger_two_writers_at_once_wait_or_fail_cleanly() {
     assert!(t0.elapsed() >= Duration::from_millis(1000));
     assert_eq!(check_consistent(&led, 10).len(), 2);
 }
+
+/// `mmloop lift --ledger` records the readouts it wrote: the ledger's JSON export is exactly the
+/// output's calibration.json, with that file's hash; a second identical run is refused by the
+/// ledger (same readouts) but its output is still written; a foreign ledger fails before estimating.
+#[test]
+fn lift_with_ledger_records_its_calibration_records() {
+    let data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/geo/GeoLift_Test_MultiCell.csv"));
+    if !data.exists() {
+        eprintln!("SKIPPED: {} not found", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let led = dir.path().join("loop.ledger");
+    let lift = |out: &Path, ledger: &Path| {
+        mmloop(&[
+            "lift",
+            "--data",
+            s(&data),
+            "--cell",
+            "a=chicago,cincinnati",
+            "--cell",
+            "b=honolulu,indianapolis",
+            "--start",
+            "2021-04-01",
+            "--end",
+            "2021-04-15",
+            "--channel",
+            "tv",
+            "--spend-change",
+            "40000",
+            "--permutations",
+            "100",
+            "--placebo-reps",
+            "20",
+            "--out",
+            s(out),
+            "--ledger",
+            s(ledger),
+        ])
+    };
+    let out = dir.path().join("out");
+    let o = lift(&out, &led);
+    assert!(o.status.success() && text(&o).contains("as experiment(s) 1, 2"), "{}", text(&o));
+    let cal = out.join("calibration.json");
+    let l = Ledger::open(&led).unwrap();
+    assert_eq!(l.readout_records().unwrap(), LiftTestRecord::read_all(&cal).unwrap());
+    let e = l.experiment(2).unwrap();
+    assert_eq!(e.readout.unwrap().source_hash.unwrap(), sha(&cal));
+    assert_eq!(e.cells[0].geos, ["honolulu", "indianapolis"]);
+    drop(l);
+    // the same test run again: same records, refused by the ledger, output still written
+    let out2 = dir.path().join("out2");
+    let o = lift(&out2, &led);
+    assert!(
+        !o.status.success() && text(&o).contains("already added to the ledger as experiment(s) 1, 2"),
+        "{}",
+        text(&o)
+    );
+    assert!(out2.join("calibration.json").exists());
+    assert_eq!(Ledger::open(&led).unwrap().experiments().unwrap().len(), 2);
+    // a file that is not a ledger: refused before estimating, no output, file untouched
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "x".repeat(200)).unwrap();
+    let out3 = dir.path().join("out3");
+    let o = lift(&out3, &notes);
+    assert!(!o.status.success() && text(&o).contains("not an SQLite database"), "{}", text(&o));
+    assert!(!out3.exists());
+    assert_eq!(std::fs::read(&notes).unwrap(), "x".repeat(200).as_bytes());
+}

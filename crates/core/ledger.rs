@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use mmloop_loop::ledger::{self, Ledger};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// See and curate the experiment ledger (an SQLite file): list, show, add readouts, discard, export.
 #[derive(clap::Args, Debug)]
@@ -98,5 +98,29 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `lift --ledger FILE`, before any estimation: an existing file must be a ledger this build can
+/// write, so a wrong path fails before minutes of permutations. A missing file is created only when
+/// there is a readout to record.
+pub fn check_lift_ledger(path: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(p) = path
+        && p.exists()
+    {
+        Ledger::open(p)?;
+    }
+    Ok(())
+}
+
+/// `lift --ledger FILE`, after the output directory is committed: records its calibration.json.
+pub fn record_lift(path: Option<&Path>, out_dir: &Path) -> anyhow::Result<()> {
+    let Some(p) = path else { return Ok(()) };
+    let cal = out_dir.join("calibration.json");
+    let ids = Ledger::open_or_create(p)
+        .and_then(|mut l| l.add_calibration_file(&cal))
+        .with_context(|| format!("{} was written, but recording it in the ledger failed", cal.display()))?;
+    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    println!("recorded in ledger {} as experiment(s) {}", p.display(), list.join(", "));
     Ok(())
 }

@@ -38,7 +38,7 @@ pub enum LedgerError {
 
     #[error(
         "{path}: this file (sha256 {hash}) was already added to the ledger as experiment(s) {existing}; \
-         nothing was added (discard them first with `ledger discard ID --why ...` if they are wrong)"
+         nothing was added (`mmloop ledger LEDGER show ID` shows them)"
     )]
     DuplicateSource { path: PathBuf, hash: String, existing: String },
 
