@@ -70,6 +70,9 @@ pub enum LedgerError {
     )]
     BadRow { path: PathBuf, id: i64, message: String },
 
+    #[error("{path}: experiment {id}: {source}")]
+    Decay { path: PathBuf, id: i64, source: crate::decay::DecayError },
+
     #[error("{path}: SQLite error: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
 }

@@ -501,6 +501,30 @@ impl Ledger {
             .collect())
     }
 
+    /// The read-out experiments (discarded ones left out) aged for a fit whose last period (or
+    /// `--as-of` date) is `as_of`: each record's SE inflated to `SE · exp(λ t / 2)` by the shortest
+    /// half-life of its channels ([`crate::decay::decay_readout`]). Returned with their experiment
+    /// ids; errors name the experiment. Readouts whose SE overflowed (over ~1000 half-lives old)
+    /// are included, marked by [`crate::decay::DecayedReadout::informative`].
+    pub fn decayed_readouts(
+        &self,
+        as_of: &str,
+        unit: crate::decay::TimeUnit,
+        half_lives: &crate::decay::HalfLives,
+    ) -> Result<Vec<(i64, crate::decay::DecayedReadout)>, LedgerError> {
+        let mut out = Vec::new();
+        for e in self.experiments()? {
+            if e.status != Status::Read {
+                continue;
+            }
+            let Some(r) = e.readout else { continue };
+            let d = crate::decay::decay_readout(&r.record, as_of, unit, half_lives)
+                .map_err(|source| LedgerError::Decay { path: self.path.clone(), id: e.id, source })?;
+            out.push((e.id, d));
+        }
+        Ok(out)
+    }
+
     fn load(&self, only: Option<i64>) -> Result<Vec<Experiment>, LedgerError> {
         let path = &self.path;
         let sql = |e| self.err(e);

@@ -13,8 +13,19 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
+/// Numbers for reading: one decimal from 100 on, four below (iROAS 0.0933), scientific outside
+/// [0.001, 1e7).
 fn num(v: f64) -> String {
-    if v == 0.0 || (v.abs() >= 0.01 && v.abs() < 1e7) { format!("{v:.2}") } else { format!("{v:.3e}") }
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e7).contains(&a) {
+        format!("{v:.3e}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 fn geos_of(e: &Experiment) -> Vec<&str> {
