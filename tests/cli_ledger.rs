@@ -357,3 +357,26 @@ fn lift_with_ledger_records_its_calibration_records() {
     assert!(!out3.exists());
     assert_eq!(std::fs::read(&notes).unwrap(), "x".repeat(200).as_bytes());
 }
+
+#[test]
+fn ledger_evidence_ages_readouts_by_channel_half_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let led = dir.path().join("loop.ledger");
+    let (cal, _) = write_batch(dir.path(), 0, 2); // ends 2024-03-31: rec 0 tv, rec 1 tv+search
+    assert!(mmloop(&["ledger", s(&led), "add", s(&cal)]).status.success());
+    // 2024-03-31 + 364 days = 52 weeks: tv alone (52 w) variance x2; tv+search ages with search (26 w): x4
+    let o = mmloop(&["ledger", s(&led), "evidence", "--as-of", "2025-03-30"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let row = |id: &str| t.lines().find(|l| l.trim_start().starts_with(id)).unwrap_or("").to_string();
+    assert!(row("1 ").contains(" 52.0 ") && row("1 ").contains(" 2.0000 "), "{t}");
+    assert!(row("2 ").contains(" 26.0 ") && row("2 ").contains(" 4.0000 "), "{t}");
+    assert!(t.contains("52 (tv)") && t.contains("26 (search)"), "{t}");
+    // an override names its channel when wrong, and changes the half-life when right
+    let t = text(&mmloop(&["ledger", s(&led), "evidence", "--as-of", "2025-03-30", "--half-life", "tv=-4"]));
+    assert!(t.contains("half_life.channels.tv") && t.contains("positive"), "{t}");
+    let t = text(&mmloop(&["ledger", s(&led), "evidence", "--as-of", "2025-03-30", "--half-life", "tv=26"]));
+    assert!(t.contains("26 (set)"), "{t}");
+    let t = text(&mmloop(&["ledger", s(&led), "evidence", "--as-of", "2024-01-01"]));
+    assert!(t.contains("experiment 1") && t.contains("after the as-of"), "{t}");
+}

@@ -2,6 +2,7 @@
 //! `mmloop_loop::ledger`.
 
 use anyhow::{Context, bail};
+use mmloop_loop::decay::{HalfLives, TimeUnit};
 use mmloop_loop::ledger::{self, Ledger};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,19 @@ pub enum LedgerCommand {
         /// Why it is discarded (required).
         #[arg(long, required = true)]
         why: String,
+    },
+    /// How old each readout is and how much it still weighs: SE_eff = SE·exp(λ·age/2), λ = ln2/half-life.
+    Evidence {
+        /// The fit's last period or a date to age the readouts to, in the data's time notation.
+        #[arg(long)]
+        as_of: String,
+        /// Unit of a numeric time column: weeks or days (ISO dates are always subtracted in days).
+        #[arg(long, default_value = "weeks")]
+        time_unit: String,
+        /// Half-life override CHANNEL=WEEKS (repeatable); defaults by channel class: search, display,
+        /// digital 26, social 39, TV, video, radio, OOH, print 52.
+        #[arg(long)]
+        half_life: Vec<String>,
     },
     /// Export: JSON = the read-out calibration records (loadable by `fit`); CSV = every experiment.
     Export {
@@ -80,6 +94,22 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             let mut l = Ledger::open(file)?;
             l.discard(id, &why)?;
             println!("experiment {id} discarded: {}", why.trim());
+        }
+        LedgerCommand::Evidence { as_of, time_unit, half_life } => {
+            let unit = match time_unit.to_lowercase().as_str() {
+                "weeks" | "week" => TimeUnit::Weeks,
+                "days" | "day" => TimeUnit::Days,
+                u => bail!("--time-unit must be weeks or days, got {u:?}"),
+            };
+            let mut h = HalfLives::default();
+            for o in &half_life {
+                let (c, w) = o.split_once('=').with_context(|| format!("--half-life {o:?}: expected CHANNEL=WEEKS"))?;
+                let w: f64 =
+                    w.trim().parse().with_context(|| format!("--half-life {o:?}: {w:?} is not a number of weeks"))?;
+                h.set_channel(c.trim(), w)?;
+            }
+            let l = Ledger::open(file)?;
+            print!("{}", ledger::format_evidence(&l.decayed_readouts(&as_of, unit, &h)?, &h, &as_of));
         }
         LedgerCommand::Export { format, out } => {
             let l = Ledger::open(file)?;

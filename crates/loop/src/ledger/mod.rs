@@ -28,7 +28,7 @@ mod report;
 mod schema;
 
 pub use error::LedgerError;
-pub use report::{format_experiment, format_list, to_csv};
+pub use report::{format_evidence, format_experiment, format_list, to_csv};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 use crate::hash::sha256_hex;
