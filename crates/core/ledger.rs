@@ -50,6 +50,8 @@ pub enum LedgerCommand {
         #[arg(long)]
         half_life: Vec<String>,
     },
+    /// Check the whole file: SQLite's integrity check and the foreign keys.
+    Check,
     /// Export: JSON = the read-out calibration records (loadable by `fit`); CSV = every experiment.
     Export {
         /// csv or json.
@@ -110,6 +112,11 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             }
             let l = Ledger::open(file)?;
             print!("{}", ledger::format_evidence(&l.decayed_readouts(&as_of, unit, &h)?, &h, &as_of));
+        }
+        LedgerCommand::Check => {
+            let l = Ledger::open(file)?;
+            l.integrity_check()?;
+            println!("{}: ok ({} experiments, {} fits)", file.display(), l.experiments()?.len(), l.fits()?.len());
         }
         LedgerCommand::Export { format, out } => {
             let l = Ledger::open(file)?;
