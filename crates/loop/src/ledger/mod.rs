@@ -272,6 +272,7 @@ impl Ledger {
         // created in rollback-journal mode, so the application id is in the main file's header
         // from the first commit on; WAL is switched on after that
         schema::init_or_migrate(&mut conn, path, waited)?;
+        schema::check_tables(&conn, path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LedgerError::Invalid {

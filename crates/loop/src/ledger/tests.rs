@@ -199,6 +199,19 @@ fn a_foreign_sqlite_file_is_refused_and_left_unchanged() {
     }
     let before_q = file_hash(&q);
     assert!(matches!(Ledger::open_or_create(&q), Err(LedgerError::NotALedger { .. })));
+    // a database that carries our application id and version by chance, without our tables
+    let r = dir.path().join("lookalike.db");
+    {
+        let c = Connection::open(&r).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; CREATE TABLE t (x);"
+        ))
+        .unwrap();
+    }
+    let before_r = file_hash(&r);
+    let e = Ledger::open_or_create(&r).unwrap_err().to_string();
+    assert!(e.contains("lookalike.db") && e.contains("lacks the tables experiments"), "{e}");
+    assert_eq!(file_hash(&r), before_r);
     assert_eq!(file_hash(&p), before);
     assert_eq!(file_hash(&q), before_q);
 }
