@@ -384,3 +384,35 @@ fn decayed_readouts_age_each_read_experiment_and_name_the_bad_one() {
     let e = l.decayed_readouts("2021-01-01", TimeUnit::Weeks, &h).unwrap_err().to_string();
     assert!(e.contains(&format!("experiment {}", ids[0])) && e.contains("after the as-of"), "{e}");
 }
+
+#[test]
+fn a_planned_experiment_is_read_out_by_attaching_its_readout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open_or_create(dir.path().join("l.db")).unwrap();
+    let r = rec(4); // channel tv, geos geo4, geo5
+    let plan = |geos: Vec<String>| PlannedExperiment {
+        channels: vec!["tv".into()],
+        cells: vec![Cell { name: "a".into(), geos }],
+        start: "2021-04-01".into(),
+        end: "2021-04-10".into(),
+        design: Some(serde_json::json!({"power": 0.8})),
+    };
+    let id = l.plan(&plan(vec!["geo5".into(), "geo4".into()])).unwrap();
+    l.mark_running(id).unwrap();
+    let other = l.plan(&plan(vec!["geo9".into()])).unwrap();
+    let e = l.attach_readout(other, &r, None).unwrap_err().to_string();
+    assert!(e.contains("the plan is on") && e.contains("geo9"), "{e}");
+    l.attach_readout(id, &r, None).unwrap();
+    let e = l.experiment(id).unwrap();
+    assert_eq!(e.status, Status::Read);
+    assert_eq!(e.end, "2021-04-15", "the window is the readout's");
+    assert_eq!(e.design, Some(serde_json::json!({"power": 0.8})), "the design figures stay");
+    assert_eq!(l.readout_records().unwrap(), vec![r.clone()]);
+    // read twice, or the same readout on another plan: refused
+    assert!(l.attach_readout(id, &r, None).unwrap_err().to_string().contains("is read"));
+    let third = l.plan(&plan(vec!["geo4".into(), "geo5".into()])).unwrap();
+    assert!(
+        matches!(l.attach_readout(third, &r, None), Err(LedgerError::DuplicateRecord { existing, .. }) if existing == id)
+    );
+    l.integrity_check().unwrap();
+}
