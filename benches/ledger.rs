@@ -3,6 +3,10 @@
 //! this durability level), and listing 10 000 experiments with their channels, cells and geos.
 //!
 //! Run: `cargo bench --bench ledger -- --warm-up-time 1 --measurement-time 3`.
+//!
+//! Measured with `--profile dev` (deps opt-level 3) on 2 cores shared with other builds (load ~9):
+//! one transaction 415 ms (42 µs a readout: 1 lookup + 7 row inserts + hashing), one transaction
+//! each 2.28 s (228 µs a commit), list 106 ms, list and format the table 166 ms.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mmloop_data::LiftTestRecord;

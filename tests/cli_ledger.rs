@@ -227,12 +227,46 @@ fn ledger_survives_sigkill_at_random_moments_without_half_records() {
     );
     // the seeded kill moments must actually have interrupted writes, or this test proved nothing
     assert!(!absent.is_empty(), "no kill landed before a commit; the kill window is wrong");
-    let o = mmloop(&["ledger", s(&led), "list"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = mmloop(&["ledger", s(&led), "check"]);
+    assert!(o.status.success() && text(&o).contains(": ok ("), "{}", text(&o));
     // batches that were killed can be added again, once
     let (cal, _) = write_batch(dir.path(), absent[0], PER_BATCH);
     assert!(mmloop(&["ledger", s(&led), "add", s(&cal)]).status.success());
     check_consistent(&led, PER_BATCH);
+
+    // kills while a new ledger is being created (file creation, schema, WAL switch, first add):
+    // whatever is left opens as a ledger, all or nothing
+    let (cal, _) = write_batch(dir.path(), 1000, 200);
+    let fresh = dir.path().join("fresh0.ledger");
+    let t0 = Instant::now();
+    assert!(mmloop(&["ledger", s(&fresh), "add", s(&cal)]).status.success());
+    let create = t0.elapsed();
+    let mut left_empty = 0;
+    for k in 1..=15 {
+        let fresh = dir.path().join(format!("fresh{k}.ledger"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mmloop"))
+            .args(["ledger", s(&fresh), "add", s(&cal)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(create.mul_f64(1.2 * rng.next_f64()));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !fresh.exists() {
+            assert!(!status.success());
+            continue;
+        }
+        drop(Ledger::open_or_create(&fresh).expect("a ledger killed while being created opens"));
+        let counts = check_consistent(&fresh, 200);
+        if counts.is_empty() {
+            left_empty += 1;
+        }
+        if status.success() {
+            assert_eq!(counts.get(&1000), Some(&200));
+        }
+    }
+    eprintln!("sigkill at creation: one create+add of 200 takes {create:?}; {left_empty} of 15 left without readouts");
 }
 
 /// Two processes add different calibration files to the same (new) ledger at the same moment,
@@ -287,4 +321,96 @@ fn ledger_two_writers_at_once_wait_or_fail_cleanly() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(t0.elapsed() >= Duration::from_millis(1000));
     assert_eq!(check_consistent(&led, 10).len(), 2);
+}
+
+/// `mmloop lift --ledger` records the readouts it wrote: the ledger's JSON export is exactly the
+/// output's calibration.json, with that file's hash; a second identical run is refused by the
+/// ledger (same readouts) but its output is still written; a foreign ledger fails before estimating.
+#[test]
+fn lift_with_ledger_records_its_calibration_records() {
+    let data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/geo/GeoLift_Test_MultiCell.csv"));
+    if !data.exists() {
+        eprintln!("SKIPPED: {} not found", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let led = dir.path().join("loop.ledger");
+    let lift = |out: &Path, ledger: &Path| {
+        mmloop(&[
+            "lift",
+            "--data",
+            s(&data),
+            "--cell",
+            "a=chicago,cincinnati",
+            "--cell",
+            "b=honolulu,indianapolis",
+            "--start",
+            "2021-04-01",
+            "--end",
+            "2021-04-15",
+            "--channel",
+            "tv",
+            "--spend-change",
+            "40000",
+            "--permutations",
+            "100",
+            "--placebo-reps",
+            "20",
+            "--out",
+            s(out),
+            "--ledger",
+            s(ledger),
+        ])
+    };
+    let out = dir.path().join("out");
+    let o = lift(&out, &led);
+    assert!(o.status.success() && text(&o).contains("as experiment(s) 1, 2"), "{}", text(&o));
+    let cal = out.join("calibration.json");
+    let l = Ledger::open(&led).unwrap();
+    assert_eq!(l.readout_records().unwrap(), LiftTestRecord::read_all(&cal).unwrap());
+    let e = l.experiment(2).unwrap();
+    assert_eq!(e.readout.unwrap().source_hash.unwrap(), sha(&cal));
+    assert_eq!(e.cells[0].geos, ["honolulu", "indianapolis"]);
+    drop(l);
+    // the same test run again: same records, refused by the ledger, output still written
+    let out2 = dir.path().join("out2");
+    let o = lift(&out2, &led);
+    assert!(
+        !o.status.success() && text(&o).contains("already added to the ledger as experiment(s) 1, 2"),
+        "{}",
+        text(&o)
+    );
+    assert!(out2.join("calibration.json").exists());
+    assert_eq!(Ledger::open(&led).unwrap().experiments().unwrap().len(), 2);
+    // a file that is not a ledger: refused before estimating, no output, file untouched
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "x".repeat(200)).unwrap();
+    let out3 = dir.path().join("out3");
+    let o = lift(&out3, &notes);
+    assert!(!o.status.success() && text(&o).contains("not an SQLite database"), "{}", text(&o));
+    assert!(!out3.exists());
+    assert_eq!(std::fs::read(&notes).unwrap(), "x".repeat(200).as_bytes());
+}
+
+#[test]
+fn ledger_evidence_ages_readouts_by_channel_half_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let led = dir.path().join("loop.ledger");
+    let (cal, _) = write_batch(dir.path(), 0, 2); // ends 2024-03-31: rec 0 tv, rec 1 tv+search
+    assert!(mmloop(&["ledger", s(&led), "add", s(&cal)]).status.success());
+    // 2024-03-31 + 364 days = 52 weeks: tv alone (52 w) variance x2; tv+search ages with search (26 w): x4
+    let o = mmloop(&["ledger", s(&led), "evidence", "--as-of", "2025-03-30"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let row = |id: &str| t.lines().find(|l| l.trim_start().starts_with(id)).unwrap_or("").to_string();
+    assert!(row("1 ").contains(" 52.0 ") && row("1 ").contains(" 2.0000 "), "{t}");
+    assert!(row("2 ").contains(" 26.0 ") && row("2 ").contains(" 4.0000 "), "{t}");
+    assert!(t.contains("52 (tv)") && t.contains("26 (search)"), "{t}");
+    // an override names its channel when wrong, and changes the half-life when right
+    let t = text(&mmloop(&["ledger", s(&led), "evidence", "--as-of", "2025-03-30", "--half-life", "tv=-4"]));
+    assert!(t.contains("half_life.channels.tv") && t.contains("positive"), "{t}");
+    let t = text(&mmloop(&["ledger", s(&led), "evidence", "--as-of", "2025-03-30", "--half-life", "tv=26"]));
+    assert!(t.contains("26 (set)"), "{t}");
+    let t = text(&mmloop(&["ledger", s(&led), "evidence", "--as-of", "2024-01-01"]));
+    assert!(t.contains("experiment 1") && t.contains("after the as-of"), "{t}");
 }

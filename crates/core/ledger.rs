@@ -2,8 +2,9 @@
 //! `mmloop_loop::ledger`.
 
 use anyhow::{Context, bail};
+use mmloop_loop::decay::{HalfLives, TimeUnit};
 use mmloop_loop::ledger::{self, Ledger};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// See and curate the experiment ledger (an SQLite file): list, show, add readouts, discard, export.
 #[derive(clap::Args, Debug)]
@@ -36,6 +37,21 @@ pub enum LedgerCommand {
         #[arg(long, required = true)]
         why: String,
     },
+    /// How old each readout is and how much it still weighs: SE_eff = SE·exp(λ·age/2), λ = ln2/half-life.
+    Evidence {
+        /// The fit's last period or a date to age the readouts to, in the data's time notation.
+        #[arg(long)]
+        as_of: String,
+        /// Unit of a numeric time column: weeks or days (ISO dates are always subtracted in days).
+        #[arg(long, default_value = "weeks")]
+        time_unit: String,
+        /// Half-life override CHANNEL=WEEKS (repeatable); defaults by channel class: search, display,
+        /// digital 26, social 39, TV, video, radio, OOH, print 52.
+        #[arg(long)]
+        half_life: Vec<String>,
+    },
+    /// Check the whole file: SQLite's integrity check and the foreign keys.
+    Check,
     /// Export: JSON = the read-out calibration records (loadable by `fit`); CSV = every experiment.
     Export {
         /// csv or json.
@@ -81,6 +97,27 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             l.discard(id, &why)?;
             println!("experiment {id} discarded: {}", why.trim());
         }
+        LedgerCommand::Evidence { as_of, time_unit, half_life } => {
+            let unit = match time_unit.to_lowercase().as_str() {
+                "weeks" | "week" => TimeUnit::Weeks,
+                "days" | "day" => TimeUnit::Days,
+                u => bail!("--time-unit must be weeks or days, got {u:?}"),
+            };
+            let mut h = HalfLives::default();
+            for o in &half_life {
+                let (c, w) = o.split_once('=').with_context(|| format!("--half-life {o:?}: expected CHANNEL=WEEKS"))?;
+                let w: f64 =
+                    w.trim().parse().with_context(|| format!("--half-life {o:?}: {w:?} is not a number of weeks"))?;
+                h.set_channel(c.trim(), w)?;
+            }
+            let l = Ledger::open(file)?;
+            print!("{}", ledger::format_evidence(&l.decayed_readouts(&as_of, unit, &h)?, &h, &as_of));
+        }
+        LedgerCommand::Check => {
+            let l = Ledger::open(file)?;
+            l.integrity_check()?;
+            println!("{}: ok ({} experiments, {} fits)", file.display(), l.experiments()?.len(), l.fits()?.len());
+        }
         LedgerCommand::Export { format, out } => {
             let l = Ledger::open(file)?;
             let text = match format.to_lowercase().as_str() {
@@ -98,5 +135,29 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `lift --ledger FILE`, before any estimation: an existing file must be a ledger this build can
+/// write, so a wrong path fails before minutes of permutations. A missing file is created only when
+/// there is a readout to record.
+pub fn check_lift_ledger(path: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(p) = path
+        && p.exists()
+    {
+        Ledger::open(p)?;
+    }
+    Ok(())
+}
+
+/// `lift --ledger FILE`, after the output directory is committed: records its calibration.json.
+pub fn record_lift(path: Option<&Path>, out_dir: &Path) -> anyhow::Result<()> {
+    let Some(p) = path else { return Ok(()) };
+    let cal = out_dir.join("calibration.json");
+    let ids = Ledger::open_or_create(p)
+        .and_then(|mut l| l.add_calibration_file(&cal))
+        .with_context(|| format!("{} was written, but recording it in the ledger failed", cal.display()))?;
+    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    println!("recorded in ledger {} as experiment(s) {}", p.display(), list.join(", "));
     Ok(())
 }

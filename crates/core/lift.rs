@@ -69,6 +69,9 @@ pub struct LiftArgs {
     /// Output directory (lift.json, lift_periods.csv, calibration.json).
     #[arg(long)]
     pub out: PathBuf,
+    /// Also record the readout(s) in this experiment ledger (created when missing).
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
 }
 
 const ALL: [&str; 6] = ["sc", "ascm", "sdid", "did", "twfe", "tbr"];
@@ -91,6 +94,7 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         "negative" => ConformalStat::Negative,
         s => bail!("--stat must be total, positive or negative, got {s:?}"),
     };
+    crate::ledger::check_lift_ledger(args.ledger.as_deref())?;
     let mut estimators: Vec<String> = Vec::new();
     for e in &args.estimator {
         let e = e.trim().to_lowercase();
@@ -227,6 +231,7 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     let target = out.commit()?;
     print_summary(&cells, &args);
     println!("\nwrote {}/lift.json, lift_periods.csv, calibration.json", target.display());
+    crate::ledger::record_lift(args.ledger.as_deref(), &target)?;
     if records.iter().any(|r| r.spend_change == 0.0) {
         eprintln!(
             "warning: no spend change known (give --spend-change X, or a --spend COLUMN without gaps in the treated geos); calibration.json has spend_change 0, set it before calibrating the MMM"
@@ -309,6 +314,7 @@ fn run_staggered_twfe(panel: &Panel, args: &LiftArgs) -> anyhow::Result<()> {
         println!("  {:>4}: {:>12.6} ± {:.6}", e.rel, e.estimate, e.se);
     }
     println!("\nwrote {}/lift.json, calibration.json", target.display());
+    crate::ledger::record_lift(args.ledger.as_deref(), &target)?;
     Ok(())
 }
 

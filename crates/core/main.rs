@@ -29,7 +29,7 @@ enum Command {
     Scenario(optimize::ScenarioArgs),
     /// Design a geo test: rank markets and lengths by simulated power; MDE, budget and expected precision.
     Design(design::DesignArgs),
-    /// See and curate the experiment ledger: list, show ID, add calibration.json, discard ID --why, export.
+    /// The experiment ledger: list, show ID, add calibration.json, discard ID --why, evidence --as-of, check, export.
     Ledger(ledger::LedgerArgs),
 }
 

@@ -57,6 +57,11 @@ pub enum DecayError {
     /// The readout ends after the as-of time: it cannot inform a fit that ends before it.
     #[error("readout ending {end:?} is after the as-of time {as_of:?}; give a later --as-of or leave this readout out")]
     FromTheFuture { end: String, as_of: String },
+    /// A readout that names no channel: there is no half-life to age it by.
+    #[error(
+        "readout {what}: names no channel, so its evidence half-life is unknown; attach it to a channel (mmloop lift --channel)"
+    )]
+    NoChannel { what: String },
     /// An age that is negative or not finite.
     #[error("evidence age must be a finite number of weeks ≥ 0, got {0}")]
     BadAge(f64),
@@ -164,6 +169,54 @@ pub fn variance_inflation(age: Age, half_life: HalfLife) -> f64 {
 /// λ = ln 2 / half-life (see the module documentation for the derivation and source).
 pub fn decayed_se(se: f64, age: Age, half_life: HalfLife) -> f64 {
     se * (0.5 * half_life.rate() * age.0).exp()
+}
+
+/// A readout aged for a fit: its record with the standard error inflated to
+/// `SE_eff = SE · exp(λ t / 2)`, and how it got there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecayedReadout {
+    /// The record as the fit should use it: `standard_error` is the decayed SE.
+    pub record: mmloop_data::LiftTestRecord,
+    /// The readout's own standard error.
+    pub original_se: f64,
+    pub age: Age,
+    /// The half-life used: the shortest of the readout's channels' ([`HalfLives::for_channels`]).
+    pub half_life: HalfLife,
+    /// SE²_eff / SE² = exp(λ t).
+    pub variance_inflation: f64,
+}
+
+impl DecayedReadout {
+    /// Whether the readout still carries information: past about 1000 half-lives (2 · 1024 for the
+    /// SE) the inflation overflows to an infinite SE, which `LiftTestRecord::validate` rejects; such
+    /// a readout is to be left out of the fit, which is exactly its limit of zero weight.
+    pub fn informative(&self) -> bool {
+        self.record.standard_error.is_finite()
+    }
+}
+
+/// Ages a readout for a fit whose last period (or `--as-of` date) is `as_of`, in the data's time
+/// notation and `unit`: the age runs from the readout's `end` to `as_of`, the half-life is the
+/// shortest of its channels', and the standard error becomes `SE · exp(λ t / 2)`. Errors name the
+/// readout (its channels, window and source).
+pub fn decay_readout(
+    r: &mmloop_data::LiftTestRecord,
+    as_of: &str,
+    unit: TimeUnit,
+    half_lives: &HalfLives,
+) -> Result<DecayedReadout, DecayError> {
+    let what = || format!("{:?} {}..{} ({})", r.channels, r.start, r.end, r.source);
+    let half_life = half_lives.for_channels(&r.channels).ok_or_else(|| DecayError::NoChannel { what: what() })?;
+    let age = Age::between(&r.end, as_of, unit)?;
+    let mut record = r.clone();
+    record.standard_error = decayed_se(r.standard_error, age, half_life);
+    Ok(DecayedReadout {
+        record,
+        original_se: r.standard_error,
+        age,
+        half_life,
+        variance_inflation: variance_inflation(age, half_life),
+    })
 }
 
 /// Channel classes that set the default evidence half-life.
@@ -519,6 +572,45 @@ mod tests {
         let s: HalfLifeSettings = toml::from_str("classes = { search = 20 }\nchannels = { tv = 40 }").unwrap();
         assert_eq!(HalfLives::from_settings(&s).unwrap().for_channel("search").0.in_weeks(), 20.0);
         assert!(toml::from_str::<HalfLifeSettings>("clases = { search = 20 }").is_err());
+    }
+
+    #[test]
+    fn readouts_age_by_their_channels_half_life() {
+        let r = mmloop_data::LiftTestRecord {
+            channels: vec!["paid_search".into(), "tv".into()],
+            geos: vec!["a".into()],
+            start: "2024-01-01".into(),
+            end: "2024-01-28".into(),
+            spend_change: 1000.0,
+            spend_path: None,
+            incremental_kpi: 500.0,
+            standard_error: 80.0,
+            estimator: "sc".into(),
+            source: "x.csv".into(),
+        };
+        let h = HalfLives::default();
+        // as of its own end: unchanged
+        let d = decay_readout(&r, "2024-01-28", TimeUnit::Weeks, &h).unwrap();
+        assert_eq!((d.record.clone(), d.variance_inflation), (r.clone(), 1.0));
+        // 26 weeks later: the joint search+TV readout ages with search's 26 weeks: variance × 2
+        let d = decay_readout(&r, "2024-07-28", TimeUnit::Weeks, &h).unwrap();
+        assert_eq!(d.half_life.in_weeks(), 26.0);
+        assert!((d.record.standard_error.powi(2) / 6400.0 - 2.0).abs() < 1e-12, "{d:?}");
+        assert_eq!(d.original_se, 80.0);
+        let mut none = r.clone();
+        none.channels.clear();
+        let e = decay_readout(&none, "2024-07-28", TimeUnit::Weeks, &h).unwrap_err().to_string();
+        assert!(e.contains("names no channel") && e.contains("x.csv"), "{e}");
+        assert!(decay_readout(&r, "2023-12-01", TimeUnit::Weeks, &h).is_err());
+        assert!(d.informative() && d.record.validate().is_ok());
+        // 2100 half-lives of search: SE overflows to +inf, the readout is no longer informative
+        let old = decay_readout(&r, &(26 * 7 * 2100 + 19750).to_string(), TimeUnit::Days, &h);
+        assert!(old.is_err(), "dates and numbers do not mix");
+        let mut num = r.clone();
+        num.end = "0".into();
+        num.start = "0".into();
+        let d = decay_readout(&num, &(26 * 2100).to_string(), TimeUnit::Weeks, &h).unwrap();
+        assert!(!d.informative() && d.variance_inflation == f64::INFINITY);
     }
 
     #[test]

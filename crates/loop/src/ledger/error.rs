@@ -38,7 +38,7 @@ pub enum LedgerError {
 
     #[error(
         "{path}: this file (sha256 {hash}) was already added to the ledger as experiment(s) {existing}; \
-         nothing was added (discard them first with `ledger discard ID --why ...` if they are wrong)"
+         nothing was added (`mmloop ledger LEDGER show ID` shows them)"
     )]
     DuplicateSource { path: PathBuf, hash: String, existing: String },
 
@@ -69,6 +69,9 @@ pub enum LedgerError {
         "{path}: stored row of experiment {id} cannot be read back: {message}; the ledger may have been edited by hand"
     )]
     BadRow { path: PathBuf, id: i64, message: String },
+
+    #[error("{path}: experiment {id}: {source}")]
+    Decay { path: PathBuf, id: i64, source: crate::decay::DecayError },
 
     #[error("{path}: SQLite error: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },

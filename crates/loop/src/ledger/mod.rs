@@ -28,7 +28,7 @@ mod report;
 mod schema;
 
 pub use error::LedgerError;
-pub use report::{format_experiment, format_list, to_csv};
+pub use report::{format_evidence, format_experiment, format_list, to_csv};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 use crate::hash::sha256_hex;
@@ -272,6 +272,7 @@ impl Ledger {
         // created in rollback-journal mode, so the application id is in the main file's header
         // from the first commit on; WAL is switched on after that
         schema::init_or_migrate(&mut conn, path, waited)?;
+        schema::check_tables(&conn, path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LedgerError::Invalid {
@@ -417,6 +418,118 @@ impl Ledger {
         Ok(id)
     }
 
+    /// Records the readout of a planned or running experiment, which becomes `read`. The plan must
+    /// have one cell whose geos are the record's and the same channels (both in any order; plan a
+    /// multi-cell test as one experiment per cell); the window is taken from the record (a test may
+    /// have been extended). Duplicates are refused as in [`Ledger::add_readouts`].
+    pub fn attach_readout(
+        &mut self,
+        id: i64,
+        r: &LiftTestRecord,
+        source: Option<(&Path, &str)>,
+    ) -> Result<(), LedgerError> {
+        let shown = source.map(|(p, _)| p.to_path_buf()).unwrap_or_else(|| self.path.clone());
+        check_record(r).map_err(|m| LedgerError::BadRecord { path: shown.clone(), index: 1, message: m })?;
+        let e = self.experiment(id)?;
+        let bad = |message: String| LedgerError::BadTransition {
+            path: self.path.clone(),
+            id,
+            status: e.status.as_str(),
+            message,
+        };
+        if !matches!(e.status, Status::Planned | Status::Running) {
+            return Err(bad("only a planned or running experiment can be read out; `add` records new readouts".into()));
+        }
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        if e.cells.len() != 1 {
+            return Err(bad(format!("it has {} cells; a readout attaches to a one-cell experiment", e.cells.len())));
+        }
+        if sorted(&e.cells[0].geos) != sorted(&r.geos) || sorted(&e.channels) != sorted(&r.channels) {
+            return Err(bad(format!(
+                "the readout is on channels {:?}, geos {:?}; the plan is on channels {:?}, geos {:?}",
+                r.channels, r.geos, e.channels, e.cells[0].geos
+            )));
+        }
+        let rh = record_hash(r);
+        let ledger_path = self.path.clone();
+        let tx = self.write_tx()?;
+        let sql = |e| LedgerError::sqlite(&ledger_path, 0, e);
+        // re-check under the write lock: another process may have changed it since
+        let status: Option<String> =
+            tx.query_row("SELECT status FROM experiments WHERE id = ?1", [id], |x| x.get(0)).optional().map_err(sql)?;
+        if !matches!(status.as_deref(), Some("planned" | "running")) {
+            return Err(LedgerError::BadTransition {
+                path: ledger_path.clone(),
+                id,
+                status: "changed",
+                message: "another process changed it meanwhile; look again with `show`".into(),
+            });
+        }
+        let dup: Option<i64> = tx
+            .query_row("SELECT id FROM experiments WHERE record_hash = ?1", [&rh], |x| x.get(0))
+            .optional()
+            .map_err(sql)?;
+        if let Some(existing) = dup {
+            return Err(LedgerError::DuplicateRecord { path: shown, index: 1, existing });
+        }
+        let d = Derived::of(r);
+        tx.execute(
+            &format!(
+                "UPDATE experiments SET status = 'read', window_start = ?2, window_end = ?3, spend_change = ?4, \
+                 spend_path_json = ?5, incremental_kpi = ?6, standard_error = ?7, kpi_lower = ?8, kpi_upper = ?9, \
+                 iroas = ?10, iroas_lower = ?11, iroas_upper = ?12, interval_level = 0.9, estimator = ?13, \
+                 source = ?14, source_file = ?15, source_hash = ?16, record_hash = ?17, read_out_at = {now}, \
+                 updated_at = {now} WHERE id = ?1",
+                now = now_sql()
+            ),
+            params![
+                id,
+                r.start,
+                r.end,
+                r.spend_change,
+                d.spend_path,
+                r.incremental_kpi,
+                r.standard_error,
+                d.kpi.0,
+                d.kpi.1,
+                d.iroas,
+                d.iroas_interval.map(|i| i.0),
+                d.iroas_interval.map(|i| i.1),
+                r.estimator,
+                r.source,
+                source.map(|(p, _)| p.display().to_string()),
+                source.map(|(_, h)| h),
+                rh,
+            ],
+        )
+        .map_err(sql)?;
+        // channels and geos in the record's order, so the record reads back as it was given
+        tx.execute("DELETE FROM experiment_channels WHERE experiment_id = ?1", [id]).map_err(sql)?;
+        tx.execute("DELETE FROM experiment_geos WHERE experiment_id = ?1", [id]).map_err(sql)?;
+        for (i, c) in r.channels.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO experiment_channels (experiment_id, position, channel) VALUES (?1, ?2, ?3)",
+                params![id, i as i64, c],
+            )
+            .map_err(sql)?;
+        }
+        let cell: i64 = tx
+            .query_row("SELECT cell FROM experiment_cells WHERE experiment_id = ?1", [id], |x| x.get(0))
+            .map_err(sql)?;
+        for (i, g) in r.geos.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO experiment_geos (experiment_id, cell, position, geo) VALUES (?1, ?2, ?3, ?4)",
+                params![id, cell, i as i64, g],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Marks a planned experiment as running.
     pub fn mark_running(&mut self, id: i64) -> Result<(), LedgerError> {
         self.transition(id, |s| match s {
@@ -499,6 +612,30 @@ impl Ledger {
             .filter(|e| e.status == Status::Read)
             .filter_map(|e| e.readout.map(|r| r.record))
             .collect())
+    }
+
+    /// The read-out experiments (discarded ones left out) aged for a fit whose last period (or
+    /// `--as-of` date) is `as_of`: each record's SE inflated to `SE · exp(λ t / 2)` by the shortest
+    /// half-life of its channels ([`crate::decay::decay_readout`]). Returned with their experiment
+    /// ids; errors name the experiment. Readouts whose SE overflowed (over ~1000 half-lives old)
+    /// are included, marked by [`crate::decay::DecayedReadout::informative`].
+    pub fn decayed_readouts(
+        &self,
+        as_of: &str,
+        unit: crate::decay::TimeUnit,
+        half_lives: &crate::decay::HalfLives,
+    ) -> Result<Vec<(i64, crate::decay::DecayedReadout)>, LedgerError> {
+        let mut out = Vec::new();
+        for e in self.experiments()? {
+            if e.status != Status::Read {
+                continue;
+            }
+            let Some(r) = e.readout else { continue };
+            let d = crate::decay::decay_readout(&r.record, as_of, unit, half_lives)
+                .map_err(|source| LedgerError::Decay { path: self.path.clone(), id: e.id, source })?;
+            out.push((e.id, d));
+        }
+        Ok(out)
     }
 
     fn load(&self, only: Option<i64>) -> Result<Vec<Experiment>, LedgerError> {
@@ -778,6 +915,31 @@ impl Ledger {
     }
 }
 
+/// Figures derived from a record when it is stored.
+struct Derived {
+    /// 90 % normal interval of the incremental KPI.
+    kpi: (f64, f64),
+    iroas: Option<f64>,
+    iroas_interval: Option<(f64, f64)>,
+    spend_path: Option<String>,
+}
+
+impl Derived {
+    fn of(r: &LiftTestRecord) -> Self {
+        let half = Z90 * r.standard_error;
+        let (lo, hi) = (r.incremental_kpi - half, r.incremental_kpi + half);
+        let (iroas, iroas_interval) = if r.spend_change != 0.0 {
+            let (a, b) = (lo / r.spend_change, hi / r.spend_change);
+            (Some(r.incremental_kpi / r.spend_change), Some((a.min(b), a.max(b))))
+        } else {
+            (None, None)
+        };
+        // a list of plain structs serialises without error
+        let spend_path = r.spend_path.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default());
+        Self { kpi: (lo, hi), iroas, iroas_interval, spend_path }
+    }
+}
+
 /// Inserts one readout experiment with its channels, its cell and geos.
 fn insert_readout(
     tx: &Transaction<'_>,
@@ -785,15 +947,7 @@ fn insert_readout(
     rh: &str,
     source: Option<(&Path, &str)>,
 ) -> rusqlite::Result<i64> {
-    let half = Z90 * r.standard_error;
-    let (lo, hi) = (r.incremental_kpi - half, r.incremental_kpi + half);
-    let (iroas, ilo, ihi) = if r.spend_change != 0.0 {
-        let (a, b) = (lo / r.spend_change, hi / r.spend_change);
-        (Some(r.incremental_kpi / r.spend_change), Some(a.min(b)), Some(a.max(b)))
-    } else {
-        (None, None, None)
-    };
-    let spend_path = r.spend_path.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default());
+    let d = Derived::of(r);
     let mut st = tx.prepare_cached(&format!(
         "INSERT INTO experiments (status, window_start, window_end, spend_change, spend_path_json, incremental_kpi, \
          standard_error, kpi_lower, kpi_upper, iroas, iroas_lower, iroas_upper, interval_level, estimator, source, \
@@ -805,14 +959,14 @@ fn insert_readout(
         r.start,
         r.end,
         r.spend_change,
-        spend_path,
+        d.spend_path,
         r.incremental_kpi,
         r.standard_error,
-        lo,
-        hi,
-        iroas,
-        ilo,
-        ihi,
+        d.kpi.0,
+        d.kpi.1,
+        d.iroas,
+        d.iroas_interval.map(|i| i.0),
+        d.iroas_interval.map(|i| i.1),
         r.estimator,
         r.source,
         source.map(|(p, _)| p.display().to_string()),

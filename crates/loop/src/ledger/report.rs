@@ -13,8 +13,19 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
+/// Numbers for reading: one decimal from 100 on, four below (iROAS 0.0933), scientific outside
+/// [0.001, 1e7).
 fn num(v: f64) -> String {
-    if v == 0.0 || (v.abs() >= 0.01 && v.abs() < 1e7) { format!("{v:.2}") } else { format!("{v:.3e}") }
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e7).contains(&a) {
+        format!("{v:.3e}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 fn geos_of(e: &Experiment) -> Vec<&str> {
@@ -188,6 +199,66 @@ pub fn to_csv(experiments: &[Experiment]) -> String {
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         s.push_str(&line.join(","));
         s.push('\n');
+    }
+    s
+}
+
+/// The evidence table of `ledger evidence --as-of`: every read experiment's age, half-life and
+/// decayed standard error, then per channel the newest readout's age and the number of readouts.
+pub fn format_evidence(
+    decayed: &[(i64, crate::decay::DecayedReadout)],
+    half_lives: &crate::decay::HalfLives,
+    as_of: &str,
+) -> String {
+    use crate::decay::HalfLifeSource;
+    use std::collections::BTreeMap;
+    let mut s = String::new();
+    let _ = writeln!(s, "evidence as of {as_of}: SE_eff = SE * exp(ln2 * age / (2 * half-life))");
+    let _ = writeln!(
+        s,
+        "{:>5}  {:<16}  {:<10}  {:>9}  {:>10}  {:>11}  {:>10}  {:>10}",
+        "id", "channels", "ends", "age (wk)", "half-life", "variance x", "SE", "SE_eff"
+    );
+    let mut newest: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for (id, d) in decayed {
+        let r = &d.record;
+        let _ = writeln!(
+            s,
+            "{:>5}  {:<16}  {:<10}  {:>9.1}  {:>10.1}  {:>11}  {:>10}  {:>10}",
+            id,
+            short(&r.channels.join(","), 16),
+            short(&r.end, 10),
+            d.age.in_weeks(),
+            d.half_life.in_weeks(),
+            num(d.variance_inflation),
+            num(d.original_se),
+            if d.informative() { num(r.standard_error) } else { "inf (no weight)".into() }
+        );
+        for c in &r.channels {
+            let e = newest.entry(c.as_str()).or_insert((f64::INFINITY, 0));
+            e.0 = e.0.min(d.age.in_weeks());
+            e.1 += 1;
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<16}  {:>9}  {:>22}  {:>16}",
+        "channel", "readouts", "newest readout age (wk)", "half-life (wk)"
+    );
+    for (c, (age, n)) in newest {
+        let (h, src) = half_lives.for_channel(c);
+        let src = match src {
+            HalfLifeSource::Channel => "set".to_string(),
+            HalfLifeSource::Class(k) => k.name().to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<16}  {:>9}  {:>22.1}  {:>16}",
+            short(c, 16),
+            n,
+            age,
+            format!("{:.0} ({src})", h.in_weeks())
+        );
     }
     s
 }

@@ -170,7 +170,36 @@ pub(super) fn probe_read_only(path: &Path) -> Result<(), LedgerError> {
     if version > SCHEMA_VERSION {
         return Err(LedgerError::NewerSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
     }
-    quick_check(&conn, path)
+    quick_check(&conn, path)?;
+    if version == SCHEMA_VERSION {
+        check_tables(&conn, path)?;
+    }
+    Ok(())
+}
+
+/// The tables of the current schema.
+const TABLES: [&str; 6] =
+    ["experiments", "experiment_channels", "experiment_cells", "experiment_geos", "fits", "predictions"];
+
+/// A file with our application id and version must have our tables: otherwise it is someone
+/// else's database that happens to carry the same id.
+pub(super) fn check_tables(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let mut missing = Vec::new();
+    for t in TABLES {
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1", [t], |r| r.get(0))
+            .map_err(|e| LedgerError::sqlite(path, 0, e))?;
+        if n == 0 {
+            missing.push(t);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(LedgerError::NotALedger {
+            path: path.to_path_buf(),
+            why: format!("it carries the ledger's application id but lacks the tables {}", missing.join(", ")),
+        });
+    }
+    Ok(())
 }
 
 /// `PRAGMA quick_check`: the b-trees and records are well formed.

@@ -199,6 +199,19 @@ fn a_foreign_sqlite_file_is_refused_and_left_unchanged() {
     }
     let before_q = file_hash(&q);
     assert!(matches!(Ledger::open_or_create(&q), Err(LedgerError::NotALedger { .. })));
+    // a database that carries our application id and version by chance, without our tables
+    let r = dir.path().join("lookalike.db");
+    {
+        let c = Connection::open(&r).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; CREATE TABLE t (x);"
+        ))
+        .unwrap();
+    }
+    let before_r = file_hash(&r);
+    let e = Ledger::open_or_create(&r).unwrap_err().to_string();
+    assert!(e.contains("lookalike.db") && e.contains("lacks the tables experiments"), "{e}");
+    assert_eq!(file_hash(&r), before_r);
     assert_eq!(file_hash(&p), before);
     assert_eq!(file_hash(&q), before_q);
 }
@@ -334,4 +347,72 @@ fn list_and_csv_show_every_experiment() {
     assert!(lines[1].contains("\"a \"\"quoted\"\", source\""), "{}", lines[1]);
     assert!(lines[2].contains(",discarded,\"bad, very bad\",read,search,geo1;geo2,"), "{}", lines[2]);
     assert!(lines[1].contains(",50000.0,4667.25,"), "{}", lines[1]);
+}
+
+#[test]
+fn a_new_ledger_carries_its_application_id_and_version_in_the_file_header() {
+    // the preflight reads the raw header: the id must be in the main file from the first commit on,
+    // not only in the WAL
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.db");
+    let mut l = Ledger::open_or_create(&p).unwrap();
+    l.add_readouts(&[rec(0)], None).unwrap();
+    let head = std::fs::read(&p).unwrap();
+    assert_eq!(&head[..16], b"SQLite format 3\0");
+    assert_eq!(i64::from(u32::from_be_bytes(head[68..72].try_into().unwrap())), APPLICATION_ID);
+    assert_eq!(i64::from(u32::from_be_bytes(head[60..64].try_into().unwrap())), SCHEMA_VERSION);
+    let v: i64 = l.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let mode: String = l.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let fk: i64 = l.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+    assert_eq!((v, mode.as_str(), fk), (SCHEMA_VERSION, "wal", 1));
+}
+
+#[test]
+fn decayed_readouts_age_each_read_experiment_and_name_the_bad_one() {
+    use crate::decay::{HalfLives, TimeUnit};
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open_or_create(dir.path().join("l.db")).unwrap();
+    let ids = l.add_readouts(&[rec(0), rec(1), rec(2)], None).unwrap();
+    l.discard(ids[2], "test").unwrap();
+    let h = HalfLives::default();
+    // 2021-04-15 + 364 days = 52 weeks: tv (52 w) variance × 2, search (26 w) × 4
+    let d = l.decayed_readouts("2022-04-14", TimeUnit::Weeks, &h).unwrap();
+    assert_eq!(d.iter().map(|(i, _)| *i).collect::<Vec<_>>(), ids[..2]);
+    assert!((d[0].1.variance_inflation - 2.0).abs() < 1e-12);
+    assert!((d[1].1.variance_inflation - 4.0).abs() < 1e-12);
+    assert!((d[1].1.record.standard_error - 2.0 * rec(1).standard_error).abs() < 1e-9);
+    let e = l.decayed_readouts("2021-01-01", TimeUnit::Weeks, &h).unwrap_err().to_string();
+    assert!(e.contains(&format!("experiment {}", ids[0])) && e.contains("after the as-of"), "{e}");
+}
+
+#[test]
+fn a_planned_experiment_is_read_out_by_attaching_its_readout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open_or_create(dir.path().join("l.db")).unwrap();
+    let r = rec(4); // channel tv, geos geo4, geo5
+    let plan = |geos: Vec<String>| PlannedExperiment {
+        channels: vec!["tv".into()],
+        cells: vec![Cell { name: "a".into(), geos }],
+        start: "2021-04-01".into(),
+        end: "2021-04-10".into(),
+        design: Some(serde_json::json!({"power": 0.8})),
+    };
+    let id = l.plan(&plan(vec!["geo5".into(), "geo4".into()])).unwrap();
+    l.mark_running(id).unwrap();
+    let other = l.plan(&plan(vec!["geo9".into()])).unwrap();
+    let e = l.attach_readout(other, &r, None).unwrap_err().to_string();
+    assert!(e.contains("the plan is on") && e.contains("geo9"), "{e}");
+    l.attach_readout(id, &r, None).unwrap();
+    let e = l.experiment(id).unwrap();
+    assert_eq!(e.status, Status::Read);
+    assert_eq!(e.end, "2021-04-15", "the window is the readout's");
+    assert_eq!(e.design, Some(serde_json::json!({"power": 0.8})), "the design figures stay");
+    assert_eq!(l.readout_records().unwrap(), vec![r.clone()]);
+    // read twice, or the same readout on another plan: refused
+    assert!(l.attach_readout(id, &r, None).unwrap_err().to_string().contains("is read"));
+    let third = l.plan(&plan(vec!["geo4".into(), "geo5".into()])).unwrap();
+    assert!(
+        matches!(l.attach_readout(third, &r, None), Err(LedgerError::DuplicateRecord { existing, .. }) if existing == id)
+    );
+    l.integrity_check().unwrap();
 }
