@@ -445,6 +445,21 @@ fn cases() -> Vec<Case> {
         case("fit_toml_holdout_too_long", Fit)
             .file("model.toml", fit_toml_with("holdout = 100000"))
             .expect(&["holdout"]),
+        case("fit_toml_max_lag_u64_max", Fit)
+            .file("model.toml", MODEL_TOML.replace("max_lag = 3", "max_lag = 18446744073709551615"))
+            .expect(&["adstock.max_lag = 18446744073709551615", "fitted periods"]),
+        case("fit_toml_changepoints_u64_max", Fit)
+            .file(
+                "model.toml",
+                MODEL_TOML.replace(
+                    "seasonality = []",
+                    "seasonality = []\ntrend = { kind = \"piecewise\", changepoints = 18446744073709551615 }",
+                ),
+            )
+            .expect(&["[baseline] seasonality / trend", "fitted periods"]),
+        case("fit_toml_laplace_starts_u64_max", Fit)
+            .file("model.toml", MODEL_TOML.replace("laplace_starts = 1", "laplace_starts = 18446744073709551615"))
+            .expect(&["[fit] laplace_starts", "more than 1000"]),
         case("fit_config_missing", Fit).opt("--config", "nope.toml").once(&["nope.toml"]).expect(&["cannot read"]),
         case("fit_config_is_a_directory", Fit)
             .input("conf.toml", Input::Dir)

@@ -132,20 +132,25 @@ pub fn min_periods(spec: &ModelSpec) -> Vec<(String, usize, String)> {
     {
         rules.push((
             format!("[[channel]] {name:?} adstock.max_lag = {lag}"),
-            2 * (lag + 1),
-            format!("an adstock window of {} periods needs at least twice that many fitted periods", lag + 1),
+            lag.saturating_add(1).saturating_mul(2),
+            format!(
+                "an adstock window of {} periods needs at least twice that many fitted periods",
+                lag.saturating_add(1)
+            ),
         ));
     }
     let trend = match spec.baseline.trend {
         Trend::None => 0,
         Trend::Linear { .. } => 1,
-        Trend::Piecewise { changepoints, .. } => 1 + changepoints,
+        Trend::Piecewise { changepoints, .. } => changepoints.saturating_add(1),
     };
-    let fourier: usize = spec.baseline.seasonality.iter().map(|f| 2 * f.order).sum();
-    let coefs = 1 + trend + fourier + spec.controls.len() + spec.channels.len();
+    // saturating: a config may give counts up to usize::MAX, and the rule must still say "too many"
+    let fourier: usize = spec.baseline.seasonality.iter().fold(0, |a, f| a.saturating_add(f.order.saturating_mul(2)));
+    let coefs =
+        [trend, fourier, spec.controls.len(), spec.channels.len()].iter().fold(1usize, |a, b| a.saturating_add(*b));
     rules.push((
         "[baseline] seasonality / trend, [[control]], [[channel]]".to_string(),
-        coefs + 1,
+        coefs.saturating_add(1),
         format!(
             "the model has {coefs} coefficients that vary over time (intercept 1, trend {trend}, Fourier terms {fourier}, \
              controls {}, channels {}) and needs more periods than that",
