@@ -351,8 +351,17 @@ fn cases() -> Vec<Case> {
         ]),
         case("fit_data_file_missing", Fit)
             .input("sim.csv", Input::Absent)
-            .expect(&["cannot read the file", "no such file"])
-            .once(&["sim.csv"]),
+            .expect(&["cannot read the file"])
+            .once(&["sim.csv", "no such file"]),
+        case("fit_data_semicolon_separated", Fit)
+            .file("sim.csv", sim.replace(',', ";"))
+            .expect(&["separate fields with ';'", "[data] time"])
+            .once(&["no column named \"week\""]),
+        case("fit_data_unclosed_quote", Fit).file("sim.csv", set_cell(&sim, 20, 2, "\"12")).expect(&[
+            "sim.csv",
+            "line 21 (data row 20)",
+            "never closed",
+        ]),
         case("fit_data_header_only", Fit)
             .file("sim.csv", "week,kpi,spend_ch0,spend_ch1,promo,population\n")
             .expect(&["sim.csv", "no data rows"]),
