@@ -556,6 +556,10 @@ fn cases() -> Vec<Case> {
             .opt("--bounds", "bounds.csv")
             .file("bounds.csv", "channel,lower,upper\nch0,50,10\n")
             .expect(&["\"ch0\"", "lower bound 50 is above upper bound 10"]),
+        case("optimize_bounds_channel_twice", Optimize)
+            .opt("--bounds", "bounds.csv")
+            .file("bounds.csv", "channel,lower,upper\nch0,0,10\nch1,0,10\nch0,5,20\n")
+            .expect(&["--bounds", "bounds.csv", "channel \"ch0\" has two rows (1 and 3)"]),
         case("optimize_bounds_missing", Optimize)
             .opt("--bounds", "nobounds.csv")
             .expect(&["--bounds", "cannot read"])
