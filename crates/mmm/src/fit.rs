@@ -405,7 +405,7 @@ pub enum LoadError {
     Data(#[from] mmloop_data::DataError),
     /// The fit's data file no longer loads (the message names the file).
     #[error(transparent)]
-    Dataset(#[from] crate::data::MmmDataError),
+    Dataset(#[from] Box<crate::data::MmmDataError>),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("{path}: {message}")]
@@ -417,7 +417,7 @@ pub enum LoadError {
 pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset, FitResult), LoadError> {
     let dir = dir.as_ref();
     let spec = crate::config::load_config(dir.join("config.toml")).map_err(|e| LoadError::Config(Box::new(e)))?;
-    let data = Dataset::load(&spec)?;
+    let data = Dataset::load(&spec).map_err(Box::new)?;
     let model = MmmModel::new(&spec, &data)?;
     let path = dir.join("posterior_unconstrained.parquet");
     let table = mmloop_data::Table::read(&path)?;
