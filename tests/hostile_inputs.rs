@@ -410,6 +410,11 @@ fn cases() -> Vec<Case> {
             "column \"spend_ch0\", row 6",
             "negative",
         ]),
+        case("fit_control_all_zero", Fit).file("sim.csv", map_column(&sim, 4, |_, _| "0".into())).expect(&[
+            "sim.csv",
+            "[[control]] #1 column = \"promo\"",
+            "is 0 in every fitted period",
+        ]),
         case("fit_duplicate_period", Fit).file("sim.csv", set_cell(&sim, 5, 0, "3")).expect(&[
             "sim.csv",
             "rows 4 and 5",

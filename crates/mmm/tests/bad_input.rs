@@ -452,3 +452,11 @@ fn counts_up_to_usize_max_in_the_config_are_too_few_periods_not_an_overflow() {
     let e = load_err(NATIONAL_HEADER, &national_rows(), &cfg);
     has_all(&e, &["[baseline] seasonality / trend", "at least 18446744073709551615"]);
 }
+
+#[test]
+fn a_constant_control_is_refused_naming_it() {
+    let e = national_err(|r| r.iter_mut().for_each(|row| row[4] = "0".into()));
+    has_all(&e, &["sales.csv", "[[control]] #1 column = \"price\"", "is 0 in every fitted period", "intercept"]);
+    let e = national_err(|r| r.iter_mut().for_each(|row| row[4] = "1.25".into()));
+    has_all(&e, &["is 1.25 in every fitted period", "Remove the [[control]]"]);
+}
