@@ -50,8 +50,9 @@ fn bytes(b: u64) -> String {
 /// - during inference, the larger of: Laplace's P×P matrices (the Hessian, its factor copy and the
 ///   covariance: 3·P²) or a NUTS chain's dense / low-rank metric (2·P² per chain); and the log
 ///   density's scratch per thread, ~(4P + G·T_fit·(1 + 5C));
-/// - during the analysis, per draw: the fitted mean, baseline and contributions, (G + C + 1)·T,
-///   and the constrained draws (D × P) again.
+/// - during the analysis: per draw the baseline and contributions, (C + 1)·T; one G·T sum of fitted
+///   means per block of [`crate::analysis::PREDICTION_BLOCK`] draws, and two G·T work arrays per
+///   thread; the constrained draws (D × P) again.
 ///
 /// Peak = held + max(inference, analysis). Small buffers (O(P) or O(T) per draw) are left out:
 /// the estimate is for refusing fits off by orders of magnitude, not for accounting bytes.
@@ -86,7 +87,10 @@ pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
         FitMethod::Nuts => threads.min(f.chains as u64).max(1),
     };
     let scratch = mul(workers, mul(scratch_one, 8));
-    let analysis_draws = mul(d, mul(mul(g + c + 1, t), 8)).saturating_add(mul(d, mul(p, 8)));
+    let blocks = d.div_ceil(crate::analysis::PREDICTION_BLOCK as u64);
+    let analysis_draws = mul(d, mul(mul(c + 1, t), 8))
+        .saturating_add(mul(blocks.saturating_add(2 * threads), mul(mul(g, t), 8)))
+        .saturating_add(mul(d, mul(p, 8)));
     let inference = matrix.saturating_add(scratch);
     let peak = data.saturating_add(draws).saturating_add(inference.max(analysis_draws));
     let mut parts = vec![
