@@ -106,7 +106,9 @@ pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
 }
 
 /// The memory a fit may use: `MMLOOP_MEMORY_LIMIT` (bytes, or with a K/M/G suffix) if set, else
-/// the kernel's `MemAvailable` (Linux), else no limit. Returns (bytes, where the figure came from).
+/// three quarters of the kernel's `MemAvailable` (Linux) — the rest left to the system, to other
+/// programs and to the small buffers the estimate leaves out — else no limit. Returns (bytes,
+/// where the figure came from).
 pub fn memory_limit() -> Option<(u64, String)> {
     if let Ok(v) = std::env::var("MMLOOP_MEMORY_LIMIT") {
         let t = v.trim();
@@ -127,7 +129,7 @@ pub fn memory_limit() -> Option<(u64, String)> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some((kb.saturating_mul(1024), "the system's available memory".into()))
+    Some((kb.saturating_mul(1024) / 4 * 3, "three quarters of the system's available memory".into()))
 }
 
 /// Refuses a fit whose [`memory_estimate`] exceeds `limit`, saying how much it needs, where it
