@@ -351,8 +351,17 @@ fn cases() -> Vec<Case> {
         ]),
         case("fit_data_file_missing", Fit)
             .input("sim.csv", Input::Absent)
-            .expect(&["cannot read the file", "no such file"])
-            .once(&["sim.csv"]),
+            .expect(&["cannot read the file"])
+            .once(&["sim.csv", "no such file"]),
+        case("fit_data_semicolon_separated", Fit)
+            .file("sim.csv", sim.replace(',', ";"))
+            .expect(&["separate fields with ';'", "[data] time"])
+            .once(&["no column named \"week\""]),
+        case("fit_data_unclosed_quote", Fit).file("sim.csv", set_cell(&sim, 20, 2, "\"12")).expect(&[
+            "sim.csv",
+            "line 21 (data row 20)",
+            "never closed",
+        ]),
         case("fit_data_header_only", Fit)
             .file("sim.csv", "week,kpi,spend_ch0,spend_ch1,promo,population\n")
             .expect(&["sim.csv", "no data rows"]),
@@ -401,6 +410,11 @@ fn cases() -> Vec<Case> {
             "column \"spend_ch0\", row 6",
             "negative",
         ]),
+        case("fit_control_all_zero", Fit).file("sim.csv", map_column(&sim, 4, |_, _| "0".into())).expect(&[
+            "sim.csv",
+            "[[control]] #1 column = \"promo\"",
+            "is 0 in every fitted period",
+        ]),
         case("fit_duplicate_period", Fit).file("sim.csv", set_cell(&sim, 5, 0, "3")).expect(&[
             "sim.csv",
             "rows 4 and 5",
@@ -445,6 +459,21 @@ fn cases() -> Vec<Case> {
         case("fit_toml_holdout_too_long", Fit)
             .file("model.toml", fit_toml_with("holdout = 100000"))
             .expect(&["holdout"]),
+        case("fit_toml_max_lag_u64_max", Fit)
+            .file("model.toml", MODEL_TOML.replace("max_lag = 3", "max_lag = 18446744073709551615"))
+            .expect(&["adstock.max_lag = 18446744073709551615", "fitted periods"]),
+        case("fit_toml_changepoints_u64_max", Fit)
+            .file(
+                "model.toml",
+                MODEL_TOML.replace(
+                    "seasonality = []",
+                    "seasonality = []\ntrend = { kind = \"piecewise\", changepoints = 18446744073709551615 }",
+                ),
+            )
+            .expect(&["[baseline] seasonality / trend", "fitted periods"]),
+        case("fit_toml_laplace_starts_u64_max", Fit)
+            .file("model.toml", MODEL_TOML.replace("laplace_starts = 1", "laplace_starts = 18446744073709551615"))
+            .expect(&["[fit] laplace_starts", "more than 1000"]),
         case("fit_config_missing", Fit).opt("--config", "nope.toml").once(&["nope.toml"]).expect(&["cannot read"]),
         case("fit_config_is_a_directory", Fit)
             .input("conf.toml", Input::Dir)
@@ -532,6 +561,10 @@ fn cases() -> Vec<Case> {
             .opt("--bounds", "bounds.csv")
             .file("bounds.csv", "channel,lower,upper\nch0,50,10\n")
             .expect(&["\"ch0\"", "lower bound 50 is above upper bound 10"]),
+        case("optimize_bounds_channel_twice", Optimize)
+            .opt("--bounds", "bounds.csv")
+            .file("bounds.csv", "channel,lower,upper\nch0,0,10\nch1,0,10\nch0,5,20\n")
+            .expect(&["--bounds", "bounds.csv", "channel \"ch0\" has two rows (1 and 3)"]),
         case("optimize_bounds_missing", Optimize)
             .opt("--bounds", "nobounds.csv")
             .expect(&["--bounds", "cannot read"])

@@ -46,8 +46,51 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes on one line, each stated once: library errors often include their
+/// source's text in their own message (`{path}: cannot read the file: {source}`), and `anyhow`'s
+/// `{:#}` would append it again, so a cause already in the text is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    /// An error that states its source in its own text, as the library errors do.
+    #[derive(Debug)]
+    struct Io {
+        source: std::io::Error,
+    }
+    impl std::fmt::Display for Io {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "data.csv: cannot read the file: {}", self.source)
+        }
+    }
+    impl std::error::Error for Io {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_stated_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Io { source: io }).context("--plan");
+        assert_eq!(super::message(&e), "--plan: data.csv: cannot read the file: no such file");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::message(&e), "outer: inner");
     }
 }

@@ -119,11 +119,22 @@ fn load_fit(dir: &std::path::Path) -> anyhow::Result<FittedModel> {
     Ok(fit)
 }
 
+/// Reads `--bounds`: columns channel, lower, upper; one row per channel.
 fn read_bounds(path: &PathBuf) -> anyhow::Result<Vec<(String, f64, f64)>> {
     let t = mmloop_data::Table::read(path)?;
     let names = t.str_column("channel")?;
     let lo = t.f64_column("lower")?;
     let hi = t.f64_column("upper")?;
+    for (i, n) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|m| m == n) {
+            anyhow::bail!(
+                "{}: channel {n:?} has two rows ({} and {}); give each channel one row of bounds",
+                path.display(),
+                j + 1,
+                i + 1
+            );
+        }
+    }
     Ok(names.into_iter().zip(lo).zip(hi).map(|((n, l), h)| (n, l, h)).collect())
 }
 

@@ -27,6 +27,12 @@ pub enum DataError {
     RaggedRow { path: PathBuf, line: usize, row: usize, found: usize, expected: usize },
 
     #[error(
+        "{path}: line {line} (data row {row}) opens a quoted field that is never closed. Close the quote \
+         (a quote inside a quoted field is written twice: \"\")"
+    )]
+    UnclosedQuote { path: PathBuf, line: usize, row: usize },
+
+    #[error(
         "{path}: the header names column {column:?} twice (columns {first} and {second}). \
          Give every column its own name"
     )]

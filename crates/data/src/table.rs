@@ -373,6 +373,7 @@ fn check_csv_shape(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         fields.push(Vec::new());
         Ok(())
     };
+    let mut quote_line = 0usize;
     while i < bytes.len() {
         let b = bytes[i];
         if in_quotes {
@@ -397,6 +398,7 @@ fn check_csv_shape(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
             match b {
                 b'"' => {
                     in_quotes = true;
+                    quote_line = line;
                     blank = false;
                 }
                 b',' => {
@@ -420,6 +422,10 @@ fn check_csv_shape(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         }
         i += 1;
     }
+    if in_quotes {
+        let data_row = if header.is_some() { row + 1 } else { 0 };
+        return Err(DataError::UnclosedQuote { path: path.to_path_buf(), line: quote_line, row: data_row });
+    }
     finish(&mut fields, blank, start_line)
 }
 
@@ -438,9 +444,20 @@ fn polars_message(e: &PolarsError) -> String {
             keep.push(l);
         }
     }
-    let msg = keep.join(" ");
-    if msg.is_empty() { text } else { msg }
+    let mut msg = keep.join(" ");
+    if msg.is_empty() {
+        msg = text;
+    }
+    // polars quotes whole stretches of the file in some messages: keep the start
+    if let Some((cut, _)) = msg.char_indices().nth(MAX_MESSAGE) {
+        msg.truncate(cut);
+        msg.push_str(" …");
+    }
+    msg
 }
+
+/// The most characters of a reader's message passed on.
+const MAX_MESSAGE: usize = 300;
 
 /// The candidate closest to `name` by edit distance (case-insensitive), if it is close enough to be a
 /// plausible misspelling.
@@ -558,6 +575,14 @@ mod tests {
         // the line of a ragged record after a quoted line break is its physical line
         let (_d, p) = csv("name,y\n\"a\nb\",1\n1,2,3\n");
         assert!(matches!(Table::read(&p), Err(DataError::RaggedRow { line: 4, row: 2, .. })));
+    }
+
+    #[test]
+    fn an_unclosed_quote_names_its_line_instead_of_quoting_the_file() {
+        let (_d, p) = csv("a,b\n1,2\n3,\"x\n4,5\n6,7\n");
+        let e = Table::read(&p).unwrap_err();
+        assert!(matches!(e, DataError::UnclosedQuote { line: 3, row: 2, .. }), "{e:?}");
+        assert!(e.to_string().len() < 300, "{e}");
     }
 
     #[test]

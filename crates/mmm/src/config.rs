@@ -176,6 +176,8 @@ pub const YEARLY_PERIOD_WEEKS: f64 = 52.18;
 pub const DEFAULT_FOURIER_ORDER: usize = 2;
 /// Default degrees of freedom of a Student-t likelihood.
 pub const DEFAULT_STUDENT_T_NU: f64 = 5.0;
+/// The most chains or Laplace starts a config may ask for (each is a full run of its own).
+pub const MAX_RUNS: usize = 1000;
 /// Default number of changepoints of a piecewise-linear trend.
 pub const DEFAULT_CHANGEPOINTS: usize = 10;
 
@@ -1036,6 +1038,17 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
     for (key, v) in [("chains", fit.chains), ("draws", fit.draws), ("laplace_starts", fit.laplace_starts)] {
         if v == 0 {
             return Err(cx.invalid(format!("[fit] {key}"), "must be at least 1", "Use a positive whole number"));
+        }
+    }
+    // Each chain and each Laplace start is a whole run of its own (warm-up and sampling, or an
+    // L-BFGS optimisation), so counts in the thousands are slips that would run for days, not
+    // settings: R-hat needs 4 chains, and a handful of starts finds the mode.
+    for (key, v, remedy) in [
+        ("chains", fit.chains, "Use 4 chains (the default) and raise draws for more precision"),
+        ("laplace_starts", fit.laplace_starts, "Use 4 starts (the default); 10-20 for multi-modal models"),
+    ] {
+        if v > MAX_RUNS {
+            return Err(cx.invalid(format!("[fit] {key}"), format!("{v} is more than {MAX_RUNS}"), remedy));
         }
     }
     if !(fit.target_accept > 0.0 && fit.target_accept < 1.0) {

@@ -16,6 +16,7 @@
 //!   inferred as the commonest difference between consecutive periods — or calendar months / quarters
 //!   when most dates are 28–31 / 89–92 days apart — and every difference must equal it);
 //! - a channel whose media (or, with an ROI prior, spend) is zero in every fitted period;
+//! - a control with one value in every fitted cell (it cannot be told from the intercept);
 //! - too few fitted periods (see [`min_periods`] for the rule);
 //! - the default yearly seasonality (52.18 periods) on dates that are not weekly;
 //! - lift-test records whose dates or geos are not in the data.
@@ -132,20 +133,25 @@ pub fn min_periods(spec: &ModelSpec) -> Vec<(String, usize, String)> {
     {
         rules.push((
             format!("[[channel]] {name:?} adstock.max_lag = {lag}"),
-            2 * (lag + 1),
-            format!("an adstock window of {} periods needs at least twice that many fitted periods", lag + 1),
+            lag.saturating_add(1).saturating_mul(2),
+            format!(
+                "an adstock window of {} periods needs at least twice that many fitted periods",
+                lag.saturating_add(1)
+            ),
         ));
     }
     let trend = match spec.baseline.trend {
         Trend::None => 0,
         Trend::Linear { .. } => 1,
-        Trend::Piecewise { changepoints, .. } => 1 + changepoints,
+        Trend::Piecewise { changepoints, .. } => changepoints.saturating_add(1),
     };
-    let fourier: usize = spec.baseline.seasonality.iter().map(|f| 2 * f.order).sum();
-    let coefs = 1 + trend + fourier + spec.controls.len() + spec.channels.len();
+    // saturating: a config may give counts up to usize::MAX, and the rule must still say "too many"
+    let fourier: usize = spec.baseline.seasonality.iter().fold(0, |a, f| a.saturating_add(f.order.saturating_mul(2)));
+    let coefs =
+        [trend, fourier, spec.controls.len(), spec.channels.len()].iter().fold(1usize, |a, b| a.saturating_add(*b));
     rules.push((
         "[baseline] seasonality / trend, [[control]], [[channel]]".to_string(),
-        coefs + 1,
+        coefs.saturating_add(1),
         format!(
             "the model has {coefs} coefficients that vary over time (intercept 1, trend {trend}, Fourier terms {fourier}, \
              controls {}, channels {}) and needs more periods than that",
@@ -506,6 +512,7 @@ impl Loader<'_> {
         let n_fit = self.check_periods(n_time)?;
         self.check_kpi(&kpi, n_fit, &geos, population.is_some(), &rows)?;
         self.check_channels(&spend, &media, n_fit)?;
+        self.check_controls(&control_values, n_fit)?;
         self.check_seasonality(&time, step)?;
         let times = TimeColumn { kind: time.kind, values: times, labels: time_labels };
         self.check_calibration(&times, &geos)?;
@@ -638,6 +645,30 @@ impl Loader<'_> {
                 format!("{problem}: there is no variation for media or baseline to explain"),
                 "Check that [data] kpi names the KPI column and that the file holds the periods you meant",
             ));
+        }
+        Ok(())
+    }
+
+    /// A control with one value in every fitted cell cannot be told from the intercept: its
+    /// coefficient would be fitted from the prior alone (and a zero column scales to 0/0).
+    fn check_controls(&self, values: &Array3<f64>, n_fit: usize) -> Result<()> {
+        for (k, c) in self.spec.controls.iter().enumerate() {
+            let cells = values.slice(ndarray::s![.., ..n_fit, k]);
+            let first = cells[[0, 0]];
+            if cells.iter().all(|&v| v == first) {
+                let (column, value) = split_indicator(&c.column);
+                let problem = match value {
+                    Some(v) if first == 0.0 => format!("column {column:?} never equals {v:?} in the fitted periods"),
+                    Some(v) => format!("column {column:?} equals {v:?} in every fitted period"),
+                    None => format!("column {column:?} is {first} in every fitted period"),
+                };
+                return Err(MmmDataError::Mismatch {
+                    path: self.path.clone(),
+                    option: format!("[[control]] #{} column = {:?}", k + 1, c.column),
+                    problem: format!("{problem}, so its effect cannot be told from the intercept"),
+                    remedy: "Remove the [[control]] table, or check that it names the right column".into(),
+                });
+            }
         }
         Ok(())
     }

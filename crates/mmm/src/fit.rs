@@ -50,8 +50,9 @@ fn bytes(b: u64) -> String {
 /// - during inference, the larger of: Laplace's P×P matrices (the Hessian, its factor copy and the
 ///   covariance: 3·P²) or a NUTS chain's dense / low-rank metric (2·P² per chain); and the log
 ///   density's scratch per thread, ~(4P + G·T_fit·(1 + 5C));
-/// - during the analysis, per draw: the fitted mean, baseline and contributions, (G + C + 1)·T,
-///   and the constrained draws (D × P) again.
+/// - during the analysis: per draw the baseline and contributions, (C + 1)·T; one G·T sum of fitted
+///   means per block of [`crate::analysis::PREDICTION_BLOCK`] draws, and two G·T work arrays per
+///   thread; the constrained draws (D × P) again.
 ///
 /// Peak = held + max(inference, analysis). Small buffers (O(P) or O(T) per draw) are left out:
 /// the estimate is for refusing fits off by orders of magnitude, not for accounting bytes.
@@ -86,7 +87,10 @@ pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
         FitMethod::Nuts => threads.min(f.chains as u64).max(1),
     };
     let scratch = mul(workers, mul(scratch_one, 8));
-    let analysis_draws = mul(d, mul(mul(g + c + 1, t), 8)).saturating_add(mul(d, mul(p, 8)));
+    let blocks = d.div_ceil(crate::analysis::PREDICTION_BLOCK as u64);
+    let analysis_draws = mul(d, mul(mul(c + 1, t), 8))
+        .saturating_add(mul(blocks.saturating_add(2 * threads), mul(mul(g, t), 8)))
+        .saturating_add(mul(d, mul(p, 8)));
     let inference = matrix.saturating_add(scratch);
     let peak = data.saturating_add(draws).saturating_add(inference.max(analysis_draws));
     let mut parts = vec![
@@ -102,7 +106,9 @@ pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
 }
 
 /// The memory a fit may use: `MMLOOP_MEMORY_LIMIT` (bytes, or with a K/M/G suffix) if set, else
-/// the kernel's `MemAvailable` (Linux), else no limit. Returns (bytes, where the figure came from).
+/// three quarters of the kernel's `MemAvailable` (Linux) — the rest left to the system, to other
+/// programs and to the small buffers the estimate leaves out — else no limit. Returns (bytes,
+/// where the figure came from).
 pub fn memory_limit() -> Option<(u64, String)> {
     if let Ok(v) = std::env::var("MMLOOP_MEMORY_LIMIT") {
         let t = v.trim();
@@ -123,7 +129,7 @@ pub fn memory_limit() -> Option<(u64, String)> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some((kb.saturating_mul(1024), "the system's available memory".into()))
+    Some((kb.saturating_mul(1024) / 4 * 3, "three quarters of the system's available memory".into()))
 }
 
 /// Refuses a fit whose [`memory_estimate`] exceeds `limit`, saying how much it needs, where it
@@ -405,7 +411,7 @@ pub enum LoadError {
     Data(#[from] mmloop_data::DataError),
     /// The fit's data file no longer loads (the message names the file).
     #[error(transparent)]
-    Dataset(#[from] crate::data::MmmDataError),
+    Dataset(#[from] Box<crate::data::MmmDataError>),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("{path}: {message}")]
@@ -417,7 +423,7 @@ pub enum LoadError {
 pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset, FitResult), LoadError> {
     let dir = dir.as_ref();
     let spec = crate::config::load_config(dir.join("config.toml")).map_err(|e| LoadError::Config(Box::new(e)))?;
-    let data = Dataset::load(&spec)?;
+    let data = Dataset::load(&spec).map_err(Box::new)?;
     let model = MmmModel::new(&spec, &data)?;
     let path = dir.join("posterior_unconstrained.parquet");
     let table = mmloop_data::Table::read(&path)?;

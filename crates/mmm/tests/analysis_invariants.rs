@@ -39,3 +39,20 @@ fn analysis_is_internally_consistent() {
         assert!(ch.cost_per_kpi.mean >= ch.spend / ch.contribution.mean * (1.0 - 1e-12));
     }
 }
+
+/// The analysis sums per-draw figures across threads in fixed blocks: one thread or three give the
+/// same analysis, bit for bit.
+#[test]
+fn analysis_does_not_depend_on_the_thread_count() {
+    let sim = simulate(&SimOptions { n_geos: 3, n_times: 40, tau: 0.1, seed: 7, ..Default::default() }).unwrap();
+    let mut spec = sim.spec.clone();
+    spec.fit.method = FitMethod::Laplace;
+    spec.fit.chains = 1;
+    spec.fit.draws = 150; // more than two blocks of 64 draws
+    let res = mmloop_mmm::fit::fit(&spec, &sim.data).unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| mmloop_mmm::fit::analyse_fit(&res, &sim.data))
+    };
+    assert_eq!(run(1), run(3));
+}

@@ -439,3 +439,24 @@ fn a_row_id_given_as_the_geo_column_fails_without_a_rows_squared_grid() {
     let e = load_err(&format!("{NATIONAL_HEADER},id"), &rows, &cfg);
     has_all(&e, &["sales.csv", "column \"id\"", "has no row for 29 of the 30 periods"]);
 }
+
+#[test]
+fn counts_up_to_usize_max_in_the_config_are_too_few_periods_not_an_overflow() {
+    let cfg = NATIONAL_CONFIG.replace("max_lag = 2", "max_lag = 18446744073709551615");
+    let e = load_err(NATIONAL_HEADER, &national_rows(), &cfg);
+    has_all(&e, &["adstock.max_lag = 18446744073709551615", "at least 18446744073709551615"]);
+    let cfg = NATIONAL_CONFIG.replace(
+        "seasonality = []",
+        "seasonality = []\ntrend = { kind = \"piecewise\", changepoints = 18446744073709551615 }",
+    );
+    let e = load_err(NATIONAL_HEADER, &national_rows(), &cfg);
+    has_all(&e, &["[baseline] seasonality / trend", "at least 18446744073709551615"]);
+}
+
+#[test]
+fn a_constant_control_is_refused_naming_it() {
+    let e = national_err(|r| r.iter_mut().for_each(|row| row[4] = "0".into()));
+    has_all(&e, &["sales.csv", "[[control]] #1 column = \"price\"", "is 0 in every fitted period", "intercept"]);
+    let e = national_err(|r| r.iter_mut().for_each(|row| row[4] = "1.25".into()));
+    has_all(&e, &["is 1.25 in every fitted period", "Remove the [[control]]"]);
+}

@@ -192,6 +192,15 @@ fn missing_required_key_and_bad_types_are_reported_with_line() {
 }
 
 #[test]
+fn run_counts_in_the_thousands_are_refused() {
+    let e = parse(&format!("{MINIMAL}[fit]\nlaplace_starts = 18446744073709551615\n")).unwrap_err();
+    assert!(e.contains("[fit] laplace_starts") && e.contains("more than 1000"), "{e}");
+    let e = parse(&format!("{MINIMAL}[fit]\nchains = 5000\n")).unwrap_err();
+    assert!(e.contains("[fit] chains: 5000 is more than 1000"), "{e}");
+    assert!(parse(&format!("{MINIMAL}[fit]\nchains = 1000\nlaplace_starts = 1000\n")).is_ok());
+}
+
+#[test]
 fn type_errors_say_which_key_and_what_it_must_be() {
     let e = parse(&format!("{MINIMAL}[fit]\ndraws = 1.5\n")).unwrap_err();
     assert!(e.contains("[fit] draws must be a whole number ≥ 1, got 1.5"), "{e}");

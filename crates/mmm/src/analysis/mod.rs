@@ -150,9 +150,13 @@ struct DrawOut {
     /// [c][t] summed over geos, all periods
     contrib_t: Vec<Vec<f64>>,
     baseline_t: Vec<f64>,
-    /// [g·T + t] total mean (KPI units)
-    mean: Vec<f64>,
 }
+
+/// Draws per block of the posterior-mean prediction: each block sums its draws' fitted means
+/// (G·T values) in draw order, and the block sums are added in block order, so the result does not
+/// depend on the thread count, and only ⌈D/64⌉ arrays of G·T are held instead of D of them (at
+/// 10 000 geos × 100 periods × 4 000 draws: 0.5 GB instead of 32 GB).
+pub const PREDICTION_BLOCK: usize = 64;
 
 /// Analyses unconstrained posterior draws of `model`. `time_labels` are the data's period labels.
 pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], actual_kpi: &[f64]) -> Analysis {
@@ -160,57 +164,74 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
     let t_n = model.n_times;
     let tf = model.n_fit;
     let c_n = model.channels.len();
-    let outs: Vec<DrawOut> = draws
-        .par_iter()
-        .map(|q| {
-            let p = model.unpack(q);
-            let base = model.baseline_scaled(&p);
-            let mut mean = vec![0.0; g_n * t_n];
-            let mut baseline_t = vec![0.0; t_n];
+    let per_draw = |q: &Vec<f64>, pred_sum: &mut [f64]| -> DrawOut {
+        let p = model.unpack(q);
+        let base = model.baseline_scaled(&p);
+        let mut mean = vec![0.0; g_n * t_n];
+        let mut baseline_t = vec![0.0; t_n];
+        for g in 0..g_n {
+            for t in 0..t_n {
+                let v = model.kpi_scale[g] * base[g * t_n + t];
+                mean[g * t_n + t] = v;
+                baseline_t[t] += v;
+            }
+        }
+        let mut f = vec![0.0; t_n];
+        let mut xs = vec![0.0; t_n];
+        let mut roi = vec![0.0; c_n];
+        let mut mroi = vec![0.0; c_n];
+        let mut contrib_total = vec![0.0; c_n];
+        let mut contrib_t = vec![vec![0.0; t_n]; c_n];
+        for c in 0..c_n {
+            let ch = &model.channels[c];
+            let (mut ret, mut ret_up) = (0.0, 0.0);
             for g in 0..g_n {
+                let x = &ch.x[g * t_n..(g + 1) * t_n];
+                let scale = model.kpi_scale[g] * p.beta_geo[c][g];
+                model.channel_feature(c, &p.theta[c], &p.phi[c], x, &mut f);
                 for t in 0..t_n {
-                    let v = model.kpi_scale[g] * base[g * t_n + t];
-                    mean[g * t_n + t] = v;
-                    baseline_t[t] += v;
-                }
-            }
-            let mut f = vec![0.0; t_n];
-            let mut xs = vec![0.0; t_n];
-            let mut roi = vec![0.0; c_n];
-            let mut mroi = vec![0.0; c_n];
-            let mut contrib_total = vec![0.0; c_n];
-            let mut contrib_t = vec![vec![0.0; t_n]; c_n];
-            for c in 0..c_n {
-                let ch = &model.channels[c];
-                let (mut ret, mut ret_up) = (0.0, 0.0);
-                for g in 0..g_n {
-                    let x = &ch.x[g * t_n..(g + 1) * t_n];
-                    let scale = model.kpi_scale[g] * p.beta_geo[c][g];
-                    model.channel_feature(c, &p.theta[c], &p.phi[c], x, &mut f);
-                    for t in 0..t_n {
-                        let v = scale * f[t];
-                        mean[g * t_n + t] += v;
-                        contrib_t[c][t] += v;
-                        if t < tf {
-                            contrib_total[c] += v;
-                            ret += v * model.rpk[g * t_n + t];
-                        }
-                    }
-                    for t in 0..t_n {
-                        xs[t] = 1.01 * x[t];
-                    }
-                    model.channel_feature(c, &p.theta[c], &p.phi[c], &xs, &mut f);
-                    for t in 0..tf {
-                        ret_up += scale * f[t] * model.rpk[g * t_n + t];
+                    let v = scale * f[t];
+                    mean[g * t_n + t] += v;
+                    contrib_t[c][t] += v;
+                    if t < tf {
+                        contrib_total[c] += v;
+                        ret += v * model.rpk[g * t_n + t];
                     }
                 }
-                roi[c] = ret / ch.spend_fit;
-                mroi[c] = (ret_up - ret) / (0.01 * ch.spend_fit);
+                for t in 0..t_n {
+                    xs[t] = 1.01 * x[t];
+                }
+                model.channel_feature(c, &p.theta[c], &p.phi[c], &xs, &mut f);
+                for t in 0..tf {
+                    ret_up += scale * f[t] * model.rpk[g * t_n + t];
+                }
             }
-            DrawOut { roi, mroi, contrib_total, contrib_t, baseline_t, mean }
+            roi[c] = ret / ch.spend_fit;
+            mroi[c] = (ret_up - ret) / (0.01 * ch.spend_fit);
+        }
+        for (a, b) in pred_sum.iter_mut().zip(&mean) {
+            *a += b;
+        }
+        DrawOut { roi, mroi, contrib_total, contrib_t, baseline_t }
+    };
+    let blocks: Vec<(Vec<DrawOut>, Vec<f64>)> = draws
+        .par_chunks(PREDICTION_BLOCK)
+        .map(|block| {
+            let mut sum = vec![0.0; g_n * t_n];
+            let outs = block.iter().map(|q| per_draw(q, &mut sum)).collect();
+            (outs, sum)
         })
         .collect();
-    let nd = outs.len();
+    let nd = draws.len();
+    // posterior-mean prediction: block sums in block order
+    let mut pred = vec![0.0; g_n * t_n];
+    for (_, sum) in &blocks {
+        for (a, b) in pred.iter_mut().zip(sum) {
+            *a += b;
+        }
+    }
+    pred.iter_mut().for_each(|a| *a /= nd as f64);
+    let outs: Vec<DrawOut> = blocks.into_iter().flat_map(|(o, _)| o).collect();
     let col = |f: &dyn Fn(&DrawOut) -> f64| -> Vec<f64> { outs.iter().map(f).collect() };
     let kpi_total_fit: f64 = (0..g_n).map(|g| (0..tf).map(|t| actual_kpi[g * t_n + t]).sum::<f64>()).sum();
     let channels = (0..c_n)
@@ -227,13 +248,7 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
             }
         })
         .collect();
-    // posterior-mean prediction and fit metrics
-    let mut pred = vec![0.0; g_n * t_n];
-    for o in &outs {
-        for (a, b) in pred.iter_mut().zip(&o.mean) {
-            *a += b / nd as f64;
-        }
-    }
+    // fit metrics of the posterior-mean prediction
     let cells = |range: std::ops::Range<usize>| -> Vec<(f64, f64)> {
         (0..g_n).flat_map(|g| range.clone().map(move |t| g * t_n + t)).map(|i| (actual_kpi[i], pred[i])).collect()
     };

@@ -45,6 +45,13 @@ pub struct Allocation {
     pub iterations: usize,
 }
 
+/// An amount for a message: six decimals in the everyday range (as before), scientific notation
+/// where fixed notation would be unreadable (`1e15` as 1000000000000000.000000) or would round a
+/// small non-zero amount to 0.000000.
+fn amount(x: f64) -> String {
+    if x != 0.0 && (x.abs() >= 1e12 || x.abs() < 1e-6) { format!("{x:.6e}") } else { format!("{x:.6}") }
+}
+
 /// Why an allocation cannot be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OptimizeError {
@@ -53,17 +60,21 @@ pub enum OptimizeError {
     #[error("channel {channel:?}: bound {value} is not a finite non-negative amount")]
     BadBound { channel: String, value: f64 },
     #[error(
-        "the lower bounds sum to {sum:.6}, above the budget {budget:.6} by {excess:.6}; lower some lower bounds or raise the budget"
+        "the lower bounds sum to {}, above the budget {} by {}; lower some lower bounds or raise the budget",
+        amount(*sum), amount(*budget), amount(*excess)
     )]
     BudgetBelowLowerBounds { sum: f64, budget: f64, excess: f64 },
     #[error(
-        "the upper bounds sum to {sum:.6}, below the budget {budget:.6} by {shortfall:.6}; raise some upper bounds or lower the budget"
+        "the upper bounds sum to {}, below the budget {} by {}; raise some upper bounds or lower the budget",
+        amount(*sum), amount(*budget), amount(*shortfall)
     )]
     BudgetAboveUpperBounds { sum: f64, budget: f64, shortfall: f64 },
     #[error("the budget must be a finite non-negative amount, got {0}")]
     BadBudget(f64),
     #[error(
-        "the target {target:.6} cannot be reached: spending every upper bound (total {spend:.6}) gives only {best:.6}, short by {shortfall:.6}; raise the upper bounds or lower the target"
+        "the target {} cannot be reached: spending every upper bound (total {}) gives only {}, short by {}; raise \
+         the upper bounds or lower the target",
+        amount(*target), amount(*spend), amount(*best), amount(*shortfall)
     )]
     TargetUnreachable { target: f64, best: f64, spend: f64, shortfall: f64 },
     #[error("the response of channel {channel:?} is not finite at spend {spend}; check the posterior draws")]

@@ -219,3 +219,15 @@ fn fixed_channels_stay_fixed() {
     assert_eq!(a.spend[0], 1.0);
     assert!((a.spend[1] + a.spend[2] - 4.0).abs() < 1e-9);
 }
+
+#[test]
+fn infeasible_budget_messages_print_extreme_amounts_readably() {
+    let curves = mm_curves(&[1.0, 2.0], &[1.0, 1.0], 5);
+    let b = bounds(2, 1.0, 10.0);
+    let e = optimize(&curves, None, Risk::Mean, &b, Goal::Budget(1e15), None, SolverSettings::default()).unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("below the budget 1.000000e15") && !m.contains("000000000000"), "{m}");
+    let e = optimize(&curves, None, Risk::Mean, &b, Goal::Budget(1e-300), None, SolverSettings::default()).unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("above the budget 1.000000e-300") && m.contains("sum to 2.000000"), "{m}");
+}
