@@ -1,12 +1,11 @@
 //! `mmloop fit`: config → data → posterior → analysis → output directory, with a summary table.
 
 use anyhow::{Context, bail};
-use mmloop_data::LiftTestRecord;
-use mmloop_loop::calibrate;
+use mmloop_loop::calibrate::{self, LedgerAs};
 use mmloop_loop::decay::{HalfLives, TimeUnit};
 use mmloop_loop::ledger::{Ledger, NewFit};
 use mmloop_mmm::config::{FitOverrides, apply_overrides, load_config, to_toml};
-use mmloop_mmm::spec::FitMethod;
+use mmloop_mmm::spec::{FitMethod, RoiPriorRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -49,6 +48,11 @@ pub struct FitArgs {
     /// "without" sd and no re-test verdict for tested channels).
     #[arg(long, requires = "ledger")]
     pub no_retest_fits: bool,
+    /// How ledger readouts enter: `likelihood` (the window-aware lift-test term) or `roi-prior`
+    /// (single-channel readouts become a moment-matched LogNormal ROI prior per channel, combined
+    /// by precision; joint readouts stay lift terms).
+    #[arg(long, requires = "ledger", default_value = "likelihood")]
+    pub ledger_as: String,
 }
 
 /// The lift-test files named in the config's `[calibration] lift_tests` (a path or a list),
@@ -73,6 +77,7 @@ struct LedgerCalibration {
     combined: calibrate::Combined,
     as_of: String,
     unit: TimeUnit,
+    mode: LedgerAs,
 }
 
 /// Opens the ledger, ages its readouts and merges them into the spec's lift tests. Everything that
@@ -95,16 +100,34 @@ fn calibrate_on_ledger(
         }
         None => data.times.labels.last().cloned().context("the data have no periods")?,
     };
+    let mode = match args.ledger_as.to_lowercase().as_str() {
+        "likelihood" => LedgerAs::Likelihood,
+        "roi-prior" | "roi_prior" => LedgerAs::RoiPrior,
+        m => bail!("--ledger-as must be likelihood or roi-prior, got {m:?}"),
+    };
+    if mode == LedgerAs::RoiPrior && spec.data.revenue_per_kpi_column.is_some() {
+        bail!(
+            "--ledger-as roi-prior: the model's ROI is revenue per spend (revenue_per_kpi = {:?}) but readouts are in KPI \
+             units; use --ledger-as likelihood (the lift term converts through the model)",
+            spec.data.revenue_per_kpi_column.as_deref().unwrap_or_default()
+        );
+    }
     let names: Vec<String> = spec.channels.iter().map(|c| c.name.clone()).collect();
     let half_lives = calibrate::half_lives(&names, &spec.calibration.half_lives, &args.half_life)?;
     let ledger = Ledger::open(path)?;
     let aged = calibrate::ledger_calibration(&ledger, &half_lives, &as_of, unit)?;
-    let combined = calibrate::combine(&spec.calibration.lift_tests, aged, &names, path)?;
+    let combined = calibrate::combine(&spec.calibration.lift_tests, aged, &names, path, mode)?;
     for n in &combined.notes {
         eprintln!("note: {n}");
     }
     spec.calibration.lift_tests = combined.records.clone();
-    Ok(LedgerCalibration { ledger, half_lives, combined, as_of, unit })
+    // the model takes the last ROI prior given for a channel: the ledger's win over the config's
+    spec.calibration.roi_priors.extend(combined.roi_priors.iter().map(|p| RoiPriorRecord {
+        channel: p.channel.clone(),
+        mean: p.mean,
+        standard_error: p.standard_error,
+    }));
+    Ok(LedgerCalibration { ledger, half_lives, combined, as_of, unit, mode })
 }
 
 /// Posterior ROI sd per channel of an analysis.
@@ -125,10 +148,14 @@ fn evidence(
     let names: Vec<String> = spec.channels.iter().map(|c| c.name.clone()).collect();
     let reported = roi_sds(analysis);
     let quiet = mmloop_mmm::fit::FitOptions { quiet: true, ..Default::default() };
-    let laplace_fit = |records: Vec<LiftTestRecord>| -> anyhow::Result<BTreeMap<String, f64>> {
+    // `without`: the channel whose lift terms and ROI priors are left out
+    let laplace_fit = |without: Option<&str>| -> anyhow::Result<BTreeMap<String, f64>> {
         let mut s = spec.clone();
         s.fit.method = FitMethod::Laplace;
-        s.calibration.lift_tests = records;
+        if let Some(c) = without {
+            s.calibration.lift_tests = calibrate::records_without(&s.calibration.lift_tests, c);
+            s.calibration.roi_priors.retain(|p| p.channel != c);
+        }
         let r = mmloop_mmm::fit::fit_with(&s, data, quiet)?;
         Ok(roi_sds(&mmloop_mmm::fit::analyse_checked(&r, data)?))
     };
@@ -139,18 +166,19 @@ fn evidence(
             (c.clone(), calibrate::RoiSds { reported: sd, laplace_with: None, laplace_without: None })
         })
         .collect();
-    let records = &spec.calibration.lift_tests;
+    let cal_of = &spec.calibration;
     if !args.no_retest_fits {
-        let with = if result.method == FitMethod::Laplace { reported.clone() } else { laplace_fit(records.clone())? };
+        let with = if result.method == FitMethod::Laplace { reported.clone() } else { laplace_fit(None)? };
         for c in &names {
-            let without_records = calibrate::records_without(records, c);
+            let tested = cal_of.lift_tests.iter().any(|r| r.channels.contains(c))
+                || cal_of.roi_priors.iter().any(|p| &p.channel == c);
             let entry = sds.get_mut(c).context("channel list")?;
             entry.laplace_with = with.get(c).copied();
-            entry.laplace_without = if without_records.len() == records.len() {
-                entry.laplace_with
-            } else {
+            entry.laplace_without = if tested {
                 eprintln!("evidence: Laplace refit without {c}'s readouts …");
-                laplace_fit(without_records)?.get(c).copied()
+                laplace_fit(Some(c))?.get(c).copied()
+            } else {
+                entry.laplace_with
             };
         }
     }
@@ -166,6 +194,8 @@ fn evidence(
         "without_method": if args.no_retest_fits { "skipped (--no-retest-fits)" } else { "laplace, same seed, without the channel's readouts (joint readouts naming it included)" },
         "reported_method": result.method.to_string(),
         "channels": rows,
+        "ledger_as": cal.mode,
+        "roi_priors": cal.combined.roi_priors,
         "readouts": cal.combined.used,
         "notes": cal.combined.notes,
     });

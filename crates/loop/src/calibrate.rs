@@ -55,6 +55,45 @@ pub enum CalibrateError {
     BadHalfLife { option: String, value: String },
     #[error("--half-life {text:?}: expected CHANNEL=WEEKS, for example tv=52")]
     HalfLifeSyntax { text: String },
+    #[error(
+        "--ledger-as roi-prior: ledger {path}: experiment {id} ({channel}) has no spend change, so it has no ROI; \
+         use --ledger-as likelihood, or discard it"
+    )]
+    NoSpendChange { path: PathBuf, id: i64, channel: String },
+    #[error(
+        "--ledger-as roi-prior: channel {channel}: its readouts (experiments {ids}) combine to an ROI of {mean} ± {sd}; \
+         a LogNormal ROI prior needs a positive ROI. Use --ledger-as likelihood (a lift term takes any sign)"
+    )]
+    NonPositiveRoi { channel: String, ids: String, mean: f64, sd: f64 },
+}
+
+/// How ledger readouts enter the fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedgerAs {
+    /// The window-aware lift-test likelihood term (default).
+    Likelihood,
+    /// A moment-matched LogNormal ROI prior per channel (single-channel readouts; a joint readout
+    /// stays a likelihood term).
+    RoiPrior,
+}
+
+/// A channel's ROI prior made from its (aged) ledger readouts.
+///
+/// Each single-channel readout i measures the channel's return as r_i = incremental KPI / spend
+/// change with standard error s_i = SE_eff,i / |spend change|. Several are independent Gaussian
+/// measurements of one ROI, so their product is Gaussian with precision Σ 1/s_i² and mean
+/// Σ (r_i/s_i²) / Σ 1/s_i² (the same information the independent likelihood terms carry); that
+/// mean and sd are moment-matched to a LogNormal by `Prior::lognormal_from_moments`
+/// (σ² = ln(1 + sd²/mean²), μ = ln mean − σ²/2). Caveat, as in Meridian's use of experiment ROI
+/// as its `roi_m` prior: a test measures the return of its window at its spend level, which the
+/// prior treats as the channel's ROI over the fitted period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerRoiPrior {
+    pub channel: String,
+    pub mean: f64,
+    pub standard_error: f64,
+    pub experiments: Vec<i64>,
 }
 
 /// How one ledger readout entered the fit.
@@ -157,18 +196,27 @@ pub struct Combined {
     pub used: Vec<AgeInfo>,
     /// What was merged or left out, in words.
     pub notes: Vec<String>,
+    /// ROI priors made from single-channel readouts (`--ledger-as roi-prior`).
+    pub roi_priors: Vec<LedgerRoiPrior>,
 }
 
 /// Combines the config's lift tests (undecayed) with the ledger's decayed readouts. A ledger
 /// readout naming a channel the model lacks is an error; one also in the config (same record hash)
 /// replaces the config's copy (noted); one whose effective SE overflowed is left out (noted).
+///
+/// With [`LedgerAs::RoiPrior`], single-channel readouts become one [`LedgerRoiPrior`] per channel
+/// instead of lift terms (joint readouts stay lift terms).
 pub fn combine(
     config: &[LiftTestRecord],
     ledger: Vec<(LiftTestRecord, AgeInfo)>,
     model_channels: &[String],
     ledger_path: &std::path::Path,
+    mode: LedgerAs,
 ) -> Result<Combined, CalibrateError> {
     let mut notes = Vec::new();
+    // channel → (Σ 1/s², Σ r/s², experiment ids, the first readout's (r, s))
+    type Pooled = (f64, f64, Vec<i64>, (f64, f64));
+    let mut precision: BTreeMap<String, Pooled> = BTreeMap::new();
     let mut used = Vec::new();
     let mut from_ledger = Vec::new();
     let mut in_ledger: HashSet<String> = HashSet::new();
@@ -194,8 +242,39 @@ pub fn combine(
             continue;
         }
         in_ledger.insert(info.record_hash.clone());
+        if mode == LedgerAs::RoiPrior && rec.channels.len() == 1 {
+            let ch = rec.channels[0].clone();
+            if rec.spend_change == 0.0 {
+                return Err(CalibrateError::NoSpendChange {
+                    path: ledger_path.to_path_buf(),
+                    id: info.experiment_id,
+                    channel: ch,
+                });
+            }
+            let r = rec.incremental_kpi / rec.spend_change;
+            let se = info.effective_se / rec.spend_change.abs();
+            let e = precision.entry(ch).or_insert((0.0, 0.0, Vec::new(), (r, se)));
+            e.0 += 1.0 / (se * se);
+            e.1 += r / (se * se);
+            e.2.push(info.experiment_id);
+            used.push(info);
+            continue;
+        }
         from_ledger.push(rec);
         used.push(info);
+    }
+    let mut roi_priors = Vec::new();
+    for (channel, (p, pr, experiments, single)) in precision {
+        // one readout: its own figures (the precision round trip could move them by an ulp)
+        let (mean, sd) = if experiments.len() == 1 { single } else { (pr / p, p.sqrt().recip()) };
+        let ids = experiments.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        if !(mean > 0.0 && mean.is_finite() && sd.is_finite() && sd > 0.0) {
+            return Err(CalibrateError::NonPositiveRoi { channel, ids, mean, sd });
+        }
+        notes.push(format!(
+            "channel {channel}: ROI prior LogNormal moment-matched to {mean:.4} ± {sd:.4} from experiment(s) {ids}"
+        ));
+        roi_priors.push(LedgerRoiPrior { channel, mean, standard_error: sd, experiments });
     }
     let mut records = Vec::with_capacity(config.len() + from_ledger.len());
     for (i, r) in config.iter().enumerate() {
@@ -212,7 +291,7 @@ pub fn combine(
         }
     }
     records.extend(from_ledger);
-    Ok(Combined { records, used, notes })
+    Ok(Combined { records, used, notes, roi_priors })
 }
 
 /// The records that do not involve `channel` (a joint readout including it is left out too): the
@@ -225,7 +304,8 @@ pub fn records_without(records: &[LiftTestRecord], channel: &str) -> Vec<LiftTes
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelEvidence {
     pub channel: String,
-    /// Readouts (ledger and config) that name the channel and entered the fit.
+    /// Readouts (ledger and config) that name the channel and entered the fit (as lift terms or
+    /// through its ROI prior).
     pub n_readouts: usize,
     pub half_life_weeks: f64,
     pub half_life_source: HalfLifeSource,
@@ -267,7 +347,8 @@ pub fn channel_evidence(
         .iter()
         .map(|ch| {
             let (h, source) = half_lives.for_channel(ch);
-            let n_readouts = combined.records.iter().filter(|r| r.channels.contains(ch)).count();
+            let n_readouts = combined.records.iter().filter(|r| r.channels.contains(ch)).count()
+                + combined.roi_priors.iter().filter(|p| &p.channel == ch).map(|p| p.experiments.len()).sum::<usize>();
             let newest = combined
                 .used
                 .iter()
@@ -401,12 +482,12 @@ mod tests {
         let other = rec(&["search"], "2023-02-05", 100.0);
         let (_d, l) = ledger_with(std::slice::from_ref(&r));
         let led = ledger_calibration(&l, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
-        let c = combine(&[r.clone(), other.clone()], led, &chans(), l.path()).unwrap();
+        let c = combine(&[r.clone(), other.clone()], led, &chans(), l.path(), LedgerAs::Likelihood).unwrap();
         assert_eq!(c.records, vec![other, r]);
         assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
         let (_d2, l2) = ledger_with(&[rec(&["radio"], "2023-01-29", 300.0)]);
         let led = ledger_calibration(&l2, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
-        let e = combine(&[], led, &chans(), l2.path()).unwrap_err().to_string();
+        let e = combine(&[], led, &chans(), l2.path(), LedgerAs::Likelihood).unwrap_err().to_string();
         assert!(e.contains("experiment 1") && e.contains("\"radio\""), "{e}");
     }
 
@@ -418,7 +499,37 @@ mod tests {
         let h = half_lives(&chans(), &[("search".to_string(), 0.5)].into(), &[]).unwrap();
         let led = ledger_calibration(&l, &h, "2023-01-29", TimeUnit::Weeks).unwrap();
         assert_eq!(led.len(), 1);
-        let c = combine(&[], led, &chans(), l.path()).unwrap();
+        let c = combine(&[], led, &chans(), l.path(), LedgerAs::Likelihood).unwrap();
         assert!(c.records.is_empty() && c.notes[0].contains("no weight"), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn roi_prior_mode_combines_readouts_by_precision() {
+        // search: iROAS 2.0 ± 0.3 and 3.0 ± 0.4 (SE 6000/8000 on 20000 of spend), at age 0
+        let mut a = rec(&["search"], "2023-01-29", 6000.0);
+        a.spend_change = 20000.0;
+        a.incremental_kpi = 40000.0;
+        let mut b = a.clone();
+        b.incremental_kpi = 60000.0;
+        b.standard_error = 8000.0;
+        b.source = "b".into();
+        let joint = rec(&["tv", "search"], "2023-01-29", 500.0);
+        let (_d, l) = ledger_with(&[a, b, joint.clone()]);
+        let led = ledger_calibration(&l, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
+        let c = combine(&[], led, &chans(), l.path(), LedgerAs::RoiPrior).unwrap();
+        assert_eq!(c.records, vec![joint], "the joint readout stays a lift term");
+        let p = &c.roi_priors[0];
+        // precision 1/0.09 + 1/0.16; mean (2/0.09 + 3/0.16) / that
+        let prec = 1.0 / 0.09 + 1.0 / 0.16;
+        assert!((p.mean - (2.0 / 0.09 + 3.0 / 0.16) / prec).abs() < 1e-12, "{p:?}");
+        assert!((p.standard_error - prec.sqrt().recip()).abs() < 1e-12);
+        assert_eq!(p.experiments, vec![1, 2]);
+        // a negative readout cannot be a LogNormal prior
+        let mut n = rec(&["tv"], "2023-01-29", 100.0);
+        n.incremental_kpi = -5000.0;
+        let (_d2, l2) = ledger_with(&[n]);
+        let led = ledger_calibration(&l2, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
+        let e = combine(&[], led, &chans(), l2.path(), LedgerAs::RoiPrior).unwrap_err().to_string();
+        assert!(e.contains("channel tv") && e.contains("likelihood"), "{e}");
     }
 }
