@@ -385,18 +385,19 @@ pub fn channel_evidence(
 pub fn evidence_table(rows: &[ChannelEvidence]) -> String {
     let opt = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into());
     let mut s = format!(
-        "{:<16} {:>4} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>6}  {}\n",
-        "channel", "n", "age (w)", "half-life", "var ×", "SE_eff", "sd with", "sd w/o", "ratio", "re-test"
+        "{:<16} {:>4} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>6}  {}\n",
+        "channel", "n", "age (w)", "half-life", "var ×", "SE_eff", "sd (fit)", "sd with", "sd w/o", "ratio", "re-test"
     );
     for r in rows {
         s += &format!(
-            "{:<16} {:>4} {:>9} {:>9.0} {:>9} {:>11} {:>9} {:>9} {:>6}  {}\n",
+            "{:<16} {:>4} {:>9} {:>9.0} {:>9} {:>11} {:>9.3} {:>9} {:>9} {:>6}  {}\n",
             r.channel,
             r.n_readouts,
             opt(r.newest_age_weeks, 1),
             r.half_life_weeks,
             opt(r.variance_inflation, 2),
             opt(r.effective_se, 1),
+            r.roi_sd,
             opt(r.laplace_roi_sd_with, 3),
             opt(r.laplace_roi_sd_without, 3),
             opt(r.sd_ratio, 2),
@@ -407,6 +408,10 @@ pub fn evidence_table(rows: &[ChannelEvidence]) -> String {
             }
         );
     }
+    s += &format!(
+        "(ROI sd: the fit's own, and by Laplace with / without the channel's readouts; due for re-test when \
+         with / without > {RETEST_SD_RATIO} or never tested)\n"
+    );
     s
 }
 
