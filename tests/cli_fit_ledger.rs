@@ -244,6 +244,20 @@ fn bad_half_lives_as_of_and_ledgers_are_refused_before_anything_is_written() {
     assert!(!o.status.success() && text(&o).contains("experiment 1") && text(&o).contains("\"radio\""), "{}", text(&o));
     assert!(!w.p("bad_out").exists());
     assert_eq!(fits_in(&l2), 0);
+    // a readout whose window lies beyond the data: nothing to price it on; the error names the
+    // ledger experiment behind the lift-test number
+    let late = w.p("late.json");
+    std::fs::write(&late, CAL.replace("2023-06-05", "2024-01-08").replace("2023-07-03", "2024-02-05")).unwrap();
+    let l3 = w.p("late.ledger");
+    ok(mmloop(&["ledger", s(&l3), "add", s(&late)]));
+    let o = w.fit("plain.toml", "bad_out", &["--ledger", s(&l3), "--as-of", "2024-03-01"]);
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("ledger experiment 1") && t.contains("not one of the data's periods"),
+        "{t}"
+    );
+    assert!(!w.p("bad_out").exists());
+    assert_eq!(fits_in(&l3), 0);
     // a missing and a corrupted ledger
     let missing = w.p("nope.ledger");
     let o = w.fit("plain.toml", "bad_out", &["--ledger", s(&missing)]);

@@ -241,7 +241,23 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         spec.fit.method
     );
     let options = mmloop_mmm::fit::FitOptions { quiet: args.quiet, ..Default::default() };
-    let result = mmloop_mmm::fit::fit_with(&spec, &data, options)?;
+    let result = mmloop_mmm::fit::fit_with(&spec, &data, options).with_context(|| match &cal {
+        // a lift-test error names its position in the combined list: say which experiment it is
+        Some(c) if !c.combined.used.is_empty() => {
+            let first = c.combined.records.len() + 1
+                - c.combined.records.iter().filter(|r| r.source.contains("[ledger record")).count();
+            let ids: Vec<String> = c
+                .combined
+                .used
+                .iter()
+                .filter(|a| !c.combined.roi_priors.iter().any(|p| p.experiments.contains(&a.experiment_id)))
+                .enumerate()
+                .map(|(i, a)| format!("lift test {} = ledger experiment {}", first + i, a.experiment_id))
+                .collect();
+            format!("fitting {} with the ledger's readouts ({})", args.config.display(), ids.join(", "))
+        }
+        _ => format!("fitting {}", args.config.display()),
+    })?;
     let analysis = mmloop_mmm::fit::analyse_checked(&result, &data)?;
     let info = mmloop_mmm::fit::model_info(&spec, &data, &result);
     let mut extra = Vec::new();

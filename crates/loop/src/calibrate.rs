@@ -171,6 +171,9 @@ pub fn ledger_calibration(
         let se = rec.standard_error;
         let effective_se = decayed_se(se, age, h);
         rec.standard_error = effective_se;
+        // the fit's saved config.toml copies its records; the tag lets a later `fit --ledger` on
+        // that config recognise this (aged, so differently hashed) copy as the ledger's readout
+        rec.source = format!("{} {}", rec.source, ledger_tag(&readout.record_hash)).trim().to_string();
         let info = AgeInfo {
             experiment_id: e.id,
             record_hash: readout.record_hash,
@@ -188,6 +191,17 @@ pub fn ledger_calibration(
     Ok(out)
 }
 
+/// The tag `[ledger record <sha256>]` appended to the `source` of a record taken from the ledger.
+pub fn ledger_tag(record_hash: &str) -> String {
+    format!("[ledger record {record_hash}]")
+}
+
+/// The ledger record hash a record's `source` is tagged with, if any.
+fn tagged_hash(source: &str) -> Option<&str> {
+    let i = source.rfind("[ledger record ")? + "[ledger record ".len();
+    source.get(i..)?.split(']').next()
+}
+
 /// The lift tests a fit calibrates on: the config's, then the ledger's.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Combined {
@@ -201,8 +215,8 @@ pub struct Combined {
 }
 
 /// Combines the config's lift tests (undecayed) with the ledger's decayed readouts. A ledger
-/// readout naming a channel the model lacks is an error; one also in the config (same record hash)
-/// replaces the config's copy (noted); one whose effective SE overflowed is left out (noted).
+/// readout naming a channel the model lacks is an error; one also in the config (same record hash,
+/// or a copy tagged with [`ledger_tag`] by an earlier fit) replaces the config's copy (noted); one whose effective SE overflowed is left out (noted).
 ///
 /// With [`LedgerAs::RoiPrior`], single-channel readouts become one [`LedgerRoiPrior`] per channel
 /// instead of lift terms (joint readouts stay lift terms).
@@ -278,7 +292,7 @@ pub fn combine(
     }
     let mut records = Vec::with_capacity(config.len() + from_ledger.len());
     for (i, r) in config.iter().enumerate() {
-        if in_ledger.contains(&record_hash(r)) {
+        if in_ledger.contains(&record_hash(r)) || tagged_hash(&r.source).is_some_and(|h| in_ledger.contains(h)) {
             notes.push(format!(
                 "config lift test {} ({:?} {}..{}) is also in the ledger: used once, as the ledger's (aged) readout",
                 i + 1,
@@ -488,8 +502,18 @@ mod tests {
         let (_d, l) = ledger_with(std::slice::from_ref(&r));
         let led = ledger_calibration(&l, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
         let c = combine(&[r.clone(), other.clone()], led, &chans(), l.path(), LedgerAs::Likelihood).unwrap();
-        assert_eq!(c.records, vec![other, r]);
+        assert_eq!(c.records.len(), 2);
+        assert_eq!(c.records[0], other);
+        assert_eq!(c.records[1].standard_error, r.standard_error);
         assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+        // an earlier fit's aged, tagged copy of the same readout (from its saved config) is also
+        // recognised
+        let led = ledger_calibration(&l, &HalfLives::default(), "2023-06-29", TimeUnit::Weeks).unwrap();
+        let aged_copy = led[0].0.clone();
+        assert!(aged_copy.standard_error > 300.0 && aged_copy.source.contains("[ledger record"));
+        let c = combine(&[aged_copy], led, &chans(), l.path(), LedgerAs::Likelihood).unwrap();
+        assert_eq!(c.records.len(), 1);
+        assert!(c.notes[0].contains("used once"), "{:?}", c.notes);
         let (_d2, l2) = ledger_with(&[rec(&["radio"], "2023-01-29", 300.0)]);
         let led = ledger_calibration(&l2, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
         let e = combine(&[], led, &chans(), l2.path(), LedgerAs::Likelihood).unwrap_err().to_string();
@@ -522,7 +546,8 @@ mod tests {
         let (_d, l) = ledger_with(&[a, b, joint.clone()]);
         let led = ledger_calibration(&l, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
         let c = combine(&[], led, &chans(), l.path(), LedgerAs::RoiPrior).unwrap();
-        assert_eq!(c.records, vec![joint], "the joint readout stays a lift term");
+        assert_eq!(c.records.len(), 1, "the joint readout stays a lift term");
+        assert_eq!((&c.records[0].channels, c.records[0].standard_error), (&joint.channels, joint.standard_error));
         let p = &c.roi_priors[0];
         // precision 1/0.09 + 1/0.16; mean (2/0.09 + 3/0.16) / that
         let prec = 1.0 / 0.09 + 1.0 / 0.16;
