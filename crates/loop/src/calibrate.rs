@@ -562,4 +562,27 @@ mod tests {
         let e = combine(&[], led, &chans(), l2.path(), LedgerAs::RoiPrior).unwrap_err().to_string();
         assert!(e.contains("channel tv") && e.contains("likelihood"), "{e}");
     }
+
+    #[test]
+    fn retest_rule_flags_untested_channels_and_weakly_pinned_ones() {
+        let (_d, l) = ledger_with(&[rec(&["tv"], "2023-01-01", 300.0), rec(&["tv"], "2023-01-29", 200.0)]);
+        let led = ledger_calibration(&l, &HalfLives::default(), "2023-01-29", TimeUnit::Weeks).unwrap();
+        let c = combine(&[], led, &chans(), l.path(), LedgerAs::Likelihood).unwrap();
+        let sd = |w: f64, wo: f64| RoiSds { reported: w, laplace_with: Some(w), laplace_without: Some(wo) };
+        let sds: BTreeMap<String, RoiSds> =
+            [("tv".to_string(), sd(0.5, 1.0)), ("search".to_string(), sd(1.0, 1.0))].into();
+        let rows = channel_evidence(&chans(), &HalfLives::default(), &c, &sds);
+        // tv: two readouts, the newest (experiment 2) at age 0; sd halved → pinned
+        assert_eq!((rows[0].n_readouts, rows[0].newest_experiment, rows[0].newest_age_weeks), (2, Some(2), Some(0.0)));
+        assert_eq!(rows[0].due_for_retest, Some(false));
+        // search: never tested → due whatever the sds
+        assert_eq!((rows[1].n_readouts, rows[1].due_for_retest), (0, Some(true)));
+        // just above the threshold → due; without the refits → unknown
+        let sds: BTreeMap<String, RoiSds> = [("tv".to_string(), sd(0.81, 1.0))].into();
+        assert_eq!(channel_evidence(&chans(), &HalfLives::default(), &c, &sds)[0].due_for_retest, Some(true));
+        let sds: BTreeMap<String, RoiSds> =
+            [("tv".to_string(), RoiSds { reported: 0.5, laplace_with: None, laplace_without: None })].into();
+        assert_eq!(channel_evidence(&chans(), &HalfLives::default(), &c, &sds)[0].due_for_retest, None);
+        assert!(evidence_table(&channel_evidence(&chans(), &HalfLives::default(), &c, &sds)).contains("re-test"));
+    }
 }
