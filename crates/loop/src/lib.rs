@@ -2,11 +2,13 @@
 //! ages, and the next experiments are ranked by information gain and value of information.
 //!
 //! - [`ledger`]: the loop's memory, an embedded SQLite file of experiments, fits and predictions.
+//! - [`calibrate`]: ledger readouts → aged lift-test terms of the next fit, and who is due for re-test.
 //! - [`decay`]: evidence that ages — a readout's variance grows as SE²·exp(λt), λ = ln 2 / half-life.
 //! - [`hash`]: SHA-256 content hashes for provenance.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
 
+pub mod calibrate;
 pub mod decay;
 pub mod hash;
 pub mod ledger;

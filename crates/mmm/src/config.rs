@@ -569,11 +569,17 @@ struct RawCalibration {
     roi_priors: Vec<RawRoiPrior>,
     #[serde(default, rename = "lift_test", skip_serializing_if = "Vec::is_empty")]
     lift_test: Vec<LiftTestRecord>,
+    /// Evidence half-lives in weeks by channel name (`half_lives = { tv = 52 }`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    half_lives: std::collections::BTreeMap<String, f64>,
 }
 
 impl RawCalibration {
     fn is_empty(&self) -> bool {
-        self.lift_tests.is_empty() && self.roi_priors.is_empty() && self.lift_test.is_empty()
+        self.lift_tests.is_empty()
+            && self.roi_priors.is_empty()
+            && self.lift_test.is_empty()
+            && self.half_lives.is_empty()
     }
 }
 
@@ -1110,6 +1116,19 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
         }
         records.push(r);
     }
+    for (ch, &w) in &c.half_lives {
+        let at = format!("[calibration] half_lives.{ch}");
+        if !names.contains(ch) {
+            return Err(unknown_channel(at, ch));
+        }
+        if !(w.is_finite() && w > 0.0) {
+            return Err(cx.invalid(
+                &at,
+                format!("{w} is not a positive number of weeks"),
+                "Give the half-life in weeks, e.g. 26",
+            ));
+        }
+    }
 
     Ok(ModelSpec {
         data,
@@ -1120,7 +1139,7 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
         noise_prior,
         pooling,
         holdout,
-        calibration: Calibration { roi_priors, lift_tests: records },
+        calibration: Calibration { roi_priors, lift_tests: records, half_lives: c.half_lives },
         fit,
     })
 }
@@ -1333,6 +1352,7 @@ impl RawConfig {
                     .map(|r| RawRoiPrior { channel: r.channel.clone(), mean: r.mean, standard_error: r.standard_error })
                     .collect(),
                 lift_test: s.calibration.lift_tests.clone(),
+                half_lives: s.calibration.half_lives.clone(),
             },
             fit: RawFit {
                 method: Some(s.fit.method.to_string()),

@@ -106,6 +106,24 @@ pub fn write_outputs(
     config_toml: &str,
     inputs: &FitInputs,
 ) -> Result<PathBuf, OutputError> {
+    write_outputs_with(dir, model, analysis, draws, diagnostics, sample_stats, model_info, config_toml, inputs, &[])
+}
+
+/// [`write_outputs`] plus further files (name, bytes) written into the same directory before it is
+/// committed, so they appear together with the fit or not at all (`evidence.json` of `fit --ledger`).
+#[allow(clippy::too_many_arguments)]
+pub fn write_outputs_with(
+    dir: &Path,
+    model: &MmmModel,
+    analysis: &Analysis,
+    draws: &Draws,
+    diagnostics: &serde_json::Value,
+    sample_stats: &[Vec<mmloop_inference::DrawStats>],
+    model_info: &serde_json::Value,
+    config_toml: &str,
+    inputs: &FitInputs,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<PathBuf, OutputError> {
     let mut protected: Vec<&Path> = vec![&inputs.config.path, &inputs.data.path];
     protected.extend(inputs.others.iter().map(PathBuf::as_path));
     let out = OutputDir::create_for(dir, "fit", &protected)?;
@@ -196,6 +214,9 @@ pub fn write_outputs(
     let text = serde_json::to_string_pretty(&provenance)
         .map_err(|e| OutputError::Write { path: dir.join(PROVENANCE), message: e.to_string() })?;
     out.write(PROVENANCE, text.as_bytes())?;
+    for (name, bytes) in extra {
+        out.write(name, bytes)?;
+    }
     Ok(out.commit()?)
 }
 

@@ -136,6 +136,9 @@ pub struct Calibration {
     pub roi_priors: Vec<RoiPriorRecord>,
     /// Lift tests entering as likelihood terms.
     pub lift_tests: Vec<LiftTestRecord>,
+    /// Evidence half-lives in weeks by channel name (`[calibration] half_lives`), validated positive
+    /// and naming model channels; used by `mmloop fit --ledger` to age ledger readouts.
+    pub half_lives: std::collections::BTreeMap<String, f64>,
 }
 
 /// An experiment's ROI readout for one channel: becomes a moment-matched LogNormal ROI prior.

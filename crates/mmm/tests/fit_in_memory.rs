@@ -37,6 +37,7 @@ fn from_fit_and_write_then_load_give_identical_plans_and_prices() {
         &mmloop_mmm::output::FitInputs {
             config: mmloop_data::FileHash::of(&root.join("data/demo_national.toml")).unwrap(),
             data: mmloop_data::FileHash::of(&spec.data.path).unwrap(),
+            others: Vec::new(),
         },
     )
     .unwrap();
