@@ -382,3 +382,16 @@ fn money_becomes_impressions_at_each_cells_own_rate_national_demo() {
         assert!(brute.abs() > 1.0);
     }
 }
+
+#[test]
+fn prices_do_not_depend_on_the_thread_count() {
+    let fit = geo_world(vec![]);
+    let test = HypotheticalTest::new(&["ch0", "ch1"], &["geo1"], 58, 64, SpendChange::Multiplier(1.3));
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| price_test(&fit, &test).unwrap())
+    };
+    let one = run(1);
+    assert_eq!(one, run(3));
+    assert!(one.mean > 0.0 && one.q05 <= one.mean && one.mean <= one.q95 && one.sd > 0.0, "{one:?}");
+}
