@@ -10,7 +10,9 @@
 //! f_c runs adstock and saturation over the factual and the counterfactual media path, and the sum
 //! runs through the end of the carry-over (L_c = the channel's max lag after t₁), so the implied lift
 //! is window-, adstock- and saturation-aware (PyMC-Marketing's `add_lift_test_measurements` uses the
-//! saturation curve only). Δ is the record's `spend_path` or `spend_change` spread evenly over the
+//! saturation curve only). The tail stops at the data's last period: a test that ends less than L_c
+//! periods before it loses the rest of its carry-over here ([`crate::pricing`] prices the same record
+//! identically with `Tail::DataEnd`, and with `Tail::Full` extends the tail at the recent spend level). Δ is the record's `spend_path` or `spend_change` spread evenly over the
 //! treated geos and periods; a channel set shares it in proportion to the channels' spend in the
 //! window (equally if none). Spend is turned into the media driver's units with the cell's own
 //! exposure/spend ratio (the channel's overall ratio where the cell has no spend), then scaled as the
