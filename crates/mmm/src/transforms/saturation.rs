@@ -35,11 +35,11 @@ use super::SaturationSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaturationKind {
-    /// φ = [ec, slope]
+    /// φ = `[ec, slope]`
     Hill,
-    /// φ = [λ]
+    /// φ = `[λ]`
     Logistic,
-    /// φ = [k]
+    /// φ = `[k]`
     MichaelisMenten,
 }
 
@@ -66,8 +66,8 @@ pub struct SatEval {
 }
 
 impl SaturationCurve {
-    /// The curve of `kind` at parameters φ (in the model's order: Hill [ec, slope], logistic [λ],
-    /// Michaelis–Menten [k]; only the entries the kind uses are read).
+    /// The curve of `kind` at parameters φ (in the model's order: Hill `[ec, slope]`, logistic `[λ]`,
+    /// Michaelis–Menten `[k]`; only the entries the kind uses are read).
     #[inline]
     pub fn new(kind: SaturationKind, phi: &[f64]) -> Self {
         match kind {
