@@ -64,7 +64,7 @@ pub enum ReadoutError {
     Cell {
         cell: String,
         #[source]
-        source: GeoLiftError,
+        source: Box<GeoLiftError>,
     },
 
     /// An estimator or its inference failed on a cell.
@@ -73,7 +73,7 @@ pub enum ReadoutError {
         cell: String,
         estimator: &'static str,
         #[source]
-        source: GeoLiftError,
+        source: Box<GeoLiftError>,
     },
 
     /// The calibration record built from the estimate does not pass [`LiftTestRecord::validate`].
@@ -474,8 +474,9 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
     let mut cells = Vec::new();
     for (name, d) in &designs {
         let exclude: Vec<String> = all_treated.iter().filter(|g| !d.treated.contains(g)).cloned().collect();
-        let data =
-            panel.design_cell(d, &exclude).map_err(|source| ReadoutError::Cell { cell: name.clone(), source })?;
+        let data = panel
+            .design_cell(d, &exclude)
+            .map_err(|e| ReadoutError::Cell { cell: name.clone(), source: Box::new(e) })?;
         let outliers = data.screen_outliers(OUTLIER_THRESHOLD);
         let spend_change = s.spend_change.or_else(|| baseline_spend_change(&data));
         let spend_gaps = s.spend_change.is_none() && data.spend.is_some() && spend_change.is_none();
@@ -485,7 +486,7 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
         for &e in &s.estimators {
             progress.stage(&format!("cell {name}: {}", e.name()));
             let d = if e.uses_donor_screen() { &screened } else { &data };
-            let wrap = |source| ReadoutError::Estimator { cell: name.clone(), estimator: e.name(), source };
+            let wrap = |err| ReadoutError::Estimator { cell: name.clone(), estimator: e.name(), source: Box::new(err) };
             let mut est = estimate(e, d, s).map_err(wrap)?;
             if e.uses_donor_screen()
                 && let Some(sc) = &screen
@@ -852,4 +853,85 @@ fn periods_csv(cells: &[CellReadout]) -> String {
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ReadoutParams {
+        ReadoutParams { treated: vec!["a".into()], start: Some("3".into()), ..Default::default() }
+    }
+
+    fn option_of(p: ReadoutParams) -> &'static str {
+        match p.check() {
+            Err(ReadoutError::Settings { option, .. }) => option,
+            other => panic!("expected a settings error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn all_expands_in_order_and_repeats_collapse() {
+        let s = ReadoutParams { estimators: vec!["SC".into(), " all ".into()], ..base() }.check().unwrap();
+        // "sc" then all six: the sc repeated next to itself collapses (as the CLI always did)
+        assert_eq!(s.estimators(), Estimator::ALL.as_slice());
+        assert_eq!(s.assignment(), &Assignment::Treated { geos: vec!["a".into()], start: "3".into() });
+    }
+
+    #[test]
+    fn each_bad_setting_names_its_option() {
+        assert_eq!(option_of(ReadoutParams { alpha: 1.0, ..base() }), "--alpha");
+        assert_eq!(option_of(ReadoutParams { alpha: f64::NAN, ..base() }), "--alpha");
+        assert_eq!(option_of(ReadoutParams { stat: "both".into(), ..base() }), "--stat");
+        assert_eq!(option_of(ReadoutParams { estimators: vec!["lasso".into()], ..base() }), "--estimator");
+        assert_eq!(option_of(ReadoutParams { estimators: vec![], ..base() }), "--estimator");
+        assert_eq!(option_of(ReadoutParams { spend_change: Some(0.0), ..base() }), "--spend-change");
+        assert_eq!(option_of(ReadoutParams { start: None, ..base() }), "--start");
+        assert_eq!(option_of(ReadoutParams { treated: vec![], ..base() }), "--treated");
+        assert_eq!(option_of(ReadoutParams { cells: vec!["x=b".into()], ..base() }), "--cell");
+        let cells = |c: &str| ReadoutParams { treated: vec![], cells: vec![c.into()], ..base() };
+        assert_eq!(option_of(cells("no-equals-sign")), "--cell");
+        assert_eq!(option_of(cells("x= , ")), "--cell");
+        let both = ReadoutParams { treatment_col: Some("D".into()), ..base() };
+        assert_eq!(option_of(both), "--treatment-col");
+    }
+
+    #[test]
+    fn cells_and_treatment_column_become_typed_assignments() {
+        let p = ReadoutParams { treated: vec![], cells: vec![" one = a, b ,".into(), "two=c".into()], ..base() };
+        let want = vec![("one".to_string(), vec!["a".to_string(), "b".to_string()]), ("two".into(), vec!["c".into()])];
+        assert_eq!(p.check().unwrap().assignment(), &Assignment::Cells { cells: want, start: "3".into() });
+        let p = ReadoutParams { treated: vec![], start: None, treatment_col: Some("D".into()), ..base() };
+        assert_eq!(p.check().unwrap().assignment(), &Assignment::TreatmentColumn { column: "D".into(), start: None });
+    }
+
+    #[test]
+    fn se_from_the_interval_is_the_normal_half_width() {
+        let mut e = LiftEstimate {
+            estimator: "x".into(),
+            att: 1.0,
+            lift_pct: 0.0,
+            incremental: 0.0,
+            se: None,
+            ci_lower: Some(-1.0),
+            ci_upper: Some(3.0),
+            p_value: None,
+            alpha: 0.05,
+            inference: None,
+            weights: vec![],
+            time_weights: vec![],
+            pre_fit: None,
+            bias: None,
+            path: vec![],
+            iroas: None,
+            event_study: vec![],
+            n_treated: 1,
+            n_post: 1,
+            notes: vec![],
+        };
+        // 95 % interval of half-width 2: SE = 2 / 1.959964 (z_{0.975} to 7 digits)
+        assert!((att_se(&e).unwrap() - 2.0 / 1.959_964).abs() < 1e-6);
+        e.se = Some(0.5);
+        assert_eq!(att_se(&e), Some(0.5));
+    }
 }
