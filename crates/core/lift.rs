@@ -1,6 +1,7 @@
 //! `mmloop lift`: estimate a geo test's lift from a regional panel. A thin caller of
 //! [`mmloop_geolift::readout`]: it turns the options into [`ReadoutParams`], reads the panel, calls
-//! [`read_out`], prints and writes `lift.json`, `lift_periods.csv` and `calibration.json`.
+//! [`prepare`] (whose warnings it prints before the long work) and [`estimate`], prints and writes
+//! `lift.json`, `lift_periods.csv` and `calibration.json`.
 //!
 //! With `--ledger FILE` the readouts are then recorded in the experiment ledger
 //! ([`mmloop_loop::ledger`]) from the written `calibration.json` (its path and SHA-256 are the
@@ -14,7 +15,7 @@
 
 use anyhow::{Context, bail};
 use mmloop_data::OutputDir;
-use mmloop_geolift::readout::{Body, CellReadout, ReadoutParams, read_out};
+use mmloop_geolift::readout::{Body, CellReadout, ReadoutParams, estimate, prepare};
 use mmloop_geolift::{Columns, Panel};
 use mmloop_loop::ledger::{Ledger, LedgerError};
 use std::path::PathBuf;
@@ -126,11 +127,8 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     };
     // gaps are read, and then refused by every estimator except TBR (which aggregates over them)
     let panel = Panel::read_allow_gaps(&args.panel.data, &cols)?;
-    let bar = crate::panel_args::Bar::new();
-    let readout = read_out(&panel, &settings, &bar);
-    bar.clear();
-    let readout = readout?;
-    for c in readout.cells() {
+    let prepared = prepare(&panel, &settings)?;
+    for c in prepared.cells() {
         crate::panel_args::print_outliers(&format!("cell {}", c.name), &c.outliers);
         if c.spend_gaps {
             eprintln!(
@@ -139,6 +137,10 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let bar = crate::panel_args::Bar::new();
+    let readout = estimate(&panel, &settings, prepared, &bar);
+    bar.clear();
+    let readout = readout?;
 
     // outputs
     let out = OutputDir::create_for(&args.out, "lift", &[&args.panel.data])?;

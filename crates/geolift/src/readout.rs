@@ -1,7 +1,8 @@
 //! A geo test's readout as a library call: the choice of inference per estimator, the standard
 //! error taken from the interval where a method gives only an interval, the spend path, and the
 //! estimate → [`LiftTestRecord`] step. `mmloop lift` and the measurement loop both call
-//! [`read_out`]; the CLI only parses arguments, prints and writes.
+//! [`read_out`] (= [`prepare`], cheap: cells, outlier screen, spend change; then [`estimate`], the
+//! long part); the CLI only parses arguments, prints the warnings between the two, and writes.
 //!
 //! Settings come in two steps, like linfa's checked hyper-parameters: [`ReadoutParams`] holds what
 //! the user gave (plain public fields, `Default` = the CLI's defaults), and
@@ -423,9 +424,43 @@ impl Readout {
     }
 }
 
+/// A cell set up and screened, before any estimator runs.
+#[derive(Debug, Clone)]
+pub struct PreparedCell {
+    pub name: String,
+    pub data: LiftData,
+    pub spend_change: Option<f64>,
+    pub outliers: Vec<OutlierWarning>,
+    pub spend_gaps: bool,
+}
+
+/// What [`prepare`] found: cells to estimate, or a staggered adoption for TWFE.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Cells(Vec<PreparedCell>),
+    Staggered,
+}
+
+impl Prepared {
+    /// The prepared cells (empty for staggered adoption).
+    pub fn cells(&self) -> &[PreparedCell] {
+        match self {
+            Prepared::Cells(c) => c,
+            Prepared::Staggered => &[],
+        }
+    }
+}
+
 /// Reads out a geo test on `panel` (read with [`Panel::read_allow_gaps`], and with the treatment
-/// column when the settings use one). Deterministic for a given seed.
+/// column when the settings use one): [`prepare`] then [`estimate`]. Deterministic for a given seed.
 pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> Result<Readout, ReadoutError> {
+    estimate(panel, s, prepare(panel, s)?, progress)
+}
+
+/// The cheap first half of a readout: refuses gaps the estimators cannot take, sets up every cell
+/// (window, treated geos, controls without the other cells' geos), screens it for suspicious values
+/// and finds its spend change. A caller shows the warnings before the long estimation starts.
+pub fn prepare(panel: &Panel, s: &ReadoutSettings) -> Result<Prepared, ReadoutError> {
     // gaps are read, and then refused by every estimator except TBR (which aggregates over them)
     if panel.n_missing() > 0
         && let Some(e) = s.estimators.iter().find(|e| **e != Estimator::Tbr)
@@ -454,7 +489,7 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
         Assignment::TreatmentColumn { start, .. } => {
             let staggered = matches!(panel.design_from_treatment(), Err(GeoLiftError::StaggeredAdoption { .. }));
             if staggered && s.estimators.iter().all(|e| *e == Estimator::Twfe) {
-                return staggered_twfe(panel, s);
+                return Ok(Prepared::Staggered);
             }
             let mut d = panel.design_from_treatment()?;
             if let Some(st) = start {
@@ -470,7 +505,6 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
         }
     }
     let all_treated: Vec<String> = designs.iter().flat_map(|(_, d)| d.treated.clone()).collect();
-
     let mut cells = Vec::new();
     for (name, d) in &designs {
         let exclude: Vec<String> = all_treated.iter().filter(|g| !d.treated.contains(g)).cloned().collect();
@@ -480,6 +514,25 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
         let outliers = data.screen_outliers(OUTLIER_THRESHOLD);
         let spend_change = s.spend_change.or_else(|| baseline_spend_change(&data));
         let spend_gaps = s.spend_change.is_none() && data.spend.is_some() && spend_change.is_none();
+        cells.push(PreparedCell { name: name.clone(), data, spend_change, outliers, spend_gaps });
+    }
+    Ok(Prepared::Cells(cells))
+}
+
+/// The second half of a readout: every estimator with its inference on every prepared cell, then
+/// the calibration records (each validated).
+pub fn estimate(
+    panel: &Panel,
+    s: &ReadoutSettings,
+    prepared: Prepared,
+    progress: &dyn Progress,
+) -> Result<Readout, ReadoutError> {
+    let prepared = match prepared {
+        Prepared::Staggered => return staggered_twfe(panel, s),
+        Prepared::Cells(c) => c,
+    };
+    let mut cells = Vec::new();
+    for PreparedCell { name, data, spend_change, outliers, spend_gaps } in prepared {
         // sc, ascm and sdid run on the pre-screened donor pool (did, twfe and tbr on every control)
         let (screened, screen) = data.screen_donors(s.max_donors);
         let mut estimates = Vec::new();
@@ -487,7 +540,7 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
             progress.stage(&format!("cell {name}: {}", e.name()));
             let d = if e.uses_donor_screen() { &screened } else { &data };
             let wrap = |err| ReadoutError::Estimator { cell: name.clone(), estimator: e.name(), source: Box::new(err) };
-            let mut est = estimate(e, d, s).map_err(wrap)?;
+            let mut est = estimate_one(e, d, s).map_err(wrap)?;
             if e.uses_donor_screen()
                 && let Some(sc) = &screen
             {
@@ -500,7 +553,7 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
             estimates.push(est);
         }
         progress.finish();
-        cells.push(CellReadout { name: name.clone(), data, estimates, spend_change, outliers, spend_gaps });
+        cells.push(CellReadout { name, data, estimates, spend_change, outliers, spend_gaps });
     }
     let mut records = Vec::with_capacity(cells.len());
     for c in &cells {
@@ -630,7 +683,7 @@ fn nonfinite(estimator: &str, what: &str, value: f64, data: &LiftData) -> GeoLif
 }
 
 /// One estimator with its inference on one cell.
-fn estimate(name: Estimator, data: &LiftData, s: &ReadoutSettings) -> Result<LiftEstimate, GeoLiftError> {
+fn estimate_one(name: Estimator, data: &LiftData, s: &ReadoutSettings) -> Result<LiftEstimate, GeoLiftError> {
     let alpha = s.alpha;
     let (reps, seed) = (s.placebo_reps, s.seed);
     Ok(match name {
