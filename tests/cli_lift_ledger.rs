@@ -158,3 +158,25 @@ fn lift_ledger_that_is_not_a_ledger_fails_before_any_output() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_to_string(&ledger).unwrap(), "my notes, not a database\n");
 }
+
+#[test]
+fn lift_ledger_recognises_a_readout_added_before_from_another_file() {
+    let Some(data) = geo("GeoLift_Test.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("loop.ledger");
+    let (out1, out2) = (dir.path().join("out1"), dir.path().join("out2"));
+    let o = mmloop(&lift_args(s(&data), s(&out1), &["--channel", "tv"]));
+    assert!(o.status.success(), "{}", text(&o));
+    // the same records in a file with other bytes (compact JSON): another source hash, same readout
+    let recs = LiftTestRecord::read_all(out1.join("calibration.json")).unwrap();
+    let copy = dir.path().join("copy.json");
+    std::fs::write(&copy, serde_json::to_vec(&recs).unwrap()).unwrap();
+    let o = mmloop(&["ledger", s(&ledger), "add", s(&copy)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = mmloop(&lift_args(s(&data), s(&out2), &["--channel", "tv", "--ledger", s(&ledger)]));
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("readout 1 of this run is already recorded as experiment 1"), "{err}");
+    assert_eq!(mmloop_loop::ledger::Ledger::open(&ledger).unwrap().experiments().unwrap().len(), 1);
+    assert!(out2.join("calibration.json").exists());
+}
