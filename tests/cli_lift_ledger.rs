@@ -180,3 +180,62 @@ fn lift_ledger_recognises_a_readout_added_before_from_another_file() {
     assert_eq!(mmloop_loop::ledger::Ledger::open(&ledger).unwrap().experiments().unwrap().len(), 1);
     assert!(out2.join("calibration.json").exists());
 }
+
+#[test]
+fn library_staggered_readout_equals_what_the_cli_wrote_on_mpdta() {
+    let Some(data) = geo("did_mpdta.csv") else { return };
+    // mpdta: counties adopt in 2004, 2006 or 2007; D = 1{first.treat > 0 and year >= first.treat}
+    let src = std::fs::read_to_string(&data).unwrap();
+    let mut csv = String::from("year,county,lemp,D\n");
+    for l in src.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let (year, first): (f64, f64) = (f[0].parse().unwrap(), f[4].parse().unwrap());
+        csv.push_str(&format!("{},{},{},{}\n", f[0], f[1], f[3], u8::from(first > 0.0 && year >= first)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mpdta_d.csv");
+    std::fs::write(&p, csv).unwrap();
+    let out = dir.path().join("out");
+    let o = mmloop(&[
+        "lift",
+        "--data",
+        s(&p),
+        "--time",
+        "year",
+        "--geo",
+        "county",
+        "--kpi",
+        "lemp",
+        "--treatment-col",
+        "D",
+        "--estimator",
+        "twfe",
+        "--channel",
+        "tv",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cols = Columns {
+        time: "year".into(),
+        geo: "county".into(),
+        kpi: "lemp".into(),
+        spend: None,
+        treatment: Some("D".into()),
+    };
+    let panel = Panel::read_allow_gaps(&p, &cols).unwrap();
+    let settings = ReadoutParams {
+        estimators: vec!["twfe".into()],
+        treatment_col: Some("D".into()),
+        channels: vec!["tv".into()],
+        ..Default::default()
+    }
+    .check()
+    .unwrap();
+    let readout = read_out(&panel, &settings, &NoProgress).unwrap();
+    assert!(matches!(readout.body, mmloop_geolift::readout::Body::Staggered(_)));
+    assert_eq!(readout.records(), LiftTestRecord::read_all(out.join("calibration.json")).unwrap().as_slice());
+    let lift = serde_json::to_string_pretty(&readout.lift_json("lemp")).unwrap();
+    assert_eq!(lift, std::fs::read_to_string(out.join("lift.json")).unwrap());
+    assert!(readout.periods_csv().is_none() && !out.join("lift_periods.csv").exists());
+}

@@ -488,6 +488,15 @@ fn design_record_round_trips_and_carries_channel_window_spend_change_and_cost() 
     }
     let back: DesignRecord = serde_json::from_value(old).unwrap();
     assert!(back.channels.is_empty() && back.start.is_none() && back.cells[0].cost.is_none());
+
+    // from a file, and a broken file is an error naming it
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("design.json");
+    std::fs::write(&p, &json).unwrap();
+    assert_eq!(DesignRecord::read(&p).unwrap(), rec);
+    std::fs::write(&p, &json[..json.len() / 2]).unwrap();
+    let e = DesignRecord::read(&p).unwrap_err().to_string();
+    assert!(e.contains("design.json") && e.contains("EOF"), "{e}");
 }
 
 #[test]

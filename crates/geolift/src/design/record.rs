@@ -225,6 +225,15 @@ impl DesignRecord {
         }
     }
 
+    /// Reads a `design.json` back. Errors name the file and say what is wrong (unreadable, not JSON
+    /// with line and column, a field missing or of the wrong type).
+    pub fn read(path: impl AsRef<std::path::Path>) -> Result<Self, super::DesignError> {
+        let path = path.as_ref();
+        let bad = |message: String| super::DesignError::BadRecordFile { path: path.to_path_buf(), message };
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))
+    }
+
     /// Records the channel(s) and the planned start, and sets each cell's planned end: `start` plus
     /// `duration − 1` periods at the panel's median period step (periods in the data's own unit:
     /// days for dates, the number itself otherwise). `start` must be in the panel's notation
