@@ -146,6 +146,25 @@ fn lift_ledger_without_channel_is_refused_before_any_work() {
 }
 
 #[test]
+fn lift_ledger_without_a_spend_change_or_with_a_blank_channel_is_refused_before_any_work() {
+    let Some(data) = geo("GeoLift_Test.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("loop.ledger");
+    let out = dir.path().join("out");
+    let mut args = lift_args(s(&data), s(&out), &["--channel", "tv", "--ledger", s(&ledger)]);
+    // drop "--spend-change 50000"
+    let i = args.iter().position(|a| *a == "--spend-change").unwrap();
+    args.drain(i..i + 2);
+    let o = mmloop(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--spend-change X"), "{}", text(&o));
+    let o = mmloop(&lift_args(s(&data), s(&out), &["--channel", " ", "--ledger", s(&ledger)]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("blank"), "{}", text(&o));
+    assert!(!out.exists() && !ledger.exists(), "nothing may be written");
+}
+
+#[test]
 fn lift_ledger_that_is_not_a_ledger_fails_before_any_output() {
     let Some(data) = geo("GeoLift_Test.csv") else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,9 @@
 //! With `--ledger FILE` the readouts are then recorded in the experiment ledger
 //! ([`mmloop_loop::ledger`]) from the written `calibration.json` (its path and SHA-256 are the
 //! source the ledger keeps, as with `mmloop ledger FILE add`). `--ledger` needs `--channel` (a readout
-//! without a channel calibrates nothing) and an existing ledger is opened before any work, so a
+//! without a channel calibrates nothing) and a spend change (`--spend-change` or `--spend`; a record
+//! whose spend change stays unknown is not recorded, with an error after the output is written), and
+//! an existing ledger is opened before any work, so a
 //! foreign or newer file fails fast with nothing written. A readout already in the ledger (same file
 //! hash or same record) is not added again: the output directory stays written, the terminal says
 //! which experiment already holds it, and the exit code is 0 (the ledger already holds what was
@@ -81,7 +83,7 @@ pub struct LiftArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Experiment ledger (SQLite, created when missing): record the readout(s) from the written
-    /// calibration.json. Needs --channel. A readout already in the ledger is reported and not added
+    /// calibration.json. Needs --channel and a spend change (--spend-change or --spend). A readout already in the ledger is reported and not added
     /// again (exit code 0; the output directory is written either way).
     #[arg(long)]
     pub ledger: Option<PathBuf>,
@@ -110,6 +112,18 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         if args.channel.is_empty() {
             bail!(
                 "--ledger {}: a readout without a channel calibrates nothing; say which channel(s) the test moved with --channel NAME (repeatable)",
+                l.display()
+            );
+        }
+        if args.channel.iter().any(|c| c.trim().is_empty()) {
+            bail!(
+                "--ledger {}: a --channel name is blank; give the channel's name as the model config spells it",
+                l.display()
+            );
+        }
+        if args.spend_change.is_none() && args.spend.is_none() {
+            bail!(
+                "--ledger {}: the readout needs its spend change to calibrate a model (the model's implied lift of a zero spend change is zero); give --spend-change X (negative for go-dark) or a --spend COLUMN",
                 l.display()
             );
         }
@@ -180,7 +194,17 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(l) = &args.ledger {
-        record_in_ledger(l, &target.join("calibration.json"))?;
+        let calibration = target.join("calibration.json");
+        if readout.records.iter().any(|r| r.spend_change == 0.0) {
+            bail!(
+                "--ledger {}: not recorded: the spend change is unknown (no --spend-change, and the spend column could not give it: gaps in the treated geos, or a staggered readout), and a readout without it cannot calibrate a model. The lift output was written; set spend_change in {} and run `mmloop ledger {} add {}`, or rerun with --spend-change X",
+                l.display(),
+                calibration.display(),
+                l.display(),
+                calibration.display()
+            );
+        }
+        record_in_ledger(l, &calibration)?;
     }
     Ok(())
 }
