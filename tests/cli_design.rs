@@ -83,3 +83,33 @@ fn bad_design_requests_fail_with_a_message_and_leave_no_output() {
         assert!(!out.exists(), "{args:?} left {}", out.display());
     }
 }
+
+#[test]
+fn design_records_channel_planned_window_and_cost_and_design_json_reads_back() {
+    if !have_data() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("d");
+    let mut args =
+        vec!["--n-treated", "2", "--duration", "15", "--budget", "40000", "--channel", "tv", "--start", "2021-06-01"];
+    args.extend(FAST);
+    let (ok, _, stderr) = run(&args, &out);
+    assert!(ok, "{stderr}");
+    let bytes = std::fs::read(out.join("design.json")).unwrap();
+    let rec: mmloop_geolift::design::DesignRecord = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(rec.channels, ["tv"]);
+    assert_eq!(rec.start.as_deref(), Some("2021-06-01"));
+    assert_eq!(rec.cells[0].end.as_deref(), Some("2021-06-15"));
+    assert_eq!(rec.spend_change, Some(40_000.0));
+    let cost = rec.cells[0].cost.expect("cost with a --budget");
+    assert_eq!((cost.extra_spend, cost.spend_cut), (40_000.0, 0.0));
+    // what was read back writes the same file again
+    assert_eq!(serde_json::to_vec_pretty(&rec).unwrap(), bytes);
+
+    // a start not in the panel's notation fails before the search, with nothing written
+    let out2 = tmp.path().join("d2");
+    let (ok, _, stderr) = run(&["--n-treated", "2", "--duration", "15", "--start", "June"], &out2);
+    assert!(!ok && stderr.contains("--start") && stderr.contains("YYYY-MM-DD"), "{stderr}");
+    assert!(!out2.exists());
+}

@@ -92,6 +92,13 @@ pub struct DesignArgs {
     /// Rows of the terminal table.
     #[arg(long, default_value_t = 10, value_parser = crate::panel_args::count, allow_hyphen_values = true)]
     pub top: usize,
+    /// Channel(s) whose spend the test moves (recorded in design.json for the loop; repeatable).
+    #[arg(long)]
+    pub channel: Vec<String>,
+    /// Planned first test period, in the data's time notation (recorded in design.json with each
+    /// cell's planned end: start + duration − 1 periods).
+    #[arg(long)]
+    pub start: Option<String>,
     /// Output directory (design.json, candidates.csv).
     #[arg(long)]
     pub out: PathBuf,
@@ -152,6 +159,9 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
     let cols =
         Columns { time: a.panel.time, geo: a.panel.geo, kpi: a.panel.kpi, spend: a.spend.clone(), treatment: None };
     let panel = Panel::read(&a.panel.data, &cols)?;
+    if let Some(s) = &a.start {
+        mmloop_geolift::design::planned_start(&panel, s)?;
+    }
     let warnings = panel.screen_outliers(OUTLIER_THRESHOLD);
     crate::panel_args::print_outliers("design", &warnings);
     let cfg = PowerConfig {
@@ -213,6 +223,7 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
     }
     let mut record = DesignRecord::new(&sel, &cfg, spec.target_power, a.iroas, a.budget);
     record.warnings = warnings;
+    record.set_plan(a.channel.clone(), a.start.clone(), &panel)?;
     let out = OutputDir::create_for(&a.out, "design", &[&a.panel.data])?;
     out.write("design.json", &serde_json::to_vec_pretty(&record)?)?;
     out.write("candidates.csv", candidates_csv(&sel, &cfg, a.iroas, a.budget).as_bytes())?;

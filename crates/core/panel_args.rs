@@ -115,6 +115,9 @@ impl mmloop_geolift::Progress for Bar {
     fn finish(&self) {
         self.clear();
     }
+    fn stage(&self, msg: &str) {
+        Bar::stage(self, msg);
+    }
 }
 
 /// Prints the outlier warnings (the first 10, then a count) to stderr.

@@ -4,6 +4,9 @@
 //! [`LiftEstimator`]: [`SyntheticControl`] (GeoLift conventions), [`Sdid`], [`DiD`], [`Twfe`], [`EventStudy`], [`Tbr`], [`Ascm`]. Inference lives in [`inference`]: conformal (Chernozhukov–Wüthrich–Zhu, as
 //! GeoLift), placebo in space, synthdid placebo and jackknife standard errors.
 //!
+//! A whole readout (estimators with their inference, SEs, spend change and calibration records) is
+//! one call: [`readout::read_out`] with checked [`ReadoutSettings`] (`mmloop lift` is a thin caller).
+//!
 //! Input safety (issue 10):
 //! * values beyond ±[`error::MAX_ABS_VALUE`] (1e150, whose squares overflow once summed) are refused
 //!   at load with the cell named; a non-finite result is an error ([`LiftData::check_estimate`]);
@@ -24,6 +27,7 @@ pub mod error;
 pub mod inference;
 pub mod panel;
 pub mod progress;
+pub mod readout;
 pub mod result;
 pub mod sc;
 pub mod screen;
@@ -40,6 +44,7 @@ pub use inference::{Conformal, ConformalStat};
 pub use ndarray;
 pub use panel::{Columns, Design, LiftData, Panel};
 pub use progress::{NoProgress, Progress};
+pub use readout::{Readout, ReadoutError, ReadoutParams, ReadoutSettings, read_out};
 pub use result::{Iroas, LiftEstimate, LiftEstimator, PeriodPoint, PreFit};
 pub use sc::{ScFit, SyntheticControl, fit_sc};
 pub use screen::{DonorScreen, OUTLIER_THRESHOLD, OutlierWarning, screen_outliers};

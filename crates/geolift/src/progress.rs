@@ -10,6 +10,9 @@ pub trait Progress: Sync {
     fn inc(&self, _n: u64) {}
     /// The stage is over.
     fn finish(&self) {}
+    /// A stage of unknown length (a spinner with `msg`), replaced by the next stage or ended by
+    /// [`Progress::finish`].
+    fn stage(&self, _msg: &str) {}
 }
 
 /// Reports nothing.

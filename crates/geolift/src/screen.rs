@@ -3,7 +3,7 @@
 
 use crate::panel::LiftData;
 use ndarray::ArrayView2;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Default threshold of the robust outlier score. A modified z-score of 10 is ~6.7 robust standard
 /// deviations beyond what the geo's own history, its neighbours in time and the common shocks explain.
@@ -18,7 +18,7 @@ pub const OUTLIER_THRESHOLD: f64 = 10.0;
 pub const OUTLIER_MIN_RELATIVE: f64 = 0.5;
 
 /// One suspicious cell.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutlierWarning {
     pub geo: String,
     pub time: String,

@@ -450,3 +450,81 @@ fn sc_conformal_design_has_nominal_size_on_exchangeable_noise() {
     eprintln!("conformal size on iid noise: {size:.4} (nominal 0.1, tol {tol:.4})");
     assert!((size - 0.1).abs() <= tol, "size {size}");
 }
+
+// ---- design.json for the loop: channel, planned window, spend change and cost; reads back ----
+
+#[test]
+fn design_record_round_trips_and_carries_channel_window_spend_change_and_cost() {
+    use mmloop_geolift::design::{DesignRecord, TestCost};
+    let Some(panel) = pretest() else { return };
+    let spec = SearchSpec { n_min: 2, n_max: 2, durations: vec![15], ..Default::default() };
+    let cfg = quick_cfg();
+    let sel = search(&panel, &spec, &cfg).unwrap();
+    let mut rec = DesignRecord::new(&sel, &cfg, spec.target_power, Some(3.0), Some(50_000.0));
+    rec.set_plan(vec!["tv".into()], Some("2021-06-01".into()), &panel).unwrap();
+    assert_eq!(rec.channels, ["tv"]);
+    assert_eq!(rec.start.as_deref(), Some("2021-06-01"));
+    // daily panel, 15-period test: the last day is 14 days after the first
+    assert_eq!(rec.cells[0].end.as_deref(), Some("2021-06-15"));
+    assert_eq!(rec.spend_change, Some(50_000.0));
+    // heavy-up: the cost is the extra spend, nothing at risk
+    let cost = rec.cells[0].cost.unwrap();
+    assert_eq!(cost, TestCost { extra_spend: 50_000.0, spend_cut: 0.0, kpi_at_risk: None });
+    assert_eq!(rec.total_cost.unwrap().extra_spend, 50_000.0);
+
+    let json = serde_json::to_vec_pretty(&rec).unwrap();
+    let back: DesignRecord = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back, rec);
+    assert_eq!(serde_json::to_vec_pretty(&back).unwrap(), json);
+
+    // a design.json written before the plan fields existed still reads back, with them empty
+    let mut old: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    for k in ["channels", "start", "spend_change", "total_cost"] {
+        old.as_object_mut().unwrap().remove(k);
+    }
+    for c in old["cells"].as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("end");
+        c.as_object_mut().unwrap().remove("cost");
+    }
+    let back: DesignRecord = serde_json::from_value(old).unwrap();
+    assert!(back.channels.is_empty() && back.start.is_none() && back.cells[0].cost.is_none());
+
+    // from a file, and a broken file is an error naming it
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("design.json");
+    std::fs::write(&p, &json).unwrap();
+    assert_eq!(DesignRecord::read(&p).unwrap(), rec);
+    std::fs::write(&p, &json[..json.len() / 2]).unwrap();
+    let e = DesignRecord::read(&p).unwrap_err().to_string();
+    assert!(e.contains("design.json") && e.contains("EOF"), "{e}");
+}
+
+#[test]
+fn go_dark_design_cost_is_the_kpi_at_risk_not_cash() {
+    use mmloop_geolift::design::DesignRecord;
+    let Some(panel) = pretest() else { return };
+    let cfg = PowerConfig { effects: vec![0.0, -0.05, -0.1, -0.15, -0.2, -0.25, -0.3], ..quick_cfg() };
+    let spec = SearchSpec { n_min: 3, n_max: 3, durations: vec![15], ..Default::default() };
+    let sel = search(&panel, &spec, &cfg).unwrap();
+    let rec = DesignRecord::new(&sel, &cfg, spec.target_power, None, Some(-20_000.0));
+    let c = &rec.cells[0];
+    let cost = c.cost.unwrap();
+    assert_eq!((cost.extra_spend, cost.spend_cut), (0.0, 20_000.0));
+    // KPI lost at the MDE = |MDE| × baseline KPI over the test
+    assert_eq!(cost.kpi_at_risk, c.mde_incremental);
+    let m = c.mde.expect("go-dark MDE on the grid");
+    assert!((cost.kpi_at_risk.unwrap() - m.abs() * c.baseline_kpi).abs() <= 1e-9 * c.baseline_kpi);
+}
+
+#[test]
+fn planned_start_not_in_the_panel_notation_is_a_clear_error() {
+    use mmloop_geolift::design::planned_start;
+    let Some(panel) = pretest() else { return };
+    let e = planned_start(&panel, "June 1st").unwrap_err().to_string();
+    assert!(e.contains("--start") && e.contains("YYYY-MM-DD"), "{e}");
+    assert_eq!(planned_start(&panel, "1970-01-11").unwrap(), 10.0);
+    // a numeric panel takes numbers
+    let e = planned_start(&small_panel(), "2021-06-01").unwrap_err().to_string();
+    assert!(e.contains("numbers"), "{e}");
+    assert_eq!(planned_start(&small_panel(), "61").unwrap(), 61.0);
+}

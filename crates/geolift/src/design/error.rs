@@ -27,6 +27,9 @@ pub enum DesignError {
     #[error("{option}: {message}")]
     BadOption { option: String, message: String },
 
+    #[error("{path}: cannot read as a design record (design.json written by `mmloop design`): {message}")]
+    BadRecordFile { path: std::path::PathBuf, message: String },
+
     #[error(
         "the simulation of treating {treated} for {duration} periods gave a non-finite {what}. Likely culprit: a treated set whose counterfactual KPI sums to 0 over the test (all-zero or cancelling series) or extreme values; check those geos or exclude them with --exclude"
     )]

@@ -25,5 +25,5 @@ pub mod select;
 
 pub use error::DesignError;
 pub use power::{DesignEstimator, DesignInference, Mde, PowerConfig, PowerCurve, PowerEngine, PowerPoint, t_critical};
-pub use record::{CellRecord, DesignRecord, PrecisionRow, candidates_csv};
+pub use record::{CellRecord, DesignRecord, PrecisionRow, TestCost, candidates_csv, planned_start};
 pub use select::{Candidate, SearchSpec, Selection, TestType, search, search_with_progress};

@@ -28,10 +28,10 @@ use ndarray::{Array2, ArrayView2};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The estimator run in every simulated window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DesignEstimator {
     /// Synthetic control with GeoLift's conventions ([`crate::SyntheticControl`]: treated average,
@@ -43,7 +43,7 @@ pub enum DesignEstimator {
 }
 
 /// The test run in every simulated window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DesignInference {
     /// GeoLift's conformal p-value (Chernozhukov, Wüthrich & Zhu 2021, iid permutations, statistic
@@ -151,7 +151,7 @@ impl PowerConfig {
 }
 
 /// One point of a power curve.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PowerPoint {
     /// Injected relative effect.
     pub effect: f64,

@@ -9,17 +9,56 @@
 //! * detectable iROAS for a budget S: |MDE|·B / S;
 //! * precision: se(incremental) = se(lift)·B and se(iROAS) = se(incremental)/|S|, se(lift) from the
 //!   simulated spread of the estimates over the historical windows.
+//!
+//! The record also carries what the loop needs to plan and rank the test ([`DesignRecord::set_plan`]):
+//! the channel(s) it moves, the planned start and each cell's planned end (start + duration − 1
+//! periods at the panel's median period step, in the panel's notation), the spend change per cell
+//! and its cost ([`TestCost`]). `design.json` reads back with `serde_json::from_slice` into a
+//! [`DesignRecord`]; files written before these fields existed read back with them empty.
+//!
+//! **Cost.** A heavy-up test's cost is cash: the spend change S > 0 per cell (`extra_spend`).
+//! A go-dark test spends nothing extra (`extra_spend` 0; `spend_cut` = |S| is money not spent); its
+//! cost is the KPI the treated geos lose while dark. The design records that loss in KPI units at
+//! the MDE, |MDE|·B (`kpi_at_risk`); turning KPI into money (and netting a heavy-up's expected
+//! return against its spend) needs the model's posterior and is the ranking's job (issue 12).
 
 use super::power::{DesignEstimator, DesignInference, PowerConfig, PowerPoint};
 use super::select::{Candidate, Selection, TestType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// What one cell of the test costs (see the module docs). Per cell, in money except `kpi_at_risk`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TestCost {
+    /// Cash spent beyond business as usual: the heavy-up's spend change (> 0); 0 for go-dark.
+    pub extra_spend: f64,
+    /// Spend a go-dark test does not spend (|spend change|); 0 for heavy-up.
+    pub spend_cut: f64,
+    /// Go-dark: the KPI the treated geos are expected to lose at the MDE, |MDE|·B (KPI units);
+    /// `None` for heavy-up or when the MDE is not reached on the effect grid.
+    pub kpi_at_risk: Option<f64>,
+}
+
+impl TestCost {
+    /// The cost of a cell with spend change `spend_change` (> 0 heavy-up, < 0 go-dark) and
+    /// incremental KPI at the MDE `mde_incremental` (|MDE|·B).
+    pub fn new(spend_change: f64, mde_incremental: Option<f64>) -> Self {
+        if spend_change >= 0.0 {
+            Self { extra_spend: spend_change, spend_cut: 0.0, kpi_at_risk: None }
+        } else {
+            Self { extra_spend: 0.0, spend_cut: -spend_change, kpi_at_risk: mde_incremental }
+        }
+    }
+}
 
 /// Expected precision and detectability of one cell.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellRecord {
     pub rank: usize,
     pub treated: Vec<String>,
     pub duration: usize,
+    /// Planned last period of the test (inclusive), when a start was given ([`DesignRecord::set_plan`]).
+    #[serde(default)]
+    pub end: Option<String>,
     pub power_curve: Vec<PowerPoint>,
     /// Signed relative MDE in the test's direction at the target power (`null`: not reached on the grid).
     pub mde: Option<f64>,
@@ -39,6 +78,9 @@ pub struct CellRecord {
     pub lift_at_zero: f64,
     pub scaled_l2: f64,
     pub treated_share: f64,
+    /// What the cell costs at the given spend change (`None` without one).
+    #[serde(default)]
+    pub cost: Option<TestCost>,
 }
 
 impl CellRecord {
@@ -49,6 +91,7 @@ impl CellRecord {
             rank: c.rank,
             treated: c.treated.clone(),
             duration: c.duration,
+            end: None,
             power_curve: c.curve.points.clone(),
             mde: c.mde,
             mde_positive: c.mde_both.positive,
@@ -64,12 +107,13 @@ impl CellRecord {
             lift_at_zero: c.curve.lift_at_zero,
             scaled_l2: c.curve.scaled_l2,
             treated_share: c.treated_share,
+            cost: budget.map(|s| TestCost::new(s, mde_inc)),
         }
     }
 }
 
 /// Precision of the chosen treated set as a function of test length.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrecisionRow {
     pub duration: usize,
     pub mde: Option<f64>,
@@ -80,10 +124,24 @@ pub struct PrecisionRow {
     pub detectable_iroas: Option<f64>,
 }
 
-/// `design.json`.
-#[derive(Debug, Clone, Serialize)]
+/// `design.json`. Reads back with serde (`serde_json::from_slice::<DesignRecord>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DesignRecord {
     pub method: String,
+    /// Channel(s) whose spend the test moves (`--channel`); empty when not given.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Planned first test period (`--start`), in the panel's time notation; each cell's planned end
+    /// is in [`CellRecord::end`].
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Spend change over the test per cell (> 0 heavy-up, < 0 go-dark): the `--budget`, under the
+    /// name the calibration record and the ledger use.
+    #[serde(default)]
+    pub spend_change: Option<f64>,
+    /// Sum of the cells' costs (`None` without a spend change).
+    #[serde(default)]
+    pub total_cost: Option<TestCost>,
     pub estimator: DesignEstimator,
     pub inference: DesignInference,
     pub alpha: f64,
@@ -132,8 +190,20 @@ impl DesignRecord {
             })
             .collect();
         precision_by_duration.sort_by_key(|r| r.duration);
+        let total_cost = budget.map(|_| {
+            let costs: Vec<TestCost> = cells.iter().filter_map(|c| c.cost).collect();
+            TestCost {
+                extra_spend: costs.iter().map(|c| c.extra_spend).sum(),
+                spend_cut: costs.iter().map(|c| c.spend_cut).sum(),
+                kpi_at_risk: costs.iter().map(|c| c.kpi_at_risk).sum(),
+            }
+        });
         Self {
             method: cfg.method(),
+            channels: vec![],
+            start: None,
+            spend_change: budget,
+            total_cost,
             estimator: cfg.estimator,
             inference: cfg.inference,
             alpha: cfg.alpha,
@@ -154,6 +224,78 @@ impl DesignRecord {
             warnings: vec![],
         }
     }
+
+    /// Reads a `design.json` back. Errors name the file and say what is wrong (unreadable, not JSON
+    /// with line and column, a field missing or of the wrong type).
+    pub fn read(path: impl AsRef<std::path::Path>) -> Result<Self, super::DesignError> {
+        let path = path.as_ref();
+        let bad = |message: String| super::DesignError::BadRecordFile { path: path.to_path_buf(), message };
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Records the channel(s) and the planned start, and sets each cell's planned end: `start` plus
+    /// `duration − 1` periods at the panel's median period step (periods in the data's own unit:
+    /// days for dates, the number itself otherwise). `start` must be in the panel's notation
+    /// (`YYYY-MM-DD` for a dated panel).
+    pub fn set_plan(
+        &mut self,
+        channels: Vec<String>,
+        start: Option<String>,
+        panel: &crate::Panel,
+    ) -> Result<(), super::DesignError> {
+        self.channels = channels;
+        self.start = None;
+        for c in &mut self.cells {
+            c.end = None;
+        }
+        let Some(start) = start else { return Ok(()) };
+        let at = planned_start(panel, &start)?;
+        let step = median_step(&panel.times).ok_or_else(|| {
+            super::error::bad("--start", "the panel needs at least two periods to know its period length")
+        })?;
+        for c in &mut self.cells {
+            let end = at + step * (c.duration.saturating_sub(1)) as f64;
+            c.end = Some(match panel.time_kind {
+                mmloop_data::TimeKind::Date => mmloop_data::format_date(end),
+                mmloop_data::TimeKind::Numeric => format!("{end}"),
+            });
+        }
+        self.start = Some(start.trim().to_string());
+        Ok(())
+    }
+}
+
+/// Parses a planned start in the panel's notation (`YYYY-MM-DD` for a dated panel, a number
+/// otherwise) into the panel's time unit (days since 1970-01-01 for dates).
+pub fn planned_start(panel: &crate::Panel, start: &str) -> Result<f64, super::DesignError> {
+    match panel.time_kind {
+        mmloop_data::TimeKind::Date => mmloop_data::parse_date(start),
+        mmloop_data::TimeKind::Numeric => start.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
+    }
+    .ok_or_else(|| {
+        super::error::bad(
+            "--start",
+            format!(
+                "{start:?} is not a time in the panel's notation ({}, e.g. {:?})",
+                match panel.time_kind {
+                    mmloop_data::TimeKind::Date => "dates YYYY-MM-DD",
+                    mmloop_data::TimeKind::Numeric => "numbers",
+                },
+                panel.time_labels.last().map(String::as_str).unwrap_or("")
+            ),
+        )
+    })
+}
+
+/// Median difference between consecutive (sorted) times; `None` with fewer than two.
+fn median_step(times: &[f64]) -> Option<f64> {
+    let mut d: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).filter(|v| *v > 0.0).collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_by(f64::total_cmp);
+    Some(d[d.len() / 2])
 }
 
 fn num(v: Option<f64>) -> String {

@@ -7,11 +7,11 @@ use crate::panel::Panel;
 use crate::progress::{NoProgress, Progress};
 use mmloop_data::closest;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// Direction of the test: heavy-up (positive effects) or go-dark (negative effects).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TestType {
     HeavyUp,
