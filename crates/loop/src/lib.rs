@@ -3,6 +3,8 @@
 //!
 //! - [`ledger`]: the loop's memory, an embedded SQLite file of experiments, fits and predictions.
 //! - [`decay`]: evidence that ages — a readout's variance grows as SE²·exp(λt), λ = ln 2 / half-life.
+//! - [`validate`]: the MMM checked against every test — predictions, discrepancy z, posterior
+//!   predictive p-value of a calibrated fit, and the history of predicted vs measured.
 //! - [`hash`]: SHA-256 content hashes for provenance.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
@@ -10,3 +12,4 @@
 pub mod decay;
 pub mod hash;
 pub mod ledger;
+pub mod validate;
