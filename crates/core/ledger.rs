@@ -4,9 +4,11 @@
 use anyhow::{Context, bail};
 use mmloop_loop::decay::{HalfLives, TimeUnit};
 use mmloop_loop::ledger::{self, Ledger};
+use mmloop_loop::validate;
 use std::path::{Path, PathBuf};
 
-/// See and curate the experiment ledger (an SQLite file): list, show, add readouts, discard, export.
+/// See and curate the experiment ledger (an SQLite file): list, show, add readouts, discard, export;
+/// check fits against the tests (predict, check-fit, history).
 #[derive(clap::Args, Debug)]
 pub struct LedgerArgs {
     /// The ledger file (created by `add` when it does not exist).
@@ -52,6 +54,39 @@ pub enum LedgerCommand {
     },
     /// Check the whole file: SQLite's integrity check and the foreign keys.
     Check,
+    /// What a fit predicts for every read experiment not predicted yet (recorded with the fit; a
+    /// fit already calibrated on a readout predicts it in-sample and is labelled so).
+    Predict {
+        /// The fit directory (`mmloop fit --out DIR`).
+        #[arg(long)]
+        fit: PathBuf,
+        /// |z| beyond which a readout and its prediction are flagged.
+        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD)]
+        threshold: f64,
+    },
+    /// Check a (calibrated) fit against every read experiment: discrepancy z, and the posterior
+    /// predictive p-value of its lift term (p < 0.05: the fit strains against the test).
+    CheckFit {
+        /// The fit directory (`mmloop fit --out DIR`).
+        #[arg(long)]
+        fit: PathBuf,
+        /// |z| beyond which a readout and the fit's implied lift are flagged.
+        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD)]
+        threshold: f64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predicted vs measured for every read test, oldest readout first: coverage of the 90 %
+    /// prediction intervals and mean |z|, so you see whether the model predicts experiments better.
+    History {
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Output file (written atomically); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Export: JSON = the read-out calibration records (loadable by `fit`); CSV = every experiment.
     Export {
         /// csv or json.
@@ -118,6 +153,49 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             l.integrity_check()?;
             println!("{}: ok ({} experiments, {} fits)", file.display(), l.experiments()?.len(), l.fits()?.len());
         }
+        LedgerCommand::Predict { fit, threshold } => {
+            let threshold = validate::Threshold::new(threshold)?;
+            let mut l = Ledger::open(file)?;
+            let model = load_fit(&fit)?;
+            // price everything first: an experiment that cannot be priced leaves the ledger as it was
+            let mut made = validate::pending_predictions(&l, &model)?;
+            let (fit_id, new) = validate::register_fit(&mut l, &fit, &model)?;
+            println!("fit {} {} as fit {fit_id}", fit.display(), if new { "recorded" } else { "already recorded" });
+            validate::record_pending(&mut l, fit_id, &mut made)?;
+            if made.is_empty() {
+                println!("every read experiment already has a prediction; nothing to predict");
+            }
+            let kpi = &model.spec.data.kpi_column;
+            for p in &made {
+                let e = l.experiment(p.experiment_id)?;
+                if let Some(r) = &e.readout {
+                    let d = validate::discrepancy(Some(e.id), &r.record, &p.prediction, p.in_sample, threshold)?;
+                    println!("{}", d.describe(kpi));
+                }
+            }
+        }
+        LedgerCommand::CheckFit { fit, threshold, json } => {
+            let threshold = validate::Threshold::new(threshold)?;
+            let l = Ledger::open(file)?;
+            let model = load_fit(&fit)?;
+            let checks = validate::check_fit(&l, &model, threshold)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", validate::format_checks(&checks, &model.spec.data.kpi_column));
+            }
+        }
+        LedgerCommand::History { format, out } => {
+            let l = Ledger::open(file)?;
+            let h = validate::history(&l)?;
+            let text = match format.to_lowercase().as_str() {
+                "table" => validate::format_history(&h),
+                "json" => serde_json::to_string_pretty(&h)? + "\n",
+                "csv" => validate::history_csv(&h),
+                f => bail!("--format must be table, json or csv, got {f:?}"),
+            };
+            emit(&text, out.as_deref(), file)?;
+        }
         LedgerCommand::Export { format, out } => {
             let l = Ledger::open(file)?;
             let text = match format.to_lowercase().as_str() {
@@ -125,17 +203,32 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
                 "csv" => ledger::to_csv(&l.experiments()?),
                 f => bail!("--format must be csv or json, got {f:?}"),
             };
-            match out {
-                Some(p) => {
-                    mmloop_data::write_atomic(&p, text.as_bytes())
-                        .with_context(|| format!("exporting {}", file.display()))?;
-                    eprintln!("wrote {}", p.display());
-                }
-                None => print!("{text}"),
-            }
+            emit(&text, out.as_deref(), file)?;
         }
     }
     Ok(())
+}
+
+/// Writes `text` to `out` atomically, or to standard output.
+fn emit(text: &str, out: Option<&Path>, file: &Path) -> anyhow::Result<()> {
+    match out {
+        Some(p) => {
+            mmloop_data::write_atomic(p, text.as_bytes()).with_context(|| format!("exporting {}", file.display()))?;
+            eprintln!("wrote {}", p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Loads a fit directory with its provenance checks, printing their warnings.
+fn load_fit(dir: &Path) -> anyhow::Result<mmloop_mmm::optimize::FittedModel> {
+    let (fit, warnings) = mmloop_mmm::optimize::FittedModel::load_checked(dir)
+        .with_context(|| format!("loading the fit in {}", dir.display()))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(fit)
 }
 
 /// `lift --ledger FILE`, before any estimation: an existing file must be a ledger this build can

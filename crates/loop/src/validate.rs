@@ -262,6 +262,10 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+fn fmt_p(p: f64) -> String {
+    if p < 0.001 { format!("{p:.1e}") } else { format!("{p:.3}") }
+}
+
 fn fmt_z(z: f64) -> String {
     format!("{z:.1}").replace('-', "−")
 }
@@ -327,7 +331,9 @@ pub fn posterior_predictive_p(per_draw: &[f64], observed: f64, se: f64) -> Optio
 pub struct FitCheck {
     pub discrepancy: Discrepancy,
     pub p_value: f64,
-    /// p < [`STRAIN_LEVEL`].
+    /// p < [`STRAIN_LEVEL`] for a fit calibrated on the readout (in-sample): the fit cannot
+    /// reconcile a test it has seen. Never set for a fit that has not seen the test: its
+    /// disagreement is the discrepancy flag, and calibrating on the test comes first.
     pub strained: bool,
 }
 
@@ -351,7 +357,8 @@ pub fn check_readout_against(
     let d = discrepancy(experiment_id, record, &p, is_in_sample(fit, record), threshold)?;
     let p_value = posterior_predictive_p(&pred.per_draw, record.incremental_kpi, record.standard_error)
         .ok_or_else(|| price_err(experiment_id, record, PricingError::NoDraws))?;
-    Ok(FitCheck { discrepancy: d, p_value, strained: p_value < STRAIN_LEVEL })
+    let strained = d.in_sample && p_value < STRAIN_LEVEL;
+    Ok(FitCheck { discrepancy: d, p_value, strained })
 }
 
 /// What a user can do when a calibrated fit strains against a test, in plain words.
@@ -364,7 +371,7 @@ pub fn remedies(check: &FitCheck) -> Vec<String> {
         out.push(format!(
             "anchor {ch} on the experiment: its ROI prior from the readout, so the rest of the model adapts \
              (in the config: [[calibration.roi_prior]] channel = {ch:?}, mean = {iroas:.4}, standard_error = {se:.4}; \
-             ROI in the KPI per unit of spend)"
+             ROI in the KPI per unit of spend: with a revenue-per-KPI column, times the revenue per KPI)"
         ));
     } else {
         out.push(format!(
@@ -406,17 +413,27 @@ pub fn format_checks(checks: &[FitCheck], kpi: &str) -> String {
     for c in checks {
         s.push_str(&c.discrepancy.describe(kpi));
         s.push('\n');
+        let p = fmt_p(c.p_value);
         if c.strained {
             s.push_str(&format!(
-                "  posterior predictive p = {:.3} < {STRAIN_LEVEL}: the fit STRAINS AGAINST THE TEST — with a precise \
-                 test, a likely sign of a misspecified model rather than a noisy test. Remedies:\n",
-                c.p_value
+                "  posterior predictive p = {p} < {STRAIN_LEVEL}: the calibrated fit STRAINS AGAINST THE TEST — with a \
+                 precise test, a likely sign of a misspecified model rather than a noisy test. Remedies:\n"
             ));
             for (i, r) in remedies(c).iter().enumerate() {
                 s.push_str(&format!("    {}. {r}\n", i + 1));
             }
+        } else if c.discrepancy.in_sample {
+            s.push_str(&format!("  posterior predictive p = {p}: the calibrated fit can reconcile the test\n"));
+        } else if c.p_value < STRAIN_LEVEL {
+            s.push_str(&format!(
+                "  posterior predictive p = {p}: this fit was not calibrated on the test and cannot reproduce it; \
+                 calibrate on it (add it to [calibration] or `mmloop fit --ledger`) and check the calibrated fit — \
+                 if that still strains, suspect the model, not the test\n"
+            ));
         } else {
-            s.push_str(&format!("  posterior predictive p = {:.3}: the fit can reconcile the test\n", c.p_value));
+            s.push_str(&format!(
+                "  posterior predictive p = {p}: consistent with the test (this fit was not calibrated on it)\n"
+            ));
         }
     }
     let (n_flag, n_strain) =
@@ -433,16 +450,10 @@ pub struct PendingPrediction {
     pub in_sample: bool,
 }
 
-/// Predicts, with `fit` (recorded in the ledger as `fit_id`), every read experiment that has no
-/// prediction yet, and records them in one transaction labelled in- or out-of-sample
-/// ([`is_in_sample`]). All are priced before anything is written: an experiment that cannot be
-/// priced is an error naming it, and nothing is recorded. Call it before calibrating on the
-/// readouts, so the predictions are out-of-sample.
-pub fn predict_pending(
-    ledger: &mut Ledger,
-    fit: &FittedModel,
-    fit_id: i64,
-) -> Result<Vec<PendingPrediction>, ValidateError> {
+/// Prices, with `fit`, every read experiment of the ledger that has no prediction yet, without
+/// writing anything (the predictions carry `fit_id` 0 until recorded). An experiment that cannot
+/// be priced is an error naming it.
+pub fn pending_predictions(ledger: &Ledger, fit: &FittedModel) -> Result<Vec<PendingPrediction>, ValidateError> {
     let predicted: HashSet<i64> = ledger.all_predictions()?.iter().map(|p| p.prediction.experiment_id).collect();
     let mut out = Vec::new();
     for e in ledger.experiments()? {
@@ -453,14 +464,41 @@ pub fn predict_pending(
         let p = predict_with_id(fit, &r.record, Some(e.id))?;
         out.push(PendingPrediction {
             experiment_id: e.id,
-            prediction: Prediction { fit_id, experiment_id: e.id, mean: p.mean, sd: p.sd, q05: p.q05, q95: p.q95 },
+            prediction: Prediction { fit_id: 0, experiment_id: e.id, mean: p.mean, sd: p.sd, q05: p.q05, q95: p.q95 },
             in_sample: is_in_sample(fit, &r.record),
         });
     }
-    let items: Vec<(Prediction, bool)> = out.iter().map(|p| (p.prediction, p.in_sample)).collect();
+    Ok(out)
+}
+
+/// Records priced predictions as the fit `fit_id`'s, in one transaction.
+pub fn record_pending(
+    ledger: &mut Ledger,
+    fit_id: i64,
+    pending: &mut [PendingPrediction],
+) -> Result<(), ValidateError> {
+    for p in pending.iter_mut() {
+        p.prediction.fit_id = fit_id;
+    }
+    let items: Vec<(Prediction, bool)> = pending.iter().map(|p| (p.prediction, p.in_sample)).collect();
     if !items.is_empty() {
         ledger.record_predictions(&items)?;
     }
+    Ok(())
+}
+
+/// Predicts, with `fit` (recorded in the ledger as `fit_id`), every read experiment that has no
+/// prediction yet, and records them in one transaction labelled in- or out-of-sample
+/// ([`is_in_sample`]). All are priced before anything is written: an experiment that cannot be
+/// priced is an error naming it, and nothing is recorded. Call it before calibrating on the
+/// readouts, so the predictions are out-of-sample.
+pub fn predict_pending(
+    ledger: &mut Ledger,
+    fit: &FittedModel,
+    fit_id: i64,
+) -> Result<Vec<PendingPrediction>, ValidateError> {
+    let mut out = pending_predictions(ledger, fit)?;
+    record_pending(ledger, fit_id, &mut out)?;
     Ok(out)
 }
 
