@@ -604,18 +604,26 @@ pub struct History {
 /// Builds the history from the ledger.
 pub fn history(ledger: &Ledger) -> Result<History, ValidateError> {
     let preds = ledger.all_predictions()?;
+    // by experiment, in fit order (all_predictions sorts by experiment then fit)
+    let mut by_exp: std::collections::HashMap<i64, Vec<&crate::ledger::PredictionRow>> =
+        std::collections::HashMap::new();
+    for p in &preds {
+        by_exp.entry(p.prediction.experiment_id).or_default().push(p);
+    }
     let mut read: Vec<Experiment> =
         ledger.experiments()?.into_iter().filter(|e| e.status == Status::Read && e.readout.is_some()).collect();
     read.sort_by(|a, b| {
-        let t = |e: &Experiment| e.readout.as_ref().map(|r| r.read_out_at.clone()).unwrap_or_default();
-        t(a).cmp(&t(b)).then(a.id.cmp(&b.id))
+        fn t(e: &Experiment) -> &str {
+            e.readout.as_ref().map_or("", |r| r.read_out_at.as_str())
+        }
+        t(a).cmp(t(b)).then(a.id.cmp(&b.id))
     });
     let (mut rows, mut unpredicted) = (Vec::new(), Vec::new());
     for e in &read {
         let Some(r) = &e.readout else { continue };
-        let mine: Vec<_> = preds.iter().filter(|p| p.prediction.experiment_id == e.id).collect();
+        let mine: &[&crate::ledger::PredictionRow] = by_exp.get(&e.id).map_or(&[], Vec::as_slice);
         // predictions come ordered by fit id: the first out-of-sample one, else the first
-        let Some(p) = mine.iter().find(|p| !p.in_sample).or(mine.first()) else {
+        let Some(p) = mine.iter().find(|p| !p.in_sample).or(mine.first()).copied() else {
             unpredicted.push(e.id);
             continue;
         };
