@@ -16,7 +16,7 @@ pub const APPLICATION_ID: i64 = 0x4D4D_4C47;
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Ordered migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+pub(super) const MIGRATIONS: [&str; 2] = [
     r#"
 CREATE TABLE experiments (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
