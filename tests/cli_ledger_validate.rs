@@ -109,6 +109,11 @@ fn predict_flags_a_planted_readout_history_scores_it_and_check_fit_labels_a_cali
         assert!(preds.iter().all(|p| !p.in_sample && p.prediction.fit_id == 1));
     }
 
+    // show: the prediction against the readout, in words
+    let r = mmloop(&["ledger", s(&ledger), "show", "2"]);
+    let out = text(&r);
+    assert!(r.status.success() && out.contains("fit 1: experiment 2 (tv)") && out.contains("FLAGGED"), "{out}");
+
     // history: table, JSON and CSV
     let r = mmloop(&["ledger", s(&ledger), "history"]);
     let out = text(&r);

@@ -107,7 +107,21 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         }
         LedgerCommand::Show { id } => {
             let l = Ledger::open(file)?;
-            print!("{}", ledger::format_experiment(&l.experiment(id)?, &l.predictions_for(id)?));
+            let e = l.experiment(id)?;
+            print!("{}", ledger::format_experiment(&e, &l.predictions_for(id)?));
+            // each prediction against the readout, labelled in- or out-of-sample
+            if let Some(r) = &e.readout {
+                for row in l.all_predictions()?.iter().filter(|p| p.prediction.experiment_id == id) {
+                    let d = validate::discrepancy(
+                        Some(id),
+                        &r.record,
+                        &row.prediction,
+                        row.in_sample,
+                        validate::Threshold::default(),
+                    )?;
+                    println!("fit {}: {}", row.prediction.fit_id, d.describe("KPI"));
+                }
+            }
         }
         LedgerCommand::Add { calibration } => {
             let mut l = Ledger::open_or_create(file)?;
