@@ -151,14 +151,69 @@ fn close(a: f64, b: f64) -> bool {
 /// same channels, geos, window, measured lift and spend change (the SE is not compared: a ledger
 /// fit calibrates on the decayed SE).
 pub fn is_in_sample(fit: &FittedModel, record: &LiftTestRecord) -> bool {
-    fit.spec.calibration.lift_tests.iter().any(|c| {
+    let anchored = anchor_prior(record).is_some_and(|a| {
+        fit.spec
+            .calibration
+            .roi_priors
+            .iter()
+            .any(|r| r.channel == a.channel && close(r.mean, a.mean) && close(r.standard_error, a.standard_error))
+    });
+    anchored
+        || fit.spec.calibration.lift_tests.iter().any(|c| {
+            sorted(&c.channels) == sorted(&record.channels)
+                && sorted(&c.geos) == sorted(&record.geos)
+                && c.start == record.start
+                && c.end == record.end
+                && close(c.incremental_kpi, record.incremental_kpi)
+                && close(c.spend_change, record.spend_change)
+        })
+}
+
+/// The experiment-anchored ROI prior of a one-channel readout with a known spend change: mean =
+/// its iROAS y / Δspend, standard error = SE / |Δspend| (the config's `[[calibration.roi_prior]]`,
+/// moment-matched to a LogNormal by the model). `None` for a channel set or a zero spend change.
+/// The iROAS of a test is the return on the test's increment; the prior is on the channel's ROI
+/// over the fitted period: under saturation the two differ, so the anchor is an approximation the
+/// user chooses knowingly.
+pub fn anchor_prior(record: &LiftTestRecord) -> Option<mmloop_mmm::spec::RoiPriorRecord> {
+    let s = record.spend_change;
+    (record.channels.len() == 1 && s != 0.0 && s.is_finite() && record.standard_error > 0.0).then(|| {
+        mmloop_mmm::spec::RoiPriorRecord {
+            channel: record.channels[0].clone(),
+            mean: record.incremental_kpi / s,
+            standard_error: record.standard_error / s.abs(),
+        }
+    })
+}
+
+/// The remedy "anchor the channel on the experiment" applied to a spec: the readout becomes the
+/// channel's ROI prior ([`anchor_prior`], replacing any ROI prior of that channel) and its lift
+/// term is removed (the same evidence is not counted twice); the rest of the model adapts when
+/// refitted. Errors name the experiment when the readout cannot anchor (a channel set, no spend
+/// change, a negative iROAS that a positive ROI prior cannot hold).
+pub fn anchored_spec(
+    spec: &mmloop_mmm::spec::ModelSpec,
+    experiment_id: Option<i64>,
+    record: &LiftTestRecord,
+) -> Result<mmloop_mmm::spec::ModelSpec, ValidateError> {
+    let bad = |m: &str| ValidateError::BadReadout { experiment: label(experiment_id), message: m.to_string() };
+    let a = anchor_prior(record)
+        .ok_or_else(|| bad("only a one-channel readout with a known spend change can anchor an ROI prior"))?;
+    if !(a.mean > 0.0) {
+        return Err(bad("its iROAS is not positive: an ROI prior cannot hold it; keep it as a lift test"));
+    }
+    let mut out = spec.clone();
+    let same = |c: &LiftTestRecord| {
         sorted(&c.channels) == sorted(&record.channels)
             && sorted(&c.geos) == sorted(&record.geos)
             && c.start == record.start
             && c.end == record.end
             && close(c.incremental_kpi, record.incremental_kpi)
-            && close(c.spend_change, record.spend_change)
-    })
+    };
+    out.calibration.lift_tests.retain(|c| !same(c));
+    out.calibration.roi_priors.retain(|r| r.channel != a.channel);
+    out.calibration.roi_priors.push(a);
+    Ok(out)
 }
 
 fn check_readout(id: Option<i64>, r: &LiftTestRecord) -> Result<(), ValidateError> {
@@ -371,7 +426,9 @@ pub fn remedies(check: &FitCheck) -> Vec<String> {
         out.push(format!(
             "anchor {ch} on the experiment: its ROI prior from the readout, so the rest of the model adapts \
              (in the config: [[calibration.roi_prior]] channel = {ch:?}, mean = {iroas:.4}, standard_error = {se:.4}; \
-             ROI in the KPI per unit of spend: with a revenue-per-KPI column, times the revenue per KPI)"
+             ROI in the KPI per unit of spend: with a revenue-per-KPI column, times the revenue per KPI; \
+             the prior is on the channel's average ROI, the test measured the return on its increment: \
+             under strong saturation run check-fit on the refit)"
         ));
     } else {
         out.push(format!(
