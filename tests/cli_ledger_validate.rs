@@ -150,6 +150,33 @@ fn predict_flags_a_planted_readout_history_scores_it_and_check_fit_labels_a_cali
     }
     // check-fit writes nothing
     assert_eq!(Ledger::open(&ledger).unwrap().fits().unwrap().len(), 1);
+
+    // the anchor remedy: a config with tv's ROI prior from experiment 2, fitted and checked
+    let anchored = d.join("anchored.toml");
+    let r = mmloop(&["ledger", s(&ledger), "anchor", "2", "--config", s(&d.join("cfg2.toml")), "--out", s(&anchored)]);
+    let out = text(&r);
+    assert!(r.status.success() && out.contains("tv's ROI prior is experiment 2's iROAS"), "{out}");
+    let spec = mmloop_mmm::config::load_config(&anchored).unwrap();
+    assert_eq!(spec.calibration.roi_priors.len(), 1);
+    assert_eq!(spec.calibration.lift_tests.len(), 1, "experiment 2's lift term is removed, experiment 1's kept");
+    let fit3 = fit(d, &anchored, "fit3");
+    let r = mmloop(&["ledger", s(&ledger), "check-fit", "--fit", s(&fit3), "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&r.stdout).expect("check-fit JSON");
+    assert_eq!(j[1]["discrepancy"]["in_sample"], true, "an anchored fit has seen the test");
+    // an existing --out is refused, a channel set or unknown id is an error
+    let r = mmloop(&["ledger", s(&ledger), "anchor", "2", "--config", s(&d.join("cfg2.toml")), "--out", s(&anchored)]);
+    assert!(!r.status.success() && text(&r).contains("exists"), "{}", text(&r));
+    let r = mmloop(&[
+        "ledger",
+        s(&ledger),
+        "anchor",
+        "9",
+        "--config",
+        s(&d.join("cfg2.toml")),
+        "--out",
+        s(&d.join("x.toml")),
+    ]);
+    assert!(!r.status.success() && text(&r).contains("no experiment 9"), "{}", text(&r));
 }
 
 #[test]

@@ -77,6 +77,19 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A remedy to try when a fit strains against a test: writes a copy of CONFIG in which the
+    /// experiment's readout is the channel's ROI prior (its lift term removed). Refit with it and
+    /// run check-fit to see the effect.
+    Anchor {
+        /// Experiment id (from `list`): a read one-channel test with a spend change.
+        id: i64,
+        /// The model config to anchor.
+        #[arg(long)]
+        config: PathBuf,
+        /// The anchored config to write (a new file; written atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Predicted vs measured for every read test, oldest readout first: coverage of the 90 %
     /// prediction intervals and mean |z|, so you see whether the model predicts experiments better.
     History {
@@ -197,6 +210,34 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&checks)?);
             } else {
                 print!("{}", validate::format_checks(&checks, &model.spec.data.kpi_column));
+            }
+        }
+        LedgerCommand::Anchor { id, config, out } => {
+            let l = Ledger::open(file)?;
+            let e = l.experiment(id)?;
+            let Some(r) = e.readout.as_ref().filter(|_| e.status == ledger::Status::Read) else {
+                bail!("experiment {id} is {}: only a read experiment can anchor a prior", e.status);
+            };
+            if out.exists() {
+                bail!("--out {}: exists; name a new file (the config it came from is left as it is)", out.display());
+            }
+            let mut spec = mmloop_mmm::config::load_config(&config)
+                .with_context(|| format!("reading the config {}", config.display()))?;
+            // the written config names the data by its absolute path, so it loads from anywhere
+            if let Ok(p) = std::fs::canonicalize(&spec.data.path) {
+                spec.data.path = p;
+            }
+            let anchored = validate::anchored_spec(&spec, Some(id), &r.record)?;
+            let a = anchored.calibration.roi_priors.last().map(|a| (a.channel.clone(), a.mean, a.standard_error));
+            mmloop_data::write_atomic(&out, mmloop_mmm::config::to_toml(&anchored).as_bytes())
+                .with_context(|| format!("writing {}", out.display()))?;
+            if let Some((ch, m, se)) = a {
+                println!(
+                    "wrote {}: {ch}'s ROI prior is experiment {id}'s iROAS {m:.4} ± {se:.4} (its lift term removed); \
+                     refit with it, then `mmloop ledger {} check-fit --fit DIR`",
+                    out.display(),
+                    file.display()
+                );
             }
         }
         LedgerCommand::History { format, out } => {
