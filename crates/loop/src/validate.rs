@@ -199,7 +199,7 @@ pub fn anchored_spec(
     let bad = |m: &str| ValidateError::BadReadout { experiment: label(experiment_id), message: m.to_string() };
     let a = anchor_prior(record)
         .ok_or_else(|| bad("only a one-channel readout with a known spend change can anchor an ROI prior"))?;
-    if !(a.mean > 0.0) {
+    if !a.mean.is_finite() || a.mean <= 0.0 {
         return Err(bad("its iROAS is not positive: an ROI prior cannot hold it; keep it as a lift test"));
     }
     let mut out = spec.clone();
