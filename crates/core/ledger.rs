@@ -4,9 +4,11 @@
 use anyhow::{Context, bail};
 use mmloop_loop::decay::{HalfLives, TimeUnit};
 use mmloop_loop::ledger::{self, Ledger};
+use mmloop_loop::validate;
 use std::path::{Path, PathBuf};
 
-/// See and curate the experiment ledger (an SQLite file): list, show, add readouts, discard, export.
+/// See and curate the experiment ledger (an SQLite file): list, show, add readouts, discard, export;
+/// check fits against the tests (predict, check-fit, history).
 #[derive(clap::Args, Debug)]
 pub struct LedgerArgs {
     /// The ledger file (created by `add` when it does not exist).
@@ -52,6 +54,52 @@ pub enum LedgerCommand {
     },
     /// Check the whole file: SQLite's integrity check and the foreign keys.
     Check,
+    /// What a fit predicts for every read experiment not predicted yet (recorded with the fit; a
+    /// fit already calibrated on a readout predicts it in-sample and is labelled so).
+    Predict {
+        /// The fit directory (`mmloop fit --out DIR`).
+        #[arg(long)]
+        fit: PathBuf,
+        /// |z| beyond which a readout and its prediction are flagged.
+        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD)]
+        threshold: f64,
+    },
+    /// Check a (calibrated) fit against every read experiment: discrepancy z, and the posterior
+    /// predictive p-value of its lift term (p < 0.05: the fit strains against the test).
+    CheckFit {
+        /// The fit directory (`mmloop fit --out DIR`).
+        #[arg(long)]
+        fit: PathBuf,
+        /// |z| beyond which a readout and the fit's implied lift are flagged.
+        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD)]
+        threshold: f64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A remedy to try when a fit strains against a test: writes a copy of CONFIG in which the
+    /// experiment's readout is the channel's ROI prior (its lift term removed). Refit with it and
+    /// run check-fit to see the effect.
+    Anchor {
+        /// Experiment id (from `list`): a read one-channel test with a spend change.
+        id: i64,
+        /// The model config to anchor.
+        #[arg(long)]
+        config: PathBuf,
+        /// The anchored config to write (a new file; written atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Predicted vs measured for every read test, oldest readout first: coverage of the 90 %
+    /// prediction intervals and mean |z|, so you see whether the model predicts experiments better.
+    History {
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Output file (written atomically); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Export: JSON = the read-out calibration records (loadable by `fit`); CSV = every experiment.
     Export {
         /// csv or json.
@@ -72,7 +120,21 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         }
         LedgerCommand::Show { id } => {
             let l = Ledger::open(file)?;
-            print!("{}", ledger::format_experiment(&l.experiment(id)?, &l.predictions_for(id)?));
+            let e = l.experiment(id)?;
+            print!("{}", ledger::format_experiment(&e, &l.predictions_for(id)?));
+            // each prediction against the readout, labelled in- or out-of-sample
+            if let Some(r) = &e.readout {
+                for row in l.all_predictions()?.iter().filter(|p| p.prediction.experiment_id == id) {
+                    let d = validate::discrepancy(
+                        Some(id),
+                        &r.record,
+                        &row.prediction,
+                        row.in_sample,
+                        validate::Threshold::default(),
+                    )?;
+                    println!("fit {}: {}", row.prediction.fit_id, d.describe("KPI"));
+                }
+            }
         }
         LedgerCommand::Add { calibration } => {
             let mut l = Ledger::open_or_create(file)?;
@@ -118,6 +180,77 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             l.integrity_check()?;
             println!("{}: ok ({} experiments, {} fits)", file.display(), l.experiments()?.len(), l.fits()?.len());
         }
+        LedgerCommand::Predict { fit, threshold } => {
+            let threshold = validate::Threshold::new(threshold)?;
+            let mut l = Ledger::open(file)?;
+            let model = load_fit(&fit)?;
+            // price everything first: an experiment that cannot be priced leaves the ledger as it was
+            let mut made = validate::pending_predictions(&l, &model)?;
+            let (fit_id, new) = validate::register_fit(&mut l, &fit, &model)?;
+            println!("fit {} {} as fit {fit_id}", fit.display(), if new { "recorded" } else { "already recorded" });
+            validate::record_pending(&mut l, fit_id, &mut made)?;
+            if made.is_empty() {
+                println!("every read experiment already has a prediction; nothing to predict");
+            }
+            let kpi = &model.spec.data.kpi_column;
+            for p in &made {
+                let e = l.experiment(p.experiment_id)?;
+                if let Some(r) = &e.readout {
+                    let d = validate::discrepancy(Some(e.id), &r.record, &p.prediction, p.in_sample, threshold)?;
+                    println!("{}", d.describe(kpi));
+                }
+            }
+        }
+        LedgerCommand::CheckFit { fit, threshold, json } => {
+            let threshold = validate::Threshold::new(threshold)?;
+            let l = Ledger::open(file)?;
+            let model = load_fit(&fit)?;
+            let checks = validate::check_fit(&l, &model, threshold)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", validate::format_checks(&checks, &model.spec.data.kpi_column));
+            }
+        }
+        LedgerCommand::Anchor { id, config, out } => {
+            let l = Ledger::open(file)?;
+            let e = l.experiment(id)?;
+            let Some(r) = e.readout.as_ref().filter(|_| e.status == ledger::Status::Read) else {
+                bail!("experiment {id} is {}: only a read experiment can anchor a prior", e.status);
+            };
+            if out.exists() {
+                bail!("--out {}: exists; name a new file (the config it came from is left as it is)", out.display());
+            }
+            let mut spec = mmloop_mmm::config::load_config(&config)
+                .with_context(|| format!("reading the config {}", config.display()))?;
+            // the written config names the data by its absolute path, so it loads from anywhere
+            if let Ok(p) = std::fs::canonicalize(&spec.data.path) {
+                spec.data.path = p;
+            }
+            let anchored = validate::anchored_spec(&spec, Some(id), &r.record)?;
+            let a = anchored.calibration.roi_priors.last().map(|a| (a.channel.clone(), a.mean, a.standard_error));
+            mmloop_data::write_atomic(&out, mmloop_mmm::config::to_toml(&anchored).as_bytes())
+                .with_context(|| format!("writing {}", out.display()))?;
+            if let Some((ch, m, se)) = a {
+                println!(
+                    "wrote {}: {ch}'s ROI prior is experiment {id}'s iROAS {m:.4} ± {se:.4} (its lift term removed); \
+                     refit with it, then `mmloop ledger {} check-fit --fit DIR`",
+                    out.display(),
+                    file.display()
+                );
+            }
+        }
+        LedgerCommand::History { format, out } => {
+            let l = Ledger::open(file)?;
+            let h = validate::history(&l)?;
+            let text = match format.to_lowercase().as_str() {
+                "table" => validate::format_history(&h),
+                "json" => serde_json::to_string_pretty(&h)? + "\n",
+                "csv" => validate::history_csv(&h),
+                f => bail!("--format must be table, json or csv, got {f:?}"),
+            };
+            emit(&text, out.as_deref(), file)?;
+        }
         LedgerCommand::Export { format, out } => {
             let l = Ledger::open(file)?;
             let text = match format.to_lowercase().as_str() {
@@ -125,17 +258,32 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
                 "csv" => ledger::to_csv(&l.experiments()?),
                 f => bail!("--format must be csv or json, got {f:?}"),
             };
-            match out {
-                Some(p) => {
-                    mmloop_data::write_atomic(&p, text.as_bytes())
-                        .with_context(|| format!("exporting {}", file.display()))?;
-                    eprintln!("wrote {}", p.display());
-                }
-                None => print!("{text}"),
-            }
+            emit(&text, out.as_deref(), file)?;
         }
     }
     Ok(())
+}
+
+/// Writes `text` to `out` atomically, or to standard output.
+fn emit(text: &str, out: Option<&Path>, file: &Path) -> anyhow::Result<()> {
+    match out {
+        Some(p) => {
+            mmloop_data::write_atomic(p, text.as_bytes()).with_context(|| format!("exporting {}", file.display()))?;
+            eprintln!("wrote {}", p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Loads a fit directory with its provenance checks, printing their warnings.
+fn load_fit(dir: &Path) -> anyhow::Result<mmloop_mmm::optimize::FittedModel> {
+    let (fit, warnings) = mmloop_mmm::optimize::FittedModel::load_checked(dir)
+        .with_context(|| format!("loading the fit in {}", dir.display()))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(fit)
 }
 
 /// `lift --ledger FILE`, before any estimation: an existing file must be a ledger this build can

@@ -4,6 +4,8 @@
 //! - [`ledger`]: the loop's memory, an embedded SQLite file of experiments, fits and predictions.
 //! - [`calibrate`]: ledger readouts → aged lift-test terms of the next fit, and who is due for re-test.
 //! - [`decay`]: evidence that ages — a readout's variance grows as SE²·exp(λt), λ = ln 2 / half-life.
+//! - [`validate`]: the MMM checked against every test — predictions, discrepancy z, posterior
+//!   predictive p-value of a calibrated fit, and the history of predicted vs measured.
 //! - [`hash`]: SHA-256 content hashes for provenance.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
@@ -12,3 +14,4 @@ pub mod calibrate;
 pub mod decay;
 pub mod hash;
 pub mod ledger;
+pub mod validate;

@@ -172,6 +172,16 @@ pub struct Prediction {
     pub q95: f64,
 }
 
+/// A stored prediction with its label: `in_sample` when the fit had already been calibrated on
+/// the readout (not an out-of-sample check), and when it was recorded (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionRow {
+    #[serde(flatten)]
+    pub prediction: Prediction,
+    pub in_sample: bool,
+    pub created_at: String,
+}
+
 /// An open ledger. Methods that write take `&mut self` and run in one transaction each.
 #[derive(Debug)]
 pub struct Ledger {
@@ -838,58 +848,102 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Records what a fit predicted for an experiment's lift. The fit and the experiment must exist;
+    /// Records what a fit predicted for an experiment's lift, as an out-of-sample prediction (the
+    /// fit had not been calibrated on the readout). The fit and the experiment must exist;
     /// a fit predicts each experiment once. Numbers must be finite, `sd ≥ 0` and `q05 ≤ mean ≤ q95`
     /// is not required (a skewed posterior), but `q05 ≤ q95` is.
     pub fn record_prediction(&mut self, p: &Prediction) -> Result<i64, LedgerError> {
-        let what = format!("prediction of fit {} for experiment {}", p.fit_id, p.experiment_id);
-        if ![p.mean, p.sd, p.q05, p.q95].iter().all(|v| v.is_finite()) || p.sd < 0.0 || p.q05 > p.q95 {
-            return Err(LedgerError::Invalid {
-                what,
-                message: format!(
-                    "mean {}, sd {}, q05 {}, q95 {}: all must be finite with sd ≥ 0 and q05 ≤ q95",
-                    p.mean, p.sd, p.q05, p.q95
-                ),
-            });
+        let ids = self.record_predictions(&[(*p, false)])?;
+        Ok(ids[0])
+    }
+
+    /// Records several predictions in one transaction (all or none), each with its `in_sample`
+    /// label: true when the fit had already been calibrated on that readout, so the prediction is
+    /// not an out-of-sample check. Checks as [`Ledger::record_prediction`]; a pair (fit,
+    /// experiment) repeated within `items` is refused like one already stored.
+    pub fn record_predictions(&mut self, items: &[(Prediction, bool)]) -> Result<Vec<i64>, LedgerError> {
+        for (p, _) in items {
+            if ![p.mean, p.sd, p.q05, p.q95].iter().all(|v| v.is_finite()) || p.sd < 0.0 || p.q05 > p.q95 {
+                return Err(LedgerError::Invalid {
+                    what: format!("prediction of fit {} for experiment {}", p.fit_id, p.experiment_id),
+                    message: format!(
+                        "mean {}, sd {}, q05 {}, q95 {}: all must be finite with sd ≥ 0 and q05 ≤ q95",
+                        p.mean, p.sd, p.q05, p.q95
+                    ),
+                });
+            }
         }
         let ledger_path = self.path.clone();
         let tx = self.write_tx()?;
         let sql = |e| LedgerError::sqlite(&ledger_path, 0, e);
-        let fit: Option<i64> =
-            tx.query_row("SELECT id FROM fits WHERE id = ?1", [p.fit_id], |r| r.get(0)).optional().map_err(sql)?;
-        if fit.is_none() {
-            return Err(LedgerError::NoSuchFit { path: ledger_path.clone(), id: p.fit_id });
-        }
-        let exp: Option<i64> = tx
-            .query_row("SELECT id FROM experiments WHERE id = ?1", [p.experiment_id], |r| r.get(0))
-            .optional()
-            .map_err(sql)?;
-        if exp.is_none() {
-            return Err(LedgerError::NoSuchExperiment { path: ledger_path.clone(), id: p.experiment_id });
-        }
-        let dup: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM predictions WHERE fit_id = ?1 AND experiment_id = ?2",
-                [p.fit_id, p.experiment_id],
-                |r| r.get(0),
+        let mut ids = Vec::with_capacity(items.len());
+        for (p, in_sample) in items {
+            let fit: Option<i64> =
+                tx.query_row("SELECT id FROM fits WHERE id = ?1", [p.fit_id], |r| r.get(0)).optional().map_err(sql)?;
+            if fit.is_none() {
+                return Err(LedgerError::NoSuchFit { path: ledger_path.clone(), id: p.fit_id });
+            }
+            let exp: Option<i64> = tx
+                .query_row("SELECT id FROM experiments WHERE id = ?1", [p.experiment_id], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            if exp.is_none() {
+                return Err(LedgerError::NoSuchExperiment { path: ledger_path.clone(), id: p.experiment_id });
+            }
+            let dup: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM predictions WHERE fit_id = ?1 AND experiment_id = ?2",
+                    [p.fit_id, p.experiment_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?;
+            if dup.is_some() {
+                return Err(LedgerError::DuplicatePrediction {
+                    path: ledger_path.clone(),
+                    fit: p.fit_id,
+                    experiment: p.experiment_id,
+                });
+            }
+            tx.execute(
+                "INSERT INTO predictions (fit_id, experiment_id, mean, sd, q05, q95, in_sample) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![p.fit_id, p.experiment_id, p.mean, p.sd, p.q05, p.q95, *in_sample as i64],
             )
-            .optional()
             .map_err(sql)?;
-        if dup.is_some() {
-            return Err(LedgerError::DuplicatePrediction {
-                path: ledger_path.clone(),
-                fit: p.fit_id,
-                experiment: p.experiment_id,
-            });
+            ids.push(tx.last_insert_rowid());
         }
-        tx.execute(
-            "INSERT INTO predictions (fit_id, experiment_id, mean, sd, q05, q95) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![p.fit_id, p.experiment_id, p.mean, p.sd, p.q05, p.q95],
-        )
-        .map_err(sql)?;
-        let id = tx.last_insert_rowid();
         tx.commit().map_err(sql)?;
-        Ok(id)
+        Ok(ids)
+    }
+
+    /// Every prediction in the ledger with its label and time, by experiment then fit.
+    pub fn all_predictions(&self) -> Result<Vec<PredictionRow>, LedgerError> {
+        let sql = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT fit_id, experiment_id, mean, sd, q05, q95, in_sample, created_at FROM predictions \
+                 ORDER BY experiment_id, fit_id",
+            )
+            .map_err(sql)?;
+        st.query_map([], |r| {
+            Ok(PredictionRow {
+                prediction: Prediction {
+                    fit_id: r.get(0)?,
+                    experiment_id: r.get(1)?,
+                    mean: r.get(2)?,
+                    sd: r.get(3)?,
+                    q05: r.get(4)?,
+                    q95: r.get(5)?,
+                },
+                in_sample: r.get::<_, i64>(6)? != 0,
+                created_at: r.get(7)?,
+            })
+        })
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)
     }
 
     /// Every prediction made for an experiment, oldest fit first.

@@ -16,7 +16,8 @@ pub const APPLICATION_ID: i64 = 0x4D4D_4C47;
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Ordered migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+pub(super) const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE experiments (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     status          TEXT NOT NULL CHECK (status IN ('planned', 'running', 'read', 'discarded')),
@@ -100,7 +101,13 @@ CREATE TABLE predictions (
     created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     UNIQUE (fit_id, experiment_id)
 );
-"#];
+"#,
+    // 2: a prediction says whether the fit had already been calibrated on that readout (then it
+    // is not an out-of-sample check and is labelled in-sample, never counted as one)
+    r#"
+ALTER TABLE predictions ADD COLUMN in_sample INTEGER NOT NULL DEFAULT 0 CHECK (in_sample IN (0, 1));
+"#,
+];
 
 /// What the first 100 bytes of an existing file say.
 pub(super) enum Preflight {

@@ -416,3 +416,70 @@ fn a_planned_experiment_is_read_out_by_attaching_its_readout() {
     );
     l.integrity_check().unwrap();
 }
+
+#[test]
+fn a_version_1_ledger_migrates_and_its_predictions_read_as_out_of_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v1.db");
+    {
+        // a ledger as version 1 wrote it: its schema, one experiment, fit and prediction
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute_batch(
+            "INSERT INTO experiments (status, window_start, window_end) VALUES ('planned', '2021-04-01', '2021-04-15');
+             INSERT INTO fits (config_hash, data_hash, method, diagnostics_json, roi_summary_json) VALUES ('c', 'd', 'nuts', '{}', '[]');
+             INSERT INTO predictions (fit_id, experiment_id, mean, sd, q05, q95) VALUES (1, 1, 10.0, 2.0, 7.0, 13.0);",
+        )
+        .unwrap();
+    }
+    let mut l = Ledger::open(&p).unwrap();
+    let v: i64 = l.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let rows = l.all_predictions().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].in_sample);
+    assert_eq!(rows[0].prediction.mean, 10.0);
+    // the new column is writable and checked
+    l.record_fit(&NewFit {
+        config_hash: "c2".into(),
+        data_hash: "d".into(),
+        method: "laplace".into(),
+        diagnostics: serde_json::json!({}),
+        roi_summary: serde_json::json!([]),
+        fit_dir: None,
+    })
+    .unwrap();
+    let pr = Prediction { fit_id: 2, experiment_id: 1, mean: 9.0, sd: 1.0, q05: 7.5, q95: 10.5 };
+    l.record_predictions(&[(pr, true)]).unwrap();
+    assert!(l.all_predictions().unwrap()[1].in_sample);
+    l.integrity_check().unwrap();
+}
+
+#[test]
+fn record_predictions_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open_or_create(dir.path().join("l.db")).unwrap();
+    let ids = l.add_readouts(&[rec(0), rec(1)], None).unwrap();
+    let fit = l
+        .record_fit(&NewFit {
+            config_hash: "c".into(),
+            data_hash: "d".into(),
+            method: "laplace".into(),
+            diagnostics: serde_json::json!({}),
+            roi_summary: serde_json::json!([]),
+            fit_dir: None,
+        })
+        .unwrap();
+    let p = |id: i64| Prediction { fit_id: fit, experiment_id: id, mean: 1.0, sd: 1.0, q05: 0.0, q95: 2.0 };
+    // the second names an experiment that does not exist: the first is not kept either
+    let e = l.record_predictions(&[(p(ids[0]), false), (p(999), false)]).unwrap_err();
+    assert!(matches!(e, LedgerError::NoSuchExperiment { id: 999, .. }), "{e}");
+    assert!(l.all_predictions().unwrap().is_empty());
+    // the same pair twice in one batch is a duplicate
+    let e = l.record_predictions(&[(p(ids[1]), false), (p(ids[1]), true)]).unwrap_err();
+    assert!(matches!(e, LedgerError::DuplicatePrediction { .. }), "{e}");
+    assert!(l.all_predictions().unwrap().is_empty());
+    assert_eq!(l.record_predictions(&[(p(ids[0]), false), (p(ids[1]), true)]).unwrap().len(), 2);
+}
