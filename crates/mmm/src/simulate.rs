@@ -484,8 +484,8 @@ fn geo_world(test: Option<&HeavyUp>) -> (Demo, Option<GeoTestTruth>) {
                 if !h.geos.contains(name) {
                     continue;
                 }
-                for t in h.start_week..(h.start_week + h.weeks).min(t_n) {
-                    spend[g][c][t] += h.extra_per_capita;
+                for x in spend[g][c].iter_mut().take((h.start_week + h.weeks).min(t_n)).skip(h.start_week) {
+                    *x += h.extra_per_capita;
                     spend_change += h.extra_per_capita * pop;
                 }
                 let a = geometric_adstock(&spend[g][c], plan.alpha, 8);
