@@ -232,6 +232,9 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         Some(path) => Some(calibrate_on_ledger(&args, path, &mut spec, &data)?),
         None => None,
     };
+    for w in mmloop_mmm::config::national_geo_warnings(&spec) {
+        eprintln!("warning: {w}");
+    }
     eprintln!(
         "fitting {} ({} geos × {} periods, {} channels) by {} …",
         args.config.display(),

@@ -110,7 +110,32 @@ pub fn parse_config(text: &str, base_dir: &Path) -> Result<ModelSpec, ConfigErro
     parse_named(text, base_dir, "config")
 }
 
-/// Reads and parses a config file; the data path is relative to the file's folder.
+/// Warnings for lift tests whose geos a national model ignores: one line per record that names geos
+/// when the spec has no geo column (the test is then modelled on the national series, see
+/// [`crate::calibration`]). Empty for a geo model.
+pub fn national_geo_warnings(spec: &ModelSpec) -> Vec<String> {
+    if spec.data.geo_column.is_some() {
+        return Vec::new();
+    }
+    spec.calibration
+        .lift_tests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.geos.is_empty())
+        .map(|(i, r)| {
+            let src = if r.source.is_empty() { String::new() } else { format!(" ({})", r.source) };
+            format!(
+                "lift test #{}{src} names geos {} but the model is national: the geos are ignored and the test \
+                 is modelled on the national series (give [data] geo to model it per geo)",
+                i + 1,
+                r.geos.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// Reads and parses a config file; the data path and `[calibration] lift_tests` paths are relative
+/// to the file's folder.
 pub fn load_config(path: impl AsRef<Path>) -> Result<ModelSpec, ConfigError> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io { path: path.to_path_buf(), source: e })?;

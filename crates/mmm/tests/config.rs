@@ -367,3 +367,28 @@ holdout = 8
     let s = parse(MINIMAL).unwrap();
     assert_eq!(parse_config(&to_toml(&s), Path::new("/")).unwrap(), s);
 }
+
+#[test]
+fn national_model_warns_that_a_readouts_geos_are_ignored() {
+    let record = "
+[[calibration.lift_test]]
+channels = [\"tv\"]
+geos = [\"chicago\", \"portland\"]
+start = \"2021-06-07\"
+end = \"2021-06-28\"
+spend_change = 4000
+incremental_kpi = 6000
+standard_error = 2000
+";
+    let national = parse(&format!("{MINIMAL}{record}")).unwrap();
+    let w = mmloop_mmm::config::national_geo_warnings(&national);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("chicago, portland") && w[0].contains("ignored") && w[0].contains("national"), "{}", w[0]);
+
+    // a geo model uses the geos; a national record without geos has nothing to ignore
+    let geo =
+        parse(&format!("{}{record}", MINIMAL.replace("kpi = \"sales\"", "kpi = \"sales\"\ngeo = \"g\""))).unwrap();
+    assert!(mmloop_mmm::config::national_geo_warnings(&geo).is_empty());
+    let no_geos = parse(&format!("{MINIMAL}{}", record.replace("geos = [\"chicago\", \"portland\"]\n", ""))).unwrap();
+    assert!(mmloop_mmm::config::national_geo_warnings(&no_geos).is_empty());
+}

@@ -185,3 +185,39 @@ fn laplace_fits_the_geo_demo() {
         assert!(ch.roi.q05.is_finite() && ch.roi.q05 < ch.roi.q95, "{}: [{}, {}]", ch.name, ch.roi.q05, ch.roi.q95);
     }
 }
+
+#[test]
+fn geo_test_panel_is_the_geo_world_plus_its_heavy_up() {
+    let (demo, t) = simulate::geo_test();
+    assert!(read("demo_geo_test.csv") == demo.csv, "data/demo_geo_test.csv differs from the generator's output");
+    let json = serde_json::to_string_pretty(&t).unwrap() + "\n";
+    assert!(read("demo_geo_test_truth.json") == json, "data/demo_geo_test_truth.json differs from the generator");
+    // Row by row against demo_geo.csv: identical except the treated geos from the window's start on
+    // (spend inside the window, sales through the carry-over); the sales difference summed over the
+    // window is the truth's in-window incremental KPI, over all weeks its carry-over total.
+    let base = read("demo_geo.csv");
+    let (mut in_window, mut all, mut spend) = (0.0, 0.0, 0.0);
+    for (a, b) in base.lines().zip(demo.csv.lines()).skip(1) {
+        let (a, b): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+        assert_eq!((a[0], a[1]), (b[0], b[1]), "rows in the same order");
+        let treated = t.geos.iter().any(|g| g == a[1]) && a[0] >= t.start.as_str();
+        if !treated {
+            assert_eq!(a, b, "an untreated row changed");
+            continue;
+        }
+        let d = b[3].parse::<f64>().unwrap() - a[3].parse::<f64>().unwrap();
+        all += d;
+        if a[0] <= t.end.as_str() {
+            in_window += d;
+            spend += b[5].parse::<f64>().unwrap() - a[5].parse::<f64>().unwrap();
+        } else {
+            assert_eq!(a[5], b[5], "search spend changed outside the window");
+        }
+    }
+    // each sales and spend value is rounded to the cent: ≤ 0.005 per value, ≤ 2 values per row, 3 geos × 104 weeks
+    let tol = 0.01 * 3.0 * 104.0;
+    assert!((in_window - t.incremental_kpi_in_window).abs() < tol, "{in_window} vs {}", t.incremental_kpi_in_window);
+    assert!((all - t.incremental_kpi_with_carryover).abs() < tol, "{all} vs {}", t.incremental_kpi_with_carryover);
+    assert!((spend - t.spend_change).abs() < tol, "{spend} vs {}", t.spend_change);
+    assert!(t.incremental_kpi_in_window > 0.0 && t.incremental_kpi_with_carryover > t.incremental_kpi_in_window);
+}
