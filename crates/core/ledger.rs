@@ -285,27 +285,3 @@ fn load_fit(dir: &Path) -> anyhow::Result<mmloop_mmm::optimize::FittedModel> {
     }
     Ok(fit)
 }
-
-/// `lift --ledger FILE`, before any estimation: an existing file must be a ledger this build can
-/// write, so a wrong path fails before minutes of permutations. A missing file is created only when
-/// there is a readout to record.
-pub fn check_lift_ledger(path: Option<&Path>) -> anyhow::Result<()> {
-    if let Some(p) = path
-        && p.exists()
-    {
-        Ledger::open(p)?;
-    }
-    Ok(())
-}
-
-/// `lift --ledger FILE`, after the output directory is committed: records its calibration.json.
-pub fn record_lift(path: Option<&Path>, out_dir: &Path) -> anyhow::Result<()> {
-    let Some(p) = path else { return Ok(()) };
-    let cal = out_dir.join("calibration.json");
-    let ids = Ledger::open_or_create(p)
-        .and_then(|mut l| l.add_calibration_file(&cal))
-        .with_context(|| format!("{} was written, but recording it in the ledger failed", cal.display()))?;
-    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-    println!("recorded in ledger {} as experiment(s) {}", p.display(), list.join(", "));
-    Ok(())
-}
