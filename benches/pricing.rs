@@ -65,9 +65,7 @@ column = "sentiment_score_control"
 "#,
     );
     for c in 0..5 {
-        s += &format!(
-            "[[channel]]\nname = \"Channel{c}\"\nspend = \"Channel{c}_spend\"\nexposure = \"Channel{c}_impression\"\n"
-        );
+        s += &format!("[[channel]]\nname = \"Channel{c}\"\nspend = \"Channel{c}_spend\"\nexposure = \"Channel{c}_impression\"\n");
     }
     s
 }
@@ -112,9 +110,7 @@ fn bench(c: &mut Criterion) {
     if let Some(f) = fit(PYMC) {
         let n = f.model.n_times;
         let up = HypotheticalTest::new(&["x1"], &[], n - 30, n - 24, SpendChange::Total(10_000.0));
-        g.bench_function("pymc_national/heavy_up_6w_past", |b| {
-            b.iter(|| price_test(&f, black_box(&up)).expect("prices"))
-        });
+        g.bench_function("pymc_national/heavy_up_6w_past", |b| b.iter(|| price_test(&f, black_box(&up)).expect("prices")));
     }
     g.finish();
 }

@@ -167,9 +167,7 @@ pub enum PricingError {
     RecentPeriods { got: usize, n_times: usize },
     #[error("spend change {option} = {value} is not valid: {what}")]
     BadChange { option: &'static str, value: f64, what: &'static str },
-    #[error(
-        "channel {channel:?} has no spend in the data, so a change in money cannot be turned into media; use a Multiplier"
-    )]
+    #[error("channel {channel:?} has no spend in the data, so a change in money cannot be turned into media; use a Multiplier")]
     NoSpend { channel: String },
     #[error("time {label:?}: {message}")]
     Time { label: String, message: String },
@@ -177,9 +175,7 @@ pub enum PricingError {
     NoDraws,
     #[error("cannot price {what}")]
     Unsupported { what: String },
-    #[error(
-        "the fit's draw {draw} has {got} coordinates, the model {expected}; the FitResult does not belong to this model"
-    )]
+    #[error("the fit's draw {draw} has {got} coordinates, the model {expected}; the FitResult does not belong to this model")]
     FitMismatch { draw: usize, got: usize, expected: usize },
 }
 
@@ -272,11 +268,7 @@ pub fn build_term(fit: &FittedModel, test: &HypotheticalTest) -> Result<(LiftTer
     }
     match test.change {
         SpendChange::Total(v) | SpendChange::PerPeriod(v) if !v.is_finite() => {
-            return Err(PricingError::BadChange {
-                option: "amount",
-                value: v,
-                what: "it must be a finite amount of money",
-            });
+            return Err(PricingError::BadChange { option: "amount", value: v, what: "it must be a finite amount of money" });
         }
         SpendChange::Multiplier(v) if !(v.is_finite() && v >= 0.0) => {
             return Err(PricingError::BadChange {
@@ -295,11 +287,7 @@ pub fn build_term(fit: &FittedModel, test: &HypotheticalTest) -> Result<(LiftTer
         if t < t_n { x[t] } else { x[recent.clone()].iter().sum::<f64>() / h as f64 }
     };
     let spend_at = |c: usize, g: usize, t: usize| -> f64 {
-        if t < t_n {
-            data.spend[[g, t, c]]
-        } else {
-            recent.clone().map(|r| data.spend[[g, r, c]]).sum::<f64>() / h as f64
-        }
+        if t < t_n { data.spend[[g, t, c]] } else { recent.clone().map(|r| data.spend[[g, r, c]]).sum::<f64>() / h as f64 }
     };
     let (n_w, n_g) = (t_end - t0, geos.len());
     let per_cell = match test.change {
@@ -308,10 +296,8 @@ pub fn build_term(fit: &FittedModel, test: &HypotheticalTest) -> Result<(LiftTer
         SpendChange::Multiplier(_) => 0.0,
     };
     // shares of a channel set: spend in the window (recent level beyond the data)
-    let tot: Vec<f64> = chans
-        .iter()
-        .map(|&c| geos.iter().map(|&g| (t0..t_end).map(|t| spend_at(c, g, t)).sum::<f64>()).sum())
-        .collect();
+    let tot: Vec<f64> =
+        chans.iter().map(|&c| geos.iter().map(|&g| (t0..t_end).map(|t| spend_at(c, g, t)).sum::<f64>()).sum()).collect();
     let all: f64 = tot.iter().sum();
     let end_of_sum = |c: usize| -> usize {
         let lag = m.channels[c].kernel.max_lag;
@@ -330,17 +316,9 @@ pub fn build_term(fit: &FittedModel, test: &HypotheticalTest) -> Result<(LiftTer
             SpendChange::Multiplier(f) => {
                 for &g in &geos {
                     money += (f - 1.0) * (t0..t_end).map(|t| spend_at(c, g, t)).sum::<f64>();
-                    parts.push(lift_part(
-                        m,
-                        c,
-                        g,
-                        t0,
-                        seg_end,
-                        |t| x_at(c, g, t),
-                        |t, x| {
-                            if (t0..t_end).contains(&t) { f * x } else { x }
-                        },
-                    ));
+                    parts.push(lift_part(m, c, g, t0, seg_end, |t| x_at(c, g, t), |t, x| {
+                        if (t0..t_end).contains(&t) { f * x } else { x }
+                    }));
                 }
             }
             SpendChange::Total(_) | SpendChange::PerPeriod(_) => {
@@ -348,8 +326,8 @@ pub fn build_term(fit: &FittedModel, test: &HypotheticalTest) -> Result<(LiftTer
                     continue;
                 }
                 let share = if all > 0.0 { tot[k] / all } else { 1.0 / chans.len() as f64 };
-                let overall = overall_media_per_money(data, c)
-                    .ok_or_else(|| PricingError::NoSpend { channel: ch.name.clone() })?;
+                let overall =
+                    overall_media_per_money(data, c).ok_or_else(|| PricingError::NoSpend { channel: ch.name.clone() })?;
                 for &g in &geos {
                     let scale = m.geo_size[g] * ch.media_scale;
                     // the recent window's media per money of the cell, beyond the data
@@ -357,26 +335,18 @@ pub fn build_term(fit: &FittedModel, test: &HypotheticalTest) -> Result<(LiftTer
                     let rm: f64 = recent.clone().map(|r| data.media[[g, r, c]]).sum();
                     let recent_ratio = if rs > 0.0 { rm / rs } else { overall };
                     money += share * per_cell * n_w as f64;
-                    parts.push(lift_part(
-                        m,
-                        c,
-                        g,
-                        t0,
-                        seg_end,
-                        |t| x_at(c, g, t),
-                        |t, x| {
-                            if !(t0..t_end).contains(&t) {
-                                return x;
-                            }
-                            let ratio = if t >= t_n {
-                                recent_ratio
-                            } else {
-                                let s = data.spend[[g, t, c]];
-                                if s > 0.0 { data.media[[g, t, c]] / s } else { overall }
-                            };
-                            x + share * per_cell * ratio / scale
-                        },
-                    ));
+                    parts.push(lift_part(m, c, g, t0, seg_end, |t| x_at(c, g, t), |t, x| {
+                        if !(t0..t_end).contains(&t) {
+                            return x;
+                        }
+                        let ratio = if t >= t_n {
+                            recent_ratio
+                        } else {
+                            let s = data.spend[[g, t, c]];
+                            if s > 0.0 { data.media[[g, t, c]] / s } else { overall }
+                        };
+                        x + share * per_cell * ratio / scale
+                    }));
                 }
             }
         }

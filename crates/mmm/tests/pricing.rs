@@ -56,7 +56,10 @@ fn record(channels: &[&str], geos: &[&str], start: usize, end: usize, change: f6
 fn a_past_test_is_priced_exactly_as_its_calibration_term() {
     // one record well inside the data, one whose carry-over tail runs into the data's end
     // (the calibration rule stops the tail there; from_record prices with the same rule)
-    let recs = vec![record(&["ch0", "ch1"], &["geo2", "geo0"], 20, 27, -3000.0), record(&["ch1"], &[], 55, 58, 1500.0)];
+    let recs = vec![
+        record(&["ch0", "ch1"], &["geo2", "geo0"], 20, 27, -3000.0),
+        record(&["ch1"], &[], 55, 58, 1500.0),
+    ];
     let fit = geo_world(recs.clone());
     for (i, rec) in recs.iter().enumerate() {
         let test = HypotheticalTest::from_record(rec, &fit.data).unwrap();
@@ -105,8 +108,11 @@ fn demo_truth() -> DemoTruth {
     let geos = truth["geos"].as_array().unwrap();
     let by_name = |g: &str| geos.iter().find(|x| x["geo"] == g).unwrap();
     let pop: Vec<f64> = data.geos.iter().map(|g| f(&by_name(g)["population"])).collect();
-    let beta: Vec<Vec<f64>> =
-        data.geos.iter().map(|g| by_name(g)["beta"].as_array().unwrap().iter().map(f).collect()).collect();
+    let beta: Vec<Vec<f64>> = data
+        .geos
+        .iter()
+        .map(|g| by_name(g)["beta"].as_array().unwrap().iter().map(f).collect())
+        .collect();
     let p_bar = pop.iter().sum::<f64>() / pop.len() as f64;
     let mut p = model.unpack(&model.initial_point());
     for c in 0..3 {
@@ -160,9 +166,9 @@ fn pricing_with_the_true_parameters_matches_a_brute_force_simulation_of_the_demo
     let gs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
     // the carry-over of a change in period s lasts 8 periods: extending by 8 + a margin covers it
     let cases: Vec<(usize, usize, usize, SpendChange)> = vec![
-        (0, 40, 46, SpendChange::Multiplier(0.0)),           // TV go-dark, past
-        (1, 30, 38, SpendChange::Total(250_000.0)),          // search heavy-up, past
-        (2, 100, 104, SpendChange::Multiplier(1.5)),         // social heavy-up whose tail passes the data end
+        (0, 40, 46, SpendChange::Multiplier(0.0)),     // TV go-dark, past
+        (1, 30, 38, SpendChange::Total(250_000.0)),    // search heavy-up, past
+        (2, 100, 104, SpendChange::Multiplier(1.5)),   // social heavy-up whose tail passes the data end
         (1, t_n + 3, t_n + 9, SpendChange::Multiplier(0.0)), // future go-dark at the recent level
         (0, t_n + 1, t_n + 5, SpendChange::PerPeriod(40_000.0)),
     ];
@@ -202,8 +208,8 @@ fn go_dark_on_a_channel_that_does_not_spend_prices_at_zero() {
     let dark = (0..t_n - 3)
         .find(|&s| (s..s + 3).all(|u| (0..data.n_geos()).all(|g| data.spend[[g, u, 0]] == 0.0)))
         .expect("the demo's TV flights leave dark weeks");
-    let lift =
-        price_test(&t.fit, &HypotheticalTest::new(&["tv"], &[], dark, dark + 3, SpendChange::Multiplier(0.0))).unwrap();
+    let lift = price_test(&t.fit, &HypotheticalTest::new(&["tv"], &[], dark, dark + 3, SpendChange::Multiplier(0.0)))
+        .unwrap();
     assert!(lift.per_draw.iter().all(|&v| v == 0.0) && lift.spend_change == 0.0, "{lift:?}");
     // and a zero change is zero lift, whatever the window
     let zero = price_test(&t.fit, &HypotheticalTest::new(&["search"], &[], 10, 20, SpendChange::Total(0.0))).unwrap();
@@ -247,14 +253,14 @@ fn a_future_window_is_priced_at_the_recent_spend_level() {
     let g = 3;
     let name = t.fit.data.geos[g].clone();
     let price = |h: usize| {
-        let mut test =
-            HypotheticalTest::new(&["search"], &[name.as_str()], t_n + 10, t_n + 14, SpendChange::Multiplier(0.0));
+        let mut test = HypotheticalTest::new(&["search"], &[name.as_str()], t_n + 10, t_n + 14, SpendChange::Multiplier(0.0));
         test.recent_periods = h;
         price_test(&t.fit, &test).unwrap()
     };
     for h in [1usize, 8, 26] {
         let priced = price(h);
-        let brute = brute_force(&t, 1, &[g], 30, h, |_, s, v| if (t_n + 10..t_n + 14).contains(&s) { 0.0 } else { v });
+        let brute =
+            brute_force(&t, 1, &[g], 30, h, |_, s, v| if (t_n + 10..t_n + 14).contains(&s) { 0.0 } else { v });
         assert!((priced.per_draw[0] - brute).abs() <= 1e-9 * brute.abs(), "H={h}: {} vs {brute}", priced.per_draw[0]);
         let recent: f64 = (t_n - h..t_n).map(|s| t.fit.data.spend[[g, s, 1]]).sum::<f64>() / h as f64;
         assert!((priced.spend_change + 4.0 * recent).abs() <= 1e-9 * recent, "{} vs {}", priced.spend_change, recent);
@@ -303,13 +309,7 @@ fn what_cannot_be_priced_is_refused_with_the_option_named() {
     assert!(matches!(err(&|t| t.end = t.start), PricingError::EmptyWindow { start: 10, end: 10 }));
     assert!(matches!(err(&|t| t.end = 9), PricingError::EmptyWindow { .. }));
     let far = n + MAX_PERIODS_AHEAD + 1;
-    assert!(matches!(
-        err(&|t| {
-            t.start = far - 2;
-            t.end = far
-        }),
-        PricingError::WindowTooFar { .. }
-    ));
+    assert!(matches!(err(&|t| { t.start = far - 2; t.end = far }), PricingError::WindowTooFar { .. }));
     assert!(matches!(err(&|t| t.recent_periods = 0), PricingError::RecentPeriods { got: 0, .. }));
     assert!(matches!(err(&|t| t.recent_periods = n + 1), PricingError::RecentPeriods { .. }));
     let e = err(&|t| t.change = SpendChange::Multiplier(-0.5));
