@@ -50,7 +50,7 @@ fn timing_run(name: &str, spec: &ModelSpec, data: &Dataset) {
     let res = mmloop_mmm::fit::fit_with(spec, data, mmloop_mmm::fit::FitOptions { quiet: true, ..Default::default() })
         .expect("fits");
     let wall = t.elapsed().as_secs_f64();
-    let d = &res.diagnostics;
+    let d = &res.diagnostics.to_json();
     let num = |k: &str| d[k].as_f64().unwrap_or(f64::NAN);
     eprintln!(
         "{name} (dim {}): wall {wall:.2} s, max R-hat {:.4} ({}), min bulk ESS {:.0} ({}), min tail ESS {:.0}, \

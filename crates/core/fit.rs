@@ -294,13 +294,17 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
     eprint!("{}", mmloop_mmm::output::diagnostics_report(&result.diagnostics));
     eprintln!("wrote {}", dir.display());
     if let Some(c) = &mut cal {
+        // the ledger records what the fit directory holds, read back through its one reader
+        let summary = mmloop_mmm::fitdir::FitDir::open(&dir)
+            .and_then(|d| d.summary())
+            .with_context(|| format!("the fit was written to {} but cannot be read back", dir.display()))?;
         let roi: serde_json::Map<String, serde_json::Value> =
-            analysis.channels.iter().map(|ch| (ch.name.clone(), serde_json::json!(ch.roi))).collect();
+            summary.channels.iter().map(|ch| (ch.name.clone(), serde_json::json!(ch.roi))).collect();
         let fit = NewFit {
-            config_hash: inputs.config.sha256.clone(),
-            data_hash: inputs.data.sha256.clone(),
-            method: result.method.to_string(),
-            diagnostics: result.diagnostics.clone(),
+            config_hash: summary.inputs.config.sha256.clone(),
+            data_hash: summary.inputs.data.sha256.clone(),
+            method: summary.diagnostics.method().to_string(),
+            diagnostics: summary.diagnostics.to_json(),
             roi_summary: serde_json::Value::Object(roi),
             fit_dir: Some(std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string()),
         };

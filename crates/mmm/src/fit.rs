@@ -166,7 +166,7 @@ pub struct FitResult {
     pub model: MmmModel,
     pub draws: Draws,
     pub method: FitMethod,
-    pub diagnostics: serde_json::Value,
+    pub diagnostics: crate::fitdir::Diagnostics,
     /// NUTS sampler statistics per chain and kept draw (empty for Laplace or a reloaded fit).
     pub sample_stats: Vec<Vec<mmloop_inference::DrawStats>>,
 }
@@ -259,24 +259,24 @@ pub fn analyse_checked(result: &FitResult, data: &Dataset) -> Result<Analysis, F
 }
 
 /// A short description of the fit for `summary.json`.
-pub fn model_info(spec: &ModelSpec, data: &Dataset, result: &FitResult) -> serde_json::Value {
-    serde_json::json!({
-        "data": data.source.display().to_string(),
-        "method": format!("{:?}", result.method).to_lowercase(),
-        "seed": spec.fit.seed,
-        "geos": data.n_geos(),
-        "periods": data.n_times(),
-        "holdout": spec.holdout,
-        "channels": data.channels,
-        "parameters": result.model.names(),
-        "draws": result.draws.values.len(),
-    })
+pub fn model_info(spec: &ModelSpec, data: &Dataset, result: &FitResult) -> crate::fitdir::ModelInfo {
+    crate::fitdir::ModelInfo {
+        data: data.source.display().to_string(),
+        method: format!("{:?}", result.method).to_lowercase(),
+        seed: spec.fit.seed,
+        geos: data.n_geos(),
+        periods: data.n_times(),
+        holdout: spec.holdout,
+        channels: data.channels.clone(),
+        parameters: result.model.names(),
+        draws: result.draws.values.len(),
+    }
 }
 
 /// Laplace approximation through `mmloop-inference`: MAP by L-BFGS from `laplace_starts` starts
 /// (the first at the priors' central values, the others jittered around it), Gaussian draws at the
 /// mode (chains × draws of them, so a Laplace fit has as many draws as the NUTS fit it stands in for).
-fn laplace(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, serde_json::Value), FitError> {
+fn laplace(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, crate::fitdir::Diagnostics), FitError> {
     let f = &spec.fit;
     let settings = mmloop_inference::LaplaceSettings {
         starts: f.laplace_starts.max(1),
@@ -345,7 +345,7 @@ fn nuts(
     model: &MmmModel,
     spec: &ModelSpec,
     options: FitOptions,
-) -> Result<(Draws, serde_json::Value, Vec<Vec<mmloop_inference::DrawStats>>), FitError> {
+) -> Result<(Draws, crate::fitdir::Diagnostics, Vec<Vec<mmloop_inference::DrawStats>>), FitError> {
     let mut settings = nuts_settings(model, spec);
     settings.quiet = options.quiet;
     let post = mmloop_inference::sample_nuts(model, &settings).map_err(|e| FitError::Inference(e.to_string()))?;
@@ -355,7 +355,8 @@ fn nuts(
 
 /// Flattens a posterior into draws; diagnostics: NUTS convergence (R-hat, ESS, divergences) on the
 /// constrained parameters, or the Laplace optimisation's report.
-pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (Draws, serde_json::Value) {
+pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (Draws, crate::fitdir::Diagnostics) {
+    use crate::fitdir::{Diagnostics, LaplaceReport, NutsDiagnostics};
     let mut draws = Draws { values: Vec::new(), chain: Vec::new(), draw: Vec::new() };
     for (c, chain) in post.draws.iter().enumerate() {
         for (d, q) in chain.iter().enumerate() {
@@ -367,19 +368,17 @@ pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (
     if let Some(info) = &post.laplace {
         // independent Gaussian draws: R-hat and ESS say nothing; report the optimisation instead
         let ok = info.starts.iter().filter(|s| s.logp.is_some()).count();
-        let v = serde_json::json!({
-            "method": "laplace",
-            "draws": draws.values.len(),
-            "logp_at_mode": info.logp_at_mode,
-            "starts_converged": format!("{ok}/{}", info.starts.len()),
-            "start_logps": info.starts.iter().map(|s| s.logp).collect::<Vec<_>>(),
-            "warnings": info.warnings,
-        });
-        return (draws, v);
+        let report = LaplaceReport {
+            draws: draws.values.len(),
+            logp_at_mode: info.logp_at_mode,
+            starts_converged: format!("{ok}/{}", info.starts.len()),
+            start_logps: info.starts.iter().map(|s| s.logp).collect(),
+            warnings: info.warnings.clone(),
+        };
+        return (draws, Diagnostics::Laplace(report));
     }
     let constrained = post.map_draws(model.names(), |q| model.constrain(q));
-    let diag = mmloop_inference::summary(&constrained).diagnostics;
-    let mut v = serde_json::to_value(&diag).unwrap_or(serde_json::Value::Null);
+    let d = mmloop_inference::summary(&constrained).diagnostics;
     // Per-chain sampler figures next to the convergence checks: the adapted step size, the mean
     // tree depth and leapfrog steps per draw (the cost of a draw), warm-up divergences and timings.
     let per_chain = |f: &dyn Fn(usize) -> f64| (0..post.n_chains()).map(f).collect::<Vec<f64>>();
@@ -387,19 +386,28 @@ pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (
         let s = &post.sample_stats[c];
         if s.is_empty() { f64::NAN } else { s.iter().map(g).sum::<f64>() / s.len() as f64 }
     };
-    if let serde_json::Value::Object(map) = &mut v {
-        map.insert("step_size".into(), serde_json::json!(per_chain(&|c| post.warmup[c].step_size)));
-        map.insert("mean_tree_depth".into(), serde_json::json!(per_chain(&|c| mean_of(c, |s| s.tree_depth as f64))));
-        map.insert("mean_n_steps".into(), serde_json::json!(per_chain(&|c| mean_of(c, |s| s.n_steps as f64))));
-        map.insert("mean_accept_stat".into(), serde_json::json!(per_chain(&|c| mean_of(c, |s| s.accept_stat))));
-        map.insert(
-            "warmup_divergences".into(),
-            serde_json::json!(post.warmup.iter().map(|w| w.divergences).collect::<Vec<_>>()),
-        );
-        map.insert("warmup_seconds".into(), serde_json::json!(per_chain(&|c| post.warmup[c].warmup_seconds)));
-        map.insert("sampling_seconds".into(), serde_json::json!(per_chain(&|c| post.warmup[c].sampling_seconds)));
-    }
-    (draws, v)
+    let nuts = NutsDiagnostics {
+        chains: d.chains,
+        draws_per_chain: d.draws_per_chain,
+        max_rhat: d.max_rhat,
+        max_rhat_param: d.max_rhat_param,
+        min_ess_bulk: d.min_ess_bulk,
+        min_ess_bulk_param: d.min_ess_bulk_param,
+        min_ess_tail: d.min_ess_tail,
+        min_ess_tail_param: d.min_ess_tail_param,
+        divergences: d.divergences,
+        max_tree_depth_hits: d.max_tree_depth_hits,
+        e_bfmi: d.e_bfmi,
+        warnings: d.warnings,
+        step_size: per_chain(&|c| post.warmup[c].step_size),
+        mean_tree_depth: per_chain(&|c| mean_of(c, |s| s.tree_depth as f64)),
+        mean_n_steps: per_chain(&|c| mean_of(c, |s| s.n_steps as f64)),
+        mean_accept_stat: per_chain(&|c| mean_of(c, |s| s.accept_stat)),
+        warmup_divergences: post.warmup.iter().map(|w| w.divergences).collect(),
+        warmup_seconds: per_chain(&|c| post.warmup[c].warmup_seconds),
+        sampling_seconds: per_chain(&|c| post.warmup[c].sampling_seconds),
+    };
+    (draws, Diagnostics::Nuts(Box::new(nuts)))
 }
 
 /// Errors reloading a saved fit.
@@ -416,6 +424,9 @@ pub enum LoadError {
     Model(#[from] ModelError),
     #[error("{path}: {message}")]
     Mismatch { path: std::path::PathBuf, message: String },
+    /// `summary.json` (which records the fit's method and diagnostics) is missing or unreadable.
+    #[error(transparent)]
+    FitDir(#[from] crate::fitdir::FitDirError),
 }
 
 /// Reloads a fit written by `mmloop fit` (its `config.toml`, the data it names and
@@ -446,14 +457,7 @@ pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset,
         chain: chain.iter().map(|&c| c as usize).collect(),
         draw: draw.iter().map(|&d| d as usize).collect(),
     };
-    let summary: serde_json::Value = std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let method = match summary["diagnostics"]["method"].as_str() {
-        Some("nuts") => FitMethod::Nuts,
-        _ => FitMethod::Laplace,
-    };
-    let diagnostics = summary["diagnostics"].clone();
+    let diagnostics = crate::fitdir::FitDir::open(dir)?.diagnostics()?;
+    let method = diagnostics.method();
     Ok((spec, data, FitResult { model, draws, method, diagnostics, sample_stats: Vec::new() }))
 }

@@ -35,7 +35,7 @@ fn from_fit_and_write_then_load_give_identical_plans_and_prices() {
         &info,
         &to_toml(&spec),
         &mmloop_mmm::output::FitInputs {
-            config: mmloop_data::FileHash::of(&root.join("data/demo_national.toml")).unwrap(),
+            config: mmloop_data::FileHash::of(root.join("data/demo_national.toml")).unwrap(),
             data: mmloop_data::FileHash::of(&spec.data.path).unwrap(),
             others: Vec::new(),
         },
@@ -81,7 +81,13 @@ fn from_fit_refuses_draws_of_another_model() {
         model,
         draws,
         method: FitMethod::Laplace,
-        diagnostics: serde_json::Value::Null,
+        diagnostics: mmloop_mmm::fitdir::Diagnostics::Laplace(mmloop_mmm::fitdir::LaplaceReport {
+            draws: 2,
+            logp_at_mode: f64::NAN,
+            starts_converged: "0/0".into(),
+            start_logps: Vec::new(),
+            warnings: Vec::new(),
+        }),
         sample_stats: Vec::new(),
     };
     let e = FittedModel::from_fit(&spec, &data, &result).unwrap_err();

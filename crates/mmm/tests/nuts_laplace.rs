@@ -29,7 +29,7 @@ fn nuts_and_laplace_agree_on_a_well_identified_mmm() {
     spec.fit.tune = 500;
     spec.fit.draws = 500;
     let nuts = mmloop_mmm::fit::fit(&spec, &sim.data).expect("nuts fit");
-    assert_eq!(nuts.diagnostics["divergences"], 0, "{}", nuts.diagnostics);
+    assert_eq!(nuts.diagnostics.nuts().map(|d| d.divergences), Some(0), "{}", nuts.diagnostics);
     let names = nuts.model.names();
     let mut worst: f64 = 0.0;
     for j in 0..names.len() {

@@ -21,14 +21,18 @@
 
 use crate::model::MmmModel;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mean, standard deviation and 5 % / 95 % quantiles of a set of draws.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stat {
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub mean: f64,
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub sd: f64,
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub q05: f64,
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub q95: f64,
 }
 
@@ -55,10 +59,11 @@ pub fn quantile_sorted(s: &[f64], p: f64) -> f64 {
     s[lo] + (h - lo as f64) * (s[hi] - s[lo])
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelSummary {
     pub name: String,
     /// Spend over the fitted period.
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub spend: f64,
     pub roi: Stat,
     pub mroi: Stat,
@@ -68,15 +73,18 @@ pub struct ChannelSummary {
     pub contribution_share: Stat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub r2: f64,
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub mape: f64,
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub nrmse: f64,
     pub n: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitMetrics {
     pub in_sample: Metrics,
     pub holdout: Option<Metrics>,
@@ -116,10 +124,12 @@ pub struct ResponseCurve {
     pub points: Vec<CurvePoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiftCheck {
     pub index: usize,
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub observed: f64,
+    #[serde(deserialize_with = "crate::fitdir::null_as_nan")]
     pub standard_error: f64,
     pub implied: Stat,
 }

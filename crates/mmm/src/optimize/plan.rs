@@ -12,6 +12,7 @@ use super::objective::Risk;
 use super::solver::{Allocation, Bounds, Goal, OptimizeError, SolverSettings, min_budget_for_target, optimize};
 use crate::analysis::Stat;
 use crate::dataset::Dataset;
+use crate::fitdir::{self, FitDir, FitDirError};
 use crate::model::{MmmModel, ParamValues};
 use crate::spec::ModelSpec;
 use crate::transforms::saturation::SaturationKind;
@@ -43,6 +44,16 @@ pub enum PlanError {
     NonFinite(String),
     #[error(transparent)]
     Optimize(#[from] OptimizeError),
+}
+
+impl From<FitDirError> for PlanError {
+    fn from(e: FitDirError) -> Self {
+        match e {
+            FitDirError::NotAFit { dir, missing } => PlanError::NotAFit { dir, missing },
+            FitDirError::Provenance { path, message } => PlanError::Provenance { path, message },
+            FitDirError::Summary { path, message } => PlanError::Draws { path, message },
+        }
+    }
 }
 
 /// A file a saved fit depends on no longer holds what it held when the fit was made.
@@ -92,19 +103,14 @@ impl FittedModel {
     /// no (chain, draw) pair repeated, finite values, and the recorded number of rows. A fit written
     /// before provenance records existed loads with a warning (returned) instead of the hash checks.
     pub fn load_checked(dir: impl AsRef<Path>) -> Result<(Self, Vec<String>), PlanError> {
-        let dir = dir.as_ref().to_path_buf();
-        let cfg = dir.join("config.toml");
-        let post = dir.join("posterior_unconstrained.parquet");
-        if !cfg.exists() {
-            return Err(PlanError::NotAFit { dir, missing: "config.toml" });
-        }
-        if !post.exists() {
-            return Err(PlanError::NotAFit { dir, missing: "posterior_unconstrained.parquet" });
-        }
+        let fit_dir = FitDir::open(dir)?;
+        let dir = fit_dir.path().to_path_buf();
+        let cfg = fit_dir.file(fitdir::CONFIG);
+        let post = fit_dir.file(fitdir::POSTERIOR_UNCONSTRAINED);
         let mut warnings = Vec::new();
         let text = std::fs::read_to_string(&cfg)
             .map_err(|e| PlanError::Config { dir: dir.clone(), message: e.to_string() })?;
-        let prov = read_provenance(&dir)?;
+        let prov = fit_dir.provenance()?;
         let changed = |path: &Path, what: &'static str, recorded: &str, actual: String, remedy: &'static str| {
             PlanError::InputChanged(Box::new(InputChanged {
                 dir: dir.clone(),
@@ -132,7 +138,7 @@ impl FittedModel {
                 "{}: the fit has no {} (it was written by an older mmloop), so mmloop cannot check that its data \
                  file and draws are unchanged since the fit; refit to record their hashes",
                 dir.display(),
-                crate::output::PROVENANCE
+                fitdir::PROVENANCE
             )),
         }
         let cerr = |e: crate::config::ConfigError| PlanError::Config { dir: dir.clone(), message: e.to_string() };
@@ -180,7 +186,7 @@ impl FittedModel {
                         "It is not the file this fit wrote (was another file copied over it?): restore it, or refit",
                     ));
                 }
-                None => return Err(derr(format!("{} records no hash for {file}; refit", crate::output::PROVENANCE))),
+                None => return Err(derr(format!("{} records no hash for {file}; refit", fitdir::PROVENANCE))),
             }
         }
         let table = Table::read(&post).map_err(|e| derr(e.to_string()))?;
@@ -222,11 +228,8 @@ impl FittedModel {
         }
         let expected_rows = match &prov {
             Some(p) => Some(p.n_draws),
-            None => std::fs::read(dir.join("summary.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["n_draws"].as_u64())
-                .map(|n| n as usize),
+            // a fit without provenance: check against its summary when that reads
+            None => fit_dir.summary().ok().map(|s| s.n_draws),
         };
         if let Some(n) = expected_rows
             && n != table.n_rows()
@@ -237,7 +240,7 @@ impl FittedModel {
             .iter()
             .map(|n| table.f64_column(n).map_err(|e| derr(format!("{e} (the posterior draws must be finite; refit)"))))
             .collect::<Result<_, _>>()?;
-        check_constrained_twin(&dir.join("posterior.parquet"), &post, &model, &expected, &cols)?;
+        check_constrained_twin(&fit_dir.file(fitdir::POSTERIOR), &post, &model, &expected, &cols)?;
         let draws = (0..table.n_rows())
             .map(|d| {
                 let q: Vec<f64> = cols.iter().map(|c| c[d]).collect();
@@ -300,17 +303,6 @@ fn check_constrained_twin(
         }
     }
     Ok(())
-}
-
-/// `DIR/provenance.json`, or `None` when the fit predates it.
-fn read_provenance(dir: &Path) -> Result<Option<crate::output::FitProvenance>, PlanError> {
-    let path = dir.join(crate::output::PROVENANCE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(PlanError::Provenance { path, message: e.to_string() }),
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| PlanError::Provenance { path, message: e.to_string() })
 }
 
 /// Where two name lists first differ, for a message: `position 3: "beta_tv" instead of "beta_search"`.

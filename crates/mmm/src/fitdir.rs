@@ -1,5 +1,9 @@
-//! Writing a fit's results: `summary.json`, CSV tables, the posterior draws as Parquet and the
-//! resolved config, all staged in an [`OutputDir`] so a failure leaves nothing behind.
+//! The fit directory: the one owner of its format, write ([`write_outputs`]) and read ([`FitDir`]).
+//!
+//! A fit's results are `summary.json`, CSV tables, the posterior draws as Parquet and the resolved
+//! config, all staged in an [`OutputDir`] so a failure leaves nothing behind. `summary.json` is the
+//! serialisation of [`FitSummary`] (its diagnostics typed as [`Diagnostics`]), `provenance.json`
+//! that of [`FitProvenance`]; [`FitDir::open`] reads both back typed.
 //!
 //! | file | content |
 //! |---|---|
@@ -19,7 +23,7 @@
 //! `az.from_dict(posterior={p: df.pivot(index="chain", columns="draw", values=p).to_numpy() for p in params})`,
 //! and the same for `sample_stats` (`diverging` = `divergent`).
 
-use crate::analysis::{Analysis, Stat};
+use crate::analysis::{Analysis, ChannelSummary, FitMetrics, LiftCheck, Stat};
 use crate::model::MmmModel;
 use mmloop_data::{DataError, FileHash, OutputDir, hash_bytes, hash_file};
 use polars::prelude::*;
@@ -30,6 +34,262 @@ use std::path::{Path, PathBuf};
 
 /// The name of the provenance record in a fit directory.
 pub const PROVENANCE: &str = "provenance.json";
+/// The name of the summary record in a fit directory.
+pub const SUMMARY: &str = "summary.json";
+/// The resolved model config saved with a fit.
+pub const CONFIG: &str = "config.toml";
+/// The unconstrained draws a reload rebuilds the posterior from.
+pub const POSTERIOR_UNCONSTRAINED: &str = "posterior_unconstrained.parquet";
+/// The constrained draws (what ArviZ reads).
+pub const POSTERIOR: &str = "posterior.parquet";
+
+/// `null` as NaN: `summary.json` writes a non-finite figure as `null` (JSON has no NaN), so a
+/// reader maps it back to the NaN it was.
+pub(crate) fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`null_as_nan`] for each element of a list.
+fn nulls_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// The convergence and sampler figures of a fit (`summary.json` → `diagnostics`), tagged by
+/// `method`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum Diagnostics {
+    Nuts(Box<NutsDiagnostics>),
+    Laplace(LaplaceReport),
+}
+
+/// NUTS: the run-level convergence checks of `mmloop_inference::summary` (Vehtari et al. 2021
+/// R-hat and ESS over the constrained parameters; the extreme value and the parameter it belongs
+/// to) and the per-chain sampler figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NutsDiagnostics {
+    pub chains: usize,
+    pub draws_per_chain: usize,
+    /// Largest R-hat (NaN when every R-hat is undefined).
+    #[serde(deserialize_with = "null_as_nan")]
+    pub max_rhat: f64,
+    pub max_rhat_param: Option<String>,
+    #[serde(deserialize_with = "null_as_nan")]
+    pub min_ess_bulk: f64,
+    pub min_ess_bulk_param: Option<String>,
+    #[serde(deserialize_with = "null_as_nan")]
+    pub min_ess_tail: f64,
+    pub min_ess_tail_param: Option<String>,
+    /// Divergent transitions after warm-up.
+    pub divergences: usize,
+    /// Transitions that stopped at the maximum tree depth.
+    pub max_tree_depth_hits: usize,
+    /// E-BFMI per chain.
+    #[serde(deserialize_with = "nulls_as_nan")]
+    pub e_bfmi: Vec<f64>,
+    /// Plain-language problems, each saying what to try.
+    pub warnings: Vec<String>,
+    /// Adapted step size per chain.
+    #[serde(default, deserialize_with = "nulls_as_nan")]
+    pub step_size: Vec<f64>,
+    /// Mean tree depth per kept draw, per chain.
+    #[serde(default, deserialize_with = "nulls_as_nan")]
+    pub mean_tree_depth: Vec<f64>,
+    /// Mean leapfrog steps per kept draw (the cost of a draw), per chain.
+    #[serde(default, deserialize_with = "nulls_as_nan")]
+    pub mean_n_steps: Vec<f64>,
+    /// Mean acceptance statistic per chain.
+    #[serde(default, deserialize_with = "nulls_as_nan")]
+    pub mean_accept_stat: Vec<f64>,
+    /// Divergences during warm-up, per chain.
+    #[serde(default)]
+    pub warmup_divergences: Vec<usize>,
+    /// Wall-clock seconds of warm-up and of sampling, per chain.
+    #[serde(default, deserialize_with = "nulls_as_nan")]
+    pub warmup_seconds: Vec<f64>,
+    #[serde(default, deserialize_with = "nulls_as_nan")]
+    pub sampling_seconds: Vec<f64>,
+}
+
+/// Laplace: the optimisation report (independent Gaussian draws, so R-hat and ESS say nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaplaceReport {
+    /// Gaussian draws taken at the mode.
+    pub draws: usize,
+    #[serde(deserialize_with = "null_as_nan")]
+    pub logp_at_mode: f64,
+    /// `"converged/starts"`, e.g. `"2/2"`.
+    pub starts_converged: String,
+    /// Log density where each start ended (`None`: the start failed).
+    pub start_logps: Vec<Option<f64>>,
+    pub warnings: Vec<String>,
+}
+
+impl Diagnostics {
+    /// The inference method these figures describe.
+    pub fn method(&self) -> crate::spec::FitMethod {
+        match self {
+            Diagnostics::Nuts(_) => crate::spec::FitMethod::Nuts,
+            Diagnostics::Laplace(_) => crate::spec::FitMethod::Laplace,
+        }
+    }
+
+    /// Every warning, in plain language.
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Diagnostics::Nuts(n) => &n.warnings,
+            Diagnostics::Laplace(l) => &l.warnings,
+        }
+    }
+
+    /// The NUTS figures, if this was a NUTS fit.
+    pub fn nuts(&self) -> Option<&NutsDiagnostics> {
+        match self {
+            Diagnostics::Nuts(n) => Some(n),
+            Diagnostics::Laplace(_) => None,
+        }
+    }
+
+    /// As the JSON value `summary.json` holds (non-finite figures as `null`).
+    pub fn to_json(&self) -> serde_json::Value {
+        // a derived Serialize of plain numbers, strings and lists cannot fail
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl std::fmt::Display for Diagnostics {
+    /// Compact JSON, as in `summary.json`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.to_json())
+    }
+}
+
+/// `summary.json` → `model`: what was fitted, to what data, how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The data file as the config named it.
+    pub data: String,
+    /// `"nuts"` or `"laplace"`.
+    pub method: String,
+    pub seed: u64,
+    pub geos: usize,
+    pub periods: usize,
+    pub holdout: usize,
+    pub channels: Vec<String>,
+    pub parameters: Vec<String>,
+    pub draws: usize,
+}
+
+/// `summary.json` → `inputs`: the hashed input files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryInputs {
+    pub data: FileHash,
+    pub config: FileHash,
+}
+
+/// `summary.json`: the fit's headline figures. Written by [`write_outputs`], read by
+/// [`FitDir::summary`]; keys are written in sorted order (the order `serde_json` maps keep).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    pub inputs: SummaryInputs,
+    pub model: ModelInfo,
+    /// `"revenue per unit of spend"` or `"KPI per unit of spend"`.
+    pub roi_units: String,
+    pub channels: Vec<ChannelSummary>,
+    pub fit: FitMetrics,
+    pub diagnostics: Diagnostics,
+    pub lift_tests: Vec<LiftCheck>,
+    pub n_draws: usize,
+}
+
+impl FitSummary {
+    /// The summary of a fit as [`write_outputs`] writes it.
+    pub fn new(analysis: &Analysis, diagnostics: &Diagnostics, model_info: &ModelInfo, inputs: &FitInputs) -> Self {
+        FitSummary {
+            inputs: SummaryInputs { data: inputs.data.clone(), config: inputs.config.clone() },
+            model: model_info.clone(),
+            roi_units: if analysis.roi_in_revenue { "revenue per unit of spend" } else { "KPI per unit of spend" }
+                .to_string(),
+            channels: analysis.channels.clone(),
+            fit: analysis.fit.clone(),
+            diagnostics: diagnostics.clone(),
+            lift_tests: analysis.lift_tests.clone(),
+            n_draws: analysis.n_draws,
+        }
+    }
+
+    /// The `summary.json` text: pretty JSON with sorted keys, non-finite figures as `null`.
+    pub fn to_json_text(&self) -> Result<String, serde_json::Error> {
+        // through a `Value`, whose maps sort their keys: the byte layout `summary.json` always had
+        serde_json::to_string_pretty(&serde_json::to_value(self)?)
+    }
+}
+
+/// Why a fit directory cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FitDirError {
+    #[error("{dir}: not a fit directory ({missing} is missing); run `mmloop fit --out {dir}` first")]
+    NotAFit { dir: PathBuf, missing: &'static str },
+    #[error("{path}: cannot read the fit's provenance record: {message}; refit to write a new one")]
+    Provenance { path: PathBuf, message: String },
+    #[error("{path}: cannot read the fit's summary: {message}; refit to write a new one")]
+    Summary { path: PathBuf, message: String },
+}
+
+/// A fit directory written by `mmloop fit`, opened for reading. [`FitDir::open`] checks that the
+/// files a reload needs (`config.toml`, `posterior_unconstrained.parquet`) are there; the typed
+/// records are read on demand, so a caller that needs only one of them does not fail on another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitDir {
+    dir: PathBuf,
+}
+
+impl FitDir {
+    /// `dir` as a fit directory: an error naming the first missing file a reload needs.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, FitDirError> {
+        let dir = dir.as_ref().to_path_buf();
+        for missing in [CONFIG, POSTERIOR_UNCONSTRAINED] {
+            if !dir.join(missing).exists() {
+                return Err(FitDirError::NotAFit { dir, missing });
+            }
+        }
+        Ok(FitDir { dir })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A file of the directory (one of [`SUMMARY`], [`CONFIG`], …).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// `provenance.json`, or `None` when the fit predates it (written by an older mmloop).
+    pub fn provenance(&self) -> Result<Option<FitProvenance>, FitDirError> {
+        let path = self.file(PROVENANCE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FitDirError::Provenance { path, message: e.to_string() }),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| FitDirError::Provenance { path, message: e.to_string() })
+    }
+
+    /// `summary.json`, typed.
+    pub fn summary(&self) -> Result<FitSummary, FitDirError> {
+        let path = self.file(SUMMARY);
+        let bytes =
+            std::fs::read(&path).map_err(|e| FitDirError::Summary { path: path.clone(), message: e.to_string() })?;
+        serde_json::from_slice(&bytes).map_err(|e| FitDirError::Summary { path, message: e.to_string() })
+    }
+
+    /// The fit's diagnostics (from `summary.json`).
+    pub fn diagnostics(&self) -> Result<Diagnostics, FitDirError> {
+        Ok(self.summary()?.diagnostics)
+    }
+}
 
 /// The files a fit was computed from, hashed when they were read. The output directory may not
 /// overlap them, and their hashes go into `provenance.json` so a reload can tell if they changed.
@@ -100,9 +360,9 @@ pub fn write_outputs(
     model: &MmmModel,
     analysis: &Analysis,
     draws: &Draws,
-    diagnostics: &serde_json::Value,
+    diagnostics: &Diagnostics,
     sample_stats: &[Vec<mmloop_inference::DrawStats>],
-    model_info: &serde_json::Value,
+    model_info: &ModelInfo,
     config_toml: &str,
     inputs: &FitInputs,
 ) -> Result<PathBuf, OutputError> {
@@ -117,9 +377,9 @@ pub fn write_outputs_with(
     model: &MmmModel,
     analysis: &Analysis,
     draws: &Draws,
-    diagnostics: &serde_json::Value,
+    diagnostics: &Diagnostics,
     sample_stats: &[Vec<mmloop_inference::DrawStats>],
-    model_info: &serde_json::Value,
+    model_info: &ModelInfo,
     config_toml: &str,
     inputs: &FitInputs,
     extra: &[(&str, Vec<u8>)],
@@ -127,19 +387,10 @@ pub fn write_outputs_with(
     let mut protected: Vec<&Path> = vec![&inputs.config.path, &inputs.data.path];
     protected.extend(inputs.others.iter().map(PathBuf::as_path));
     let out = OutputDir::create_for(dir, "fit", &protected)?;
-    let summary = serde_json::json!({
-        "inputs": { "data": inputs.data, "config": inputs.config },
-        "model": model_info,
-        "roi_units": if analysis.roi_in_revenue { "revenue per unit of spend" } else { "KPI per unit of spend" },
-        "channels": analysis.channels,
-        "fit": analysis.fit,
-        "diagnostics": diagnostics,
-        "lift_tests": analysis.lift_tests,
-        "n_draws": analysis.n_draws,
-    });
-    let text = serde_json::to_string_pretty(&summary)
-        .map_err(|e| OutputError::Write { path: dir.join("summary.json"), message: e.to_string() })?;
-    out.write("summary.json", text.as_bytes())?;
+    let text = FitSummary::new(analysis, diagnostics, model_info, inputs)
+        .to_json_text()
+        .map_err(|e| OutputError::Write { path: dir.join(SUMMARY), message: e.to_string() })?;
+    out.write(SUMMARY, text.as_bytes())?;
 
     let mut s = format!(
         "channel,spend,{},{},{},{},{}\n",
@@ -194,14 +445,14 @@ pub fn write_outputs_with(
     out.write("response_curves.csv", s.as_bytes())?;
 
     let mut files = BTreeMap::new();
-    for (name, constrained) in [("posterior.parquet", true), ("posterior_unconstrained.parquet", false)] {
+    for (name, constrained) in [(POSTERIOR, true), (POSTERIOR_UNCONSTRAINED, false)] {
         write_draws(&out, name, model, draws, constrained)?;
         files.insert(name.to_string(), hash_file(out.path(name))?);
     }
     if !sample_stats.is_empty() {
         write_sample_stats(&out, sample_stats)?;
     }
-    out.write("config.toml", config_toml.as_bytes())?;
+    out.write(CONFIG, config_toml.as_bytes())?;
     let provenance = FitProvenance {
         format: 1,
         data: inputs.data.clone(),
@@ -276,29 +527,19 @@ fn write_sample_stats(out: &OutputDir, stats: &[Vec<mmloop_inference::DrawStats>
 
 /// Plain-language convergence report for the terminal: one line of figures, then every warning
 /// (each says what to try). Empty for a Laplace fit (its optimisation report is in summary.json).
-pub fn diagnostics_report(diagnostics: &serde_json::Value) -> String {
-    let d = diagnostics;
-    if d["method"].as_str() != Some("nuts") {
+pub fn diagnostics_report(diagnostics: &Diagnostics) -> String {
+    let Diagnostics::Nuts(d) = diagnostics else {
         return String::new();
-    }
-    let num = |k: &str| d[k].as_f64().unwrap_or(f64::NAN);
+    };
     let mut s = format!(
         "NUTS: {} chains × {} draws; max R-hat {:.3}, min bulk ESS {:.0}, min tail ESS {:.0}, {} divergences, {} max-tree-depth hits\n",
-        d["chains"],
-        d["draws_per_chain"],
-        num("max_rhat"),
-        num("min_ess_bulk"),
-        num("min_ess_tail"),
-        d["divergences"],
-        d["max_tree_depth_hits"]
+        d.chains, d.draws_per_chain, d.max_rhat, d.min_ess_bulk, d.min_ess_tail, d.divergences, d.max_tree_depth_hits
     );
-    match d["warnings"].as_array() {
-        Some(w) if !w.is_empty() => {
-            for w in w {
-                let _ = writeln!(s, "warning: {}", w.as_str().unwrap_or_default());
-            }
-        }
-        _ => s.push_str("no convergence problems found (R-hat ≤ 1.01, ESS ≥ 400, no divergences)\n"),
+    if d.warnings.is_empty() {
+        s.push_str("no convergence problems found (R-hat ≤ 1.01, ESS ≥ 400, no divergences)\n");
+    }
+    for w in &d.warnings {
+        let _ = writeln!(s, "warning: {w}");
     }
     s
 }
