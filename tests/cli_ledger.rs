@@ -376,11 +376,7 @@ fn lift_with_ledger_records_its_calibration_records() {
     // add it again, and the run succeeds (re-running a pipeline is idempotent; see `mmloop lift --help`)
     let out2 = dir.path().join("out2");
     let o = lift(&out2, &led);
-    assert!(
-        o.status.success() && text(&o).contains("already recorded as experiment(s) 1, 2"),
-        "{}",
-        text(&o)
-    );
+    assert!(o.status.success() && text(&o).contains("already recorded as experiment(s) 1, 2"), "{}", text(&o));
     assert!(out2.join("calibration.json").exists());
     assert_eq!(Ledger::open(&led).unwrap().experiments().unwrap().len(), 2);
     // a file that is not a ledger: refused before estimating, no output, file untouched
