@@ -40,6 +40,8 @@ enum Cmd {
     Design,
     Optimize,
     Scenario,
+    /// `mmloop ledger FILE SUBCOMMAND ...`: positional words are options with an empty value.
+    Ledger,
 }
 
 impl Cmd {
@@ -68,6 +70,8 @@ impl Cmd {
             ]),
             Cmd::Optimize => v(&[("--fit", "fit"), ("--out", "out")]),
             Cmd::Scenario => v(&[("--fit", "fit"), ("--plan", "plan.csv"), ("--out", "out")]),
+            // the subcommand comes from each case (`list` in the good run)
+            Cmd::Ledger => v(&[("loop.ledger", "")]),
         }
     }
 
@@ -78,6 +82,7 @@ impl Cmd {
             Cmd::Design => "design",
             Cmd::Optimize => "optimize",
             Cmd::Scenario => "scenario",
+            Cmd::Ledger => "ledger",
         }
     }
 
@@ -88,6 +93,11 @@ impl Cmd {
             Cmd::Lift | Cmd::Design => vec![("panel.csv", Input::Text(panel_csv()))],
             Cmd::Optimize => vec![("fit", Input::FitDir), ("bounds.csv", Input::Text(GOOD_BOUNDS.into()))],
             Cmd::Scenario => vec![("fit", Input::FitDir), ("plan.csv", Input::Text(GOOD_PLAN.into()))],
+            Cmd::Ledger => vec![
+                ("loop.ledger", Input::Bytes(ledger_fixture())),
+                ("cal.json", Input::Text(GOOD_READOUT.into())),
+                ("fit", Input::FitDir),
+            ],
         }
     }
 }
@@ -263,6 +273,28 @@ fn fit_fixture() -> &'static Path {
         assert!(o.status.success(), "the fixture fit failed: {}", String::from_utf8_lossy(&o.stderr));
         dir.join("fit")
     })
+}
+
+/// One readout on `ch0` of the simulated data, as `mmloop lift` writes it.
+const GOOD_READOUT: &str = r#"{"channels": ["ch0"], "geos": [], "start": "10", "end": "13", "spend_change": 1000.0,
+ "incremental_kpi": 500.0, "standard_error": 100.0, "estimator": "sc", "source": "test"}"#;
+
+/// A ledger holding [`GOOD_READOUT`] as experiment 1 (added from `cal.json`), made once through the
+/// library; each case gets a byte copy.
+fn ledger_fixture() -> Vec<u8> {
+    static LEDGER: OnceLock<Vec<u8>> = OnceLock::new();
+    LEDGER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let cal = dir.path().join("cal.json");
+            std::fs::write(&cal, GOOD_READOUT).unwrap();
+            let path = dir.path().join("loop.ledger");
+            let mut l = mmloop_loop::ledger::Ledger::open_or_create(&path).unwrap();
+            assert_eq!(l.add_calibration_file(&cal).unwrap(), vec![1]);
+            drop(l);
+            std::fs::read(&path).unwrap()
+        })
+        .clone()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -599,6 +631,87 @@ fn cases() -> Vec<Case> {
         case("scenario_posterior_garbage", Scenario)
             .input("fit/posterior_unconstrained.parquet", Input::Text("not a parquet file\n".into()))
             .expect(&["posterior_unconstrained.parquet"]),
+        // ---- ledger: the file, its records, its options ------------------------------------------
+        case("ledger_file_is_text", Ledger)
+            .file("loop.ledger", "my notes, not a ledger\n")
+            .opt("list", "")
+            .expect(&["loop.ledger", "not an SQLite database"]),
+        case("ledger_file_missing", Ledger)
+            .input("loop.ledger", Input::Absent)
+            .opt("list", "")
+            .expect(&["loop.ledger", "no ledger at this path"]),
+        case("ledger_add_missing_file", Ledger).opt("add", "").opt("nothere.json", "").expect(&["nothere.json"]),
+        case("ledger_add_unknown_field", Ledger)
+            .file("bad.json", GOOD_READOUT.replace("\"source\"", "\"sauce\""))
+            .opt("add", "")
+            .opt("bad.json", "")
+            .expect(&["bad.json", "sauce"]),
+        case("ledger_add_the_same_readout_twice", Ledger).opt("add", "").opt("cal.json", "").expect(&[
+            "cal.json",
+            "already added",
+            "experiment(s) 1",
+        ]),
+        case("ledger_add_the_same_record_from_another_file", Ledger)
+            .file("again.json", GOOD_READOUT.replace("\n", " "))
+            .opt("add", "")
+            .opt("again.json", "")
+            .expect(&["again.json", "experiment"]),
+        case("ledger_show_unknown_id", Ledger).opt("show", "").opt("99", "").expect(&["no experiment 99", "list"]),
+        case("ledger_show_negative_id", Ledger)
+            .opt("show", "")
+            .opt("-5", "")
+            .expect(&["no experiment -5"])
+            .forbid(&["unexpected argument"]),
+        case("ledger_discard_without_why", Ledger).opt("discard", "").opt("1", "").expect(&["--why"]),
+        case("ledger_export_onto_the_ledger", Ledger)
+            .opt("export", "")
+            .opt("--format", "csv")
+            .opt("--out", "loop.ledger")
+            .expect(&["loop.ledger"])
+            .out_overlaps_inputs(),
+        case("ledger_export_over_a_users_file", Ledger)
+            .file("notes.txt", "my own notes\n")
+            .opt("export", "")
+            .opt("--out", "notes.txt")
+            .expect(&["notes.txt", "not an earlier output"])
+            .out_overlaps_inputs(),
+        case("ledger_export_bad_format", Ledger).opt("export", "").opt("--format", "xml").expect(&["--format", "xml"]),
+        case("ledger_predict_not_a_fit", Ledger)
+            .input("empty", Input::Dir)
+            .opt("predict", "")
+            .opt("--fit", "empty")
+            .expect(&["empty"]),
+        case("ledger_predict_negative_threshold", Ledger)
+            .opt("predict", "")
+            .opt("--fit", "fit")
+            .opt("--threshold", "-1")
+            .expect(&["-1"])
+            .forbid(&["unexpected argument"]),
+        case("ledger_evidence_negative_half_life", Ledger)
+            .opt("evidence", "")
+            .opt("--as-of", "20")
+            .opt("--half-life", "ch0=-3")
+            .expect(&["ch0", "-3"]),
+        case("ledger_evidence_bad_time_unit", Ledger)
+            .opt("evidence", "")
+            .opt("--as-of", "20")
+            .opt("--time-unit", "fortnights")
+            .expect(&["--time-unit", "fortnights"]),
+        // ---- the loop options of fit and lift ----------------------------------------------------
+        case("fit_ledger_missing", Fit).opt("--ledger", "missing.ledger").expect(&["missing.ledger"]),
+        case("fit_ledger_is_text", Fit)
+            .file("notes.ledger", "not a ledger\n")
+            .opt("--ledger", "notes.ledger")
+            .expect(&["notes.ledger", "not an SQLite database"]),
+        case("fit_ledger_negative_half_life", Fit)
+            .input("loop.ledger", Input::Bytes(ledger_fixture()))
+            .opt("--ledger", "loop.ledger")
+            .opt("--half-life", "ch0=-1")
+            .expect(&["--half-life", "ch0"]),
+        case("lift_ledger_without_channel", Lift)
+            .opt("--ledger", "loop.ledger")
+            .opt("--spend-change", "1000")
+            .expect(&["--ledger", "--channel"]),
     ]
 }
 
@@ -804,7 +917,7 @@ fn the_corpus_has_forty_cases_with_unique_names_covering_every_command() {
     let n = names.len();
     names.dedup();
     assert_eq!(names.len(), n, "case names must be unique");
-    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario] {
+    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario, Cmd::Ledger] {
         assert!(all.iter().any(|c| c.cmd == cmd), "no case for {cmd:?}");
     }
     for name in OWNED_ELSEWHERE {
@@ -816,12 +929,13 @@ fn the_corpus_has_forty_cases_with_unique_names_covering_every_command() {
 /// the baseline was already broken.
 #[test]
 fn the_unspoilt_inputs_run_cleanly() {
-    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario] {
+    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario, Cmd::Ledger] {
         let dir = tempfile::tempdir().unwrap();
         for (name, input) in cmd.inputs() {
             let p = dir.path().join(name);
             match input {
                 Input::Text(t) => std::fs::write(&p, t).unwrap(),
+                Input::Bytes(b) => std::fs::write(&p, b).unwrap(),
                 Input::FitDir => copy_dir(fit_fixture(), &p),
                 _ => unreachable!("good inputs are files"),
             }
@@ -834,9 +948,16 @@ fn the_unspoilt_inputs_run_cleanly() {
                 c.arg(v);
             }
         }
+        if cmd == Cmd::Ledger {
+            c.arg("list");
+        }
         let o = c.output().unwrap();
         assert!(o.status.success(), "{cmd:?} on good inputs failed: {}", String::from_utf8_lossy(&o.stderr));
-        assert!(dir.path().join("out").is_dir(), "{cmd:?} wrote no output directory");
+        if cmd == Cmd::Ledger {
+            assert!(String::from_utf8_lossy(&o.stdout).contains("ch0"), "ledger list does not show the readout");
+        } else {
+            assert!(dir.path().join("out").is_dir(), "{cmd:?} wrote no output directory");
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub enum LedgerCommand {
     /// Show one experiment in full.
     Show {
         /// Experiment id (from `list`).
+        #[arg(allow_hyphen_values = true)]
         id: i64,
     },
     /// Record the readouts of a calibration.json (as written by `mmloop lift`).
@@ -34,6 +35,7 @@ pub enum LedgerCommand {
     /// Mark an experiment as discarded: it stays in the ledger but no longer calibrates fits.
     Discard {
         /// Experiment id (from `list`).
+        #[arg(allow_hyphen_values = true)]
         id: i64,
         /// Why it is discarded (required).
         #[arg(long, required = true)]
@@ -61,7 +63,7 @@ pub enum LedgerCommand {
         #[arg(long)]
         fit: PathBuf,
         /// |z| beyond which a readout and its prediction are flagged.
-        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD)]
+        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD, allow_hyphen_values = true)]
         threshold: f64,
     },
     /// Check a (calibrated) fit against every read experiment: discrepancy z, and the posterior
@@ -71,7 +73,7 @@ pub enum LedgerCommand {
         #[arg(long)]
         fit: PathBuf,
         /// |z| beyond which a readout and the fit's implied lift are flagged.
-        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD)]
+        #[arg(long, default_value_t = mmloop_loop::validate::DEFAULT_THRESHOLD, allow_hyphen_values = true)]
         threshold: f64,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -82,6 +84,7 @@ pub enum LedgerCommand {
     /// run check-fit to see the effect.
     Anchor {
         /// Experiment id (from `list`): a read one-channel test with a spend change.
+        #[arg(allow_hyphen_values = true)]
         id: i64,
         /// The model config to anchor.
         #[arg(long)]
@@ -265,15 +268,45 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
 }
 
 /// Writes `text` to `out` atomically, or to standard output.
+///
+/// Never onto the ledger (or its `-wal`/`-shm` companions), and never over a file mmloop did not
+/// write: an existing `out` is replaced only when it is an earlier output of the same kind (its
+/// first line equals the new text's first line — the CSV or table header, and for JSON a file that
+/// parses as JSON).
 fn emit(text: &str, out: Option<&Path>, file: &Path) -> anyhow::Result<()> {
-    match out {
-        Some(p) => {
-            mmloop_data::write_atomic(p, text.as_bytes()).with_context(|| format!("exporting {}", file.display()))?;
-            eprintln!("wrote {}", p.display());
-        }
-        None => print!("{text}"),
+    let Some(p) = out else {
+        print!("{text}");
+        return Ok(());
+    };
+    let companions = [file.to_path_buf(), with_suffix(file, "-wal"), with_suffix(file, "-shm")];
+    let inputs: Vec<&Path> = companions.iter().map(PathBuf::as_path).collect();
+    if p.exists() && !same_kind_of_output(p, text) {
+        bail!(
+            "--out {}: the file exists and is not an earlier output of this command; name a new file \
+             (mmloop replaces only what it wrote)",
+            p.display()
+        );
     }
+    mmloop_data::write_atomic_for(p, text.as_bytes(), &inputs).with_context(|| format!("--out {}", p.display()))?;
+    eprintln!("wrote {}", p.display());
     Ok(())
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Whether the existing file at `p` is an earlier output of the same export as `text`.
+fn same_kind_of_output(p: &Path, text: &str) -> bool {
+    let Ok(old) = std::fs::read_to_string(p) else { return false };
+    let first = |t: &str| t.lines().next().unwrap_or("").trim_end().to_string();
+    if first(&old) != first(text) {
+        return false;
+    }
+    let is_json = text.trim_start().starts_with(['[', '{']);
+    !is_json || serde_json::from_str::<serde_json::Value>(&old).is_ok()
 }
 
 /// Loads a fit directory with its provenance checks, printing their warnings.
