@@ -307,3 +307,30 @@ fn roi_prior_mode_equals_the_same_roi_prior_written_in_the_config() {
     let o = w.fit("plain.toml", "bad_out", &["--ledger", s(&l), "--ledger-as", "nonsense"]);
     assert!(!o.status.success() && text(&o).contains("--ledger-as"), "{}", text(&o));
 }
+
+/// Issue 11 §4: a readout that arrives after a fit is predicted by that fit (same config) before the
+/// next `fit --ledger` calibrates on it, and the prediction is stored as out of sample.
+#[test]
+fn a_new_readout_is_predicted_by_the_previous_fit_before_it_calibrates_the_next() {
+    let w = World::new();
+    let all: serde_json::Value = serde_json::from_str(CAL).unwrap();
+    std::fs::write(w.p("first.json"), serde_json::to_string(&[&all[0]]).unwrap()).unwrap();
+    std::fs::write(w.p("second.json"), serde_json::to_string(&[&all[1]]).unwrap()).unwrap();
+    let l = w.p("loop.ledger");
+    ok(mmloop(&["ledger", s(&l), "add", s(&w.p("first.json"))]));
+    // cycle 1: no earlier fit of this config, so nothing predicts the first readout (a note says so)
+    let o = ok(w.fit("plain.toml", "c1", &["--ledger", s(&l), "--as-of", "2023-10-02", "--no-retest-fits"]));
+    assert!(text(&o).contains("no earlier fit of this config"), "{}", text(&o));
+    // the second readout arrives; cycle 2's fit --ledger has cycle 1's fit predict it first
+    ok(mmloop(&["ledger", s(&l), "add", s(&w.p("second.json"))]));
+    let o = ok(w.fit("plain.toml", "c2", &["--ledger", s(&l), "--as-of", "2023-10-02", "--no-retest-fits"]));
+    assert!(text(&o).contains("predicted by fit 1 before calibrating: experiment 2"), "{}", text(&o));
+    let led = mmloop_loop::ledger::Ledger::open(&l).unwrap();
+    let rows = led.all_predictions().unwrap();
+    let of = |id: i64| rows.iter().filter(|r| r.prediction.experiment_id == id).collect::<Vec<_>>();
+    // experiment 2: out of sample, by the fit made before it arrived
+    assert_eq!(of(2).len(), 1, "one prediction of experiment 2");
+    assert_eq!((of(2)[0].prediction.fit_id, of(2)[0].in_sample), (1, false));
+    // experiment 1: fit 1 had calibrated on it, so its prediction is labelled in-sample, never scored
+    assert!(of(1).iter().all(|r| r.in_sample), "fit 1 saw experiment 1: {:?}", of(1));
+}

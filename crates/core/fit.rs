@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use mmloop_loop::calibrate::{self, LedgerAs};
 use mmloop_loop::decay::{HalfLives, TimeUnit};
 use mmloop_loop::ledger::{Ledger, NewFit};
+use mmloop_loop::validate;
 use mmloop_mmm::config::{FitOverrides, apply_overrides, load_config, to_toml};
 use mmloop_mmm::spec::{FitMethod, RoiPriorRecord};
 use std::collections::BTreeMap;
@@ -232,6 +233,9 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         Some(path) => Some(calibrate_on_ledger(&args, path, &mut spec, &data)?),
         None => None,
     };
+    if let Some(c) = &mut cal {
+        predict_before_calibrating(&mut c.ledger, &inputs.config.sha256, &spec.data.kpi_column);
+    }
     for w in mmloop_mmm::config::national_geo_warnings(&spec) {
         eprintln!("warning: {w}");
     }
@@ -314,4 +318,71 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         eprintln!("recorded fit {id} in {}", c.ledger.path().display());
     }
     Ok(())
+}
+
+/// The model checked against every test: before the ledger's readouts calibrate this fit, the
+/// newest earlier fit of the same config that the ledger remembers predicts every read experiment
+/// it has no prediction for (out of sample unless that fit had seen the readout), and the
+/// predictions are recorded. This never stops the fit: when there is no such fit, or it cannot be
+/// loaded or cannot price a test, a note says so and `mmloop ledger FILE predict --fit DIR` is the
+/// way to do it by hand.
+fn predict_before_calibrating(ledger: &mut Ledger, config_sha256: &str, kpi: &str) {
+    let path = ledger.path().display().to_string();
+    let hint = |why: String| {
+        eprintln!(
+            "note: the new readouts were not predicted before calibrating ({why}); `mmloop ledger {path} predict --fit DIR` \
+             predicts them with a fit of your choice"
+        )
+    };
+    let fits = match ledger.fits() {
+        Ok(f) => f,
+        Err(e) => return hint(e.to_string()),
+    };
+    let Some((id, dir)) = fits
+        .iter()
+        .rev()
+        .filter(|f| f.fit.config_hash == config_sha256)
+        .find_map(|f| f.fit.fit_dir.as_ref().filter(|d| Path::new(d).is_dir()).map(|d| (f.id, PathBuf::from(d))))
+    else {
+        // nothing to say when nothing is waiting for a prediction
+        if validate_pending_count(ledger) > 0 {
+            hint("the ledger holds no earlier fit of this config".into());
+        }
+        return;
+    };
+    let model = match mmloop_mmm::optimize::FittedModel::load_checked(&dir) {
+        Ok((m, _)) => m,
+        Err(e) => return hint(format!("its latest fit {} cannot be loaded: {e}", dir.display())),
+    };
+    let made = match validate::predict_pending(ledger, &model, id) {
+        Ok(m) => m,
+        Err(e) => return hint(format!("fit {id} in {}: {e}", dir.display())),
+    };
+    let threshold = match validate::Threshold::new(validate::DEFAULT_THRESHOLD) {
+        Ok(t) => t,
+        Err(e) => return hint(e.to_string()),
+    };
+    for p in &made {
+        let Ok(e) = ledger.experiment(p.experiment_id) else { continue };
+        if let Some(r) = &e.readout
+            && let Ok(d) = validate::discrepancy(Some(e.id), &r.record, &p.prediction, p.in_sample, threshold)
+        {
+            eprintln!("predicted by fit {id} before calibrating: {}", d.describe(kpi));
+        }
+    }
+}
+
+/// How many read experiments have no prediction yet.
+fn validate_pending_count(ledger: &Ledger) -> usize {
+    let predicted: std::collections::HashSet<i64> =
+        ledger.all_predictions().map(|v| v.iter().map(|p| p.prediction.experiment_id).collect()).unwrap_or_default();
+    ledger
+        .experiments()
+        .map(|es| {
+            es.iter()
+                .filter(|e| e.readout.is_some() && e.status == mmloop_loop::ledger::Status::Read)
+                .filter(|e| !predicted.contains(&e.id))
+                .count()
+        })
+        .unwrap_or(0)
 }
