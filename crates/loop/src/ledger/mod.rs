@@ -486,35 +486,17 @@ impl Ledger {
         if let Some(existing) = dup {
             return Err(LedgerError::DuplicateRecord { path: shown, index: 1, existing });
         }
-        let d = Derived::of(r);
+        let sets: Vec<String> = READOUT_COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 2)).collect();
+        let mut values = vec![rusqlite::types::Value::Integer(id)];
+        values.extend(readout_values(r, &rh, source));
         tx.execute(
             &format!(
-                "UPDATE experiments SET status = 'read', window_start = ?2, window_end = ?3, spend_change = ?4, \
-                 spend_path_json = ?5, incremental_kpi = ?6, standard_error = ?7, kpi_lower = ?8, kpi_upper = ?9, \
-                 iroas = ?10, iroas_lower = ?11, iroas_upper = ?12, interval_level = 0.9, estimator = ?13, \
-                 source = ?14, source_file = ?15, source_hash = ?16, record_hash = ?17, read_out_at = {now}, \
+                "UPDATE experiments SET status = 'read', {}, interval_level = 0.9, read_out_at = {now}, \
                  updated_at = {now} WHERE id = ?1",
+                sets.join(", "),
                 now = now_sql()
             ),
-            params![
-                id,
-                r.start,
-                r.end,
-                r.spend_change,
-                d.spend_path,
-                r.incremental_kpi,
-                r.standard_error,
-                d.kpi.0,
-                d.kpi.1,
-                d.iroas,
-                d.iroas_interval.map(|i| i.0),
-                d.iroas_interval.map(|i| i.1),
-                r.estimator,
-                r.source,
-                source.map(|(p, _)| p.display().to_string()),
-                source.map(|(_, h)| h),
-                rh,
-            ],
+            rusqlite::params_from_iter(values),
         )
         .map_err(sql)?;
         // channels and geos in the record's order, so the record reads back as it was given
@@ -994,6 +976,55 @@ impl Derived {
     }
 }
 
+/// The experiments-table columns a readout fills, in the order of [`readout_values`]: the one
+/// mapping of a record to its row, used when a readout is inserted and when it is attached to a
+/// planned experiment.
+const READOUT_COLUMNS: [&str; 16] = [
+    "window_start",
+    "window_end",
+    "spend_change",
+    "spend_path_json",
+    "incremental_kpi",
+    "standard_error",
+    "kpi_lower",
+    "kpi_upper",
+    "iroas",
+    "iroas_lower",
+    "iroas_upper",
+    "estimator",
+    "source",
+    "source_file",
+    "source_hash",
+    "record_hash",
+];
+
+/// The values of [`READOUT_COLUMNS`] for a record (with its derived interval and iROAS), its
+/// record hash and the file it came from.
+fn readout_values(r: &LiftTestRecord, rh: &str, source: Option<(&Path, &str)>) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    let d = Derived::of(r);
+    let opt = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::Text);
+    vec![
+        Value::Text(r.start.clone()),
+        Value::Text(r.end.clone()),
+        Value::Real(r.spend_change),
+        text(d.spend_path),
+        Value::Real(r.incremental_kpi),
+        Value::Real(r.standard_error),
+        Value::Real(d.kpi.0),
+        Value::Real(d.kpi.1),
+        opt(d.iroas),
+        opt(d.iroas_interval.map(|i| i.0)),
+        opt(d.iroas_interval.map(|i| i.1)),
+        Value::Text(r.estimator.clone()),
+        Value::Text(r.source.clone()),
+        text(source.map(|(p, _)| p.display().to_string())),
+        text(source.map(|(_, h)| h.to_string())),
+        Value::Text(rh.to_string()),
+    ]
+}
+
 /// Inserts one readout experiment with its channels, its cell and geos.
 fn insert_readout(
     tx: &Transaction<'_>,
@@ -1001,32 +1032,14 @@ fn insert_readout(
     rh: &str,
     source: Option<(&Path, &str)>,
 ) -> rusqlite::Result<i64> {
-    let d = Derived::of(r);
+    let holes: Vec<String> = (1..=READOUT_COLUMNS.len()).map(|i| format!("?{i}")).collect();
     let mut st = tx.prepare_cached(&format!(
-        "INSERT INTO experiments (status, window_start, window_end, spend_change, spend_path_json, incremental_kpi, \
-         standard_error, kpi_lower, kpi_upper, iroas, iroas_lower, iroas_upper, interval_level, estimator, source, \
-         source_file, source_hash, record_hash, read_out_at) \
-         VALUES ('read', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0.9, ?12, ?13, ?14, ?15, ?16, {})",
+        "INSERT INTO experiments (status, {}, interval_level, read_out_at) VALUES ('read', {}, 0.9, {})",
+        READOUT_COLUMNS.join(", "),
+        holes.join(", "),
         now_sql()
     ))?;
-    st.execute(params![
-        r.start,
-        r.end,
-        r.spend_change,
-        d.spend_path,
-        r.incremental_kpi,
-        r.standard_error,
-        d.kpi.0,
-        d.kpi.1,
-        d.iroas,
-        d.iroas_interval.map(|i| i.0),
-        d.iroas_interval.map(|i| i.1),
-        r.estimator,
-        r.source,
-        source.map(|(p, _)| p.display().to_string()),
-        source.map(|(_, h)| h),
-        rh,
-    ])?;
+    st.execute(rusqlite::params_from_iter(readout_values(r, rh, source)))?;
     let id = tx.last_insert_rowid();
     insert_children(tx, id, &r.channels, &[Cell { name: "test".into(), geos: r.geos.clone() }])?;
     Ok(id)
