@@ -52,7 +52,7 @@ fn iid_normal_100d() {
 
 /// The 100-d case at the full default length (the fast variant above uses 500 + 500).
 #[test]
-#[ignore]
+#[ignore = "full length (the suite runs 500 + 500): cargo test -p mmloop-inference --test nuts_gaussian -- --ignored iid_normal_100d_full_length"]
 fn iid_normal_100d_full_length() {
     let d = IidNormal { mu: vec![-2.0; 100], sigma: vec![3.0; 100] };
     assert_correct(&d, &settings(31), &d.mu, &d.sigma);
@@ -160,7 +160,7 @@ fn draws_do_not_depend_on_the_thread_count() {
 /// errors `(estimate - truth) / MCSE` of the mean, sd, q05 and q95 should have mean ≈ 0 and sd ≈ 1.
 /// Heavy (100 runs); `cargo test -p mmloop-inference -- --ignored mcse_calibration --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "heavy, 100 runs: cargo test -p mmloop-inference --test nuts_gaussian -- --ignored mcse_calibration --nocapture"]
 fn mcse_calibration_over_seeds() {
     let model = LinearRegression::synthetic(50, 4);
     let (mean, cov) = model.posterior();

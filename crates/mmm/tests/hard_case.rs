@@ -222,7 +222,7 @@ fn hidden_demand_search_world_lift_term_vs_roi_prior_measured() {
 /// approximation's wide, skewed implied-lift draws drive the figures. Minutes on 2 cores:
 /// `cargo test -p mmloop-mmm --test hard_case -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "NUTS, minutes: cargo test -p mmloop-mmm --test hard_case -- --ignored --nocapture"]
 fn hidden_demand_search_world_lift_term_vs_roi_prior_measured_by_nuts() {
     run(&CONFIG.replace(r#"method = "laplace""#, "method = \"nuts\"\nchains = 2\ntune = 300\ndraws = 300"));
 }

@@ -92,7 +92,7 @@ fn geo_roi_intervals_cover_the_truth_at_the_nominal_rate() {
 /// Last run (210 s): national Laplace 171/200 (85.5 %, mildly below nominal), geo Laplace 60/60
 /// (conservative), geo NUTS 36/40 (90 %).
 #[test]
-#[ignore]
+#[ignore = "heavy (~4 min): cargo test -p mmloop-mmm --test recovery -- --ignored --nocapture"]
 fn roi_coverage_large_batch() {
     let (c1, t1) =
         coverage(100, SimOptions { n_geos: 1, n_times: 104, ..Default::default() }, 10_000, FitMethod::Laplace);
