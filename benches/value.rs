@@ -10,9 +10,7 @@
 //! Run: `cargo bench --bench value -- --warm-up-time 1 --measurement-time 3`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mmloop_loop::value::{
-    BudgetDecision, EvoiSettings, PriorOptimum, TestSignal, ValueUnit, eig_joint, evoi, rng,
-};
+use mmloop_loop::value::{BudgetDecision, EvoiSettings, PriorOptimum, TestSignal, ValueUnit, eig_joint, evoi, rng};
 use mmloop_mmm::optimize::{Bounds, SaturatingCurves, Saturation, SolverSettings};
 use std::hint::black_box;
 
@@ -48,7 +46,8 @@ fn setup() -> Setup {
 
 fn bench(c: &mut Criterion) {
     let s = setup();
-    let bounds = Bounds { names: (0..5).map(|c| format!("ch{c}")).collect(), lower: vec![0.0; 5], upper: vec![200.0; 5] };
+    let bounds =
+        Bounds { names: (0..5).map(|c| format!("ch{c}")).collect(), lower: vec![0.0; 5], upper: vec![200.0; 5] };
     // the gain is second order in the allocation's error: 1e-9 relative steps are ample
     let settings = SolverSettings { step_tol: 1e-9, ..SolverSettings::default() };
     let problem =

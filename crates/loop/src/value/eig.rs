@@ -65,7 +65,8 @@ pub fn eig_joint(tests: &[&TestSignal]) -> Result<f64, ValueError> {
         let scaled = cov[(a, b)] / (tests[a].sigma * tests[b].sigma);
         if a == b { 1.0 + scaled } else { scaled }
     });
-    let llt = m.llt(Side::Lower).map_err(|e| ValueError::Linalg(format!("I + Σ_L/σ² is not positive definite ({e:?})")))?;
+    let llt =
+        m.llt(Side::Lower).map_err(|e| ValueError::Linalg(format!("I + Σ_L/σ² is not positive definite ({e:?})")))?;
     let l = llt.L();
     Ok((0..j).map(|i| l[(i, i)].ln()).sum())
 }
@@ -91,13 +92,16 @@ pub fn eig_monte_carlo(tests: &[&TestSignal], n_outer: usize, seed: u64) -> Resu
         t.check(n)?;
     }
     if n_outer < 2 {
-        return Err(ValueError::BadOption { option: "n_outer", message: format!("needs ≥ 2 readouts, got {n_outer}") });
+        return Err(ValueError::BadOption {
+            option: "n_outer", message: format!("needs ≥ 2 readouts, got {n_outer}")
+        });
     }
     let terms: Vec<f64> = (0..n_outer)
         .into_par_iter()
         .map(|s| {
             let d = rng::index(seed, 0, s as u64, n);
-            let y: Vec<f64> = tests.iter().map(|t| t.lifts[d] + t.sigma * rng::normal(seed, 1 + t.id, s as u64)).collect();
+            let y: Vec<f64> =
+                tests.iter().map(|t| t.lifts[d] + t.sigma * rng::normal(seed, 1 + t.id, s as u64)).collect();
             // log-likelihood up to the constant shared by all draws
             let ll = |dd: usize| -> f64 {
                 tests.iter().zip(&y).map(|(t, yy)| -0.5 * ((yy - t.lifts[dd]) / t.sigma).powi(2)).sum()

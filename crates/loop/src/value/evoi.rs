@@ -31,8 +31,8 @@
 //!
 //! EVPI = E_d[ max_a v_d(a) − v_d(a₀) ]: the value of knowing the draw; EVOI of any test is ≤ EVPI.
 
-use mmloop_mmm::optimize::{Bounds, Goal, ResponseCurves, Risk, SolverSettings, optimize};
 use faer::linalg::solvers::Solve;
+use mmloop_mmm::optimize::{Bounds, Goal, ResponseCurves, Risk, SolverSettings, optimize};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -174,17 +174,27 @@ pub struct EvoiSettings {
     pub max_unhealthy_share: f64,
     /// Use this estimator whatever the diagnostics (both are always computed).
     pub force: Option<Estimator>,
-    /// For a single test, place readout s at the predictive quantile (s + U_s)/S (stratified
-    /// sampling of the one-dimensional preposterior integral; unbiased, its error falls much faster
-    /// than 1/√S for a smooth gain). Sets of tests always use plain Monte Carlo.
+    /// EXPERIMENTAL, default off, do not use yet: for a single test, place readout s at the
+    /// predictive quantile (s + U_s)/S (stratified sampling of the 1-D preposterior integral).
+    /// Meant to be unbiased with a faster-falling error, but measured biased upward by ~7–11 % on the
+    /// conjugate checks (bug not yet found), and no more seed-stable. Sets always use plain MC.
     pub stratified: bool,
 }
 
 impl Default for EvoiSettings {
-    /// 400 readouts: on the 5-channel benchmark posterior the EVOI of every candidate varies by a
-    /// few per cent across seeds (measured in `tests::evoi_is_seed_stable_at_the_default_readouts`).
+    /// 400 plain Monte-Carlo readouts. NOT yet seed-stable to a few per cent: on the 5-channel test
+    /// posterior each candidate's EVOI varies by 8–16 % (relative sd) across 10 seeds
+    /// (`tests::evoi_is_seed_stable_at_the_default_readouts`, ignored until variance reduction lands).
     fn default() -> Self {
-        Self { n_readouts: 400, seed: 0, k_max: 0.7, min_ess: 50.0, max_unhealthy_share: 0.05, force: None, stratified: true }
+        Self {
+            n_readouts: 400,
+            seed: 0,
+            k_max: 0.7,
+            min_ess: 50.0,
+            max_unhealthy_share: 0.05,
+            force: None,
+            stratified: false,
+        }
     }
 }
 
@@ -244,14 +254,16 @@ fn median(mut x: Vec<f64>) -> f64 {
 fn norm_cdf(x: f64) -> f64 {
     let z = (x / std::f64::consts::SQRT_2).abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     if x >= 0.0 { 1.0 - 0.5 * r } else { 0.5 * r }
 }
 
@@ -288,7 +300,11 @@ impl Predictive<'_> {
         let mut y = 0.5 * (a + b);
         for _ in 0..100 {
             let (f, p) = self.cdf_pdf(y);
-            if f < u { a = y } else { b = y }
+            if f < u {
+                a = y
+            } else {
+                b = y
+            }
             let newton = y - (f - u) / p;
             y = if p > 0.0 && newton > a && newton < b { newton } else { 0.5 * (a + b) };
             if b - a < 1e-12 * (1.0 + y.abs()) || (f - u).abs() < 1e-13 {
@@ -418,7 +434,8 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         if stratified { stratified_mean_mcse(&lin_gains) } else { mean_mcse(&lin_gains) };
 
     let unhealthy =
-        readouts.iter().filter(|r| !(r.k_hat <= settings.k_max) || r.ess < settings.min_ess).count() as f64
+        readouts.iter().filter(|r| r.k_hat.is_nan() || r.k_hat > settings.k_max || r.ess < settings.min_ess).count()
+            as f64
             / readouts.len() as f64;
     let estimator = settings.force.unwrap_or(if unhealthy <= settings.max_unhealthy_share {
         Estimator::Importance

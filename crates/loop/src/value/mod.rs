@@ -32,14 +32,14 @@ pub mod rng;
 #[cfg(test)]
 mod tests;
 
-pub use eig::{eig_joint, eig_monte_carlo, eig_single, lift_covariance, MonteCarloEig};
+pub use eig::{MonteCarloEig, eig_joint, eig_monte_carlo, eig_single, lift_covariance};
 pub use evoi::{
-    evoi, evpi, BudgetDecision, DecisionProblem, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, TestSignal,
-    ValueUnit,
+    BudgetDecision, DecisionProblem, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, TestSignal, ValueUnit, evoi,
+    evpi,
 };
-pub use portfolio::{exhaustive_portfolio, greedy_portfolio, Candidate, Pick, Portfolio, PortfolioConstraints};
-pub use psis::{ess, psis_smooth, PsisResult};
-pub use quadrant::{classify, Classification, Quadrant, Thresholds};
+pub use portfolio::{Candidate, Pick, Portfolio, PortfolioConstraints, exhaustive_portfolio, greedy_portfolio};
+pub use psis::{PsisResult, ess, psis_smooth};
+pub use quadrant::{Classification, Quadrant, Thresholds, classify};
 
 /// Why a value computation cannot be done. Each variant names the input at fault and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -34,9 +34,8 @@ fn gpd_fit(x: &[f64]) -> (f64, f64) {
     let m = 30 + (n as f64).sqrt().floor() as usize;
     let xstar = x[((n as f64) / 4.0 + 0.5).floor().max(1.0) as usize - 1];
     let xmax = x[n - 1];
-    let theta: Vec<f64> = (1..=m)
-        .map(|j| 1.0 / xmax + (1.0 - (m as f64 / (j as f64 - 0.5)).sqrt()) / prior / xstar)
-        .collect();
+    let theta: Vec<f64> =
+        (1..=m).map(|j| 1.0 / xmax + (1.0 - (m as f64 / (j as f64 - 0.5)).sqrt()) / prior / xstar).collect();
     // profile log-likelihood n·(ln(−θ/k) − k − 1), k = mean ln(1 − θx)
     let l: Vec<f64> = theta
         .iter()
@@ -69,8 +68,7 @@ fn gpd_quantile(p: f64, k: f64, sigma: f64) -> f64 {
 pub fn psis_smooth(log_ratios: &[f64]) -> PsisResult {
     let s = log_ratios.len();
     let lmax = log_ratios.iter().cloned().filter(|x| x.is_finite()).fold(f64::NEG_INFINITY, f64::max);
-    let mut w: Vec<f64> =
-        log_ratios.iter().map(|&r| if r.is_finite() { (r - lmax).exp() } else { 0.0 }).collect();
+    let mut w: Vec<f64> = log_ratios.iter().map(|&r| if r.is_finite() { (r - lmax).exp() } else { 0.0 }).collect();
     let m_tail = ((0.2 * s as f64).ceil()).min((3.0 * (s as f64).sqrt()).ceil()) as usize;
     let mut k_hat = f64::INFINITY;
     if s >= 30 && s > m_tail + 1 {
