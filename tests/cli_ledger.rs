@@ -45,7 +45,7 @@ fn write_batch(dir: &Path, batch: usize, n: usize) -> (PathBuf, Vec<LiftTestReco
 }
 
 fn sha(p: &Path) -> String {
-    mmloop_loop::hash::sha256_file(p).unwrap()
+    mmloop_data::hash_file(p).unwrap()
 }
 
 /// Splitmix64: a seeded, dependency-free source of kill moments.

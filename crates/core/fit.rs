@@ -345,7 +345,7 @@ fn predict_before_calibrating(ledger: &mut Ledger, config_sha256: &str, kpi: &st
         .find_map(|f| f.fit.fit_dir.as_ref().filter(|d| Path::new(d).is_dir()).map(|d| (f.id, PathBuf::from(d))))
     else {
         // nothing to say when nothing is waiting for a prediction
-        if validate_pending_count(ledger) > 0 {
+        if validate::unpredicted_experiments(ledger).is_ok_and(|e| !e.is_empty()) {
             hint("the ledger holds no earlier fit of this config".into());
         }
         return;
@@ -370,19 +370,4 @@ fn predict_before_calibrating(ledger: &mut Ledger, config_sha256: &str, kpi: &st
             eprintln!("predicted by fit {id} before calibrating: {}", d.describe(kpi));
         }
     }
-}
-
-/// How many read experiments have no prediction yet.
-fn validate_pending_count(ledger: &Ledger) -> usize {
-    let predicted: std::collections::HashSet<i64> =
-        ledger.all_predictions().map(|v| v.iter().map(|p| p.prediction.experiment_id).collect()).unwrap_or_default();
-    ledger
-        .experiments()
-        .map(|es| {
-            es.iter()
-                .filter(|e| e.readout.is_some() && e.status == mmloop_loop::ledger::Status::Read)
-                .filter(|e| !predicted.contains(&e.id))
-                .count()
-        })
-        .unwrap_or(0)
 }

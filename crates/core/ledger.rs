@@ -186,7 +186,8 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         LedgerCommand::Predict { fit, threshold } => {
             let threshold = validate::Threshold::new(threshold)?;
             let mut l = Ledger::open(file)?;
-            let model = load_fit(&fit)?;
+            let model =
+                crate::optimize::load_fit(&fit).with_context(|| format!("loading the fit in {}", fit.display()))?;
             // price everything first: an experiment that cannot be priced leaves the ledger as it was
             let mut made = validate::pending_predictions(&l, &model)?;
             let (fit_id, new) = validate::register_fit(&mut l, &fit, &model)?;
@@ -207,7 +208,8 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         LedgerCommand::CheckFit { fit, threshold, json } => {
             let threshold = validate::Threshold::new(threshold)?;
             let l = Ledger::open(file)?;
-            let model = load_fit(&fit)?;
+            let model =
+                crate::optimize::load_fit(&fit).with_context(|| format!("loading the fit in {}", fit.display()))?;
             let checks = validate::check_fit(&l, &model, threshold)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&checks)?);
@@ -307,14 +309,4 @@ fn same_kind_of_output(p: &Path, text: &str) -> bool {
     }
     let is_json = text.trim_start().starts_with(['[', '{']);
     !is_json || serde_json::from_str::<serde_json::Value>(&old).is_ok()
-}
-
-/// Loads a fit directory with its provenance checks, printing their warnings.
-fn load_fit(dir: &Path) -> anyhow::Result<mmloop_mmm::optimize::FittedModel> {
-    let (fit, warnings) = mmloop_mmm::optimize::FittedModel::load_checked(dir)
-        .with_context(|| format!("loading the fit in {}", dir.display()))?;
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
-    Ok(fit)
 }

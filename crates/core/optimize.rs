@@ -111,7 +111,7 @@ fn unit(s: &str) -> anyhow::Result<(OutcomeUnit, bool)> {
 
 /// Loads a saved fit, refusing changed inputs or foreign draws; prints warnings (an old fit
 /// without hashes).
-fn load_fit(dir: &std::path::Path) -> anyhow::Result<FittedModel> {
+pub fn load_fit(dir: &std::path::Path) -> anyhow::Result<FittedModel> {
     let (fit, warnings) = FittedModel::load_checked(dir)?;
     for w in warnings {
         eprintln!("warning: {w}");

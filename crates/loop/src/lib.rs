@@ -7,13 +7,11 @@
 //! - [`validate`]: the MMM checked against every test — predictions, discrepancy z, posterior
 //!   predictive p-value of a calibrated fit, and the history of predicted vs measured.
 //! - [`value`]: which tests to run next — EIG, EVOI/EVPI in money, the 2×2 and the portfolio.
-//! - [`hash`]: SHA-256 content hashes for provenance.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
 
 pub mod calibrate;
 pub mod decay;
-pub mod hash;
 pub mod ledger;
 pub mod validate;
 pub mod value;

@@ -507,17 +507,23 @@ pub struct PendingPrediction {
     pub in_sample: bool,
 }
 
+/// The read (not discarded) experiments of the ledger that no fit has predicted yet.
+pub fn unpredicted_experiments(ledger: &Ledger) -> Result<Vec<Experiment>, ValidateError> {
+    let predicted: HashSet<i64> = ledger.all_predictions()?.iter().map(|p| p.prediction.experiment_id).collect();
+    Ok(ledger
+        .experiments()?
+        .into_iter()
+        .filter(|e| e.status == Status::Read && e.readout.is_some() && !predicted.contains(&e.id))
+        .collect())
+}
+
 /// Prices, with `fit`, every read experiment of the ledger that has no prediction yet, without
 /// writing anything (the predictions carry `fit_id` 0 until recorded). An experiment that cannot
 /// be priced is an error naming it.
 pub fn pending_predictions(ledger: &Ledger, fit: &FittedModel) -> Result<Vec<PendingPrediction>, ValidateError> {
-    let predicted: HashSet<i64> = ledger.all_predictions()?.iter().map(|p| p.prediction.experiment_id).collect();
     let mut out = Vec::new();
-    for e in ledger.experiments()? {
-        let Some(r) = e.readout.as_ref().filter(|_| e.status == Status::Read) else { continue };
-        if predicted.contains(&e.id) {
-            continue;
-        }
+    for e in unpredicted_experiments(ledger)? {
+        let Some(r) = e.readout.as_ref() else { continue };
         let p = predict_with_id(fit, &r.record, Some(e.id))?;
         out.push(PendingPrediction {
             experiment_id: e.id,

@@ -31,7 +31,7 @@ pub use error::LedgerError;
 pub use report::{format_evidence, format_experiment, format_list, to_csv};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
-use crate::hash::sha256_hex;
+use mmloop_data::hash_bytes as sha256_hex;
 use mmloop_data::{LiftTestRecord, SpendDelta};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use schema::Preflight;

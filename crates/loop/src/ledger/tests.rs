@@ -23,7 +23,7 @@ fn write_json(dir: &Path, name: &str, v: &impl Serialize) -> PathBuf {
 }
 
 fn file_hash(p: &Path) -> String {
-    crate::hash::sha256_file(p).unwrap()
+    mmloop_data::hash_file(p).unwrap()
 }
 
 #[test]
