@@ -9,6 +9,7 @@ mod ledger;
 mod lift;
 mod optimize;
 mod panel_args;
+mod say;
 
 #[derive(Parser, Debug)]
 #[command(name = "mmloop", version, about = "Marketing-mix models and geo experiments in one measurement loop")]
