@@ -231,7 +231,8 @@ fn record_in_ledger(ledger: &std::path::Path, calibration: &std::path::Path) -> 
     match l.add_calibration_file(calibration) {
         Ok(ids) => {
             let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-            println!("recorded in ledger {} as experiment(s) {}", ledger.display(), list.join(", "));
+            let noun = if ids.len() == 1 { "experiment" } else { "experiments" };
+            println!("recorded in ledger {} as {noun} {}", ledger.display(), list.join(", "));
             Ok(())
         }
         Err(LedgerError::DuplicateSource { existing, .. }) => {
