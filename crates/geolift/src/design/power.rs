@@ -460,11 +460,16 @@ impl<'a> PowerEngine<'a> {
     ///   Abadie, Diamond & Hainmueller 2015, AJPS 59(2), §"placebo studies"). Its catch is that
     ///   a placebo window has a shorter pre-period than the real test, and synthetic control overfits
     ///   short pre-periods (Abadie 2021, JEL 59(2), §7: the fit's bias bound grows as T₀ shrinks):
-    ///   windows down to a 20-period pre-period overstated the SE by 10–40 %. Keeping windows whose
-    ///   pre-period is at least half the longest gave ratios 0.95–1.07 with a per-design
-    ///   coefficient of variation of 0.35–0.5, against 0.85–0.9 and 0.6 with the latest 10 windows
-    ///   only (a prediction from few correlated windows is both noisier and, by Jensen, lower on
-    ///   average). The extra windows need one weight fit each (no inference).
+    ///   windows down to a 20-period pre-period overstated the SE by 10–40 % (120 replications).
+    ///   Keeping windows whose pre-period is at least half the longest gives predicted / actual
+    ///   1.00–1.04 over 400 full readouts per design (0.86–1.10 on two other simulated worlds: AR(0.8)
+    ///   noise; white noise with very unequal geo sizes and 60 days of history), with a per-design
+    ///   coefficient of variation of 0.35–0.55 — one design's σ_exp rests on a few non-overlapping
+    ///   test lengths of history and is that noisy; the latest 10 windows alone gave 0.85–0.9 with
+    ///   0.6 (fewer correlated windows: noisier and, by Jensen, lower on average). In the same runs
+    ///   the readout's own SE (conformal interval half-width / z, iid permutations) was 0.60–0.78 of
+    ///   the actual spread. The extra windows need one weight fit each (no inference), every
+    ///   ⌈d/8⌉ periods.
     pub fn se_windows(&self, d: usize) -> usize {
         let span = self.y.ncols().saturating_sub(d);
         let lo = self.cfg.min_pre.max((self.cfg.se_min_pre_share * span as f64).ceil() as usize).min(span);
