@@ -152,7 +152,7 @@ impl PowerConfig {
             DesignInference::Normal => "t test on the pre-period gap variance".to_string(),
         };
         format!(
-            "{est}; {inf}; α = {}; effect injected multiplicatively into the treated geos over {} rolling windows (step {}); standard error = root mean square of the placebo-in-time errors over every window whose pre-period is at least {} of the longest",
+            "{est}; {inf}; α = {}; effect injected multiplicatively into the treated geos over {} rolling windows (step {}); standard error = root mean square of the placebo-in-time errors over windows ⌈duration/8⌉ apart whose pre-period is at least {} of the longest",
             self.alpha, self.windows, self.step, self.se_min_pre_share
         )
     }
