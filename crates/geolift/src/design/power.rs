@@ -170,6 +170,8 @@ pub struct PowerPoint {
     /// `mean_estimate − effect`.
     pub bias: f64,
     /// Sample standard deviation of the estimated relative lift over the windows (0 with one window).
+    /// The windows overlap, so this understates the readout's standard error several-fold: that is
+    /// [`PowerCurve::se_lift`].
     pub sd: f64,
     pub mean_p_value: f64,
 }
