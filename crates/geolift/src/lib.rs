@@ -33,6 +33,7 @@ pub mod sc;
 pub mod screen;
 pub mod sdid;
 pub mod simplex;
+pub mod simulate;
 pub mod stats;
 pub mod tbr;
 

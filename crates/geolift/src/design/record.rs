@@ -7,8 +7,9 @@
 //! * implied budget at an assumed iROAS R: |MDE|·B / R (the spend change that, at return R, produces
 //!   a detectable lift);
 //! * detectable iROAS for a budget S: |MDE|·B / S;
-//! * precision: se(incremental) = se(lift)·B and se(iROAS) = se(incremental)/|S|, se(lift) from the
-//!   simulated spread of the estimates over the historical windows.
+//! * precision: se(incremental) = se(lift)·B and se(iROAS) = se(incremental)/|S|, se(lift) the root
+//!   mean square of the placebo-in-time errors over the historical windows ([`super::PowerCurve::se_lift`],
+//!   checked against the spread of real readouts on simulated panels in tests/design_se.rs).
 //!
 //! The record also carries what the loop needs to plan and rank the test ([`DesignRecord::set_plan`]):
 //! the channel(s) it moves, the planned start and each cell's planned end (start + duration − 1
