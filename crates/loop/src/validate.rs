@@ -29,7 +29,7 @@
 use crate::ledger::{Experiment, FitEntry, Ledger, LedgerError, NewFit, Prediction, Status};
 use mmloop_data::LiftTestRecord;
 use mmloop_mmm::optimize::FittedModel;
-use mmloop_mmm::pricing::{HypotheticalTest, PricingError, price_test};
+use mmloop_mmm::pricing::{PricingError, price_record};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::Path;
@@ -122,8 +122,7 @@ pub fn predict_readout(fit: &FittedModel, record: &LiftTestRecord) -> Result<Pre
 }
 
 fn predict_with_id(fit: &FittedModel, r: &LiftTestRecord, id: Option<i64>) -> Result<PredictedLift, ValidateError> {
-    let test = HypotheticalTest::from_record(r, &fit.data).map_err(|e| price_err(id, r, e))?;
-    let lift = price_test(fit, &test).map_err(|e| price_err(id, r, e))?;
+    let lift = price_record(fit, r).map_err(|e| price_err(id, r, e))?;
     if ![lift.mean, lift.sd, lift.q05, lift.q95].iter().all(|v| v.is_finite()) {
         return Err(price_err(id, r, PricingError::Unsupported { what: "it: the implied lift is not finite".into() }));
     }

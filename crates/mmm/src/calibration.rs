@@ -4,9 +4,17 @@
 //! ## Lift-test likelihood
 //! For a record with channels C, treated geos G, window [t₀, t₁] and spend change Δ:
 //! ```text
-//! implied = Σ_{c∈C} Σ_{g∈G} Σ_{t=t₀}^{t₁+L_c} κ_g·β(g,c)·[f_c(x̃ + Δ̃)(g,t) − f_c(x̃)(g,t)]
+//! implied = Σ_{c∈C} Σ_{g∈G} Σ_{t=t₀}^{t₁+L_c} κ_g·β(g,c)·[f_c(x_test)(g,t) − f_c(x_none)(g,t)]
 //! observed ~ Normal(implied, standard_error)
 //! ```
+//! with the media path with the test, x_test, and without it, x_none, read off the data x̃ by
+//! `[calibration] tests_in_data` ([`crate::spec::Calibration::tests_in_data`]):
+//! - `true` (the default): the data are the spend that happened, the test included, so
+//!   x_test = x̃ and x_none = x̃ − Δ̃. A go-dark test's cells are already dark in the data and the
+//!   term restores their spend to price what the dark weeks cost; a heavy-up's extra spend is
+//!   already there and is not added twice.
+//! - `false`: the data are the spend without the test (a what-if on planned or simulated data),
+//!   so x_none = x̃ and x_test = x̃ + Δ̃.
 //! f_c runs adstock and saturation over the factual and the counterfactual media path, and the sum
 //! runs through the end of the carry-over (L_c = the channel's max lag after t₁), so the implied lift
 //! is window-, adstock- and saturation-aware (PyMC-Marketing's `add_lift_test_measurements` uses the
@@ -16,7 +24,7 @@
 //! treated geos and periods; a channel set shares it in proportion to the channels' spend in the
 //! window (equally if none). Spend is turned into the media driver's units with the cell's own
 //! exposure/spend ratio (the channel's overall ratio where the cell has no spend), then scaled as the
-//! media is. A counterfactual below zero (a go-dark test larger than the spend) is clipped at zero.
+//! media is. A path below zero (a go-dark test larger than the spend) is clipped at zero.
 //! In a national model, geo lists are ignored: the test acts on the national series.
 
 use crate::dataset::Dataset;
@@ -134,6 +142,7 @@ pub fn build_lift_terms(model: &MmmModel, spec: &ModelSpec, data: &Dataset) -> R
             .map(|&c| geos.iter().map(|&g| (t0..=t1).map(|t| data.spend[[g, t, c]]).sum::<f64>()).sum())
             .collect();
         let all: f64 = tot.iter().sum();
+        let in_data = spec.calibration.tests_in_data;
         let mut parts = Vec::new();
         for (k, &c) in chans.iter().enumerate() {
             let share = if all > 0.0 { tot[k] / all } else { 1.0 / chans.len() as f64 };
@@ -147,19 +156,22 @@ pub fn build_lift_terms(model: &MmmModel, spec: &ModelSpec, data: &Dataset) -> R
                 let last = (0..t_n).rev().find(|&t| delta[g * t_n + t] != 0.0).unwrap_or(t1).max(t1);
                 let seg_end = (last + lag + 1).min(t_n);
                 let scale = model.geo_size[g] * ch.media_scale;
-                parts.push(lift_part(
-                    model,
-                    c,
-                    g,
-                    first,
-                    seg_end,
-                    |t| ch.x[g * t_n + t],
-                    |t, x| {
-                        let s = data.spend[[g, t, c]];
-                        let ratio = if s > 0.0 { data.media[[g, t, c]] / s } else { overall };
-                        x + share * delta[g * t_n + t] * ratio / scale
-                    },
-                ));
+                // the test's change in scaled media units at (g, t)
+                let change = |t: usize| {
+                    let s = data.spend[[g, t, c]];
+                    let ratio = if s > 0.0 { data.media[[g, t, c]] / s } else { overall };
+                    share * delta[g * t_n + t] * ratio / scale
+                };
+                let part = if in_data {
+                    // x_none = x̃ − Δ̃ (clipped at zero), x_test = x̃
+                    lift_part(model, c, g, first, seg_end, |t| (ch.x[g * t_n + t] - change(t)).max(0.0), |t, _| {
+                        ch.x[g * t_n + t]
+                    })
+                } else {
+                    // x_none = x̃, x_test = x̃ + Δ̃
+                    lift_part(model, c, g, first, seg_end, |t| ch.x[g * t_n + t], |t, x| x + change(t))
+                };
+                parts.push(part);
             }
         }
         terms.push(LiftTerm { index: i + 1, observed: rec.incremental_kpi, standard_error: rec.standard_error, parts });

@@ -597,6 +597,9 @@ struct RawCalibration {
     /// Evidence half-lives in weeks by channel name (`half_lives = { tv = 52 }`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     half_lives: std::collections::BTreeMap<String, f64>,
+    /// Whether the data already hold the tests' spend changes (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tests_in_data: Option<bool>,
 }
 
 impl RawCalibration {
@@ -605,6 +608,7 @@ impl RawCalibration {
             && self.roi_priors.is_empty()
             && self.lift_test.is_empty()
             && self.half_lives.is_empty()
+            && self.tests_in_data.is_none()
     }
 }
 
@@ -1164,7 +1168,12 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
         noise_prior,
         pooling,
         holdout,
-        calibration: Calibration { roi_priors, lift_tests: records, half_lives: c.half_lives },
+        calibration: Calibration {
+            roi_priors,
+            lift_tests: records,
+            half_lives: c.half_lives,
+            tests_in_data: c.tests_in_data.unwrap_or(true),
+        },
         fit,
     })
 }
@@ -1378,6 +1387,7 @@ impl RawConfig {
                     .collect(),
                 lift_test: s.calibration.lift_tests.clone(),
                 half_lives: s.calibration.half_lives.clone(),
+                tests_in_data: (!s.calibration.tests_in_data).then_some(false),
             },
             fit: RawFit {
                 method: Some(s.fit.method.to_string()),

@@ -177,6 +177,8 @@ pub enum PricingError {
     NoDraws,
     #[error("cannot price {what}")]
     Unsupported { what: String },
+    #[error("the readout cannot be priced on this model: {0}")]
+    Record(String),
     #[error(
         "the fit's draw {draw} has {got} coordinates, the model {expected}; the FitResult does not belong to this model"
     )]
@@ -391,9 +393,32 @@ pub fn price_test(fit: &FittedModel, test: &HypotheticalTest) -> Result<ImpliedL
         return Err(PricingError::NoDraws);
     }
     let (term, spend_change) = build_term(fit, test)?;
-    let per_draw: Vec<f64> = fit.draws.par_iter().map(|p| implied_lift(&fit.model, p, &term)).collect();
+    Ok(price_term(fit, &term, spend_change))
+}
+
+/// Prices a readout that was run — a calibration record whose window lies in the fit's data — on
+/// every posterior draw, exactly as its lift-test term would enter a fit of this model: the term is
+/// built by [`crate::calibration::build_lift_terms`] itself, under the fit's
+/// `[calibration] tests_in_data` convention (by default the data hold the test, so the price is
+/// the data against the data less the test's change), and a `spend_path` is honoured. This is the
+/// model's out-of-sample prediction of the readout when the fit has not seen it.
+pub fn price_record(fit: &FittedModel, record: &mmloop_data::LiftTestRecord) -> Result<ImpliedLift, PricingError> {
+    if fit.draws.is_empty() {
+        return Err(PricingError::NoDraws);
+    }
+    let mut spec = fit.spec.clone();
+    spec.calibration.lift_tests = vec![record.clone()];
+    let term = crate::calibration::build_lift_terms(&fit.model, &spec, &fit.data)
+        .map_err(|e| PricingError::Record(e.to_string()))?
+        .pop()
+        .ok_or_else(|| PricingError::Record("the record resolved to no lift term".into()))?;
+    Ok(price_term(fit, &term, record.spend_change))
+}
+
+fn price_term(fit: &FittedModel, term: &LiftTerm, spend_change: f64) -> ImpliedLift {
+    let per_draw: Vec<f64> = fit.draws.par_iter().map(|p| implied_lift(&fit.model, p, term)).collect();
     let s = Stat::of(&per_draw);
-    Ok(ImpliedLift { per_draw, mean: s.mean, sd: s.sd, q05: s.q05, q95: s.q95, spend_change })
+    ImpliedLift { per_draw, mean: s.mean, sd: s.sd, q05: s.q05, q95: s.q95, spend_change }
 }
 
 impl FittedModel {

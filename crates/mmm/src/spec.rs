@@ -139,6 +139,12 @@ pub struct Calibration {
     /// Evidence half-lives in weeks by channel name (`[calibration] half_lives`), validated positive
     /// and naming model channels; used by `mmloop fit --ledger` to age ledger readouts.
     pub half_lives: std::collections::BTreeMap<String, f64>,
+    /// Whether the data already hold the tests' spend changes (`[calibration] tests_in_data`,
+    /// default true): the data are the spend that happened, test included, so a lift term compares
+    /// the data with the data less the test's change. `false` when the data are the spend without
+    /// the test (a what-if on simulated or planned data): the term compares the data plus the
+    /// change with the data. See [`crate::calibration`].
+    pub tests_in_data: bool,
 }
 
 /// An experiment's ROI readout for one channel: becomes a moment-matched LogNormal ROI prior.

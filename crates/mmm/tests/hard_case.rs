@@ -190,6 +190,10 @@ column = "price_index"
 [pooling]
 kind = "partial"
 
+# the world's data are the spend without the go-dark (the test is a what-if on them)
+[calibration]
+tests_in_data = false
+
 [fit]
 method = "laplace"
 seed = 42
