@@ -65,7 +65,7 @@ pub struct Plot {
 }
 
 /// Width of every chart in SVG units; the page scales it to the screen.
-pub const WIDTH: u32 = 720;
+pub const WIDTH: u32 = 640;
 
 /// Why a chart could not be drawn.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -129,7 +129,7 @@ impl Plot {
         root.fill(&WHITE)?;
         let y_label_width = match &self.y_labels {
             // plotters' text estimate: ~0.46 em per character at 15 px
-            Some(l) => (l.iter().map(|s| s.chars().count()).max().unwrap_or(4) as u32 * 8 + 24).clamp(60, 220),
+            Some(l) => (l.iter().map(|s| s.chars().count()).max().unwrap_or(4) as u32 * 9 + 28).clamp(64, 240),
             None => 78,
         };
         let mut chart = ChartBuilder::on(&root)
@@ -142,14 +142,14 @@ impl Plot {
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 15))
+            .label_style(("sans-serif", 17))
+            .axis_desc_style(("sans-serif", 17))
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(0xE4, 0xE4, 0xE4))
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&y_fmt)
             .x_labels(match &self.x_labels {
-                Some(l) => l.len().clamp(2, 8),
+                Some(l) => l.len().clamp(2, 6),
                 None => 8,
             })
             .y_labels(match &self.y_labels {
@@ -201,7 +201,7 @@ impl Plot {
                 Element::Text { color, at, text } => {
                     if finite(*at) {
                         let style =
-                            ("sans-serif", 14).into_font().color(&rgb(*color)).pos(Pos::new(HPos::Left, VPos::Center));
+                            ("sans-serif", 16).into_font().color(&rgb(*color)).pos(Pos::new(HPos::Left, VPos::Center));
                         chart.draw_series(std::iter::once(plotters::element::Text::new(text.clone(), *at, style)))?;
                     }
                 }
@@ -247,8 +247,11 @@ pub fn tick(v: f64) -> String {
         format!("{}k", trim(v / 1e3, 1))
     } else if a >= 10.0 || a == 0.0 {
         trim(v, 1)
-    } else {
+    } else if a >= 1e-3 {
         trim(v, 3)
+    } else {
+        // small magnitudes (densities of large quantities): two significant digits
+        format!("{v:.1e}")
     }
 }
 
@@ -282,7 +285,8 @@ mod tests {
     #[test]
     fn ticks_are_compact_and_never_negative_zero() {
         assert_eq!(tick(0.0), "0");
-        assert_eq!(tick(-0.0001), "0");
+        assert_eq!(tick(-0.0004), "-4.0e-4");
+        assert_eq!(tick(0.0012), "0.001");
         assert_eq!(tick(12_500.0), "12.5k");
         assert_eq!(tick(3_000_000.0), "3M");
         assert_eq!(tick(0.125), "0.125");
@@ -298,7 +302,7 @@ mod tests {
             ..Default::default()
         };
         let svg = p.to_svg().unwrap();
-        assert!(svg.starts_with("<svg class=\"plot\" role=\"img\" viewBox=\"0 0 720 360\""), "{}", &svg[..80]);
+        assert!(svg.starts_with("<svg class=\"plot\" role=\"img\" viewBox=\"0 0 640 360\""), "{}", &svg[..80]);
         assert!(!svg.contains("http"), "the SVG names a URL");
         assert!(svg.contains("<polyline"), "the line was not drawn");
     }

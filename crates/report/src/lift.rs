@@ -335,7 +335,7 @@ fn estimates_chart(k: usize, cell: &CellJson, kpi: &str) -> Result<Block, crate:
         y_labels: Some(names),
         y_range: Some((-0.6, n - 0.4)),
         elements: el,
-        height: (90 + 50 * cell.estimates.len() as u32).min(600),
+        height: (120 + 50 * cell.estimates.len() as u32).clamp(240, 600),
         ..Default::default()
     };
     chart(
@@ -351,7 +351,14 @@ fn estimates_chart(k: usize, cell: &CellJson, kpi: &str) -> Result<Block, crate:
 }
 
 fn weights_chart(k: usize, cell: &CellJson) -> Result<Option<Block>, crate::chart::ChartError> {
-    let Some((name, e)) = cell.estimates.iter().find(|(_, e)| !e.weights.is_empty()) else { return Ok(None) };
+    // the synthetic-control family first (DiD's weights are uniform by construction)
+    let with_weights = |n: &str| cell.estimates.get(n).filter(|e| !e.weights.is_empty()).map(|e| (n.to_string(), e));
+    let found = ["sc", "ascm", "sdid"]
+        .into_iter()
+        .find_map(with_weights)
+        .or_else(|| cell.estimates.iter().find(|(_, e)| !e.weights.is_empty()).map(|(n, e)| (n.clone(), e)));
+    let Some((name, e)) = found else { return Ok(None) };
+    let name = &name;
     let mut w: Vec<(&String, f64)> = e.weights.iter().map(|(g, v)| (g, *v)).collect();
     w.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
     let drawn: Vec<&(&String, f64)> = w.iter().take(MAX_DONORS_DRAWN).collect();
