@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// The output directory of an mmloop command (fit, lift, design, optimize, scenario).
+    /// The output directory of an mmloop command (fit, lift, design, optimize, scenario, rank).
     pub dir: PathBuf,
     /// Where to write the HTML (default: DIR.html beside the directory). An existing file is replaced
     /// only when it is an earlier mmloop report.

@@ -20,6 +20,7 @@ mod fit;
 mod lift;
 mod optimize;
 pub mod page;
+mod rank;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,7 @@ const KINDS: &[Kind] = &[
     Kind { command: "design", page: design::page },
     Kind { command: "optimize", page: optimize::optimize_page },
     Kind { command: "scenario", page: optimize::scenario_page },
+    Kind { command: "rank", page: rank::page },
 ];
 
 /// The commands whose outputs [`render`] can report.

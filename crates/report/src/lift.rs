@@ -52,6 +52,9 @@ struct EstimateJson {
     #[serde(default)]
     weights: BTreeMap<String, f64>,
     iroas: Option<IroasJson>,
+    /// Placebo in space: the ATT with each control geo as the fake treated unit (SC).
+    #[serde(default)]
+    placebo_atts: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +91,9 @@ pub fn page(dir: &Path) -> Result<Page, ReportError> {
         if let Some(b) = weights_chart(k, cell).map_err(chart_err)? {
             blocks.push(b);
         }
+        let placebo = placebo_chart(k, cell, &kpi).map_err(chart_err)?;
+        let has_placebo = placebo.is_some();
+        blocks.extend(placebo);
         let mut text = vec![format!(
             "Treated: {}. Test window {} to {}.",
             cell.treated.join(", "),
@@ -107,10 +113,9 @@ pub fn page(dir: &Path) -> Result<Page, ReportError> {
                 if r.channels.is_empty() { String::new() } else { format!(" on {}", r.channels.join(", ")) }
             ));
         }
-        text.push(
-            "Placebo distributions are not drawn: the lift output keeps only their p-values and standard errors."
-                .into(),
-        );
+        if !has_placebo {
+            text.push("No placebo distribution: only the sc estimator writes its placebo-in-space ATTs.".into());
+        }
         sections.push(Section { heading: format!("Cell {}", cell.cell), text, blocks });
     }
     let first = lift.cells.first();
@@ -400,6 +405,59 @@ fn weights_chart(k: usize, cell: &CellJson) -> Result<Option<Block>, crate::char
         ),
         &plot,
         vec![LegendItem::new("weight", 2, "area")],
+        t,
+    )?))
+}
+
+fn placebo_chart(k: usize, cell: &CellJson, kpi: &str) -> Result<Option<Block>, crate::chart::ChartError> {
+    let Some((name, e)) = cell.estimates.iter().find(|(_, e)| !e.placebo_atts.is_empty()) else { return Ok(None) };
+    let Some(att) = e.att else { return Ok(None) };
+    let mut p: Vec<(&String, f64)> = e.placebo_atts.iter().map(|(g, a)| (g, *a)).collect();
+    p.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+    let n = p.len() as f64;
+    let labels: Vec<String> = p.iter().map(|(g, _)| (*g).clone()).collect();
+    let mut el = vec![
+        Element::Segment { color: GREY, from: (0.0, -0.6), to: (0.0, n - 0.4), width: 1 },
+        Element::Segment { color: 5, from: (att, -0.6), to: (att, n - 0.4), width: 3 },
+    ];
+    el.push(Element::Points {
+        color: 0,
+        points: p.iter().enumerate().map(|(i, (_, a))| (*a, i as f64)).collect(),
+        size: 5,
+    });
+    let mut t = Table::new(
+        format!(
+            "Placebo ATTs of {name}: each control geo treated as if it were the test geo ({kpi} per geo and period)"
+        ),
+        &["control geo", "placebo ATT", "as large as the observed"],
+    );
+    for (g, a) in &p {
+        t.row(vec![Cell::text(*g), Cell::num(*a), Cell::text(if a.abs() >= att.abs() { "yes" } else { "no" })]);
+    }
+    t.row(vec![Cell::text("observed (treated geos)"), Cell::num(att), Cell::text("")]);
+    let (lo, hi) = p
+        .iter()
+        .map(|x| x.1)
+        .chain([att, 0.0])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let pad = 0.06 * (hi - lo).max(1e-9);
+    let plot = Plot {
+        x_desc: format!("ATT on {kpi} per geo and period (KPI units)"),
+        y_labels: Some(labels),
+        x_range: Some((lo - pad, hi + pad)),
+        y_range: Some((-0.6, n - 0.4)),
+        elements: el,
+        height: (80 + 30 * p.len() as u32).clamp(240, 640),
+        ..Default::default()
+    };
+    Ok(Some(chart(
+        &format!("lift-placebo-{k}"),
+        &format!("Placebo distribution: {name} ({})", cell.cell),
+        &format!(
+            "The effect {name} finds when each control geo in turn is treated as the test geo (dots), against the effect observed on the treated geos (orange line). An observed effect among the placebos is not distinguishable from noise."
+        ),
+        &plot,
+        vec![LegendItem::new("placebo ATT", 0, "dot"), LegendItem::new("observed ATT", 5, "line")],
         t,
     )?))
 }
