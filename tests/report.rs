@@ -76,6 +76,9 @@ fn outputs() -> &'static Outputs {
             &p("lift"),
         ]);
         write_rank_fixture(&root.join("rank"));
+        // an experiment ledger (a file, named "ledger" here): the lift readout, predicted by the fit
+        ok(&["ledger", &p("ledger"), "add", &format!("{}/calibration.json", p("lift"))]);
+        ok(&["ledger", &p("ledger"), "predict", "--fit", &p("fit")]);
         Outputs { root }
     })
 }
@@ -384,7 +387,7 @@ fn design_report_opens_offline_on_a_phone() {
 
 #[test]
 fn optimize_report_opens_offline_on_a_phone() {
-    check_in_browser("optimize", &["opt-spend", "opt-outcomes", "opt-mroi"], false);
+    check_in_browser("optimize", &["opt-spend", "opt-outcomes", "opt-mroi", "opt-response"], false);
 }
 
 #[test]
@@ -392,6 +395,16 @@ fn rank_report_opens_offline_on_a_phone_and_escapes_a_hostile_name() {
     check_in_browser("rank", &["rank-2x2", "rank-portfolio"], false);
     let (_, html) = outputs().report("rank");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "the hostile test name is not shown escaped");
+}
+
+#[test]
+fn ledger_report_opens_offline_on_a_phone() {
+    check_in_browser("ledger", &["ledger-history"], false);
+    let (_, html) = outputs().report("ledger");
+    // the one experiment: the lift readout's measurement, exactly
+    let cal: Vec<mmloop_data::LiftTestRecord> =
+        serde_json::from_slice(&std::fs::read(outputs().dir("lift").join("calibration.json")).unwrap()).unwrap();
+    assert_eq!(table_column(&html, "ledger-history", "measured"), [cal[0].incremental_kpi]);
 }
 
 #[test]

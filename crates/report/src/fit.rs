@@ -100,7 +100,7 @@ pub fn page(dir: &Path) -> Result<Page, ReportError> {
         blocks: vec![shares(&s).map_err(chart_err)?, roi_chart(&s).map_err(chart_err)?],
     });
     // --- curves -------------------------------------------------------------------------------
-    let mut blocks = vec![response_curves(dir, &s)?];
+    let mut blocks = vec![response_curves(dir, &s, None)?];
     let mut text = Vec::new();
     match &spec {
         Ok(spec) => {
@@ -445,7 +445,21 @@ fn roi_chart(s: &FitSummary) -> Result<Block, crate::chart::ChartError> {
     )
 }
 
-fn response_curves(dir: &Path, s: &FitSummary) -> Result<Block, ReportError> {
+/// Linear interpolation of the points (x ascending) at `x`; `None` outside their range.
+pub(crate) fn interpolate(points: &[(f64, f64)], x: f64) -> Option<f64> {
+    points.windows(2).find(|w| w[0].0 <= x && x <= w[1].0).map(|w| {
+        let (a, b) = (w[0], w[1]);
+        if b.0 > a.0 { a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0) } else { a.1 }
+    })
+}
+
+/// The response curves of the fit in `dir`; with `recommended` (channel, spend multiple), each
+/// channel's recommended spend is marked on its curve (the optimize report).
+pub(crate) fn response_curves(
+    dir: &Path,
+    s: &FitSummary,
+    recommended: Option<&[(String, f64)]>,
+) -> Result<Block, ReportError> {
     let csv = table(dir, "response_curves.csv", "fit")?;
     let ch = csv.str("channel")?;
     let mult = csv.f64("multiplier")?;
@@ -467,6 +481,19 @@ fn response_curves(dir: &Path, s: &FitSummary) -> Result<Block, ReportError> {
         el.push(Element::Band { color, lower: pts(&q05), upper: pts(&q95), opacity: 0.18 });
         el.push(Element::Line { color, points: pts(&mean), width: 2 });
         legend.push(LegendItem::new(&c.name, color, "line"));
+        if let Some((_, m)) = recommended.and_then(|rec| rec.iter().find(|(n, _)| *n == c.name))
+            && let Some(y) = interpolate(&pts(&mean), *m)
+        {
+            el.push(Element::Points { color, points: vec![(*m, y)], size: 6 });
+            t.row(vec![
+                Cell::text(format!("{} (recommended)", c.name)),
+                Cell::num(*m),
+                Cell::num(m * c.spend),
+                Cell::num(y),
+                Cell::text("–"),
+                Cell::text("–"),
+            ]);
+        }
         for &r in &rows {
             t.row(vec![
                 Cell::text(&c.name),
@@ -482,6 +509,23 @@ fn response_curves(dir: &Path, s: &FitSummary) -> Result<Block, ReportError> {
     el.push(Element::Segment { color: BLACK, from: (1.0, 0.0), to: (1.0, hi), width: 1 });
     el.push(Element::Text { color: BLACK, at: (1.02, hi * 0.97), text: "current spend".into() });
     legend.push(LegendItem::new("current spend (1×)", BLACK, "line"));
+    if recommended.is_some() {
+        legend.push(LegendItem::new("recommended spend (dot on each curve)", GREY, "dot"));
+    }
+    let (id, caption) = match recommended {
+        None => (
+            "fit-response",
+            format!(
+                "Incremental {outcome} over the fitted period if each channel's spend were scaled by the factor on the x axis (posterior mean and 90 % band); the vertical line marks the spend actually made. Run `mmloop optimize` for the recommended spend."
+            ),
+        ),
+        Some(_) => (
+            "opt-response",
+            format!(
+                "The fit's response curves (incremental {outcome} over its fitted period, posterior mean and 90 % band, against spend as a multiple of the current): the vertical line is the current spend, the dot on each curve the recommended spend as a multiple of the current one (the optimisation's horizon may differ from the fitted period; the curve shows the shape)."
+            ),
+        ),
+    };
     let plot = Plot {
         x_desc: "spend as a multiple of the fitted period's spend (×)".into(),
         y_desc: format!("incremental {outcome} over the fitted period"),
@@ -489,15 +533,8 @@ fn response_curves(dir: &Path, s: &FitSummary) -> Result<Block, ReportError> {
         elements: el,
         ..Default::default()
     };
-    chart(
-        "fit-response",
-        "Response curves",
-        &format!("Incremental {outcome} over the fitted period if each channel's spend were scaled by the factor on the x axis (posterior mean and 90 % band); the vertical line marks the spend actually made. Run `mmloop optimize` for the recommended spend."),
-        &plot,
-        legend,
-        t,
-    )
-    .map_err(|e| ReportError::Chart { dir: dir.to_path_buf(), message: e.0 })
+    chart(id, "Response curves", &caption, &plot, legend, t)
+        .map_err(|e| ReportError::Chart { dir: dir.to_path_buf(), message: e.0 })
 }
 
 /// Per channel, per lag: the share of a period's media effect that lands `lag` periods later
@@ -698,6 +735,15 @@ mod tests {
         let h = density_histogram(&x, 0.0, 0.5, 5);
         let mass: f64 = h.iter().map(|(a, b, d)| (b - a) * d).sum();
         assert!((mass - 0.5).abs() < 0.002, "{mass}"); // 500 of 1000 points lie in [0, 0.5]
+    }
+
+    #[test]
+    fn interpolation_is_linear_between_points_and_absent_outside() {
+        let p = [(0.0, 0.0), (1.0, 10.0), (2.0, 14.0)];
+        assert_eq!(interpolate(&p, 0.5), Some(5.0));
+        assert_eq!(interpolate(&p, 1.5), Some(12.0));
+        assert_eq!(interpolate(&p, 2.0), Some(14.0));
+        assert_eq!(interpolate(&p, 2.5), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! ([`mmloop_data::read_marker`]); [`render`] dispatches on it to the module of that command, which reads
 //! the files through their typed readers where they exist (`FitDir`, `DesignRecord`, `LiftTestRecord`)
 //! and builds a [`page::Page`]. Adding a command is one module with a `page(dir)` function and one
-//! line in [`KINDS`].
+//! line in [`KINDS`]. A file is read as an experiment ledger (readouts against predictions).
 //!
 //! ```no_run
 //! let report = mmloop_report::render(std::path::Path::new("out/fit"))?;
@@ -17,6 +17,7 @@
 pub mod chart;
 mod design;
 mod fit;
+mod ledger;
 mod lift;
 mod optimize;
 pub mod page;
@@ -31,7 +32,7 @@ pub use page::GENERATOR;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(
-        "{dir}: no such directory; give the output directory of an mmloop command (e.g. the --out of `mmloop fit`)"
+        "{dir}: no such directory or file; give the output directory of an mmloop command (e.g. the --out of `mmloop fit`) or an experiment ledger"
     )]
     NoDir { dir: PathBuf },
     #[error(
@@ -52,6 +53,8 @@ pub enum ReportError {
         #[source]
         source: mmloop_mmm::fitdir::FitDirError,
     },
+    #[error("{path}: not a readable experiment ledger: {message}")]
+    Ledger { path: PathBuf, message: String },
     #[error("{dir}: {message}")]
     Chart { dir: PathBuf, message: String },
     #[error("rendering the page: {0}")]
@@ -95,19 +98,22 @@ pub fn supported_commands() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.command).collect()
 }
 
-/// The report of output directory `dir`.
+/// The report of output directory `dir`, or of the experiment ledger when `dir` is a file.
 pub fn render(dir: &Path) -> Result<Report, ReportError> {
-    if !dir.is_dir() {
+    let (command, page) = if dir.is_file() {
+        ("ledger", ledger::page(dir)?)
+    } else if dir.is_dir() {
+        let marker = mmloop_data::read_marker(dir)
+            .ok_or_else(|| ReportError::NotAnOutput { dir: dir.to_path_buf(), marker: mmloop_data::MARKER })?;
+        let kind = KINDS.iter().find(|k| k.command == marker.command).ok_or_else(|| ReportError::Unsupported {
+            dir: dir.to_path_buf(),
+            command: marker.command.clone(),
+            known: supported_commands().join(", "),
+        })?;
+        (kind.command, (kind.page)(dir)?)
+    } else {
         return Err(ReportError::NoDir { dir: dir.to_path_buf() });
-    }
-    let marker = mmloop_data::read_marker(dir)
-        .ok_or_else(|| ReportError::NotAnOutput { dir: dir.to_path_buf(), marker: mmloop_data::MARKER })?;
-    let kind = KINDS.iter().find(|k| k.command == marker.command).ok_or_else(|| ReportError::Unsupported {
-        dir: dir.to_path_buf(),
-        command: marker.command.clone(),
-        known: supported_commands().join(", "),
-    })?;
-    let page = (kind.page)(dir)?;
+    };
     let charts = page
         .sections
         .iter()
@@ -118,7 +124,7 @@ pub fn render(dir: &Path) -> Result<Report, ReportError> {
         })
         .collect();
     let html = page::render_html(&page).map_err(|e| ReportError::Template(e.to_string()))?;
-    Ok(Report { kind: kind.command.to_string(), charts, html })
+    Ok(Report { kind: command.to_string(), charts, html })
 }
 
 /// Where the report of `dir` goes by default: `DIR.html` beside the directory (never inside it: the
@@ -170,7 +176,11 @@ mod tests {
         let e = render(d.path()).unwrap_err().to_string();
         assert!(e.contains("mmloop frobnicate") && e.contains("fit, lift"), "{e}");
         let e = render(&d.path().join("nope")).unwrap_err().to_string();
-        assert!(e.contains("no such directory"), "{e}");
+        assert!(e.contains("no such directory or file"), "{e}");
+        let f = d.path().join("notes.txt");
+        std::fs::write(&f, "not a ledger").unwrap();
+        let e = render(&f).unwrap_err().to_string();
+        assert!(e.contains("not a readable experiment ledger"), "{e}");
     }
 
     #[test]

@@ -179,6 +179,24 @@ pub fn optimize_page(dir: &Path) -> Result<Page, ReportError> {
     )
     .map_err(chart_err)?;
 
+    // the fit's response curves with the recommendation marked, when the fit named in the marker's
+    // arguments is still there
+    let mut notes = Vec::new();
+    let mut curves = None;
+    match fit_of(dir) {
+        Some(fit) => {
+            let rec: Vec<(String, f64)> = r
+                .channels
+                .iter()
+                .filter(|c| c.current_spend > 0.0)
+                .map(|c| (c.channel.clone(), c.optimal_spend / c.current_spend))
+                .collect();
+            curves = Some(crate::fit::response_curves(&fit.0, &fit.1, Some(&rec))?);
+        }
+        None => notes.push(
+            "The fit this plan was made on is not where the command line named it: no response curves.".to_string(),
+        ),
+    }
     let card = Card {
         title: "The recommendation in words".into(),
         status: if r.prob_gain_positive >= 0.9 { "ok" } else { "warn" }.into(),
@@ -207,10 +225,20 @@ pub fn optimize_page(dir: &Path) -> Result<Page, ReportError> {
         ],
         sections: vec![Section {
             heading: "Current vs recommended".into(),
-            text: vec![],
-            blocks: vec![Block::Card(card), spend, outcomes, mroi],
+            text: notes,
+            blocks: [Block::Card(card), spend, outcomes, mroi].into_iter().chain(curves).collect(),
         }],
     })
+}
+
+/// The fit directory named by `--fit` in the output's marker (as given on the command line, so
+/// relative to where the command ran), with its summary; `None` when it is not there any more.
+fn fit_of(dir: &Path) -> Option<(std::path::PathBuf, mmloop_mmm::fitdir::FitSummary)> {
+    let argv = mmloop_data::read_marker(dir)?.argv;
+    let i = argv.iter().position(|a| a == "--fit")?;
+    let fit = std::path::PathBuf::from(argv.get(i + 1)?);
+    let summary = mmloop_mmm::fitdir::FitDir::open(&fit).and_then(|d| d.summary()).ok()?;
+    Some((fit, summary))
 }
 
 pub fn scenario_page(dir: &Path) -> Result<Page, ReportError> {
