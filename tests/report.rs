@@ -31,12 +31,17 @@ struct Outputs {
 fn outputs() -> &'static Outputs {
     static OUT: OnceLock<Outputs> = OnceLock::new();
     OUT.get_or_init(|| {
-        let root = tempfile::Builder::new().prefix("mmloop-report-").tempdir().unwrap().keep();
+        // under the target directory, replaced on every run: the outputs and reports stay as artefacts
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-outputs");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
         let p = |n: &str| root.join(n).display().to_string();
         // Laplace: the report reads the same files as after NUTS, in a second instead of a minute
         ok(&["fit", "--config", "data/demo_national.toml", "--out", &p("fit"), "--method", "laplace", "--quiet"]);
         ok(&["optimize", "--fit", &p("fit"), "--horizon", "13", "--out", &p("optimize")]);
-        ok(&["scenario", "--fit", &p("fit"), "--plan", "data/demo_plan.csv", "--out", &p("scenario")]);
+        // --report writes scenario.html beside the output as the command finishes
+        ok(&["scenario", "--fit", &p("fit"), "--plan", "data/demo_plan.csv", "--out", &p("scenario"), "--report"]);
+        assert!(mmloop_report::is_report(&root.join("scenario.html")), "--report wrote no report");
         ok(&[
             "design",
             "--data",
@@ -521,6 +526,9 @@ fn report_never_replaces_a_file_it_did_not_write_nor_writes_into_the_output() {
     let e = err(&["report", &dir, "--out", &inside.display().to_string()]);
     assert!(e.contains("input"), "{e}");
     assert!(!inside.exists());
+    // --report on a command without an output directory says so
+    let e = err(&["ledger", &o.dir("ledger").display().to_string(), "list", "--report"]);
+    assert!(e.contains("--report") && e.contains("no output directory"), "{e}");
     // an earlier report is replaced
     let out = d.path().join("r.html").display().to_string();
     ok(&["report", &dir, "--out", &out]);

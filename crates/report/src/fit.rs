@@ -737,6 +737,32 @@ mod tests {
         assert!((mass - 0.5).abs() < 0.002, "{mass}"); // 500 of 1000 points lie in [0, 0.5]
     }
 
+    fn nuts(divergences: usize, max_rhat: f64) -> Diagnostics {
+        let j = format!(
+            r#"{{"method":"nuts","chains":4,"draws_per_chain":1000,"max_rhat":{max_rhat},"max_rhat_param":"beta[tv]",
+            "min_ess_bulk":900.0,"min_ess_bulk_param":"roi[tv]","min_ess_tail":700.0,"min_ess_tail_param":"sigma",
+            "divergences":{divergences},"max_tree_depth_hits":0,"e_bfmi":[1.0,1.0,1.0,1.0],"warnings":[]}}"#
+        );
+        serde_json::from_str(&j).unwrap()
+    }
+
+    #[test]
+    fn health_card_says_in_words_what_is_wrong() {
+        let ok = health_card(&nuts(0, 1.002));
+        assert_eq!(ok.status, "ok");
+        assert!(ok.lines[0].contains("the chains agree") && ok.lines[2].contains("none"), "{:?}", ok.lines);
+        let bad = health_card(&nuts(3, 1.002));
+        assert_eq!(bad.status, "bad");
+        assert!(
+            bad.lines[2].contains("Divergent transitions: 3") && bad.lines[2].contains("missed part"),
+            "{:?}",
+            bad.lines
+        );
+        let bad = health_card(&nuts(0, 1.08));
+        assert_eq!(bad.status, "bad");
+        assert!(bad.lines[0].contains("1.080") && bad.lines[0].contains("disagree"), "{:?}", bad.lines);
+    }
+
     #[test]
     fn interpolation_is_linear_between_points_and_absent_outside() {
         let p = [(0.0, 0.0), (1.0, 10.0), (2.0, 14.0)];
