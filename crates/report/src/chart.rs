@@ -56,7 +56,7 @@ pub struct Plot {
     pub x_labels: Option<Vec<String>>,
     /// Category labels of the y axis: label i at y = i (e.g. channel names of a bar chart).
     pub y_labels: Option<Vec<String>>,
-    /// Axis ranges; `None`: the data's extent with a little margin (and 0 included for bars).
+    /// Axis ranges; `None`: the data's extent widened by 4 % on each side.
     pub x_range: Option<(f64, f64)>,
     pub y_range: Option<(f64, f64)>,
     pub elements: Vec<Element>,
@@ -134,6 +134,7 @@ impl Plot {
         };
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
+            .margin_right(44)
             .x_label_area_size(52)
             .y_label_area_size(y_label_width)
             .build_cartesian_2d(x0..x1, y0..y1)?;

@@ -131,6 +131,13 @@ pub fn chart(
     table: Table,
 ) -> Result<Block, ChartError> {
     let svg = plot.to_svg().map_err(|e| ChartError(format!("chart {id}: {}", e.0)))?;
+    // named and described by the figure's title and caption (ids are the code's own ASCII names)
+    debug_assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "chart id {id}");
+    let svg = svg.replacen(
+        "role=\"img\"",
+        &format!("role=\"img\" aria-labelledby=\"{id}-title\" aria-describedby=\"{id}-caption\""),
+        1,
+    );
     Ok(Block::Chart(Box::new(Chart {
         id: id.into(),
         title: title.into(),
@@ -250,5 +257,10 @@ mod tests {
     fn numeric_cells_carry_their_exact_value() {
         let html = render_html(&page_with("tv")).unwrap();
         assert!(html.contains("data-value=\"1.5\""), "{html}");
+        // the chart is named by its title for screen readers
+        assert!(
+            html.contains("aria-labelledby=\"c1-title\"") && html.contains("<h3 id=\"c1-title\">tv</h3>"),
+            "{html}"
+        );
     }
 }
