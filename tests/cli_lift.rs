@@ -47,7 +47,7 @@ fn lift_sc_on_geolift_test_writes_json_csv_and_calibration_record() {
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("155.556") && stdout.contains("cincinnati 0.2272"), "{stdout}");
+    assert!(stdout.contains("155.56") && stdout.contains("cincinnati 0.227"), "{stdout}");
     let j = read_json(out.join("lift.json"));
     let sc = &j["cells"][0]["estimates"]["sc"];
     assert!((sc["att"].as_f64().unwrap() - 155.556).abs() < 5e-4);

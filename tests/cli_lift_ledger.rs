@@ -101,7 +101,7 @@ fn lift_with_ledger_records_the_readout_lists_it_refuses_it_twice_and_exports_th
 
     let o = mmloop(&lift_args(s(&data), s(&out1), &["--channel", "tv", "--ledger", s(&ledger)]));
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("recorded in ledger") && text(&o).contains("experiment(s) 1"), "{}", text(&o));
+    assert!(text(&o).contains("recorded in ledger") && text(&o).contains("as experiment 1"), "{}", text(&o));
 
     let list = mmloop(&["ledger", s(&ledger), "list"]);
     assert!(list.status.success(), "{}", text(&list));

@@ -94,6 +94,27 @@ fn optimize_and_scenario_run_on_a_saved_fit() {
     let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(sout.join("scenario.json")).unwrap()).unwrap();
     assert_eq!(rep["total_spend"].as_f64().unwrap(), 47000.0);
     assert!(rep["total_outcome"]["q05"].as_f64().unwrap() <= rep["total_outcome"]["q95"].as_f64().unwrap());
+
+    // the recommendation as a plan: scenario prices it to the optimiser's own expected outcome (the
+    // same flat spend through the same draws, so equal up to summation order)
+    let sout = dir.path().join("scen_opt");
+    let o = mmloop()
+        .args(["scenario", "--fit"])
+        .arg(&fit)
+        .arg("--plan")
+        .arg(out.join("plan.csv"))
+        .arg("--out")
+        .arg(&sout)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "scenario on plan.csv failed: {}", String::from_utf8_lossy(&o.stderr));
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(sout.join("scenario.json")).unwrap()).unwrap();
+    let priced = rep["total_outcome"]["mean"].as_f64().unwrap();
+    let promised = report["optimal_outcome"]["mean"].as_f64().unwrap();
+    assert!((priced - promised).abs() <= 1e-9 * promised.abs(), "scenario {priced} vs optimize {promised}");
+    assert!((rep["total_spend"].as_f64().unwrap() - optimal).abs() <= 1e-9 * optimal);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("wrote") && stderr.contains("scenario.json"), "lists the files written: {stderr}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The README runs as written: every command line of its ```sh blocks (the top block and "A tour"),
 //! in order, against a fresh copy of the repository's `data/` and `examples/` with `../shared` beside
-//! it, with this build's `mmloop` standing in for `mmloop` and `cargo run --release --`. Any non-zero
+//! it, with this build's `mmloop` standing in for `mmloop`, `cargo run --` and `cargo run --release --`. Any non-zero
 //! exit or panic fails the test, naming the README line.
 //!
 //! Skipped, and why: `cargo test ...` lines (this is the test run; running it again would recurse).
@@ -78,7 +78,9 @@ fn every_readme_command_runs_in_order_on_a_fresh_copy() {
     let bin = env!("CARGO_BIN_EXE_mmloop");
     let mut ran = 0;
     for c in &commands {
-        let args: Vec<&str> = if let Some(rest) = c.text.strip_prefix("cargo run --release --") {
+        let args: Vec<&str> = if let Some(rest) =
+            c.text.strip_prefix("cargo run --release --").or_else(|| c.text.strip_prefix("cargo run --"))
+        {
             rest.split_whitespace().collect()
         } else if let Some(rest) = c.text.strip_prefix("mmloop ") {
             rest.split_whitespace().collect()

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use mmloop_data::OutputDir;
+use mmloop_data::human::{amount, count, number};
 use mmloop_geolift::design::{
     DesignEstimator, DesignInference, DesignRecord, PowerConfig, SearchSpec, TestType, candidates_csv,
     search_with_progress,
@@ -11,6 +12,15 @@ use std::path::PathBuf;
 
 /// Design a geo experiment: rank treated markets and test lengths by simulated power on history
 /// (GeoLift's approach), report the minimum detectable effect, budget and expected precision.
+///
+/// How candidates are ranked: each candidate (treated set × test length) gets its rank on three
+/// criteria — the minimum detectable effect |MDE| at the target power, the absolute lift the
+/// estimator reports when there is no effect (|lift@0|, a bias check) and the scaled L2 imbalance of
+/// the synthetic control's pre-period fit — and the table is sorted by the mean of the three ranks
+/// (the `score` column; GeoLift's market selection averages its criteria the same way). So a
+/// candidate with the lowest MDE can sit below others when its pre-period fit is poor or it shows a
+/// lift at zero. Ties go to the smaller |MDE|, then higher mean power, a smaller treated share,
+/// the shorter test.
 #[derive(clap::Args, Debug)]
 pub struct DesignArgs {
     #[command(flatten)]
@@ -21,7 +31,7 @@ pub struct DesignArgs {
     /// Number of treated geos per cell: N or A..B (inclusive).
     #[arg(long, default_value = "2..5")]
     pub n_treated: String,
-    /// Test lengths in periods, comma separated.
+    /// Test lengths, in periods (the data's time step), comma separated.
     #[arg(
         long,
         value_delimiter = ',',
@@ -188,14 +198,14 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     eprintln!(
-        "design: {} geos × {} periods from {}; {}..{} treated, durations {:?}, {} effects, {} windows",
-        panel.geos.len(),
-        panel.times.len(),
+        "design: {} × {} from {}; {}..{} treated, test lengths {} periods, {}, {} historical windows",
+        count(panel.geos.len(), "geo"),
+        count(panel.times.len(), "period"),
         panel.source,
         n_min,
         n_max,
-        spec.durations,
-        cfg.effects.len(),
+        spec.durations.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+        count(cfg.effects.len(), "effect size"),
         cfg.windows
     );
     let start = std::time::Instant::now();
@@ -230,8 +240,8 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
     let dir = out.commit()?;
 
     println!(
-        "{:>4}  {:<48} {:>7} {:>12} {:>9} {:>9} {:>8} {:>7}",
-        "rank", "treated", "periods", "MDE", "se(lift)", "lift@0", "scaledL2", "share"
+        "{:>4} {:>6}  {:<48} {:>7} {:>12} {:>9} {:>9} {:>8} {:>7}",
+        "rank", "score", "treated", "periods", "MDE", "se(lift)", "lift@0", "scaledL2", "share"
     );
     for c in sel.candidates.iter().take(a.top) {
         let mut names = c.treated.join(", ");
@@ -239,8 +249,9 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
             names = names.chars().take(45).collect::<String>() + "...";
         }
         println!(
-            "{:>4}  {:<48} {:>7} {:>12} {:>8.1}% {:>+8.1}% {:>8.3} {:>6.1}%",
+            "{:>4} {:>6}  {:<48} {:>7} {:>12} {:>8.1}% {:>+8.1}% {:>8.3} {:>6.1}%",
             c.rank,
+            c.score.map(|v| format!("{v:.2}")).unwrap_or_default(),
             names,
             c.duration,
             fmt_pct(c.mde),
@@ -259,13 +270,18 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
             fmt_pct(cell.mde),
             100.0 * spec.target_power,
             cfg.alpha,
-            cell.mde_incremental.map(|m| format!("{m:.0}")).unwrap_or_else(|| "-".into())
+            cell.mde_incremental.map(amount).unwrap_or_else(|| "-".into())
         );
         if let Some(b) = cell.implied_budget {
-            println!("  budget needed at iROAS {}: {b:.0}", a.iroas.unwrap_or_default());
+            println!("  budget needed at iROAS {}: {}", number(a.iroas.unwrap_or_default()), amount(b));
         }
         if let (Some(r), Some(se)) = (cell.detectable_iroas, cell.se_iroas) {
-            println!("  with budget {}: detectable iROAS {r:.3}, se(iROAS) {se:.3}", a.budget.unwrap_or_default());
+            println!(
+                "  with budget {}: detectable iROAS {}, se(iROAS) {}",
+                amount(a.budget.unwrap_or_default()),
+                number(r),
+                number(se)
+            );
         }
     }
     if let Some(spend) = &panel.spend {
@@ -273,8 +289,17 @@ pub fn run(a: DesignArgs) -> anyhow::Result<()> {
         let idx: Vec<usize> = first.treated.iter().filter_map(|g| panel.geo_index(g).ok()).collect();
         let t = panel.times.len();
         let cur: f64 = idx.iter().map(|&g| (t - first.duration..t).map(|s| spend[[g, s]]).sum::<f64>()).sum();
-        println!("  current spend of the chosen geos over the last {} periods: {cur:.0}", first.duration);
+        println!(
+            "  current spend of the chosen geos over the last {}: {}",
+            count(first.duration, "period"),
+            amount(cur)
+        );
     }
-    println!("wrote {}/design.json and candidates.csv", dir.display());
+    crate::say::wrote(
+        &dir,
+        &["run the test, then read it out: mmloop lift --data <panel with the test> --treated <the chosen geos> \
+           --start <first test period> --end <last> --out <dir>"
+            .to_string()],
+    );
     Ok(())
 }

@@ -144,9 +144,10 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             let ids = l.add_calibration_file(&calibration)?;
             let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
             println!(
-                "added {} readout(s) from {} as experiment(s) {}",
-                ids.len(),
+                "added {} from {} as {} {}",
+                mmloop_data::human::count(ids.len(), "readout"),
                 calibration.display(),
+                if ids.len() == 1 { "experiment" } else { "experiments" },
                 list.join(", ")
             );
             for id in &ids {

@@ -17,6 +17,7 @@
 
 use anyhow::{Context, bail};
 use mmloop_data::OutputDir;
+use mmloop_data::human::{amount, number};
 use mmloop_geolift::readout::{Body, CellReadout, ReadoutParams, estimate, prepare};
 use mmloop_geolift::{Columns, Panel};
 use mmloop_loop::ledger::{Ledger, LedgerError};
@@ -44,7 +45,9 @@ pub struct LiftArgs {
     /// data is refused (the window would be cut short).
     #[arg(long)]
     pub end: Option<String>,
-    /// Estimator(s): sc, ascm, sdid, did, twfe, tbr or all (comma separated).
+    /// Estimator(s): sc, ascm, sdid, did, twfe, tbr or all (comma separated). The FIRST one listed
+    /// feeds calibration.json (with `all`, sc); the others are printed and kept in lift.json for
+    /// comparison.
     #[arg(long, value_delimiter = ',', default_value = "sc")]
     pub estimator: Vec<String>,
     /// Test cell NAME=geo1,geo2 (repeatable); each cell is estimated against the never-treated geos.
@@ -167,7 +170,11 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
     match &readout.body {
         Body::Cells(cells) => {
             print_summary(cells, args.alpha);
-            println!("\nwrote {}/lift.json, lift_periods.csv, calibration.json", target.display());
+            println!(
+                "calibration.json holds the {} readout (the first estimator listed)",
+                cells.first().and_then(|c| c.estimates.first()).map(|e| e.estimator.as_str()).unwrap_or("-")
+            );
+            crate::say::wrote(&target, &next_after_lift(&target, args.ledger.is_some()));
             if readout.records.iter().any(|r| r.spend_change == 0.0) {
                 eprintln!(
                     "warning: no spend change known (give --spend-change X, or a --spend COLUMN without gaps in the treated geos); calibration.json has spend_change 0, set it before calibrating the MMM"
@@ -190,7 +197,7 @@ pub fn run(args: LiftArgs) -> anyhow::Result<()> {
             for e in &s.event_study {
                 println!("  {:>4}: {:>12.6} ± {:.6}", e.rel, e.estimate, e.se);
             }
-            println!("\nwrote {}/lift.json, calibration.json", target.display());
+            crate::say::wrote(&target, &next_after_lift(&target, args.ledger.is_some()));
         }
     }
     if let Some(l) = &args.ledger {
@@ -224,7 +231,8 @@ fn record_in_ledger(ledger: &std::path::Path, calibration: &std::path::Path) -> 
     match l.add_calibration_file(calibration) {
         Ok(ids) => {
             let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-            println!("recorded in ledger {} as experiment(s) {}", ledger.display(), list.join(", "));
+            let noun = if ids.len() == 1 { "experiment" } else { "experiments" };
+            println!("recorded in ledger {} as {noun} {}", ledger.display(), list.join(", "));
             Ok(())
         }
         Err(LedgerError::DuplicateSource { existing, .. }) => {
@@ -247,6 +255,17 @@ fn record_in_ledger(ledger: &std::path::Path, calibration: &std::path::Path) -> 
 
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {
     v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
+}
+
+/// What to do with a readout: record it in a ledger (unless this run did), then calibrate on it.
+fn next_after_lift(target: &std::path::Path, recorded: bool) -> Vec<String> {
+    let cal = crate::say::arg(&target.join("calibration.json"));
+    let mut next = Vec::new();
+    if !recorded {
+        next.push(format!("mmloop ledger <ledger file> add {cal}   (keep it with every other readout)"));
+    }
+    next.push("mmloop fit --config <model.toml> --ledger <ledger file> --out <dir>   (calibrate on it)".to_string());
+    next
 }
 
 fn print_summary(cells: &[CellReadout], alpha: f64) {
@@ -274,16 +293,16 @@ fn print_summary(cells: &[CellReadout], alpha: f64) {
         );
         for e in &c.estimates {
             let ci = match (e.ci_lower, e.ci_upper) {
-                (Some(l), Some(h)) => format!("[{l:.3}, {h:.3}]"),
+                (Some(l), Some(h)) => format!("[{}, {}]", amount(l), amount(h)),
                 _ => "-".into(),
             };
             println!(
-                "{:<8} {:>12.3} {:>8.2} {:>13.1} {:>10} {:>27} {:>8}",
+                "{:<8} {:>12} {:>8.2} {:>13} {:>10} {:>27} {:>8}",
                 e.estimator,
-                e.att,
+                number(e.att),
                 e.lift_pct,
-                e.incremental,
-                fmt_opt(e.se, 3),
+                amount(e.incremental),
+                e.se.map(amount).unwrap_or_else(|| "-".into()),
                 ci,
                 fmt_opt(e.p_value, 3)
             );
@@ -291,26 +310,29 @@ fn print_summary(cells: &[CellReadout], alpha: f64) {
         for e in &c.estimates {
             if let Some(pf) = e.pre_fit {
                 println!(
-                    "  {}: pre-fit L2 {:.3}, scaled L2 {:.4}, RMSE {:.3}",
-                    e.estimator, pf.l2, pf.scaled_l2, pf.rmse
+                    "  {}: pre-period fit: L2 imbalance {}, scaled L2 {:.4} (0 = perfect, 1 = no better than the mean), RMSE {}",
+                    e.estimator,
+                    amount(pf.l2),
+                    pf.scaled_l2,
+                    amount(pf.rmse)
                 );
             }
             let mut w: Vec<&(String, f64)> = e.weights.iter().filter(|(_, w)| *w >= 1e-4).collect();
             if matches!(e.estimator.as_str(), "sc" | "ascm" | "sdid") {
                 w.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let top: Vec<String> = w.iter().take(8).map(|(g, v)| format!("{g} {v:.4}")).collect();
+                let top: Vec<String> = w.iter().take(8).map(|(g, v)| format!("{g} {v:.3}")).collect();
                 println!("  {} weights: {}", e.estimator, top.join(", "));
             }
             if let Some(b) = e.bias {
-                println!("  {}: estimated SC bias {b:.4} (ATT_ascm = ATT_sc − bias)", e.estimator);
+                println!("  {}: estimated SC bias {} (ATT_ascm = ATT_sc − bias)", e.estimator, amount(b));
             }
             if let Some(i) = e.iroas {
                 println!(
-                    "  {} iROAS {:.4} [{}, {}]",
+                    "  {} iROAS {} [{}, {}]",
                     e.estimator,
-                    i.estimate,
-                    fmt_opt(i.ci_lower, 4),
-                    fmt_opt(i.ci_upper, 4)
+                    number(i.estimate),
+                    i.ci_lower.map(number).unwrap_or_else(|| "-".into()),
+                    i.ci_upper.map(number).unwrap_or_else(|| "-".into())
                 );
             }
             for n in e.notes.iter().filter(|n| n.contains("disagree about 0")) {

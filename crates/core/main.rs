@@ -10,6 +10,7 @@ mod lift;
 mod optimize;
 mod panel_args;
 mod report;
+mod say;
 
 #[derive(Parser, Debug)]
 #[command(name = "mmloop", version, about = "Marketing-mix models and geo experiments in one measurement loop")]

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use mmloop_data::OutputDir;
+use mmloop_data::human::{amount, count, number, percent};
 use mmloop_mmm::optimize::{
     FittedModel, OptimizationReport, OutcomeUnit, PlanGoal, PlanningBasis, Risk, ScenarioReport, SpendPlan,
     evaluate_plan, optimize_plan, relative_bounds,
@@ -27,13 +28,17 @@ pub struct OptimizeArgs {
     /// CSV of absolute bounds overriding `--relative`: columns channel, lower, upper (equal = fixed).
     #[arg(long)]
     pub bounds: Option<PathBuf>,
-    /// Objective: mean, mean-sd:K, quantile:Q, cvar:A.
+    /// Objective over the posterior of the total outcome: `mean` (expected outcome), `mean-sd:K`
+    /// (expected outcome less K posterior sd), `quantile:Q` (the outcome's lower Q-quantile), or
+    /// `cvar:A` (the mean of the worst A share of draws — the lower tail: cvar:0.1 guards against the
+    /// worst 10 %).
     #[arg(long, default_value = "mean")]
     pub objective: String,
     /// Outcome units: kpi, revenue (needs revenue per KPI in the model), or profit (revenue − spend).
     #[arg(long, default_value = "kpi")]
     pub outcome: String,
-    /// Instead of a budget: the smallest budget reaching this expected outcome.
+    /// Instead of a budget: the smallest budget whose expected *incremental* outcome of the media over
+    /// the horizon (not the total KPI with baseline) reaches this value.
     #[arg(long, conflicts_with_all = ["budget", "target_roi"], allow_negative_numbers = true)]
     pub target_outcome: Option<f64>,
     /// Instead of a budget: spend until each channel's marginal ROI falls to this value.
@@ -42,8 +47,9 @@ pub struct OptimizeArgs {
     /// Long-run (steady-state) adstock instead of the exact ramp-up and carry-over over the horizon.
     #[arg(long)]
     pub steady_state: bool,
-    /// Output directory for optimize.json and optimize.csv: new, empty, or an earlier `mmloop optimize`
-    /// output; never the fit directory or another input.
+    /// Output directory for optimize.json, optimize.csv, gain_draws.csv and plan.csv (the
+    /// recommendation as a plan `mmloop scenario --plan` reads): new, empty, or an earlier
+    /// `mmloop optimize` output; never the fit directory or another input.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -55,6 +61,8 @@ pub struct ScenarioArgs {
     #[arg(long)]
     pub fit: PathBuf,
     /// Plan CSV/Parquet: a `period` column and one spend column per channel (missing channels spend 0).
+    /// Each row is one future period after the fit's data, in order; the `period` values are labels
+    /// only (dates, week numbers, anything unique). `mmloop optimize` writes one as plan.csv.
     #[arg(long)]
     pub plan: PathBuf,
     /// Outcome units: kpi or revenue.
@@ -190,49 +198,100 @@ pub fn run_optimize(args: OptimizeArgs) -> anyhow::Result<()> {
         writeln!(gains, "{d},{c},{o},{}", o - c)?;
     }
     out.write("gain_draws.csv", gains.as_bytes())?;
+    out.write("plan.csv", recommendation_as_plan(&report).as_bytes())?;
     let dir = out.commit()?;
     print!("{}", optimize_table(&report));
-    eprintln!("wrote {}", dir.display());
+    crate::say::wrote(
+        &dir,
+        &[format!(
+            "mmloop scenario --fit {} --plan {} --out <dir>   (price the recommendation period by period)",
+            crate::say::arg(&args.fit),
+            crate::say::arg(&dir.join("plan.csv"))
+        )],
+    );
     Ok(())
 }
 
 fn optimize_table(r: &OptimizationReport) -> String {
     let mut s = String::new();
-    let _ =
-        writeln!(s, "\nBudget allocation over {} periods ({}; objective {})", r.horizon, r.outcome_unit, r.objective);
+    let unit = outcome_unit(r.outcome_unit);
+    let _ = writeln!(s, "\nBudget allocation over {}; outcome in {unit}", count(r.horizon, "period"));
+    let _ = writeln!(s, "objective {}", r.objective);
     let _ = writeln!(
         s,
         "{:<16} {:>14} {:>14} {:>8} {:>14} {:>10}",
-        "channel", "current", "optimal", "change", "outcome", "mROI"
+        "channel", "current spend", "optimal spend", "change", "outcome", "mROI"
     );
     for c in &r.channels {
-        let change = if c.current_spend > 0.0 { 100.0 * (c.optimal_spend / c.current_spend - 1.0) } else { f64::NAN };
+        let change =
+            if c.current_spend > 0.0 { percent(c.optimal_spend / c.current_spend - 1.0) } else { "new".into() };
         let _ = writeln!(
             s,
-            "{:<16} {:>14.0} {:>14.0} {:>7.1}% {:>14.1} {:>10.4}",
-            c.channel, c.current_spend, c.optimal_spend, change, c.outcome.mean, c.marginal_return
+            "{:<16} {:>14} {:>14} {:>8} {:>14} {:>10}",
+            c.channel,
+            amount(c.current_spend),
+            amount(c.optimal_spend),
+            change,
+            amount(c.outcome.mean),
+            number(c.marginal_return)
         );
     }
     let _ = writeln!(
         s,
-        "expected outcome: current {:.1} [90% {:.1}, {:.1}]  →  optimal {:.1} [90% {:.1}, {:.1}]",
-        r.current_outcome.mean,
-        r.current_outcome.q05,
-        r.current_outcome.q95,
-        r.optimal_outcome.mean,
-        r.optimal_outcome.q05,
-        r.optimal_outcome.q95
+        "expected outcome: current {} [90% {}, {}]  →  optimal {} [90% {}, {}]",
+        amount(r.current_outcome.mean),
+        amount(r.current_outcome.q05),
+        amount(r.current_outcome.q95),
+        amount(r.optimal_outcome.mean),
+        amount(r.optimal_outcome.q05),
+        amount(r.optimal_outcome.q95)
     );
     let _ = writeln!(
         s,
-        "gain: {:.1} [90% {:.1}, {:.1}], positive in {:.0}% of draws; KKT residual {:.1e}",
-        r.gain.mean,
-        r.gain.q05,
-        r.gain.q95,
-        100.0 * r.prob_gain_positive,
-        r.kkt_residual
+        "gain: {} [90% {}, {}], positive in {} of draws",
+        amount(r.gain.mean),
+        amount(r.gain.q05),
+        amount(r.gain.q95),
+        percent(r.prob_gain_positive)
     );
+    // the optimality (KKT) residual: the largest gap between channels' marginal returns that the
+    // bounds do not explain; only worth a word when the solver stopped short
+    if r.kkt_residual > 1e-6 {
+        let _ = writeln!(
+            s,
+            "warning: the solver stopped short of the optimum: marginal returns still differ by {} (KKT residual) \
+             where the bounds do not explain it",
+            number(r.kkt_residual)
+        );
+    }
     s
+}
+
+/// The recommendation as a scenario plan: the horizon's periods (labelled 1..H) with each channel's
+/// optimal spend spread evenly over them, the flat allocation the optimiser priced.
+fn recommendation_as_plan(r: &OptimizationReport) -> String {
+    let mut csv = String::from("period");
+    for c in &r.channels {
+        csv.push(',');
+        csv.push_str(&c.channel);
+    }
+    csv.push('\n');
+    for p in 1..=r.horizon {
+        csv.push_str(&p.to_string());
+        for c in &r.channels {
+            let _ = write!(csv, ",{}", c.optimal_spend / r.horizon as f64);
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
+/// The outcome's unit in words.
+fn outcome_unit(unit: &str) -> &'static str {
+    match unit {
+        "revenue" => "revenue",
+        _ => "KPI units",
+    }
 }
 
 pub fn run_scenario(args: ScenarioArgs) -> anyhow::Result<()> {
@@ -266,18 +325,31 @@ pub fn run_scenario(args: ScenarioArgs) -> anyhow::Result<()> {
     }
     out.write("scenario.csv", csv.as_bytes())?;
     let dir = out.commit()?;
-    println!("\nScenario: {} periods, total spend {:.0} ({})", report.periods, report.total_spend, report.outcome_unit);
+    println!(
+        "\nScenario: {}, total spend {}; outcome in {}",
+        count(report.periods, "period"),
+        amount(report.total_spend),
+        outcome_unit(report.outcome_unit)
+    );
     println!("{:<16} {:>14} {:>14} {:>14} {:>14} {:>9}", "channel", "spend", "outcome", "q05", "q95", "ROI");
     for c in &report.channels {
         println!(
-            "{:<16} {:>14.0} {:>14.1} {:>14.1} {:>14.1} {:>9.3}",
-            c.channel, c.spend, c.outcome.mean, c.outcome.q05, c.outcome.q95, c.roi.mean
+            "{:<16} {:>14} {:>14} {:>14} {:>14} {:>9}",
+            c.channel,
+            amount(c.spend),
+            amount(c.outcome.mean),
+            amount(c.outcome.q05),
+            amount(c.outcome.q95),
+            number(c.roi.mean)
         );
     }
     println!(
-        "total incremental outcome {:.1} [90% {:.1}, {:.1}], ROI {:.3}",
-        report.total_outcome.mean, report.total_outcome.q05, report.total_outcome.q95, report.roi.mean
+        "total incremental outcome {} [90% {}, {}], ROI {}",
+        amount(report.total_outcome.mean),
+        amount(report.total_outcome.q05),
+        amount(report.total_outcome.q95),
+        number(report.roi.mean)
     );
-    eprintln!("wrote {}", dir.display());
+    crate::say::wrote(&dir, &[]);
     Ok(())
 }

@@ -16,6 +16,7 @@
 mod calibration;
 mod error;
 mod hash;
+pub mod human;
 mod output;
 mod table;
 

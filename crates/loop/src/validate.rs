@@ -495,7 +495,10 @@ pub fn format_checks(checks: &[FitCheck], kpi: &str) -> String {
     }
     let (n_flag, n_strain) =
         (checks.iter().filter(|c| c.discrepancy.flagged).count(), checks.iter().filter(|c| c.strained).count());
-    s.push_str(&format!("{} experiment(s): {n_flag} flagged, {n_strain} straining\n", checks.len()));
+    s.push_str(&format!(
+        "{}: {n_flag} flagged, {n_strain} straining\n",
+        mmloop_data::human::count(checks.len(), "experiment")
+    ));
     s
 }
 

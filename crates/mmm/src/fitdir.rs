@@ -547,43 +547,48 @@ pub fn diagnostics_report(diagnostics: &Diagnostics) -> String {
 
 /// A readable terminal table of the channel figures and fit metrics.
 pub fn summary_table(analysis: &Analysis) -> String {
+    use mmloop_data::human::{amount, count, number, percent};
     let mut s = String::new();
     let unit = if analysis.roi_in_revenue { "revenue/spend" } else { "KPI/spend" };
     let _ = writeln!(
         s,
-        "{:<16} {:>12} {:>22} {:>22} {:>18}",
+        "{:<16} {:>12} {:>24} {:>24} {:>18}",
         "channel",
         "spend",
         format!("ROI ({unit}) [90%]"),
         "mROI [90%]",
-        "share of KPI"
+        "share of KPI ± sd"
     );
+    let interval = |m: f64, lo: f64, hi: f64| format!("{} [{}, {}]", number(m), number(lo), number(hi));
     for c in &analysis.channels {
         let _ = writeln!(
             s,
-            "{:<16} {:>12.4e} {:>8.3} [{:>5.2},{:>5.2}] {:>8.3} [{:>5.2},{:>5.2}] {:>8.2}% ±{:.2}",
+            "{:<16} {:>12} {:>24} {:>24} {:>18}",
             c.name,
-            c.spend,
-            c.roi.mean,
-            c.roi.q05,
-            c.roi.q95,
-            c.mroi.mean,
-            c.mroi.q05,
-            c.mroi.q95,
-            100.0 * c.contribution_share.mean,
-            100.0 * c.contribution_share.sd
+            amount(c.spend),
+            interval(c.roi.mean, c.roi.q05, c.roi.q95),
+            interval(c.mroi.mean, c.mroi.q05, c.mroi.q95),
+            format!("{} ± {}", percent(c.contribution_share.mean), percent(c.contribution_share.sd))
         );
     }
+    let metrics = |m: &crate::analysis::Metrics| {
+        format!("R² {}  MAPE {}  NRMSE {}", number(m.r2), percent(m.mape), number(m.nrmse))
+    };
     let m = &analysis.fit.in_sample;
-    let _ = writeln!(s, "fit (in-sample, {} cells): R² {:.3}  MAPE {:.3}  NRMSE {:.3}", m.n, m.r2, m.mape, m.nrmse);
+    let _ = writeln!(s, "fit (in-sample, {}): {}", count(m.n, "cell"), metrics(m));
     if let Some(h) = &analysis.fit.holdout {
-        let _ = writeln!(s, "fit (holdout, {} cells):   R² {:.3}  MAPE {:.3}  NRMSE {:.3}", h.n, h.r2, h.mape, h.nrmse);
+        let _ = writeln!(s, "fit (holdout, {}):   {}", count(h.n, "cell"), metrics(h));
     }
     for l in &analysis.lift_tests {
         let _ = writeln!(
             s,
-            "lift test {}: measured {:.4} ± {:.4}, model {:.4} [{:.4}, {:.4}]",
-            l.index, l.observed, l.standard_error, l.implied.mean, l.implied.q05, l.implied.q95
+            "lift test {}: measured {} ± {}, model {} [90% {}, {}]",
+            l.index,
+            amount(l.observed),
+            amount(l.standard_error),
+            amount(l.implied.mean),
+            amount(l.implied.q05),
+            amount(l.implied.q95)
         );
     }
     s

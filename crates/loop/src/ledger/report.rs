@@ -1,6 +1,7 @@
 //! Text views of the ledger: the terminal table, one experiment in full, and CSV.
 
 use super::{Experiment, FitEntry};
+use mmloop_data::human::{amount as num, count};
 use std::fmt::Write as _;
 
 fn short(s: &str, n: usize) -> String {
@@ -10,21 +11,6 @@ fn short(s: &str, n: usize) -> String {
         let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
         t.push('…');
         t
-    }
-}
-
-/// Numbers for reading: one decimal from 100 on, four below (iROAS 0.0933), scientific outside
-/// [0.001, 1e7).
-fn num(v: f64) -> String {
-    let a = v.abs();
-    if v == 0.0 {
-        "0".into()
-    } else if !(1e-3..1e7).contains(&a) {
-        format!("{v:.3e}")
-    } else if a >= 100.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.4}")
     }
 }
 
@@ -74,8 +60,8 @@ pub fn format_list(experiments: &[Experiment], fits: &[FitEntry]) -> String {
     let n_disc = experiments.iter().filter(|e| e.status == super::Status::Discarded).count();
     let _ = writeln!(
         s,
-        "{} experiments: {} read, {} discarded, {} planned or running",
-        experiments.len(),
+        "{}: {} read, {} discarded, {} planned or running",
+        count(experiments.len(), "experiment"),
         n_read,
         n_disc,
         experiments.len() - n_read - n_disc

@@ -5,6 +5,8 @@
 //! CVaR and the quantile are not smooth; they are optimised through smoothed versions whose
 //! smoothing τ is driven to zero, and always reported at their exact values.
 
+use mmloop_data::human::percent;
+
 /// What to maximise over the posterior of the total outcome.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Risk {
@@ -17,6 +19,21 @@ pub enum Risk {
     /// Conditional value at risk: the mean of the worst α fraction of draws
     /// (Rockafellar & Uryasev 2000). Concave when the responses are.
     Cvar { alpha: f64 },
+}
+
+/// The objective as `--objective` spells it, then what it means in words:
+/// `cvar:0.1 (the mean outcome of the worst 10% of draws)`.
+impl std::fmt::Display for Risk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Risk::Mean => write!(f, "mean (the expected outcome)"),
+            Risk::MeanMinusSd { k } => write!(f, "mean-sd:{k} (the expected outcome less {k} posterior sd)"),
+            Risk::Quantile { q } => write!(f, "quantile:{q} (the outcome exceeded in {} of draws)", percent(1.0 - q)),
+            Risk::Cvar { alpha } => {
+                write!(f, "cvar:{alpha} (the mean outcome of the worst {} of draws)", percent(alpha))
+            }
+        }
+    }
 }
 
 impl Risk {

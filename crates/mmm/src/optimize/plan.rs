@@ -563,7 +563,7 @@ pub fn optimize_plan(
             OutcomeUnit::Kpi => "kpi",
             OutcomeUnit::Revenue => "revenue",
         },
-        objective: format!("{risk:?}"),
+        objective: risk.to_string(),
         budget: a.spend.iter().sum(),
         channels,
         current_outcome: Stat::of(&cur),
