@@ -760,7 +760,7 @@ mod tests {
         );
         let bad = health_card(&nuts(0, 1.08));
         assert_eq!(bad.status, "bad");
-        assert!(bad.lines[0].contains("1.080") && bad.lines[0].contains("disagree"), "{:?}", bad.lines);
+        assert!(bad.lines[0].contains("1.08") && bad.lines[0].contains("disagree"), "{:?}", bad.lines);
     }
 
     #[test]

@@ -148,43 +148,15 @@ pub fn chart(
     })))
 }
 
-/// A figure for reading: thousands separated, about four significant digits, "–" when not finite.
+/// A figure for reading, as every command prints it ([`mmloop_data::human::number`]: thousands
+/// separated, a precision that suits its size); "–" when not finite.
 pub fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return "–".into();
-    }
-    let a = v.abs();
-    let s = if a >= 1e4 {
-        group(&format!("{:.0}", v))
-    } else if a >= 100.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.3}")
-    } else if a == 0.0 {
-        "0".into()
-    } else if a >= 1e-3 {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.3e}")
-    };
-    if s.starts_with('-') && s.trim_start_matches(['-', '0', '.', ',']).is_empty() { s[1..].to_string() } else { s }
+    if v.is_finite() { mmloop_data::human::number(v) } else { "–".into() }
 }
 
-/// A share as a percentage with one decimal.
+/// A share as a percentage with one decimal ([`mmloop_data::human::percent`]); "–" when not finite.
 pub fn fmt_pct(v: f64) -> String {
-    if v.is_finite() { format!("{:.1} %", 100.0 * v) } else { "–".into() }
-}
-
-fn group(int: &str) -> String {
-    let (sign, digits) = int.strip_prefix('-').map(|d| ("-", d)).unwrap_or(("", int));
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    format!("{sign}{out}")
+    if v.is_finite() { mmloop_data::human::percent(v) } else { "–".into() }
 }
 
 const TEMPLATE: &str = include_str!("../templates/report.html");
@@ -209,16 +181,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_read_well() {
+    fn numbers_read_as_the_commands_print_them_and_missing_ones_as_a_dash() {
         assert_eq!(fmt_num(1_234_567.4), "1,234,567");
-        assert_eq!(fmt_num(-12_345.0), "-12,345");
-        assert_eq!(fmt_num(123.456), "123.5");
-        assert_eq!(fmt_num(1.23456), "1.235");
-        assert_eq!(fmt_num(0.012345), "0.0123");
-        assert_eq!(fmt_num(-0.00001), "-1.000e-5");
         assert_eq!(fmt_num(-0.0), "0");
         assert_eq!(fmt_num(f64::NAN), "–");
-        assert_eq!(fmt_pct(0.1234), "12.3 %");
+        assert_eq!(fmt_pct(0.1234), "12.3%");
+        assert_eq!(fmt_pct(f64::INFINITY), "–");
     }
 
     fn page_with(name: &str) -> Page {
