@@ -9,6 +9,7 @@ mod ledger;
 mod lift;
 mod optimize;
 mod panel_args;
+mod report;
 mod say;
 
 #[derive(Parser, Debug)]
@@ -16,6 +17,9 @@ mod say;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Also write the output's HTML report beside it (OUT.html), as `mmloop report OUT` does.
+    #[arg(long, global = true)]
+    report: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -32,10 +36,13 @@ enum Command {
     Design(design::DesignArgs),
     /// The experiment ledger: list, show ID, add calibration.json, discard ID --why, evidence --as-of, check, export.
     Ledger(ledger::LedgerArgs),
+    /// Render an output directory as one self-contained HTML report (inline SVG charts, works offline).
+    Report(report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let report_of = cli.report.then(|| output_dir(&cli.command));
     let result: anyhow::Result<()> = match cli.command {
         Command::Fit(a) => fit::run(a),
         Command::Lift(a) => lift::run(a),
@@ -43,6 +50,14 @@ fn main() -> std::process::ExitCode {
         Command::Scenario(a) => optimize::run_scenario(a),
         Command::Design(a) => design::run(a),
         Command::Ledger(a) => ledger::run(a),
+        Command::Report(a) => report::run(a),
+    };
+    let result = match (result, report_of) {
+        (Ok(()), Some(Some(dir))) => report::run(report::ReportArgs { dir, out: None }),
+        (Ok(()), Some(None)) => Err(anyhow::anyhow!(
+            "--report: this command writes no output directory; run `mmloop report DIR` on an output or a ledger"
+        )),
+        (r, _) => r,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -50,6 +65,18 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", message(&e));
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// The output directory a command writes (`--out`), for `--report`.
+fn output_dir(c: &Command) -> Option<std::path::PathBuf> {
+    match c {
+        Command::Fit(a) => Some(a.out.clone()),
+        Command::Lift(a) => Some(a.out.clone()),
+        Command::Optimize(a) => Some(a.out.clone()),
+        Command::Scenario(a) => Some(a.out.clone()),
+        Command::Design(a) => Some(a.out.clone()),
+        Command::Ledger(_) | Command::Report(_) => None,
     }
 }
 

@@ -29,7 +29,8 @@
 //!
 //! Inference per estimator (as GeoLift, synthdid and the TBR papers do it):
 //! * `sc`: conformal p-value and interval (Chernozhukov–Wüthrich–Zhu, GeoLift's), SE = interval
-//!   half-width / z₁₋α/₂; placebo SE over random control groups and placebo-in-space reported as notes;
+//!   half-width / z₁₋α/₂; placebo SE over random control groups and placebo-in-space reported as notes (the placebo ATTs
+//!   per control geo in `lift.json` as `placebo_atts`);
 //! * `ascm`: placebo SE with the cross-validated penalty held fixed, normal interval;
 //! * `sdid`, `did`: synthdid's placebo SE (Arkhangelsky et al. 2021, Algorithm 4), normal interval;
 //!   the jackknife SE of SDID as a note;
@@ -713,12 +714,15 @@ fn estimate_one(name: Estimator, data: &LiftData, s: &ReadoutSettings) -> Result
                 Ok(p) if !(p.p_value.is_finite() && p.sd.is_finite()) => {
                     return Err(nonfinite("sc", "placebo-in-space spread", p.sd, data));
                 }
-                Ok(p) => e.notes.push(format!(
-                    "placebo in space ({} controls as fake treated geos): rank p-value {:.4}, SD of placebo ATTs {:.6}",
-                    p.placebos.len(),
-                    p.p_value,
-                    p.sd
-                )),
+                Ok(p) => {
+                    e.notes.push(format!(
+                        "placebo in space ({} controls as fake treated geos): rank p-value {:.4}, SD of placebo ATTs {:.6}",
+                        p.placebos.len(),
+                        p.p_value,
+                        p.sd
+                    ));
+                    e.placebos = p.placebos;
+                }
                 Err(m) => e.notes.push(format!("no placebo in space: {m}")),
             }
             e.notes.push(format!("conformal p(0) = {:.4}", r.p_value));
@@ -831,6 +835,10 @@ fn cells_json(source: &str, kpi: &str, seed: u64, cells: &[CellReadout]) -> serd
                 });
                 if !e.event_study.is_empty() {
                     o["event_study"] = json!(e.event_study);
+                }
+                if !e.placebos.is_empty() {
+                    let pl: Map<String, Value> = e.placebos.iter().map(|(g, a)| (g.clone(), json!(a))).collect();
+                    o["placebo_atts"] = Value::Object(pl);
                 }
                 if !e.time_weights.is_empty() {
                     let tw: Map<String, Value> = e.time_weights.iter().map(|(g, w)| (g.clone(), json!(w))).collect();
@@ -981,6 +989,7 @@ mod tests {
             n_treated: 1,
             n_post: 1,
             notes: vec![],
+            placebos: vec![],
         };
         // 95 % interval of half-width 2: SE = 2 / 1.959964 (z_{0.975} to 7 digits)
         assert!((att_se(&e).unwrap() - 2.0 / 1.959_964).abs() < 1e-6);

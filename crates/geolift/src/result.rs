@@ -39,6 +39,10 @@ pub struct LiftEstimate {
     pub n_treated: usize,
     pub n_post: usize,
     pub notes: Vec<String>,
+    /// Placebo in space: (control geo, ATT when that control is treated as the treated unit), for
+    /// estimators that compute it (SC); the reference distribution of the observed ATT.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placebos: Vec<(String, f64)>,
 }
 
 /// Pre-period fit: `l2` = ‖x₁ − X₀w‖ over the pre-period (on demeaned data when the estimator demeans),
@@ -117,6 +121,7 @@ impl LiftEstimate {
             n_treated: data.treated.len(),
             n_post,
             notes: vec![],
+            placebos: vec![],
         }
     }
 

@@ -241,6 +241,8 @@ pub fn analyse_checked(result: &FitResult, data: &Dataset) -> Result<Analysis, F
     }
     for r in &a.periods {
         value(format!("fitted value at {}", r.time), r.fitted)?;
+        value(format!("fitted value's 5 % quantile at {}", r.time), r.fitted_q05)?;
+        value(format!("fitted value's 95 % quantile at {}", r.time), r.fitted_q95)?;
         value(format!("baseline at {}", r.time), r.baseline)?;
         for (c, v) in r.contributions.iter().chain(&r.contributions_q05).chain(&r.contributions_q95).enumerate() {
             let name = a.channels.get(c % a.channels.len().max(1)).map_or("", |ch| ch.name.as_str());

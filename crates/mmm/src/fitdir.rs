@@ -10,7 +10,7 @@
 //! | `summary.json` | `channels[]` (`name`, `spend`, `roi`, `mroi`, `cost_per_kpi`, `contribution`, `contribution_share`, each `{mean, sd, q05, q95}`), `fit`, `diagnostics`, `lift_tests`, `model` |
 //! | `channels.csv` | one row per channel, the same figures flattened |
 //! | `params.csv` | parameter summaries (constrained, scaled units) |
-//! | `contributions.csv` | per period: actual, fitted, baseline, each channel's contribution |
+//! | `contributions.csv` | per period: actual, fitted, baseline, each channel's contribution with its 5 %/95 % band, then the fitted mean's 5 %/95 % band (`fitted_q05`, `fitted_q95`) |
 //! | `response_curves.csv` | channel, multiplier, spend, response mean/sd/q05/q95 |
 //! | `posterior.parquet` | one row per draw: `chain`, `draw`, then every parameter (constrained) |
 //! | `posterior_unconstrained.parquet` | the same on the unconstrained scale (what a refit-free reload needs) |
@@ -426,13 +426,14 @@ pub fn write_outputs_with(
     for n in &names {
         let _ = write!(s, ",{n},{n}_q05,{n}_q95");
     }
-    s.push('\n');
+    // appended last, so readers of the older layout find every column where it was
+    s.push_str(",fitted_q05,fitted_q95\n");
     for r in &analysis.periods {
         let _ = write!(s, "{},{},{},{},{}", q(&r.time), r.holdout, r.actual, r.fitted, r.baseline);
         for c in 0..names.len() {
             let _ = write!(s, ",{},{},{}", r.contributions[c], r.contributions_q05[c], r.contributions_q95[c]);
         }
-        s.push('\n');
+        let _ = writeln!(s, ",{},{}", r.fitted_q05, r.fitted_q95);
     }
     out.write("contributions.csv", s.as_bytes())?;
 

@@ -98,7 +98,9 @@ pub struct ParamSummary {
 }
 
 /// One period, summed over geos: actual KPI, fitted mean, baseline and channel contributions
-/// (posterior means) with the channels' 5 %/95 % bands.
+/// (posterior means) with the channels' 5 %/95 % bands, and the 5 %/95 % band of the fitted mean
+/// (each draw's baseline plus its contributions: the credible band of the expected KPI, without
+/// the observation noise).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PeriodRow {
     pub time: String,
@@ -109,6 +111,8 @@ pub struct PeriodRow {
     pub contributions: Vec<f64>,
     pub contributions_q05: Vec<f64>,
     pub contributions_q95: Vec<f64>,
+    pub fitted_q05: f64,
+    pub fitted_q95: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -288,6 +292,7 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
                 lo[c] = s.q05;
                 hi[c] = s.q95;
             }
+            let fitted = Stat::of(&col(&|o| o.baseline_t[t] + (0..c_n).map(|c| o.contrib_t[c][t]).sum::<f64>()));
             PeriodRow {
                 time: time_labels.get(t).cloned().unwrap_or_else(|| t.to_string()),
                 holdout: t >= tf,
@@ -297,6 +302,8 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
                 contributions,
                 contributions_q05: lo,
                 contributions_q95: hi,
+                fitted_q05: fitted.q05,
+                fitted_q95: fitted.q95,
             }
         })
         .collect();
