@@ -299,6 +299,9 @@ pub fn laplace_settings(model: &MmmModel, spec: &ModelSpec) -> mmloop_inference:
     }
 }
 
+/// L-BFGS iterations refining a non-centred start's end in the centred form ([`mode_search`]).
+pub const REFINE_ITERS: u64 = 300;
+
 /// The model in the centring the data call for (`model.centring_choice`, see
 /// [`crate::model::centring`]): where the Laplace approximation is taken.
 pub fn laplace_model(model: &MmmModel) -> MmmModel {
@@ -347,16 +350,34 @@ pub fn mode_search(
         let mut g = vec![0.0; q.len()];
         mmloop_inference::LogDensity::logp_grad(target, q, &mut g).ok().filter(|lp| lp.is_finite())
     };
-    let mut starts: Vec<mmloop_inference::LaplaceStart> = own
-        .starts
-        .into_iter()
-        .map(|mut st| {
-            st.start = to_target(&st.start);
-            st.end = st.end.as_deref().map(to_target);
-            st.logp = st.end.as_deref().and_then(score);
-            st
-        })
-        .collect();
+    // an own-form end is the non-centred form's mode, which is not the centred form's (their densities
+    // differ by Σ G·ln s): refined by L-BFGS in `target` (at most REFINE_ITERS iterations) so that
+    // every start is scored at a mode of the same density; kept as it was if the refinement fails or
+    // a centred scale collapses
+    let mut starts: Vec<mmloop_inference::LaplaceStart> = Vec::with_capacity(settings.starts);
+    for mut st in own.starts {
+        st.start = to_target(&st.start);
+        st.end = st.end.as_deref().map(to_target);
+        st.logp = st.end.as_deref().and_then(score);
+        if let Some(end) = st.end.clone() {
+            let refine = mmloop_inference::LaplaceSettings {
+                starts: 1,
+                init: mmloop_inference::Init::Around { center: end.clone(), radius: 0.0 },
+                max_iters: REFINE_ITERS,
+                ..settings.clone()
+            };
+            if let Ok(r) = mmloop_inference::search_modes(target, &refine) {
+                let before = centred_scales(target, &end);
+                let collapsed = centred_scales(target, &r.mode).iter().zip(&before).any(|(now, was)| *now < 0.2 * was);
+                if !collapsed && st.logp.is_none_or(|lp| r.logp > lp) {
+                    st.status = format!("{}; refined in the centred form: {}", st.status, r.starts[0].status);
+                    st.end = Some(r.mode);
+                    st.logp = Some(r.logp);
+                }
+            }
+        }
+        starts.push(st);
+    }
     let start = target.data_initial_point();
     let radius = match &settings.init {
         mmloop_inference::Init::Around { radius, .. } => *radius,

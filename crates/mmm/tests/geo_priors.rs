@@ -54,9 +54,9 @@ fn intercept_kappa_scales_with_the_between_geo_variance() {
     let (g_n, t_n, tf) = (m.n_geos(), m.n_times, m.n_fit);
     let means: Vec<f64> = (0..g_n).map(|g| m.y[g * t_n..g * t_n + tf].iter().sum::<f64>() / tf as f64).collect();
     let overall = means.iter().sum::<f64>() / g_n as f64;
-    for g in 0..g_n {
+    for (g, mean) in means.iter().enumerate() {
         for t in 0..t_n {
-            shrunk.y[g * t_n + t] -= 0.5 * (means[g] - overall);
+            shrunk.y[g * t_n + t] -= 0.5 * (mean - overall);
         }
     }
     let k2 = choose(&shrunk, &spec).intercept_kappa.unwrap();
