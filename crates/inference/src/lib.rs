@@ -47,7 +47,7 @@ pub mod summary;
 
 pub use density::{LogDensity, LogDensityError};
 pub use error::InferenceError;
-pub use laplace::{LaplaceSettings, find_mode, laplace};
+pub use laplace::{LaplaceSettings, ModeSearch, find_mode, laplace, laplace_at, search_modes};
 pub use nuts::{DENSE_MIN_TUNE, Init, MassMatrix, NutsSettings, sample_nuts};
 pub use posterior::{ChainWarmup, DrawStats, LaplaceInfo, LaplaceStart, Method, Posterior};
 pub use summary::{ParamSummary, RunDiagnostics, Summary, summary};

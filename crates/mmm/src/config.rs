@@ -51,6 +51,18 @@
 //! | `[fit]` | `method = "nuts"`, `chains = 4`, `tune = 1000`, `draws = 1000`, `target_accept = 0.8`, `seed = 42`, `laplace_starts = 4`, `holdout = 0` | PyMC defaults |
 //! | `[fit]` | `min_tree_depth = 4`, `metric = "diag"` | ours: see [`crate::spec::DEFAULT_MIN_TREE_DEPTH`]; `"dense"`, `"low_rank"` optional |
 //!
+//! ### Pooling scales with few geos
+//! `intercept_geo_sd` and `[pooling] tau` set how far geos may differ (the sd of the geo intercepts
+//! and of the geos' log media effects around the channel mean). The data estimate such a scale
+//! from the G − 1 differences between geos: with 2 geos one difference cannot tell a spread from
+//! noise (the scale's relative uncertainty is about 1/√(2(G − 1)), 70 % at G = 2), so the defaults
+//! — HalfNormal(1) for both, median 0.67: geos' intercepts a few tenths of the mean KPI apart, media
+//! effects within a factor of about two — decide it. They are chosen wide so that geos the data do
+//! separate are not forced together; with 2 geos that width is what the posterior repeats. Set them
+//! to what you believe, or use `kind = "complete"` to fit one effect for all geos. A fit warns when
+//! a hierarchy is prior-dominated: fewer than 3 geos, or a channel whose per-geo data carry less
+//! than 1/9 of the pooling prior's precision (`model::centring::prior_dominated_warnings`).
+//!
 //! The yearly default assumes weekly data; `Dataset::load` rejects it for dates spaced otherwise (set
 //! `seasonality = [{ period = 365.25, order = 2 }]` for daily data, `12` for monthly, or `[]` for none).
 //!

@@ -6,6 +6,7 @@ use mmloop_data::{LiftTestRecord, SpendDelta};
 use mmloop_inference::LogDensity;
 use mmloop_mmm::Prior;
 use mmloop_mmm::model::MmmModel;
+use mmloop_mmm::model::centring::Centring;
 use mmloop_mmm::model::simulate::{SimOptions, simulate};
 use mmloop_mmm::spec::{EffectPrior, Likelihood, ModelSpec, Trend};
 use mmloop_mmm::transforms::{AdstockSpec, SaturationSpec, TransformOrder};
@@ -126,6 +127,18 @@ proptest! {
         let q = random_point(&model, seed, spread);
         prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
     }
+
+    /// Every combination of centred / non-centred hierarchy blocks (intercepts, each channel).
+    #[test]
+    fn geo_gradient_matches_finite_differences_in_every_centring(
+        which in 0usize..12, blocks in 0u8..8, seed in 0u64..1000, spread in 0.1f64..1.5
+    ) {
+        let (spec, data) = variant(which, true);
+        let mut model = MmmModel::new(&spec, &data).unwrap();
+        model.set_centring(&Centring { intercept: blocks & 1 == 1, beta: vec![blocks & 2 == 2, blocks & 4 == 4] });
+        let q = random_point(&model, seed, spread);
+        prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
+    }
 }
 
 fn random_point(model: &MmmModel, seed: u64, spread: f64) -> Vec<f64> {
@@ -172,12 +185,24 @@ fn density_value_equals_the_model_written_out() {
             // model's there
             let mut qm = vec![0.0; q.len()];
             model.to_model_coords(&q, &mut qm);
+            // the scale of each centred deviation: N(0, s) without its ½ln 2π (the non-centred
+            // auxiliaries' N(0, 1) leaves it out too)
+            let mut centred_scale = vec![None; q.len()];
+            let g_n = model.n_geos();
+            if let Some((si, us)) = model.baseline.geo_intercept.filter(|_| model.baseline.geo_centred) {
+                (us..us + g_n).for_each(|i| centred_scale[i] = Some(si));
+            }
+            for ch in model.channels.iter().filter(|ch| ch.geo_centred) {
+                let (ti, zs) = (ch.tau_idx.unwrap(), ch.z_start.unwrap());
+                (zs..zs + g_n).for_each(|i| centred_scale[i] = Some(ti));
+            }
             let mut expect = 0.0;
             for (i, info) in model.params.iter().enumerate() {
                 let c = info.transform.constrain(qm[i]);
-                expect += match info.prior {
-                    Some(pr) => pr.ln_pdf(c.x) + c.log_jac,
-                    None => -0.5 * qm[i] * qm[i],
+                expect += match (info.prior, centred_scale[i]) {
+                    (Some(pr), _) => pr.ln_pdf(c.x) + c.log_jac,
+                    (None, Some(si)) => -0.5 * (qm[i] / p.values[si]).powi(2) - p.values[si].ln(),
+                    (None, None) => -0.5 * qm[i] * qm[i],
                 };
             }
             let t_n = model.n_times;
@@ -293,4 +318,51 @@ fn roi_parametrisation_reproduces_the_sampled_roi() {
     }
     let roi = contrib / model.channels[c].spend_fit;
     assert!((roi - p.values[model.channels[c].effect_idx]).abs() < 1e-10 * roi.abs());
+}
+
+/// The centred and non-centred forms are one model: at the same constrained values (points mapped
+/// by `convert_point`), log p_centred(d) = log p_non-centred(z) − Σ_blocks G·ln s, the log Jacobian
+/// of z = d/s (G deviations per centred block, s the block's scale); the map round-trips.
+#[test]
+fn centred_and_non_centred_forms_differ_by_the_jacobian() {
+    for which in 0..6 {
+        let (spec, data) = variant(which, true);
+        let base = MmmModel::new(&spec, &data).unwrap().non_centred();
+        for blocks in 1u8..8 {
+            let mut model = base.clone();
+            model.set_centring(&Centring { intercept: blocks & 1 == 1, beta: vec![blocks & 2 == 2, blocks & 4 == 4] });
+            let q0 = random_point(&base, 7 + which as u64, 0.6);
+            let q1 = model.convert_point(&base, &q0);
+            let back = base.convert_point(&model, &q1);
+            assert!(q0.iter().zip(&back).all(|(a, b)| (a - b).abs() < 1e-9 * (1.0 + a.abs())), "round trip");
+            let (x0, x1) = (base.unpack(&q0), model.unpack(&q1));
+            for (a, b) in x0
+                .intercept
+                .iter()
+                .zip(&x1.intercept)
+                .chain(x0.beta_geo.iter().flatten().zip(x1.beta_geo.iter().flatten()))
+            {
+                assert!((a - b).abs() < 1e-9 * (1.0 + a.abs()), "same constrained values: {a} vs {b}");
+            }
+            let n = q0.len();
+            let (lp0, lp1) =
+                (base.logp_grad(&q0, &mut vec![0.0; n]).unwrap(), model.logp_grad(&q1, &mut vec![0.0; n]).unwrap());
+            let g_n = model.n_geos() as f64;
+            let mut jac = 0.0;
+            if blocks & 1 == 1 {
+                jac += g_n * x1.values[model.baseline.geo_intercept.unwrap().0].ln();
+            }
+            for (c, on) in [(0, blocks & 2 == 2), (1, blocks & 4 == 4)] {
+                if on {
+                    jac += g_n * x1.values[model.channels[c].tau_idx.unwrap()].ln();
+                }
+            }
+            // rounding of two sums of ~10³ terms of size |log p|: 1e-9 relative
+            assert!(
+                (lp1 - (lp0 - jac)).abs() < 1e-9 * (1.0 + lp0.abs()),
+                "variant {which} blocks {blocks}: {lp1} vs {}",
+                lp0 - jac
+            );
+        }
+    }
 }

@@ -122,6 +122,7 @@ impl MmmModel {
             ph.resize(2, 0.0);
             let e: Vec<f64> = (0..g_n)
                 .map(|g| match (ch.tau_idx, ch.z_start) {
+                    (Some(_), Some(zs)) if ch.geo_centred => values[zs + g].exp(),
                     (Some(ti), Some(zs)) => (values[ti] * values[zs + g]).exp(),
                     _ => 1.0,
                 })
@@ -145,6 +146,7 @@ impl MmmModel {
         let bl = &self.baseline;
         let intercept = (0..g_n)
             .map(|g| match bl.geo_intercept {
+                Some((_, us)) if bl.geo_centred => values[bl.intercept_idx] + values[us + g],
                 Some((si, us)) => values[bl.intercept_idx] + values[si] * values[us + g],
                 None => values[bl.intercept_idx],
             })
@@ -295,6 +297,18 @@ impl MmmModel {
                 }
             }
         }
+        // centred hierarchy blocks: the auxiliaries are the deviations d ~ N(0, s) themselves, so their
+        // term is −½(d/s)² − ln s (the loop above gave them −½d²) and s's gradient gains d²/s³ − 1/s
+        for (scale, start) in self.centred_blocks() {
+            let s_val = vals[scale];
+            let inv2 = 1.0 / (s_val * s_val);
+            for i in start..start + g_n {
+                let d = q[i];
+                lp += 0.5 * d * d - 0.5 * d * d * inv2 - s_val.ln();
+                grad[i] = -d * inv2;
+                gx[scale] += d * d * inv2 / s_val - 1.0 / s_val;
+            }
+        }
         if !lp.is_finite() {
             return Err(LogDensityError::Recoverable("a parameter is outside its prior's support".into()));
         }
@@ -314,6 +328,7 @@ impl MmmModel {
         let mu_now = if level.is_some() { 0.0 } else { vals[bl.intercept_idx] };
         for g in 0..g_n {
             let a = match bl.geo_intercept {
+                Some((_, us)) if bl.geo_centred => mu_now + vals[us + g],
                 Some((si, us)) => mu_now + vals[si] * vals[us + g],
                 None => mu_now,
             };
@@ -339,6 +354,7 @@ impl MmmModel {
             let mut d = 0.0;
             for g in 0..g_n {
                 let e = match (ch.tau_idx, ch.z_start) {
+                    (Some(_), Some(zs)) if ch.geo_centred => vals[zs + g].exp(),
                     (Some(ti), Some(zs)) => (vals[ti] * vals[zs + g]).exp(),
                     _ => 1.0,
                 };
@@ -534,13 +550,17 @@ impl MmmModel {
             for (p, &pi) in ch.phi_idx.iter().enumerate() {
                 gx[pi] += gphi[p];
             }
-            // e_gc = exp(τ z): ∂/∂τ = Σ ge·z·e, ∂/∂z = ge·τ·e
+            // e_gc = exp(τ z): ∂/∂τ = Σ ge·z·e, ∂/∂z = ge·τ·e; centred, e_gc = exp(d): ∂/∂d = ge·e
             if let (Some(ti), Some(zs)) = (ch.tau_idx, ch.z_start) {
                 let tau = vals[ti];
                 for g in 0..g_n {
                     let ge = gb[c * g_n + g] * egc[c * g_n + g];
-                    gx[ti] += ge * vals[zs + g];
-                    gx[zs + g] += ge * tau;
+                    if ch.geo_centred {
+                        gx[zs + g] += ge;
+                    } else {
+                        gx[ti] += ge * vals[zs + g];
+                        gx[zs + g] += ge * tau;
+                    }
                 }
             }
         }
@@ -563,9 +583,13 @@ impl MmmModel {
                 }
             }
             g_mu += ga;
-            if let Some((si, us)) = bl.geo_intercept {
-                gx[si] += ga * vals[us + g];
-                gx[us + g] += ga * vals[si];
+            match bl.geo_intercept {
+                Some((_, us)) if bl.geo_centred => gx[us + g] += ga,
+                Some((si, us)) => {
+                    gx[si] += ga * vals[us + g];
+                    gx[us + g] += ga * vals[si];
+                }
+                None => {}
             }
         }
         match level {

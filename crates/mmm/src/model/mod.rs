@@ -6,12 +6,13 @@
 //! ε ~ Normal(0, σ) or Student-t(ν, 0, σ)
 //! f_c = sat_c(adstock_c(x̃))  (or adstock_c(sat_c(x̃)) with `order = "saturation_first"`)
 //! ```
-//! - a_g = μ_a + σ_a·u_g, u_g ~ N(0, 1) (geo models; national: a = μ_a). Non-centred: sampling
-//!   the deviations centred (δ_g ~ N(0, σ_a)) gave Meridian's 20-geo example more ESS (343 against
-//!   193) but broke the Laplace fit of the geo demo (the negative Hessian at the mode was not
-//!   positive definite), and did not help few-geo models.
-//! - β(g,c) = β_c·exp(τ_c·z_{g,c}), z ~ N(0, 1) (partial pooling, non-centred log-normal
-//!   hierarchy, geo models only); complete pooling: β(g,c) = β_c.
+//! - a_g = μ_a + δ_g, δ_g ~ N(0, σ_a) (geo models; national: a = μ_a).
+//! - β(g,c) = β_c·exp(d_{g,c}), d_{g,c} ~ N(0, τ_c) (partial pooling, log-normal hierarchy, geo
+//!   models only); complete pooling: β(g,c) = β_c.
+//! - Each hierarchy block (the geo intercepts; each channel's geo effects) can be sampled centred
+//!   (the deviations δ, d themselves) or non-centred (u = δ/σ_a, z = d/τ_c ~ N(0, 1));
+//!   [`MmmModel::new`] builds every block non-centred, [`MmmModel::set_centring`] switches: see
+//!   [`centring`] for the measurements behind the default.
 //! - ROI priors (Meridian's parametrisation): the sampled parameter is ROI_c and
 //!   β_c = ROI_c · Σ_{g,t} spend / Σ_{g,t} exp(τ_c z_{g,c})·κ_g·rpk(g,t)·f_c(g,t), sums over the
 //!   fitted period, so that the model's ROI over the fitted period is exactly ROI_c.
@@ -34,6 +35,7 @@
 // Index loops mirror the sums of the math (over g, t, l) and address several arrays at once.
 #![allow(clippy::needless_range_loop)]
 
+pub mod centring;
 pub mod density;
 pub mod simulate;
 
@@ -88,6 +90,10 @@ pub struct ChannelModel {
     /// Partial pooling: τ_c index and first index of z_{g,c} (g = 0..G).
     pub tau_idx: Option<usize>,
     pub z_start: Option<usize>,
+    /// Partial pooling, centred: the block at `z_start` holds the log deviations
+    /// d_{g,c} = ln β(g,c) − ln β_c ~ N(0, τ_c) themselves instead of z_{g,c} = d_{g,c}/τ_c (see
+    /// [`centring`]).
+    pub geo_centred: bool,
 }
 
 /// Baseline coefficient blocks.
@@ -96,6 +102,9 @@ pub struct BaselineModel {
     pub intercept_idx: usize,
     /// (σ_a index, first u_g index) for geo models: a_g = μ_a + σ_a·u_g.
     pub geo_intercept: Option<(usize, usize)>,
+    /// Geo intercepts centred: the block holds δ_g = a_g − μ_a ~ N(0, σ_a) instead of u_g = δ_g/σ_a
+    /// (see [`centring`]).
+    pub geo_centred: bool,
     /// National design columns X[t·p + j] over all periods (trend, Fourier), with the coefficient
     /// index of each column.
     pub design: Vec<f64>,
@@ -137,6 +146,9 @@ pub struct MmmModel {
     /// The intercept coordinate holds the mean fitted level ℓ = μ_a + h instead of μ_a (see
     /// [`MmmModel::to_model_coords`]); on when the intercept's prior is on the whole real line.
     pub level_coord: bool,
+    /// The data's information ratio κ per hierarchy block and the centring it implies (see
+    /// [`centring`]); the mode search runs in that centring.
+    pub centring_choice: centring::CentringChoice,
 }
 
 /// A channel whose β coordinate is sampled as r = ln(β·s(1; φ)).
@@ -298,6 +310,7 @@ impl MmmModel {
                 effect_is_roi,
                 tau_idx,
                 z_start,
+                geo_centred: false,
             });
         }
         // baseline
@@ -368,8 +381,16 @@ impl MmmModel {
             }
         }
         let sigma_idx = push(&mut params, "sigma".into(), Some(spec.noise_prior));
-        let baseline =
-            BaselineModel { intercept_idx, geo_intercept, design, design_idx, controls, control_idx, control_scale };
+        let baseline = BaselineModel {
+            intercept_idx,
+            geo_intercept,
+            geo_centred: false,
+            design,
+            design_idx,
+            controls,
+            control_idx,
+            control_scale,
+        };
         let mut model = MmmModel {
             params,
             geos: data.geos.clone(),
@@ -388,6 +409,7 @@ impl MmmModel {
             lift: Vec::new(),
             response_coords: Vec::new(),
             level_coord: false,
+            centring_choice: centring::CentringChoice::default(),
         };
         model.level_coord = model.params[model.baseline.intercept_idx].transform == Transform::Identity;
         model.response_coords = model
@@ -400,6 +422,9 @@ impl MmmModel {
             .map(|(c, ch)| ResponseCoord { channel: c, beta: ch.effect_idx, phi: ch.phi_idx.clone() })
             .collect();
         model.lift = crate::calibration::build_lift_terms(&model, spec, data)?;
+        // every block is sampled non-centred; the choice steers the mode search (see `centring`)
+        model.centring_choice = centring::choose(&model, spec);
+        model.set_centring(&centring::Centring::default());
         Ok(model)
     }
 

@@ -198,7 +198,11 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
                 opts.channels[c].2
             } else if n.starts_with("beta_geo_sd[") {
                 opts.tau.max(1e-3)
-            } else if n.starts_with("beta_geo_z[") || n.starts_with("intercept_geo_z[") {
+            } else if ["beta_geo_z[", "intercept_geo_z[", "beta_geo_dev[", "intercept_geo_dev["]
+                .iter()
+                .any(|pre| n.starts_with(pre))
+            {
+                // a standard normal; scaled to the deviation below for centred blocks
                 normal.sample(&mut rng)
             } else if n == "intercept" {
                 1.0
@@ -218,6 +222,13 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
         };
         truth.push((p.name.clone(), v));
         q[i] = p.transform.unconstrain(v);
+    }
+    for (scale, start) in model.centred_blocks() {
+        let sd = truth[scale].1;
+        for i in start..start + g_n {
+            truth[i].1 *= sd;
+            q[i] *= sd;
+        }
     }
     let q = model.to_sampling_coords(&q);
     let pv = model.unpack(&q);
