@@ -11,7 +11,6 @@ use mmloop_geolift::design::{
 };
 use mmloop_geolift::{Panel, Progress};
 use mmloop_mmm::optimize::FittedModel;
-use std::path::Path;
 
 /// A channel's newest readout is stale, and the test is repeated as a candidate, when the decay
 /// has inflated its variance at least this much: 2 = one half-life old, the readout's weight 1/SE²
@@ -402,12 +401,60 @@ pub fn stated_candidates(
 
 /// The ledger's read readouts aged to the data's last period, with the half-lives of the fit's
 /// config (`[calibration] half_lives`, else the class defaults). Numeric time columns count in weeks.
-pub fn ledger_readouts(fit: &FittedModel, ledger: &Path) -> Result<Vec<(LiftTestRecord, AgeInfo)>, RankError> {
+pub fn ledger_readouts(fit: &FittedModel, ledger: &Ledger) -> Result<Vec<(LiftTestRecord, AgeInfo)>, RankError> {
     let names = fit.channel_names();
     let h = half_lives(&names, &fit.spec.calibration.half_lives, &[])?;
     let as_of = fit.data.times.labels.last().cloned().ok_or_else(|| bad("--fit", "the fit's data have no periods"))?;
-    let ledger = Ledger::open(ledger)?;
-    Ok(ledger_calibration(&ledger, &h, &as_of, TimeUnit::Weeks)?)
+    Ok(ledger_calibration(ledger, &h, &as_of, TimeUnit::Weeks)?)
+}
+
+/// Everything that shapes the candidate list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CandidateOptions {
+    pub spec: CandidateSpec,
+    /// The design search on a panel.
+    pub design: DesignOptions,
+    /// The precision of tests without a panel.
+    pub precision: StatedPrecision,
+}
+
+/// The candidates and how they were made.
+#[derive(Debug, Clone)]
+pub struct CandidateSet {
+    pub candidates: Vec<CandidateTest>,
+    /// The design search, when a panel was given.
+    pub selection: Option<Selection>,
+    /// Things the user should know (re-tests that could not be repeated, …).
+    pub notes: Vec<String>,
+}
+
+/// The candidate tests of a fit: from a design search on `panel` when given (a geo-level model),
+/// else national tests at the stated precision; with a `ledger`, re-tests of stale channels are
+/// added and every candidate on a tested channel is flagged ([`retest_candidates`]).
+pub fn build_candidates(
+    fit: &FittedModel,
+    panel: Option<&Panel>,
+    ledger: Option<&Ledger>,
+    options: &CandidateOptions,
+    progress: &dyn Progress,
+) -> Result<CandidateSet, RankError> {
+    options.spec.validate(fit)?;
+    let (mut candidates, selection) = match panel {
+        Some(p) => {
+            let sel = search_designs(fit, p, &options.design, progress)?;
+            (design_candidates(fit, &sel, &options.spec)?, Some(sel))
+        }
+        None => (stated_candidates(fit, &options.precision, &options.spec)?, None),
+    };
+    let mut notes = Vec::new();
+    if let Some(l) = ledger {
+        let readouts = ledger_readouts(fit, l)?;
+        if readouts.is_empty() {
+            notes.push("the ledger has no read readout: no re-test candidates".into());
+        }
+        notes.extend(retest_candidates(fit, &readouts, &options.spec, &mut candidates)?);
+    }
+    Ok(CandidateSet { candidates, selection, notes })
 }
 
 /// Re-tests from the ledger's aged readouts (see [`ledger_readouts`]): every candidate whose channel

@@ -57,13 +57,16 @@
 //! had ([`retest_candidates`]).
 
 mod candidates;
+mod report;
 #[cfg(test)]
 mod tests;
 
 pub use candidates::{
-    CandidateSpec, DEFAULT_STALE_INFLATION, DesignOptions, StatedPrecision, check_panel, design_candidates,
-    ledger_readouts, retest_candidates, search_designs, stated_candidates,
+    CandidateOptions, CandidateSet, CandidateSpec, DEFAULT_STALE_INFLATION, DesignOptions, StatedPrecision,
+    build_candidates, check_panel, design_candidates, ledger_readouts, retest_candidates, search_designs,
+    stated_candidates,
 };
+pub use report::{portfolio_table, quadrant_table, ranking_csv, ranking_table};
 
 use crate::value::{
     BudgetDecision, Classification, Estimator, Evoi, EvoiSettings, Evpi, MonteCarloEig, PortfolioConstraints,
@@ -396,7 +399,9 @@ impl RankSettings {
     }
 }
 
-/// The portfolio: greedy (always) and exhaustive (small pools) sets, with their constraints.
+/// The portfolio: greedy (always) and exhaustive (small pools) sets, with their constraints. Each
+/// pick's `candidate` indexes [`Ranking::candidates`] (exhaustive picks carry no marginal value: NaN,
+/// `null` in JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PortfolioReport {
     pub constraints: PortfolioConstraints,

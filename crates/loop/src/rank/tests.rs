@@ -245,6 +245,14 @@ fn same_seed_same_ranking_and_bad_settings_name_their_option() {
     let a = rank(fit, &cands, &s, &NoProgress).unwrap();
     let b = rank(fit, &cands, &s, &NoProgress).unwrap();
     assert_eq!(a, b);
+    // the CSV has a row per candidate and as many fields as its header (names hold no commas)
+    let csv = ranking_csv(&a);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), a.candidates.len() + 1);
+    let width = lines[0].split(',').count();
+    assert!(lines.iter().all(|l| l.split(',').count() == width), "{csv}");
+    let table = ranking_table(&a, 3) + &quadrant_table(&a) + &portfolio_table(&a);
+    assert!(table.contains(&a.candidates[0].name) && table.contains("2×2"), "{table}");
     for (mutate, option) in [
         (Box::new(|s: &mut RankSettings| s.horizon = 0) as Box<dyn Fn(&mut RankSettings)>, "--horizon"),
         (Box::new(|s: &mut RankSettings| s.budget = Some(-1.0)), "--budget"),
