@@ -57,6 +57,7 @@
 //! had ([`retest_candidates`]).
 
 mod candidates;
+mod decision;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -327,6 +328,13 @@ pub struct RankSettings {
     pub evpi_draws: usize,
     /// Simulated readouts of the Monte-Carlo EIG.
     pub eig_readouts: usize,
+    /// Rank on at most this many posterior draws, evenly spaced through the fit's (all chains
+    /// kept); `None`: every draw. Every EVOI re-optimises the budget once per simulated readout
+    /// over all the draws used, so this bounds the run time.
+    pub max_draws: Option<usize>,
+    /// The decision's response curves at the long-run adstock level (as `mmloop optimize
+    /// --steady-state`): faster, exact for a horizon long against the adstock.
+    pub steady_state: bool,
 }
 
 impl Default for RankSettings {
@@ -343,6 +351,8 @@ impl Default for RankSettings {
             evoi: EvoiSettings::default(),
             evpi_draws: 500,
             eig_readouts: 400,
+            max_draws: Some(1000),
+            steady_state: false,
         }
     }
 }
@@ -392,6 +402,11 @@ impl RankSettings {
         if self.evpi_draws == 0 {
             return Err(bad("--evpi-draws", "needs at least 1 draw"));
         }
+        if let Some(m) = self.max_draws
+            && m < 2
+        {
+            return Err(bad("--draws", format!("{m} draws are too few to rank on (≥ 2)")));
+        }
         if self.eig_readouts < 2 {
             return Err(bad("--eig-readouts", format!("{} readouts are too few (≥ 2)", self.eig_readouts)));
         }
@@ -433,7 +448,10 @@ pub struct Ranking {
     /// Readouts per EVOI, seed, and the estimator rule.
     pub evoi_readouts: usize,
     pub seed: u64,
+    /// Posterior draws ranked on, and the fit's.
     pub n_draws: usize,
+    pub n_draws_fit: usize,
+    pub steady_state: bool,
     /// Sorted by net value, largest first.
     pub candidates: Vec<RankedCandidate>,
     pub portfolio: PortfolioReport,
@@ -519,14 +537,17 @@ pub fn rank(
             ));
         }
     }
-    let n_draws = fit.draws.len();
-    if n_draws < 2 {
+    let n_draws_fit = fit.draws.len();
+    if n_draws_fit < 2 {
         return Err(ValueError::NoDraws.into());
     }
+    let thinned = decision::thin(fit, settings.max_draws);
+    let fit: &FittedModel = &thinned;
+    let n_draws = fit.draws.len();
     let mut notes = Vec::new();
     let (v, v_source) = value_per_kpi(fit, settings);
     let basis = PlanningBasis::new(fit, settings.horizon, OutcomeUnit::Kpi)?;
-    let curves = basis.curves(fit, false)?;
+    let curves = basis.curves(fit, settings.steady_state)?;
     let bounds = relative_bounds(&basis, settings.relative, &[])?;
     let current: f64 = basis.current.iter().sum();
     let budget = match settings.budget {
@@ -534,12 +555,17 @@ pub fn rank(
         None if current > 0.0 => current,
         None => return Err(bad("--budget", "the last --horizon periods spent nothing: give the budget to plan")),
     };
-    let problem = BudgetDecision {
-        curves: &curves,
-        bounds,
-        budget,
-        unit: ValueUnit::Money { per_kpi: v },
-        settings: SolverSettings::default(),
+    let problem = decision::FitDecision {
+        full: BudgetDecision {
+            curves: &curves,
+            bounds,
+            budget,
+            unit: ValueUnit::Money { per_kpi: v },
+            settings: SolverSettings { max_iter: decision::SOLVER_MAX_ITER, ..Default::default() },
+        },
+        fit,
+        basis: &basis,
+        steady_state: settings.steady_state,
     };
     progress.stage("rank: the decision without a test and its EVPI");
     let prior = PriorOptimum::new(&problem)?;
@@ -695,6 +721,8 @@ pub fn rank(
         evoi_readouts: settings.evoi.n_readouts,
         seed: settings.evoi.seed,
         n_draws,
+        n_draws_fit,
+        steady_state: settings.steady_state,
         candidates: sorted,
         portfolio,
         notes,
