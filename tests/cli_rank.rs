@@ -46,7 +46,7 @@ fn fit_dir() -> &'static Path {
 
 /// The quick options every run here uses (few readouts: the Monte-Carlo accuracy is the value
 /// module's to prove; here the wiring is).
-const QUICK: &[&str] = &["--readouts", "30", "--evpi-draws", "30", "--durations", "4", "--draws", "100"];
+const QUICK: &[&str] = &["--readouts", "16", "--evpi-draws", "16", "--durations", "4", "--draws", "50", "--pool", "4"];
 
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
@@ -91,7 +91,8 @@ fn rank_on_the_demo_panel_writes_every_candidate_and_the_portfolio() {
     let port = json(&out.join("portfolio.json"));
     let picks = port["greedy"]["picks"].as_array().unwrap();
     assert!(picks.len() <= 3);
-    assert!(port["exhaustive"].is_object(), "8 candidates: the exhaustive optimum is beside the greedy one");
+    assert!(port["exhaustive"].is_object(), "a pool of 4: the exhaustive optimum is beside the greedy one");
+    assert_eq!(port["pool"].as_array().unwrap().len(), 4);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("2×2") && stdout.contains("portfolio"), "{stdout}");
     // thousands separators: demo sales are in the millions, so σ has at least one group
