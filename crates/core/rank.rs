@@ -194,7 +194,6 @@ fn settings(a: &RankArgs) -> anyhow::Result<(CandidateOptions, RankSettings)> {
         thresholds,
         evoi: EvoiSettings { n_readouts: a.readouts, seed: a.seed, ..Default::default() },
         evpi_draws: a.evpi_draws,
-        eig_readouts: a.readouts.max(2),
         max_draws: (a.draws > 0).then_some(a.draws),
         steady_state: a.steady_state,
         ..Default::default()

@@ -266,7 +266,8 @@ impl From<&ImpliedLift> for LiftSummary {
 pub enum EigMethod {
     /// ½·ln(1 + Var(L)/σ²): the implied lift's posterior is close to Gaussian.
     Gaussian,
-    /// The nested Monte-Carlo estimate on the draws: |skewness| > 1 or excess kurtosis > 3.
+    /// The nested Monte-Carlo estimate on the draws (floored at 0): |skewness| > 1 or excess
+    /// kurtosis > 3.
     MonteCarlo,
 }
 
@@ -497,7 +498,7 @@ fn value_per_kpi(fit: &FittedModel, settings: &RankSettings) -> (f64, String) {
             return (num / den, format!("the model's revenue per KPI, KPI-weighted over the last {h} periods"));
         }
     }
-    (1.0, "1: the KPI is counted as money (give --value-per-kpi if it is not)".into())
+    (1.0, "the KPI is counted as money (give --value-per-kpi if it is not)".into())
 }
 
 fn skew_kurt(x: &[f64]) -> (f64, f64) {
@@ -586,7 +587,8 @@ pub fn rank(
         let mc = eig_monte_carlo(&[&signal], settings.eig_readouts, settings.evoi.seed)?;
         let (skew, kurt) = skew_kurt(&window.per_draw);
         let (eig, eig_method) = if skew.abs() > 1.0 || kurt > 3.0 {
-            (mc.eig, EigMethod::MonteCarlo)
+            // information is ≥ 0: a negative estimate is Monte-Carlo noise around 0
+            (mc.eig.max(0.0), EigMethod::MonteCarlo)
         } else {
             (eig_gaussian, EigMethod::Gaussian)
         };

@@ -128,8 +128,8 @@ pub fn ranking_table(r: &Ranking, top: usize) -> String {
     }
     let _ = writeln!(
         s,
-        "EVPI (perfect information, the bound on every EVOI): {} ± {}; money = KPI × {} ({}); horizon {} periods, \
-         budget {}",
+        "EVPI (perfect information, the bound on every EVOI): {} ± {}; one KPI unit is worth {} ({}); horizon {} \
+         periods, budget {}",
         fmt_num(r.evpi.evpi),
         fmt_num(r.evpi.mcse),
         r.value_per_kpi,
@@ -144,7 +144,7 @@ pub fn ranking_table(r: &Ranking, top: usize) -> String {
 pub fn quadrant_table(r: &Ranking) -> String {
     let cell = |q: Quadrant| -> (usize, String) {
         let xs: Vec<&RankedCandidate> = r.candidates.iter().filter(|c| c.quadrant.quadrant == q).collect();
-        (xs.len(), xs.first().map(|c| cut(&c.name, 34)).unwrap_or_else(|| "-".into()))
+        (xs.len(), xs.first().map(|c| cut(&c.name, 26)).unwrap_or_else(|| "-".into()))
     };
     let (nn, bn) = cell(Quadrant::TestNow);
     let (nl, bl) = cell(Quadrant::TestToLearn);
@@ -157,18 +157,18 @@ pub fn quadrant_table(r: &Ranking) -> String {
          EVOI > cost",
         r.thresholds.eig_target_nats
     );
-    let _ = writeln!(s, "{:<16}| {:<44}| {:<44}", "", "EVOI > cost", "EVOI ≤ cost");
-    let _ = writeln!(s, "{:-<16}+{:-<45}+{:-<45}", "", "", "");
+    let _ = writeln!(s, "{:<16}| {:<52}| {:<52}", "", "EVOI > cost", "EVOI ≤ cost");
+    let _ = writeln!(s, "{:-<16}+{:-<53}+{:-<53}", "", "", "");
     let _ = writeln!(
         s,
-        "{:<16}| {:<44}| {:<44}",
+        "{:<16}| {:<52}| {:<52}",
         "EIG ≥ target",
         format!("test now: {nn}  best: {bn}"),
         format!("test to learn: {nl}  best: {bl}")
     );
     let _ = writeln!(
         s,
-        "{:<16}| {:<44}| {:<44}",
+        "{:<16}| {:<52}| {:<52}",
         "EIG < target",
         format!("watch: {nw}  best: {bw}"),
         format!("leave: {nv}  best: {bv}")
