@@ -9,6 +9,7 @@ mod ledger;
 mod lift;
 mod optimize;
 mod panel_args;
+mod rank;
 mod report;
 mod say;
 
@@ -36,6 +37,8 @@ enum Command {
     Design(design::DesignArgs),
     /// The experiment ledger: list, show ID, add calibration.json, discard ID --why, evidence --as-of, check, export.
     Ledger(ledger::LedgerArgs),
+    /// Rank candidate tests on a saved fit: EIG, EVOI/EVPI in money, cost, the 2×2 and a portfolio.
+    Rank(rank::RankArgs),
     /// Render an output directory as one self-contained HTML report (inline SVG charts, works offline).
     Report(report::ReportArgs),
 }
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Scenario(a) => optimize::run_scenario(a),
         Command::Design(a) => design::run(a),
         Command::Ledger(a) => ledger::run(a),
+        Command::Rank(a) => rank::run(a),
         Command::Report(a) => report::run(a),
     };
     let result = match (result, report_of) {
@@ -76,6 +80,7 @@ fn output_dir(c: &Command) -> Option<std::path::PathBuf> {
         Command::Optimize(a) => Some(a.out.clone()),
         Command::Scenario(a) => Some(a.out.clone()),
         Command::Design(a) => Some(a.out.clone()),
+        Command::Rank(a) => Some(a.out.clone()),
         Command::Ledger(_) | Command::Report(_) => None,
     }
 }
