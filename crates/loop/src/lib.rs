@@ -7,6 +7,8 @@
 //! - [`validate`]: the MMM checked against every test — predictions, discrepancy z, posterior
 //!   predictive p-value of a calibrated fit, and the history of predicted vs measured.
 //! - [`value`]: which tests to run next — EIG, EVOI/EVPI in money, the 2×2 and the portfolio.
+//! - [`world`]: a simulated geo world with known truth (biased observational MMM, tests read out by
+//!   the real geo-lift estimators, true optimum and misallocation cost) for the demo and simulator.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
 
@@ -15,3 +17,4 @@ pub mod decay;
 pub mod ledger;
 pub mod validate;
 pub mod value;
+pub mod world;
