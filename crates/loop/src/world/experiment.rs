@@ -149,6 +149,13 @@ impl ReadoutOptions {
             pre_weeks: 52,
         }
     }
+
+    /// One estimator (`sc`, `ascm`, `sdid`, `did`, `twfe`, `tbr`) with the CLI's other defaults.
+    /// Over 100 demo worlds the 90 % intervals of `did` and `ascm` covered the true lift 84–91 % of
+    /// the time, `sc`'s conformal interval 72 % (see the world's `readout_coverage_table` test).
+    pub fn with_estimator(name: &str) -> Self {
+        Self { params: ReadoutParams { estimators: vec![name.to_string()], ..ReadoutParams::default() }, pre_weeks: 52 }
+    }
 }
 
 /// A test run in the world: its calibration record and its truth.

@@ -250,3 +250,101 @@ fn the_distribution_draws_valid_varied_worlds_from_the_seed() {
     assert!(specs.iter().any(|s| s.confounding == 0.0) && specs.iter().any(|s| s.confounding > 0.0));
     World::new(specs[0].clone()).unwrap();
 }
+
+/// Readouts of one test design over `n` worlds (demo seeds 1000..): (readout, SE, true lift in the
+/// window, true lift with carry-over), and the share whose 90 % interval (±1.645 SE) covers the truth.
+fn coverage(n: u64, opts: &ReadoutOptions, test: impl Fn(&World) -> PlannedTest) -> (f64, Vec<[f64; 4]>) {
+    let rows: Vec<[f64; 4]> = (0..n)
+        .map(|i| {
+            let w = World::new(WorldSpec::demo(1000 + i)).unwrap();
+            let run = w.run_test(&test(&w), opts).unwrap();
+            [
+                run.record.incremental_kpi,
+                run.record.standard_error,
+                run.true_lift_in_window,
+                run.true_lift_with_carryover,
+            ]
+        })
+        .collect();
+    let z = 1.644_853_6;
+    let hit = rows.iter().filter(|r| (r[0] - r[2]).abs() <= z * r[1]).count();
+    (hit as f64 / n as f64, rows)
+}
+
+fn search_heavy_up(w: &World) -> PlannedTest {
+    heavy_up(w.weeks() + 1)
+}
+
+fn tv_go_dark(w: &World) -> PlannedTest {
+    PlannedTest::new(&["tv"], &["geo01", "geo07", "geo11"], w.weeks(), 8, SpendChange::Multiplier(0.0))
+}
+
+#[test]
+fn did_readout_interval_covers_the_true_lift_in_most_worlds() {
+    // Nominal 90 %. Measured over 100 worlds (see `readout_coverage_table`): DiD 0.91 (heavy-up) and
+    // 0.85 (go-dark) — the geo-level demand is AR(1), which placebo inference only partly captures.
+    // 60 worlds: binomial sd √(0.85·0.15/60) = 0.046, so 0.75 is 2.2 sd below the lower figure.
+    let (cov, rows) = coverage(60, &ReadoutOptions::with_estimator("did"), search_heavy_up);
+    assert!(cov >= 0.75, "coverage {cov}: {rows:?}");
+    // and the readout is centred on the truth: mean error within 3 standard errors of the mean
+    let err: Vec<f64> = rows.iter().map(|r| r[0] - r[2]).collect();
+    let m = err.iter().sum::<f64>() / err.len() as f64;
+    let sd = (err.iter().map(|e| (e - m).powi(2)).sum::<f64>() / (err.len() - 1) as f64).sqrt();
+    assert!(m.abs() < 3.0 * sd / (err.len() as f64).sqrt(), "mean error {m}, sd {sd}");
+}
+
+/// Measured (2026-11-30, 100 worlds each, 90 % intervals, the CLI's default settings per estimator —
+/// sc with 1000 conformal permutations; timings under load from other helpers):
+///
+/// | design (mean true lift: in window / with carry-over) | estimator | coverage | mean error, sd of error | mean SE | ms a readout |
+/// |---|---|---|---|---|---|
+/// | search +900k, 3 geos, 6 weeks (0.93M / 1.00M) | sc | 0.73 | +0.16M, 0.85M | 0.52M | 45 |
+/// | | ascm | 0.89 | +0.15M, 0.83M | 0.90M | 81 |
+/// | | did | 0.91 | −0.17M, 1.42M | 1.49M | 22 |
+/// | tv go-dark, 3 geos, 8 weeks (−3.22M / −3.94M) | sc | 0.72 | +0.39M, 1.16M | 0.67M | 37 |
+/// | | ascm | 0.84 | +0.32M, 1.19M | 1.12M | 77 |
+/// | | did | 0.85 | −0.15M, 2.07M | 1.95M | 19 |
+///
+/// (An earlier run of the heavy-up with sdid, 50 placebo replications: coverage 0.81, 300 ms a
+/// readout.) SC's conformal interval under-covers (its SE is ~60 % of the actual spread): the
+/// geo-level demand deviations are autocorrelated, which the conformal test's exchangeability over
+/// time does not allow for; sc and ascm also lean towards zero by ~0.3 sd on these designs.
+/// The carry-over after the window adds 7 % (search, α = 0.2) and 22 % (tv, α = 0.6) to the lift:
+/// what a window-only readout misses and the MMM's lift term counts.
+#[test]
+#[ignore = "~1 min: cargo test -p mmloop-loop --lib world::tests::readout_coverage_table -- --ignored --nocapture"]
+fn readout_coverage_table() {
+    for (design, f) in [("search heavy-up", search_heavy_up as fn(&World) -> PlannedTest), ("tv go-dark", tv_go_dark)] {
+        for est in ["sc", "ascm", "did"] {
+            let t0 = std::time::Instant::now();
+            let (cov, rows) = coverage(100, &ReadoutOptions::with_estimator(est), f);
+            let n = rows.len() as f64;
+            let mean = |k: usize| rows.iter().map(|r| r[k]).sum::<f64>() / n;
+            let bias = rows.iter().map(|r| r[0] - r[2]).sum::<f64>() / n;
+            let sd = (rows.iter().map(|r| (r[0] - r[2] - bias).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            eprintln!(
+                "{design}, {est}: coverage {cov:.2}; truth {:.0} in window, {:.0} with carry-over; mean error {bias:.0}, \
+                 sd {sd:.0}, mean SE {:.0}; {:.0} ms a readout",
+                mean(2),
+                mean(3),
+                mean(1),
+                t0.elapsed().as_secs_f64() * 1000.0 / n
+            );
+        }
+    }
+}
+
+#[test]
+fn a_test_reads_the_same_whether_run_alone_or_in_a_cycle() {
+    let w = demo();
+    let test = heavy_up(w.weeks() + 2);
+    let alone = w.run_test(&test, &ReadoutOptions::fast()).unwrap();
+    let mut cycle = w.clone();
+    let runs = cycle.advance(13, std::slice::from_ref(&test), &ReadoutOptions::fast()).unwrap();
+    // the future does not depend on how far it is generated: same panel, same readout, same truth
+    // up to the carry-over (run alone, the tail after the window is generated under the same plan)
+    assert_eq!(alone.record, runs[0].record);
+    assert_eq!(alone.true_lift_in_window, runs[0].true_lift_in_window);
+    assert_eq!(alone.true_lift_with_carryover, runs[0].true_lift_with_carryover);
+    assert_eq!(alone.panel.kpi, runs[0].panel.kpi);
+}
