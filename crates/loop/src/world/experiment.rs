@@ -18,12 +18,16 @@
 
 use super::WorldError;
 use super::generate::{Segment, World, cents};
+use crate::value::rng;
 use mmloop_data::{LiftTestRecord, SpendDelta, TimeColumn, TimeKind};
 use mmloop_geolift::design::DesignRecord;
 use mmloop_geolift::readout::{ReadoutParams, read_out};
 use mmloop_geolift::{NoProgress, Panel};
 use mmloop_mmm::pricing::{HypotheticalTest, SpendChange};
 use rayon::prelude::*;
+
+/// Random stream of the world's occasional experiment bias.
+const S_EXPERIMENT_BIAS: u64 = 20;
 
 /// A test to run in the world (the world's own notion of `HypotheticalTest` / a design cell).
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +178,9 @@ pub struct TestRun {
     pub true_lift_with_carryover: f64,
     /// The regional panel the readout ran on (pre-period + window).
     pub panel: Panel,
+    /// The bias factor applied to the readout: the test's `readout_bias` times the world's
+    /// occasional experiment bias ([`super::ExperimentBias`]); 1 for an honest readout.
+    pub bias: f64,
 }
 
 impl TestRun {
@@ -309,7 +316,7 @@ pub(crate) fn truths(world: &World, seg: &Segment, tests: &[Resolved]) -> Vec<Tr
                     for &(_, _, t, d) in deltas.iter().filter(|d| d.0 == c && d.1 == g) {
                         cf[t] -= d;
                     }
-                    let (f, n) = (world.contribution_path(c, g, &factual), world.contribution_path(c, g, &cf));
+                    let (f, n) = (world.contribution_path(c, g, &factual, 0), world.contribution_path(c, g, &cf, 0));
                     for t in r.start..(r.end + l).min(factual.len()) {
                         let d = f[t] - n[t];
                         with_carryover += d;
@@ -407,7 +414,18 @@ pub(crate) fn read_all(
                     record.incremental_kpi + z * record.standard_error,
                 ),
             };
-            let b = plan.readout_bias;
+            // the world's occasional bias, keyed by (seed, the test's running number)
+            let eb = world.spec.experiment_bias;
+            let index = (first_index + k) as u64;
+            let drawn = if eb.probability > 0.0
+                && rng::uniform(world.spec.seed, S_EXPERIMENT_BIAS, 2 * index) < eb.probability
+            {
+                eb.factor.0
+                    + (eb.factor.1 - eb.factor.0) * rng::uniform(world.spec.seed, S_EXPERIMENT_BIAS, 2 * index + 1)
+            } else {
+                1.0
+            };
+            let b = plan.readout_bias * drawn;
             record.incremental_kpi *= b;
             interval = (interval.0 * b, interval.1 * b);
             record.source = source;
@@ -439,6 +457,7 @@ pub(crate) fn read_all(
                 true_lift_in_window: truth.in_window,
                 true_lift_with_carryover: truth.with_carryover,
                 panel: p,
+                bias: b,
             })
         })
         .collect()

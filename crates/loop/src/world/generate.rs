@@ -2,9 +2,10 @@
 
 use super::WorldError;
 use super::experiment::{self, PlannedTest, ReadoutOptions, Resolved, TestRun};
-use super::spec::{SpendPattern, WorldSpec};
+use super::spec::{AdstockFamily, ChannelSpec, SpendPattern, WorldSpec};
 use crate::value::rng;
-use mmloop_mmm::simulate::{geometric_adstock, hill};
+use mmloop_mmm::simulate::hill;
+use mmloop_mmm::transforms::adstock::{AdstockKernel, AdstockKind, convolve};
 use serde::Serialize;
 
 /// 2021-01-04 (a Monday) as days since 1970-01-01: the first week of every world.
@@ -48,6 +49,25 @@ pub struct ChannelTruth {
     /// The ROI the spec asked for over the initial history (what β was solved from).
     pub roi_initial: f64,
     pub demand_loading: f64,
+    pub adstock_family: AdstockFamily,
+    /// The adstock weights w_0..w_L (sum 1).
+    pub adstock_weights: Vec<f64>,
+    /// log β drift per year (β(t) = β·exp(drift·(t − T₀)/52.18)).
+    pub effect_drift: f64,
+}
+
+/// The true adstock weights of a channel through the model's own kernels
+/// (`mmloop_mmm::transforms::adstock`), normalised to sum 1.
+fn adstock_weights(c: &ChannelSpec, max_lag: usize) -> Vec<f64> {
+    let (kind, theta) = match c.adstock_family {
+        AdstockFamily::Geometric => (AdstockKind::Geometric { normalize: true }, vec![c.adstock_alpha]),
+        AdstockFamily::WeibullPdf { shape, scale } => (AdstockKind::WeibullPdf, vec![shape, scale]),
+    };
+    let k = AdstockKernel { kind, max_lag };
+    let (mut w, mut dw) = (vec![0.0; k.len()], vec![0.0; k.len() * k.n_params()]);
+    k.weights(&theta, &mut w, &mut dw);
+    let total: f64 = w.iter().sum();
+    w.iter().map(|x| x / total).collect()
 }
 
 /// The true parameters of one geo.
@@ -141,6 +161,9 @@ impl World {
                 beta_geo_sd: c.beta_geo_sd,
                 roi_initial: c.roi,
                 demand_loading: c.demand_loading,
+                adstock_family: c.adstock_family,
+                adstock_weights: adstock_weights(c, spec.max_lag),
+                effect_drift: c.effect_drift,
             })
             .collect();
         let mut world = World {
@@ -174,7 +197,12 @@ impl World {
             for g in 0..g_n {
                 let m = (spec_c.beta_geo_sd * rng::normal(seed, S_BETA_Z, key(g, c))).exp();
                 world.geos[g].beta[c] = m; // β_c applied below
-                let sat: f64 = world.saturation_path(c, g, &world.per_capita(c, g, &world.spend[c][g])).iter().sum();
+                let sat: f64 = world
+                    .saturation_path(c, g, &world.per_capita(c, g, &world.spend[c][g]))
+                    .iter()
+                    .enumerate()
+                    .map(|(t, s)| s * world.drift(c, t as f64))
+                    .sum();
                 weighted += world.geos[g].population * m * sat;
                 money += world.spend[c][g].iter().sum::<f64>();
             }
@@ -263,16 +291,29 @@ impl World {
         money.iter().map(|m| m / p).collect()
     }
 
-    /// hill(adstock(x)) of a per-capita spend path (x before week 0 is 0).
+    /// hill(adstock(x)) of a per-capita spend path (x before the path's first week is 0).
     pub(crate) fn saturation_path(&self, c: usize, _g: usize, x: &[f64]) -> Vec<f64> {
         let ch = &self.channels[c];
-        geometric_adstock(x, ch.adstock_alpha, ch.max_lag).iter().map(|&a| hill(a, ch.hill_ec, ch.hill_slope)).collect()
+        let mut a = vec![0.0; x.len()];
+        convolve(&ch.adstock_weights, x, &mut a);
+        a.iter().map(|&a| hill(a, ch.hill_ec, ch.hill_slope)).collect()
     }
 
-    /// Media contribution (money KPI) of channel c in geo g per week of a money spend path.
-    pub(crate) fn contribution_path(&self, c: usize, g: usize, money: &[f64]) -> Vec<f64> {
+    /// The effect's drift factor exp(drift·(t − T₀)/52.18) at week t (1 without drift).
+    pub(crate) fn drift(&self, c: usize, t: f64) -> f64 {
+        let d = self.channels[c].effect_drift;
+        if d == 0.0 { 1.0 } else { (d * (t - self.spec.history_weeks as f64) / PERIOD).exp() }
+    }
+
+    /// Media contribution (money KPI) of channel c in geo g per week of a money spend path whose
+    /// first entry is week `t0`.
+    pub(crate) fn contribution_path(&self, c: usize, g: usize, money: &[f64], t0: usize) -> Vec<f64> {
         let k = self.geos[g].population * self.geos[g].beta[c];
-        self.saturation_path(c, g, &self.per_capita(c, g, money)).iter().map(|s| k * s).collect()
+        self.saturation_path(c, g, &self.per_capita(c, g, money))
+            .iter()
+            .enumerate()
+            .map(|(i, s)| k * self.drift(c, (t0 + i) as f64) * s)
+            .collect()
     }
 
     /// Per-capita baseline (no media, no noise, no demand) of geo g at week t.
@@ -303,7 +344,7 @@ impl World {
         let media: f64 = (0..self.channels.len())
             .map(|c| {
                 let path = &spend(c)[lo..=t];
-                *self.contribution_path(c, g, path).last().unwrap_or(&0.0)
+                *self.contribution_path(c, g, path, lo).last().unwrap_or(&0.0)
             })
             .sum();
         let p = self.geos[g].population;

@@ -47,7 +47,9 @@ mod tests;
 
 pub use experiment::{PlannedTest, ReadoutOptions, TestRun};
 pub use generate::{ChannelTruth, GeoTruth, World, WorldTruth};
-pub use spec::{CHANNEL_NAMES, ChannelSpec, SpendPattern, WorldDistribution, WorldSpec};
+pub use spec::{
+    AdstockFamily, CHANNEL_NAMES, ChannelSpec, ExperimentBias, SCENARIOS, SpendPattern, WorldDistribution, WorldSpec,
+};
 pub use truth::{Misallocation, TruePlanner};
 
 /// What can go wrong building, querying or advancing a world. Messages name the field, test or

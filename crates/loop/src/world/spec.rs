@@ -15,6 +15,35 @@ pub enum SpendPattern {
     Flighted,
 }
 
+/// The true carry-over family of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AdstockFamily {
+    /// Normalised geometric with `adstock_alpha`: the family the world's MMM config fits.
+    #[default]
+    Geometric,
+    /// Robyn's Weibull-PDF kernel (delayed peak; shape, scale in weeks, see
+    /// `mmloop_mmm::transforms::adstock`), normalised to sum 1: a family the geometric config cannot
+    /// represent (the "wrong adstock family" scenario).
+    WeibullPdf { shape: f64, scale: f64 },
+}
+
+/// Experiments that are occasionally biased: each test run in the world is, with `probability`,
+/// read out multiplied by a factor drawn uniformly from `factor` (keyed by the world's seed and the
+/// test's running number, so the k-th test of a world is biased or not whoever runs it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentBias {
+    pub probability: f64,
+    pub factor: (f64, f64),
+}
+
+impl Default for ExperimentBias {
+    /// None.
+    fn default() -> Self {
+        Self { probability: 0.0, factor: (1.0, 1.0) }
+    }
+}
+
 /// The truth of one channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelSpec {
@@ -37,6 +66,14 @@ pub struct ChannelSpec {
     pub beta_geo_sd: f64,
     /// Own week-to-week log-spend noise (independent of demand): what identifies the channel.
     pub spend_noise_sd: f64,
+    /// The true adstock family (default: geometric with `adstock_alpha`).
+    #[serde(default)]
+    pub adstock_family: AdstockFamily,
+    /// Drift of the effect: log β changes by this much per year (52.18 weeks), β(t) = β·exp(drift·(t −
+    /// T₀)/52.18) with T₀ = `history_weeks` (0: a stable effect). ROI over the initial history still
+    /// equals `roi`.
+    #[serde(default)]
+    pub effect_drift: f64,
 }
 
 /// One world, fully stated. Every random draw of the world is a function of `seed`.
@@ -80,6 +117,9 @@ pub struct WorldSpec {
     pub demand_rho: f64,
     /// κ: confounding strength (0 = none).
     pub confounding: f64,
+    /// Occasionally biased experiments (default: none).
+    #[serde(default)]
+    pub experiment_bias: ExperimentBias,
 }
 
 /// Channel names of generated worlds, in order.
@@ -100,6 +140,8 @@ impl Default for WorldSpec {
             demand_loading: loading,
             beta_geo_sd: 0.0,
             spend_noise_sd: 0.25,
+            adstock_family: AdstockFamily::Geometric,
+            effect_drift: 0.0,
         };
         Self {
             seed: 20_261_130,
@@ -121,6 +163,7 @@ impl Default for WorldSpec {
             demand_national_share: 0.5,
             demand_rho: 0.85,
             confounding: 1.0,
+            experiment_bias: ExperimentBias::default(),
         }
     }
 }
@@ -178,6 +221,14 @@ impl WorldSpec {
             if !(c.spend_noise_sd.is_finite() && c.spend_noise_sd >= 0.0) {
                 return bad(f("spend_noise_sd"), "must be >= 0");
             }
+            if let AdstockFamily::WeibullPdf { shape, scale } = c.adstock_family
+                && !(shape.is_finite() && shape > 0.0 && scale.is_finite() && scale > 0.0)
+            {
+                return bad(f("adstock_family"), "Weibull shape and scale must be positive");
+            }
+            if !c.effect_drift.is_finite() {
+                return bad(f("effect_drift"), "must be finite (0 = a stable effect)");
+            }
         }
         for (k, v) in
             [("intercept", self.intercept), ("noise_sd", self.noise_sd), ("demand_effect", self.demand_effect)]
@@ -197,6 +248,14 @@ impl WorldSpec {
         }
         if !(self.confounding.is_finite() && self.confounding >= 0.0) {
             return bad("confounding".into(), "must be >= 0 (0 = none)");
+        }
+        let b = self.experiment_bias;
+        if !((0.0..=1.0).contains(&b.probability)
+            && b.factor.0.is_finite()
+            && b.factor.0 > 0.0
+            && b.factor.1 >= b.factor.0)
+        {
+            return bad("experiment_bias".into(), "needs a probability in [0, 1] and a factor range 0 < low <= high");
         }
         if !self.trend_total.is_finite() || self.seasonality.iter().any(|(s, c)| !s.is_finite() || !c.is_finite()) {
             return bad("trend_total/seasonality".into(), "must be finite");
@@ -234,6 +293,17 @@ pub struct WorldDistribution {
     pub confounding: (f64, f64),
     /// Channel demand loadings λ_c ~ U(demand_loading).
     pub demand_loading: (f64, f64),
+    /// Probability that a channel's true adstock is a delayed Weibull-PDF (shape ~ U(1.5, 3), scale
+    /// ~ U(1.5, 4) weeks) instead of the geometric family the MMM fits.
+    #[serde(default)]
+    pub p_weibull_adstock: f64,
+    /// Probability that a channel's effect drifts; its drift ~ U(effect_drift) per year.
+    #[serde(default)]
+    pub p_drift: f64,
+    #[serde(default)]
+    pub effect_drift: (f64, f64),
+    #[serde(default)]
+    pub experiment_bias: ExperimentBias,
     /// The rest of the world (baseline, demand process, populations) is this template's.
     pub template: WorldSpec,
 }
@@ -254,8 +324,36 @@ impl Default for WorldDistribution {
             p_unconfounded: 0.25,
             confounding: (0.2, 1.0),
             demand_loading: (-1.0, 1.0),
+            p_weibull_adstock: 0.0,
+            p_drift: 0.0,
+            effect_drift: (0.0, 0.0),
+            experiment_bias: ExperimentBias::default(),
             template: WorldSpec::default(),
         }
+    }
+}
+
+/// Named scenarios of issue 14: the well-specified distribution and its misspecified variants.
+pub const SCENARIOS: [&str; 5] = ["well_specified", "wrong_adstock", "confounded", "drift", "biased_experiments"];
+
+impl WorldDistribution {
+    /// A named scenario ([`SCENARIOS`]): `well_specified` (the default distribution: geometric
+    /// adstock, stable effects, honest experiments, confounding as drawn); `wrong_adstock` (every
+    /// channel's true carry-over a delayed Weibull-PDF); `confounded` (κ ~ U(0.6, 1.2) in every
+    /// world); `drift` (every channel's log-effect drifts by U(−0.5, 0.5) a year); `biased_experiments`
+    /// (each readout biased ×U(1.5, 2.5) with probability 0.2).
+    pub fn scenario(name: &str) -> Option<Self> {
+        let d = Self::default();
+        Some(match name {
+            "well_specified" => d,
+            "wrong_adstock" => Self { p_weibull_adstock: 1.0, ..d },
+            "confounded" => Self { p_unconfounded: 0.0, confounding: (0.6, 1.2), ..d },
+            "drift" => Self { p_drift: 1.0, effect_drift: (-0.5, 0.5), ..d },
+            "biased_experiments" => {
+                Self { experiment_bias: ExperimentBias { probability: 0.2, factor: (1.5, 2.5) }, ..d }
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -292,6 +390,12 @@ impl WorldDistribution {
                     demand_loading: lin(self.demand_loading),
                     beta_geo_sd: self.template.channels.first().map_or(0.0, |t| t.beta_geo_sd),
                     spend_noise_sd: self.template.channels.first().map_or(0.25, |t| t.spend_noise_sd),
+                    adstock_family: if lin((0.0, 1.0)) < self.p_weibull_adstock {
+                        AdstockFamily::WeibullPdf { shape: lin((1.5, 3.0)), scale: lin((1.5, 4.0)) }
+                    } else {
+                        AdstockFamily::Geometric
+                    },
+                    effect_drift: if lin((0.0, 1.0)) < self.p_drift { lin(self.effect_drift) } else { 0.0 },
                 }
             })
             .collect();
@@ -302,6 +406,7 @@ impl WorldDistribution {
             channels,
             noise_sd,
             confounding,
+            experiment_bias: self.experiment_bias,
             ..self.template.clone()
         }
     }

@@ -8,6 +8,16 @@ fn demo() -> World {
     World::new(WorldSpec::default()).unwrap()
 }
 
+/// The demo with every channel's carry-over a delayed Weibull-PDF and drifting effects.
+fn misspecified() -> World {
+    let mut spec = WorldSpec::default();
+    for (i, c) in spec.channels.iter_mut().enumerate() {
+        c.adstock_family = AdstockFamily::WeibullPdf { shape: 2.0, scale: 2.0 + i as f64 };
+        c.effect_drift = 0.5 - 0.3 * i as f64;
+    }
+    World::new(spec).unwrap()
+}
+
 fn heavy_up(start: usize) -> PlannedTest {
     PlannedTest::new(&["search"], &["geo02", "geo05", "geo09"], start, 6, SpendChange::Total(900_000.0))
 }
@@ -44,7 +54,11 @@ fn same_seed_same_world_and_readouts_whatever_the_thread_count() {
 
 #[test]
 fn spec_roi_is_the_initial_history_roi_and_matches_zeroing_the_channel() {
-    let w = demo();
+    roi_by_brute_force(&demo());
+    roi_by_brute_force(&misspecified());
+}
+
+fn roi_by_brute_force(w: &World) {
     let roi = w.true_roi();
     for (r, c) in roi.iter().zip(&w.spec().channels) {
         // β is solved from the target ROI: equal to rounding (1e-12 relative)
@@ -72,7 +86,13 @@ fn spec_roi_is_the_initial_history_roi_and_matches_zeroing_the_channel() {
 
 #[test]
 fn planner_outcome_is_a_direct_simulation_of_flat_spend() {
-    let w = demo();
+    planner_by_direct_simulation(&demo());
+    let mut weibull = misspecified();
+    weibull.channels.iter_mut().for_each(|c| c.effect_drift = 0.0); // the planner takes drift at mid-horizon
+    planner_by_direct_simulation(&weibull);
+}
+
+fn planner_by_direct_simulation(w: &World) {
     let h = 13;
     let plan = w.planner(h);
     let alloc = [2.0e6, 1.5e6, 0.5e6, 3.0e6];
@@ -84,7 +104,7 @@ fn planner_outcome_is_a_direct_simulation_of_flat_spend() {
                 .map(|(g, geo)| {
                     let weekly = alloc[c] * geo.share[c] / h as f64;
                     let path: Vec<f64> = (0..h + w.spec().max_lag).map(|t| if t < h { weekly } else { 0.0 }).collect();
-                    w.contribution_path(c, g, &path).iter().sum::<f64>()
+                    w.contribution_path(c, g, &path, w.weeks()).iter().sum::<f64>()
                 })
                 .sum::<f64>()
         })
@@ -347,4 +367,42 @@ fn a_test_reads_the_same_whether_run_alone_or_in_a_cycle() {
     assert_eq!(alone.true_lift_in_window, runs[0].true_lift_in_window);
     assert_eq!(alone.true_lift_with_carryover, runs[0].true_lift_with_carryover);
     assert_eq!(alone.panel.kpi, runs[0].panel.kpi);
+}
+
+#[test]
+fn misspecified_worlds_drift_and_plant_biased_experiments() {
+    // a drifting effect: +0.5 a year on tv makes its spend a year later worth more than in the
+    // history, at the same plan (history average drift factor ≈ e^{−0.5} ≈ 0.6, next year ≈ 1.3)
+    let mut w = misspecified();
+    let before = w.true_roi();
+    w.advance(52, &[], &ReadoutOptions::fast()).unwrap();
+    let next_year = w.true_roi_between(104, 156);
+    assert!(next_year[0] > 1.5 * before[0], "tv {} -> {}", before[0], next_year[0]);
+    // display drifts by −0.4 a year: worth less
+    assert!(next_year[3] < before[3], "display {} -> {}", before[3], next_year[3]);
+
+    // the world's occasional bias: probability 1, factor 2 doubles every readout
+    let honest = demo();
+    let mut spec = WorldSpec::default();
+    spec.experiment_bias = ExperimentBias { probability: 1.0, factor: (2.0, 2.0) };
+    let biased = World::new(spec).unwrap();
+    let t = honest.weeks();
+    let (a, b) = (
+        honest.run_test(&heavy_up(t), &ReadoutOptions::fast()).unwrap(),
+        biased.run_test(&heavy_up(t), &ReadoutOptions::fast()).unwrap(),
+    );
+    assert_eq!((a.bias, b.bias), (1.0, 2.0));
+    assert!((b.record.incremental_kpi - 2.0 * a.record.incremental_kpi).abs() < 1e-9 * a.record.incremental_kpi.abs());
+    assert_eq!(a.true_lift_in_window, b.true_lift_in_window);
+
+    // every named scenario draws valid worlds
+    for name in SCENARIOS {
+        let d = WorldDistribution::scenario(name).unwrap();
+        for i in 0..5 {
+            World::new(d.sample(3, i)).unwrap();
+        }
+    }
+    assert!(WorldDistribution::scenario("nonsense").is_none());
+    let wrong = WorldDistribution::scenario("wrong_adstock").unwrap().sample(3, 0);
+    assert!(wrong.channels.iter().all(|c| matches!(c.adstock_family, AdstockFamily::WeibullPdf { .. })));
 }

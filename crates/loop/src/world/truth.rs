@@ -14,7 +14,7 @@
 //! ```text
 //! R_c(S_c) = Σ_g p_g·β(g,c)·Σ_{t=1}^{H+L} hill(W_t·S_c·share(g,c)/(H·p_g))
 //! ```
-//! with W_t the adstock weights' partial sums — exactly the MMM's planning curves
+//! with W_t the adstock weights' partial sums (a drifting effect's β taken at the horizon's middle week) — exactly the MMM's planning curves
 //! ([`mmloop_mmm::optimize::horizon_pieces`]) with the true parameters, i.e. a one-draw "posterior"
 //! that the real optimiser maximises. Misallocation cost = R(true optimum) − R(recommendation) for the
 //! same budget and bounds; its share is relative to the oracle's incremental outcome R(true optimum).
@@ -40,7 +40,7 @@ impl World {
                 let (mut contrib, mut money) = (0.0, 0.0);
                 for g in 0..self.geos.len() {
                     let path = &self.spend[c][g][..hi];
-                    contrib += self.contribution_path(c, g, path)[lo..hi].iter().sum::<f64>();
+                    contrib += self.contribution_path(c, g, path, 0)[lo..hi].iter().sum::<f64>();
                     money += path[lo..hi].iter().sum::<f64>();
                 }
                 if money > 0.0 { contrib / money } else { 0.0 }
@@ -53,16 +53,13 @@ impl World {
         let h = horizon.max(1);
         let curves = SaturatingCurves::new(self.channels.len(), 1, |c, _| {
             let ch = &self.channels[c];
-            let w: Vec<f64> = {
-                let raw: Vec<f64> = (0..=ch.max_lag).map(|l| ch.adstock_alpha.powi(l as i32)).collect();
-                let total: f64 = raw.iter().sum();
-                raw.iter().map(|x| x / total).collect()
-            };
+            // a drifting effect is taken at the horizon's middle week
+            let drift = self.drift(c, self.weeks() as f64 + 0.5 * h as f64);
             let mut pieces = Vec::new();
             for g in &self.geos {
                 let scale = g.share[c] / g.population;
-                let mult = g.population * g.beta[c];
-                pieces.extend(horizon_pieces(&w, h, scale).into_iter().map(|(k, m)| (k, m * mult)));
+                let mult = g.population * g.beta[c] * drift;
+                pieces.extend(horizon_pieces(&ch.adstock_weights, h, scale).into_iter().map(|(k, m)| (k, m * mult)));
             }
             (1.0, Saturation::Hill { ec: ch.hill_ec, slope: ch.hill_slope }, pieces)
         });
