@@ -383,8 +383,8 @@ fn misspecified_worlds_drift_and_plant_biased_experiments() {
 
     // the world's occasional bias: probability 1, factor 2 doubles every readout
     let honest = demo();
-    let mut spec = WorldSpec::default();
-    spec.experiment_bias = ExperimentBias { probability: 1.0, factor: (2.0, 2.0) };
+    let spec =
+        WorldSpec { experiment_bias: ExperimentBias { probability: 1.0, factor: (2.0, 2.0) }, ..Default::default() };
     let biased = World::new(spec).unwrap();
     let t = honest.weeks();
     let (a, b) = (
