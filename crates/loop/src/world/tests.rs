@@ -406,3 +406,24 @@ fn misspecified_worlds_drift_and_plant_biased_experiments() {
     let wrong = WorldDistribution::scenario("wrong_adstock").unwrap().sample(3, 0);
     assert!(wrong.channels.iter().all(|c| matches!(c.adstock_family, AdstockFamily::WeibullPdf { .. })));
 }
+
+#[test]
+fn a_design_record_from_the_worlds_panel_runs_as_planned() {
+    use mmloop_geolift::design::{DesignRecord, PowerConfig, SearchSpec, search};
+    let w = demo();
+    let panel = w.panel(Some("search")).unwrap();
+    let spec = SearchSpec { n_min: 2, n_max: 3, durations: vec![6], max_candidates: 8, ..Default::default() };
+    let cfg = PowerConfig { windows: 3, ..Default::default() };
+    let t0 = std::time::Instant::now();
+    let sel = search(&panel, &spec, &cfg).unwrap();
+    let mut record = DesignRecord::new(&sel, &cfg, spec.target_power, None, Some(500_000.0));
+    let start = w.week_label(w.weeks() + 1);
+    record.set_plan(vec!["search".into()], Some(start.clone()), &panel).unwrap();
+    let test = PlannedTest::from_design(&w, &record, 0).unwrap();
+    assert_eq!((test.start, test.weeks, &test.geos), (w.weeks() + 1, 6, &record.cells[0].treated));
+    assert_eq!(test.change, SpendChange::Total(500_000.0));
+    let run = w.run_test(&test, &ReadoutOptions::fast()).unwrap();
+    assert_eq!(run.record.start, start);
+    assert_eq!(Some(&run.record.end), record.cells[0].end.as_ref());
+    eprintln!("design + readout in {:?}", t0.elapsed());
+}
