@@ -28,6 +28,10 @@ use std::path::Path;
 
 /// Posterior mean and sd of each channel's ROI from a quick Laplace fit of the world's history.
 fn fit_roi(world: &World) -> Vec<(f64, f64)> {
+    try_fit_roi(world).expect("fits")
+}
+
+fn try_fit_roi(world: &World) -> Result<Vec<(f64, f64)>, mmloop_mmm::fit::FitError> {
     let path = Path::new("/nonexistent/world.csv");
     let mut spec = world.model_spec(path).unwrap();
     spec.fit.method = FitMethod::Laplace;
@@ -35,9 +39,9 @@ fn fit_roi(world: &World) -> Vec<(f64, f64)> {
     spec.fit.chains = 1;
     spec.fit.draws = 200;
     let data = world.dataset(path);
-    let result = mmloop_mmm::fit::fit(&spec, &data).expect("fits");
+    let result = mmloop_mmm::fit::fit(&spec, &data)?;
     let a = mmloop_mmm::fit::analyse_fit(&result, &data);
-    a.channels.iter().map(|c| (c.roi.mean, c.roi.sd)).collect()
+    Ok(a.channels.iter().map(|c| (c.roi.mean, c.roi.sd)).collect())
 }
 
 fn world(seed: u64, confounding: f64) -> World {
@@ -75,13 +79,12 @@ fn bias_table_over_seeds() {
     for seed in [WorldSpec::default().seed, 1, 2, 3] {
         for k in [0.0, 1.0] {
             let w = world(seed, k);
-            let r = std::panic::catch_unwind(|| fit_roi(&w));
-            match r {
+            match try_fit_roi(&w) {
                 Ok(r) => eprintln!(
                     "seed {seed} κ {k}: {}",
                     r.iter().map(|(m, s)| format!("{m:.2} ± {s:.2}")).collect::<Vec<_>>().join(" | ")
                 ),
-                Err(_) => eprintln!("seed {seed} κ {k}: the Laplace fit failed"),
+                Err(e) => eprintln!("seed {seed} κ {k}: the Laplace fit failed: {e}"),
             }
         }
     }
