@@ -184,6 +184,25 @@ pub struct TestRun {
 }
 
 impl TestRun {
+    /// The same readout as a record of the *reverse* test — spend change and incremental KPI negated
+    /// (and the spend path's deltas): what restoring the test's cells to business as usual would do.
+    ///
+    /// Why: `mmloop_mmm::calibration` implies a record's lift as f(x_data + Δ) − f(x_data), taking
+    /// the data as the no-test state, but data observed after a test contains it (x_data = x_bau + Δ).
+    /// For such data the reverse record's implied lift, f(x_data − Δ) − f(x_data), is exactly minus the
+    /// test's lift f(x_bau + Δ) − f(x_bau), and its observation is minus the readout: the readout
+    /// enters the likelihood correctly. (A go-dark's original record implies 0 on such data:
+    /// x_data = 0 and 0 + Δ clips at 0.)
+    pub fn reversed_record(&self) -> LiftTestRecord {
+        let mut r = self.record.clone();
+        r.spend_change = -r.spend_change;
+        r.incremental_kpi = -r.incremental_kpi;
+        if let Some(p) = &mut r.spend_path {
+            p.iter_mut().for_each(|d| d.delta = -d.delta);
+        }
+        r
+    }
+
     /// Whether the readout's interval covers the true in-window lift.
     pub fn covers_truth(&self) -> bool {
         self.interval.0 <= self.true_lift_in_window && self.true_lift_in_window <= self.interval.1
