@@ -416,7 +416,8 @@ impl World {
 
     /// Moves time on by `weeks` weeks under the current plan ([`World::follow`]), running `tests`
     /// in them (each window must lie inside the new weeks), and reads every test out with the real
-    /// geo-lift estimators. The new weeks join the observed history.
+    /// geo-lift estimators. The new weeks join the observed history. On an error (a bad test, a
+    /// readout that fails) the world does not move.
     pub fn advance(
         &mut self,
         weeks: usize,
@@ -436,11 +437,15 @@ impl World {
             kpi: seg.kpi.iter().map(|k| k[..weeks].to_vec()).collect(),
             deltas: Vec::new(),
         };
-        self.append(&kept);
+        // the readouts run on the extended world; the world moves only if they all succeed
+        let mut next = self.clone();
+        next.append(&kept);
         kept.deltas = seg.deltas;
-        let first_index = self.tests_run;
-        self.tests_run += tests.len();
-        experiment::read_all(self, &resolved, &kept, runs, tests, readout, first_index)
+        let first_index = next.tests_run;
+        next.tests_run += tests.len();
+        let out = experiment::read_all(&next, &resolved, &kept, runs, tests, readout, first_index)?;
+        *self = next;
+        Ok(out)
     }
 
     /// Runs one test on a copy of the world, under the current plan, with the window wherever

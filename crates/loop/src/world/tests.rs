@@ -191,6 +191,10 @@ fn a_heavy_up_is_injected_through_adstock_and_read_out() {
     assert!((biased.record.incremental_kpi - 2.5 * r.incremental_kpi).abs() < 1e-9 * r.incremental_kpi.abs());
     assert_eq!(biased.record.standard_error, r.standard_error);
     assert_eq!(biased.true_lift_in_window, run.true_lift_in_window);
+    // the reverse test's record: every sign flipped, the SE kept
+    let rev = run.reversed_record();
+    assert_eq!((rev.spend_change, rev.incremental_kpi), (-r.spend_change, -r.incremental_kpi));
+    assert_eq!((rev.standard_error, &rev.geos, &rev.start), (r.standard_error, &r.geos, &r.start));
 
     // go-dark: the exact (uneven) cut travels as a spend path
     let dark = PlannedTest::new(&["tv"], &["geo01", "geo07"], t, 6, SpendChange::Multiplier(0.0));
@@ -248,6 +252,14 @@ fn bad_tests_and_allocations_are_refused_with_reasons() {
         err(PlannedTest::new(&["tv"], &["geo01"], t, 4, SpendChange::Total(1e5)).biased(0.0)).contains("readout_bias")
     );
     assert!(w.follow(&[1.0, 2.0], 13).unwrap_err().to_string().contains("2 amounts for 4 channels"));
+    // a go-dark of a channel the plan no longer spends on changes nothing: refused, and the world
+    // does not move (nothing half-done)
+    w.follow(&[1e6, 0.0, 1e6, 1e6], 13).unwrap();
+    let before = w.clone();
+    let dark = PlannedTest::new(&["search"], &["geo01"], t, 4, SpendChange::Multiplier(0.0));
+    let e = w.advance(13, &[dark], &ReadoutOptions::fast()).unwrap_err().to_string();
+    assert!(e.contains("changed no spend"), "{e}");
+    assert_eq!(w, before);
     assert!(w.planner(13).outcome(&[1.0, -2.0, 0.0, 0.0]).unwrap_err().to_string().contains("\"search\""));
     let mut spec = WorldSpec::default();
     spec.channels[1].adstock_alpha = 1.5;
