@@ -6,7 +6,7 @@ use super::spec::{AdstockFamily, ChannelSpec, SpendPattern, WorldSpec};
 use crate::value::rng;
 use mmloop_mmm::simulate::hill;
 use mmloop_mmm::transforms::adstock::{AdstockKernel, AdstockKind, convolve};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// 2021-01-04 (a Monday) as days since 1970-01-01: the first week of every world.
 pub(crate) const FIRST_WEEK: f64 = 18_631.0;
@@ -35,7 +35,7 @@ pub(crate) fn cents(x: f64) -> f64 {
 }
 
 /// The true parameters of one channel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelTruth {
     pub name: String,
     pub adstock_alpha: f64,
@@ -71,7 +71,7 @@ fn adstock_weights(c: &ChannelSpec, max_lag: usize) -> Vec<f64> {
 }
 
 /// The true parameters of one geo.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeoTruth {
     pub name: String,
     pub population: f64,
@@ -95,8 +95,10 @@ pub struct WorldTruth {
     pub roi: Vec<f64>,
 }
 
-/// A simulated world: its truth and everything observed so far. Cheap to clone.
-#[derive(Debug, Clone, PartialEq)]
+/// A simulated world: its truth and everything observed so far. Cheap to clone. Serialises
+/// completely (`serde_json` round-trips it exactly), so a run can save the world between cycles
+/// and resume it; the same seed and the same sequence of `follow` / `advance` calls also rebuild it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct World {
     pub(crate) spec: WorldSpec,
     pub(crate) channels: Vec<ChannelTruth>,

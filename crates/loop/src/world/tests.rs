@@ -46,6 +46,9 @@ fn same_seed_same_world_and_readouts_whatever_the_thread_count() {
     let (b, rb) = run(2);
     assert_eq!(a, b);
     assert_eq!(ra, rb);
+    // a saved world resumes exactly
+    let json = serde_json::to_string(&a).unwrap();
+    assert_eq!(serde_json::from_str::<World>(&json).unwrap(), a);
     assert_eq!(a.weeks(), 104 + 13);
     // another seed is another world
     let c = World::new(WorldSpec::demo(1)).unwrap();
