@@ -318,7 +318,7 @@ impl Default for WorldDistribution {
             adstock_alpha: (0.1, 0.7),
             hill_ec_factor: (0.5, 1.5),
             hill_slope: (0.8, 2.0),
-            weekly_spend: (80_000.0, 500_000.0),
+            weekly_spend: (300_000.0, 1_500_000.0),
             p_flighted: 0.25,
             noise_sd: (0.02, 0.06),
             p_unconfounded: 0.25,

@@ -283,6 +283,13 @@ fn the_distribution_draws_valid_varied_worlds_from_the_seed() {
         assert!(specs.iter().any(|s| s.channels.len() == n), "no world with {n} channels");
     }
     assert!(specs.iter().any(|s| s.confounding == 0.0) && specs.iter().any(|s| s.confounding > 0.0));
+    // the stated probabilities hold: 400 worlds, share unconfounded 0.25 (binomial sd 0.022; 4 sd),
+    // channels uniform on 3..=8 (mean 5.5, sd of the mean 1.71/√400 = 0.085; 4 sd)
+    let many: Vec<WorldSpec> = (0..400).map(|i| d.sample(11, i)).collect();
+    let share = many.iter().filter(|s| s.confounding == 0.0).count() as f64 / 400.0;
+    assert!((share - 0.25).abs() < 4.0 * 0.022, "unconfounded share {share}");
+    let mean_ch = many.iter().map(|s| s.channels.len() as f64).sum::<f64>() / 400.0;
+    assert!((mean_ch - 5.5).abs() < 4.0 * 0.085, "mean channels {mean_ch}");
     World::new(specs[0].clone()).unwrap();
 }
 
@@ -441,4 +448,25 @@ fn a_design_record_from_the_worlds_panel_runs_as_planned() {
     assert_eq!(run.record.start, start);
     assert_eq!(Some(&run.record.end), record.cells[0].end.as_ref());
     eprintln!("design + readout in {:?}", t0.elapsed());
+}
+
+#[test]
+#[ignore = "prints the media share of sampled worlds (measured 5-23 %): cargo test -p mmloop-loop --lib world::tests::sampled_world_figures -- --ignored --nocapture"]
+fn sampled_world_figures() {
+    let d = WorldDistribution::default();
+    for i in 0..10 {
+        let w = World::new(d.sample(1, i)).unwrap();
+        let kpi: f64 = (0..w.geos().len()).map(|g| w.kpi(g).iter().sum::<f64>()).sum();
+        let spend: Vec<f64> = w.recent_spend(w.weeks());
+        let media: f64 = spend.iter().zip(w.true_roi()).map(|(s, r)| s * r).sum();
+        eprintln!(
+            "world {i}: {} channels, {} geos, κ {:.2}, media share of KPI {:.1} %",
+            w.channels().len(),
+            w.geos().len(),
+            w.spec().confounding,
+            100.0 * media / kpi
+        );
+        // a plausible marketing mix: media drives a few to a few tens of per cent of the KPI
+        assert!((0.01..0.5).contains(&(media / kpi)), "world {i}: media share {}", media / kpi);
+    }
 }
