@@ -99,7 +99,7 @@ fn bias_table_over_seeds() {
 
 /// One cycle by hand, measured: the confounded demo world runs a search go-dark in every third geo
 /// for 8 weeks (read out by ASCM), and the MMM is refitted by NUTS (2 × 300 + 300) on the longer
-/// history with and without the readout as a lift-test term. (Laplace fails on both: "negative
+/// history without the readout, with its record, and with its reversed record as a lift-test term. (Laplace fails on both: "negative
 /// Hessian not positive definite" along intercept_geo_sd.)
 ///
 /// Measured (2026-11-30, under load from other helpers): readout −4.83M ± 1.18M, true lift −4.48M in
@@ -115,7 +115,7 @@ fn bias_table_over_seeds() {
 /// the term now informs the fit, but one readout this noisy moves search only to 2.40 ± 0.10.
 /// Printed, not asserted: it measures the calibration code, which lives in the mmm crate.
 #[test]
-#[ignore = "2 NUTS fits: cargo test -p mmloop-loop --test world -- --ignored --nocapture one_readout"]
+#[ignore = "3 NUTS fits, ~4 min: cargo test -p mmloop-loop --test world -- --ignored --nocapture one_readout"]
 fn one_readout_calibrates_search_measured() {
     use mmloop_loop::world::{PlannedTest, ReadoutOptions};
     use mmloop_mmm::pricing::SpendChange;

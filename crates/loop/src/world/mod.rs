@@ -9,10 +9,16 @@
 //! - Truth: [`World::true_roi`], and through [`World::planner`] the true outcome of a budget over a
 //!   planning horizon, the true optimum (the real optimiser on the true curves, a one-draw
 //!   "posterior") and the misallocation cost of a recommendation.
-//! - [`World::advance`] moves time on: new weeks with spend following the latest recommendation plus
-//!   the confounded component, planned tests run in them and read out by the real geo-lift
-//!   estimators into [`mmloop_data::LiftTestRecord`]s, with each test's true lift.
+//! - [`World::follow`] sets the spend plan (a recommendation over a horizon); [`World::advance`] moves
+//!   time on: new weeks with spend following it plus the confounded component, planned tests run in
+//!   them and read out by the real geo-lift estimators into [`mmloop_data::LiftTestRecord`]s, with
+//!   each test's true lift (in the window and with carry-over) and an optional planted bias.
 //!   [`World::run_test`] does the same on a copy (the world itself does not move).
+//!   [`TestRun::reversed_record`] expresses a readout so that the MMM's lift term, which takes the
+//!   data as the no-test state, reads it correctly on data that contains the test.
+//! - Misspecification for the simulator: a true adstock family the MMM does not fit, drifting
+//!   effects, occasionally biased experiments ([`WorldDistribution::scenario`]).
+//! - A [`World`] serialises completely, to save it between cycles and resume.
 //!
 //! Every random number is a pure function of (seed, stream, index) ([`crate::value::rng`]), so a
 //! world, its future and its readouts are identical whatever the thread count and whatever was
