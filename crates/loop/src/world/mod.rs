@@ -53,6 +53,7 @@ mod tests;
 
 pub use experiment::{PlannedTest, ReadoutOptions, TestRun};
 pub use generate::{ChannelTruth, GeoTruth, World, WorldTruth};
+pub use observed::{CONFIG_FILE, DATA_FILE};
 pub use spec::{
     AdstockFamily, CHANNEL_NAMES, ChannelSpec, ExperimentBias, SCENARIOS, SpendPattern, WorldDistribution, WorldSpec,
 };
