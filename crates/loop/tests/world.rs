@@ -193,3 +193,49 @@ fn one_readout_calibrates_search_measured() {
         }
     }
 }
+
+/// The cost of one NUTS fit (2 × (300 + 300)) of the demo and the compact world's history, and its
+/// convergence figures. Measured (2026-11-30, under load from other helpers):
+///
+/// | world | size | time | max R-hat | min bulk ESS | ROI (truth) |
+/// |---|---|---|---|---|---|
+/// | demo | 12 × 104 × 4 | 72 s | 1.089 | 37 | tv 1.54 ± 0.07 (1.5), search 3.83 ± 0.67 (2.0), social 0.44 ± 0.35 (1.0), display 4.07 ± 8.64 (0.7) |
+/// | compact | 8 × 104 × 3 | 42 s | 1.083 | 38 | tv 1.49 ± 0.05 (1.5), search 3.60 ± 0.58 (2.0), social 0.61 ± 0.24 (1.0) |
+///
+/// Both keep the bias (search over-, social under-credited), asserted here.
+#[test]
+#[ignore = "2 NUTS fits, ~2 min: cargo test -p mmloop-loop --test world -- --ignored --nocapture nuts_fit_cost"]
+fn nuts_fit_cost_demo_vs_compact() {
+    for (name, spec) in [("demo", WorldSpec::default()), ("compact", WorldSpec::compact(WorldSpec::default().seed))] {
+        let w = World::new(spec).unwrap();
+        let path = Path::new("/nonexistent/world.csv");
+        let mut spec = w.model_spec(path).unwrap();
+        spec.fit.method = FitMethod::Nuts;
+        (spec.fit.chains, spec.fit.tune, spec.fit.draws) = (2, 300, 300);
+        let data = w.dataset(path);
+        let t0 = std::time::Instant::now();
+        let result =
+            mmloop_mmm::fit::fit_with(&spec, &data, mmloop_mmm::fit::FitOptions { quiet: true, memory_limit: None })
+                .expect("fits");
+        let a = mmloop_mmm::fit::analyse_fit(&result, &data);
+        let d = result.diagnostics.nuts().expect("NUTS");
+        eprintln!(
+            "{name}: {} geos x {} weeks x {} channels: {:.0} s, max R-hat {:.3}, min bulk ESS {:.0}, {} divergences; ROI {} (truth {:?})",
+            data.n_geos(),
+            data.n_times(),
+            data.n_channels(),
+            t0.elapsed().as_secs_f64(),
+            d.max_rhat,
+            d.min_ess_bulk,
+            d.divergences,
+            a.channels
+                .iter()
+                .map(|c| format!("{} {:.2} ± {:.2}", c.name, c.roi.mean, c.roi.sd))
+                .collect::<Vec<_>>()
+                .join(", "),
+            w.true_roi().iter().map(|r| (r * 100.0).round() / 100.0).collect::<Vec<_>>()
+        );
+        let truth = w.true_roi();
+        assert!(a.channels[SEARCH].roi.mean > truth[SEARCH] && a.channels[SOCIAL].roi.mean < truth[SOCIAL]);
+    }
+}

@@ -174,6 +174,15 @@ impl WorldSpec {
         Self { seed, ..Self::default() }
     }
 
+    /// A smaller demo for fits that must be quick: 8 geos and three channels (tv, search over-credited,
+    /// social under-credited); a NUTS fit costs roughly in proportion to geos × weeks × channels, so
+    /// about 40 % of the demo's.
+    pub fn compact(seed: u64) -> Self {
+        let mut s = Self { seed, n_geos: 8, ..Self::default() };
+        s.channels.truncate(3);
+        s
+    }
+
     /// Checks every number makes sense; errors name the field.
     pub fn validate(&self) -> Result<(), WorldError> {
         let bad = |field: String, why: &str| Err(WorldError::Spec { field, message: why.to_string() });

@@ -264,6 +264,11 @@ fn bad_tests_and_allocations_are_refused_with_reasons() {
     assert!(e.contains("changed no spend"), "{e}");
     assert_eq!(w, before);
     assert!(w.planner(13).outcome(&[1.0, -2.0, 0.0, 0.0]).unwrap_err().to_string().contains("\"search\""));
+    let compact = World::new(WorldSpec::compact(3)).unwrap();
+    assert_eq!(
+        (compact.geos().len(), compact.channel_names()),
+        (8, vec!["tv".into(), "search".into(), "social".into()])
+    );
     let mut spec = WorldSpec::default();
     spec.channels[1].adstock_alpha = 1.5;
     assert!(World::new(spec).unwrap_err().to_string().contains("channels[1] (search).adstock_alpha"));
