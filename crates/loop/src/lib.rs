@@ -9,6 +9,8 @@
 //! - [`cycle`]: one measurement cycle as a library — calibrated fit, validation, next tests,
 //!   budget — idempotent, behind `mmloop loop`.
 //! - [`value`]: which tests to run next — EIG, EVOI/EVPI in money, the 2×2 and the portfolio.
+//! - [`rank`]: candidate tests (geo design, stated precision, stale readouts), their cost, and the
+//!   ranking and portfolio `mmloop rank` prints.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
 
@@ -16,5 +18,6 @@ pub mod calibrate;
 pub mod cycle;
 pub mod decay;
 pub mod ledger;
+pub mod rank;
 pub mod validate;
 pub mod value;
