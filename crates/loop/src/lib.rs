@@ -11,6 +11,8 @@
 //! - [`value`]: which tests to run next — EIG, EVOI/EVPI in money, the 2×2 and the portfolio.
 //! - [`rank`]: candidate tests (geo design, stated precision, stale readouts), their cost, and the
 //!   ranking and portfolio `mmloop rank` prints.
+//! - [`world`]: a simulated geo world with known truth (biased observational MMM, tests read out by
+//!   the real geo-lift estimators, true optimum and misallocation cost) for the demo and simulator.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
 
@@ -21,3 +23,4 @@ pub mod ledger;
 pub mod rank;
 pub mod validate;
 pub mod value;
+pub mod world;
