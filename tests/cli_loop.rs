@@ -88,7 +88,10 @@ fn a_cycle_writes_its_artefacts_a_rerun_changes_nothing_and_a_new_readout_starts
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("cycle-1/cycle.json")).unwrap()).unwrap();
     let b = state["optimal_outcome"].clone();
-    assert!(b["q05"].as_f64().unwrap() <= b["mean"].as_f64().unwrap() && b["mean"].as_f64().unwrap() <= b["q95"].as_f64().unwrap());
+    assert!(
+        b["q05"].as_f64().unwrap() <= b["mean"].as_f64().unwrap()
+            && b["mean"].as_f64().unwrap() <= b["q95"].as_f64().unwrap()
+    );
     assert_eq!(rows(&ledger), (0, 1, 0));
 
     // the same inputs again: nothing runs, nothing changes (files and ledger rows)

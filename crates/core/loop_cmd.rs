@@ -2,7 +2,8 @@
 //! world (`--demo`). Every step is in `mmloop_loop::cycle`; this prints.
 
 use anyhow::Context;
-use mmloop_loop::cycle::{self, CycleOptions, LoopConfig, LoopDir, NoTests};
+use mmloop_loop::cycle::demo::DemoSettings;
+use mmloop_loop::cycle::{self, CycleOptions, LoopConfig, LoopDir, NoTests, RankChooser};
 use std::path::PathBuf;
 
 /// Run the closed loop: calibrated fit, validation of new readouts, the next tests, the budget.
@@ -24,6 +25,15 @@ pub struct LoopArgs {
     /// `mmloop loop` directory (the next cycle is added; a finished one is not run again).
     #[arg(long)]
     pub out: PathBuf,
+    /// Fitting method of the demo: nuts (default) or laplace.
+    #[arg(long, requires = "demo")]
+    pub method: Option<String>,
+    /// Plant a biased experiment in the demo: the first test planned in this cycle reads out at 2.5× its true lift.
+    #[arg(long, requires = "demo")]
+    pub plant_bias: Option<u32>,
+    /// Demo: rank on this many posterior draws (evenly thinned) with this many preposterior readouts per EVOI.
+    #[arg(long, requires = "demo", num_args = 2, value_names = ["DRAWS", "READOUTS"])]
+    pub rank_effort: Option<Vec<usize>>,
     /// Fit and recommend only: plan no tests this cycle.
     #[arg(long)]
     pub no_tests: bool,
@@ -46,9 +56,15 @@ pub fn run(args: LoopArgs) -> anyhow::Result<()> {
         inputs.push(&p.path);
     }
     let dir = LoopDir::open(&args.out, &inputs)?;
-    let mut chooser = NoTests("no tests planned (--no-tests)".into());
-    anyhow::ensure!(args.no_tests, "test ranking is not available in this build yet; run with --no-tests");
-    let report = cycle::run_cycle(&cfg, &dir, &mut chooser, options, &mut progress)?;
+    let mut none = NoTests("no tests planned (--no-tests)".into());
+    let mut ranked;
+    let chooser: &mut dyn cycle::TestChooser = if args.no_tests {
+        &mut none
+    } else {
+        ranked = RankChooser::from_config(&cfg)?;
+        &mut ranked
+    };
+    let report = cycle::run_cycle(&cfg, &dir, chooser, options, &mut progress)?;
     if report.up_to_date {
         eprintln!(
             "cycle {} is finished and its inputs (config, data, ledger readouts) are unchanged: nothing to do",
@@ -69,6 +85,38 @@ pub fn run(args: LoopArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_demo(_args: &LoopArgs, _options: CycleOptions) -> anyhow::Result<()> {
-    anyhow::bail!("--demo needs the simulated world, which this build does not have yet")
+fn run_demo(args: &LoopArgs, options: CycleOptions) -> anyhow::Result<()> {
+    let mut s = DemoSettings { cycles: args.cycles, ..Default::default() };
+    if let Some(seed) = args.seed {
+        s.seed = seed;
+    }
+    if let Some(m) = &args.method {
+        s.method = m.parse().map_err(anyhow::Error::msg).context("--method")?;
+    }
+    if let Some(e) = &args.rank_effort {
+        s.rank_draws = e[0];
+        s.evoi_readouts = e[1];
+    }
+    if let Some(c) = args.plant_bias {
+        s.plant_bias = Some((c, 2.5));
+    }
+    eprintln!(
+        "demo: a 12-geo world (seed {}) where search's spend follows demand the model cannot see; {} cycles of {} weeks",
+        s.seed, s.cycles, s.horizon
+    );
+    let mut progress = |m: &str| eprintln!("{m}");
+    let report = cycle::demo::run_demo(&s, &args.out, options, &mut progress)?;
+    for (k, b) in &report.briefs {
+        println!("\n==== cycle {k} ====\n{b}");
+    }
+    println!("\ntrajectory against the truth:\n{}", cycle::demo::trajectory_table(&report.rows));
+    eprintln!("wrote {}", report.trajectory.display());
+    eprintln!("wrote {} (cycle-N/, fit-N/, world-N/ per cycle)", args.out.display());
+    eprintln!(
+        "next: `mmloop ledger {} list` shows every test and its readout; `mmloop loop --demo --cycles {} --out {}` adds cycles",
+        report.ledger.display(),
+        s.cycles + 1,
+        args.out.display()
+    );
+    Ok(())
 }

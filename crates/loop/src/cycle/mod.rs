@@ -22,11 +22,14 @@
 //! finished cycle is not run again: "up to date" (re-running a finished cycle changes nothing).
 
 pub mod budget;
+pub mod choose;
 pub mod config;
+pub mod demo;
 pub mod fit;
 mod run;
 
 pub use budget::{BudgetOutcome, ChannelChange};
+pub use choose::RankChooser;
 pub use config::{BudgetSettings, LoopConfig, PanelSource, TestConstraints};
 pub use run::{
     ChooseInput, Chosen, CycleOptions, CycleReport, CycleState, EvidenceSummary, LOOP_MARKER, LoopDir, NoTests,

@@ -292,7 +292,10 @@ pub fn run_cycle(
         Some(d) => match FittedModel::load_checked(&d) {
             Ok((m, _)) => {
                 let (id, _) = validate::register_fit(&mut ledger, &d, &m)?;
-                cfit::predict_with(&mut ledger, &m, id)?
+                cfit::predict_with(&mut ledger, &m, id).unwrap_or_else(|e| PredictedBefore {
+                    note: Some(format!("the new readouts were not predicted by the last cycle's fit {id}: {e}")),
+                    ..Default::default()
+                })
             }
             Err(_) => cfit::predict_before_calibrating(&mut ledger, &config_hash.sha256),
         },
@@ -363,10 +366,16 @@ pub fn run_cycle(
             discrepancies.push(validate::discrepancy(Some(*id), &r.record, p, false, cfg.threshold)?);
         }
     }
-    let checks: Vec<FitCheck> = validate::check_fit(&ledger, &fitted, cfg.threshold)?
-        .into_iter()
-        .filter(|c| c.discrepancy.experiment_id.is_some_and(|i| new_readouts.contains(&i)))
-        .collect();
+    let mut checks: Vec<FitCheck> = Vec::new();
+    let mut check_notes: Vec<String> = Vec::new();
+    for id in &new_readouts {
+        let e = ledger.experiment(*id)?;
+        let Some(r) = &e.readout else { continue };
+        match validate::check_readout_against(&fitted, Some(*id), &r.record, cfg.threshold) {
+            Ok(c) => checks.push(c),
+            Err(e) => check_notes.push(format!("the calibrated fit could not be checked against experiment {id}: {e}")),
+        }
+    }
     let flagged: Vec<i64> = discrepancies.iter().filter(|d| d.flagged).filter_map(|d| d.experiment_id).collect();
 
     // phase 2: the next tests, planned once per (loop, cycle, content)
@@ -447,6 +456,7 @@ pub fn run_cycle(
             "predicted_before_calibrating": discrepancies,
             "calibrated_fit_checks": checks,
             "note": predicted.note,
+            "check_notes": check_notes,
         }))?
         .into_bytes(),
     )?;
