@@ -27,7 +27,8 @@ fn project(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(dir.join("model.toml"), model).unwrap();
     std::fs::write(dir.join("cal.json"), CAL).unwrap();
     let cfg = dir.join("loop.toml");
-    std::fs::write(&cfg, "model = \"model.toml\"\nledger = \"loop.ledger\"\n[calibration]\nretest_fits = false\n").unwrap();
+    std::fs::write(&cfg, "model = \"model.toml\"\nledger = \"loop.ledger\"\n[calibration]\nretest_fits = false\n")
+        .unwrap();
     let out = dir.join("run");
     assert!(command(&cfg, &out).status().unwrap().success());
     let add = Command::new(env!("CARGO_BIN_EXE_mmloop"))

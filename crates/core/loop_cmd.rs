@@ -28,7 +28,11 @@ pub struct LoopArgs {
     /// Fitting method of the demo: nuts (default) or laplace.
     #[arg(long, requires = "demo")]
     pub method: Option<String>,
-    /// Plant a biased experiment in the demo: the first test planned in this cycle reads out at 2.5× its true lift.
+    /// Demo: NUTS warm-up and kept draws per chain (default 500 and 250, 4 chains).
+    #[arg(long, requires = "demo", value_parser = crate::panel_args::count)]
+    pub draws: Option<usize>,
+    /// Plant a biased experiment in the demo: the first test planned in this cycle reads out at 0.3× its true lift
+    /// (as if most of its extra spend was never delivered).
     #[arg(long, requires = "demo")]
     pub plant_bias: Option<u32>,
     /// Demo: rank on this many posterior draws (evenly thinned) with this many preposterior readouts per EVOI.
@@ -93,12 +97,17 @@ fn run_demo(args: &LoopArgs, options: CycleOptions) -> anyhow::Result<()> {
     if let Some(m) = &args.method {
         s.method = m.parse().map_err(anyhow::Error::msg).context("--method")?;
     }
+    if let Some(d) = args.draws {
+        anyhow::ensure!(d >= 10, "--draws must be at least 10 per chain, got {d}");
+        s.draws = d;
+        s.tune = d;
+    }
     if let Some(e) = &args.rank_effort {
         s.rank_draws = e[0];
         s.evoi_readouts = e[1];
     }
     if let Some(c) = args.plant_bias {
-        s.plant_bias = Some((c, 2.5));
+        s.plant_bias = Some((c, 0.3));
     }
     eprintln!(
         "demo: a 12-geo world (seed {}) where search's spend follows demand the model cannot see; {} cycles of {} weeks",

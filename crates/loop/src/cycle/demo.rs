@@ -7,7 +7,7 @@
 //! 3. the recommendation is scored against the truth (misallocation cost: the true outcome at the
 //!    true optimum within the same bounds minus the true outcome of the recommendation; ROI error
 //!    and 90 % interval coverage per channel) into `DIR/trajectory.csv`;
-//! 4. the world follows the recommendation for the horizon, the planned tests run in it and are
+//! 4. (all but the last cycle) the world follows the recommendation for the horizon, the planned tests run in it and are
 //!    read out by the real geo-lift estimators, and each readout is attached to its planned
 //!    experiment in the ledger, where the next cycle finds it.
 //!
@@ -312,6 +312,10 @@ pub fn run_demo(
         ));
         rows.push(row);
         mmloop_data::write_atomic(&trajectory, trajectory_csv(&rows).as_bytes())?;
+        if k as usize == s.cycles {
+            // the last cycle's tests stay planned: a later run with more cycles runs them
+            break;
+        }
         // the world follows the recommendation and runs the tests
         let alloc: Vec<f64> = world
             .channel_names()
@@ -323,7 +327,21 @@ pub fn run_demo(
         if !planned.is_empty() {
             progress(&format!("cycle {k}: running {} test(s) in the world …", planned.len()));
         }
-        let runs = world.advance(s.horizon, &planned, &readout).map_err(world_err)?;
+        let before = world.clone();
+        let runs = match world.advance(s.horizon, &planned, &readout) {
+            Ok(r) => r,
+            // an estimator that cannot read a test out (e.g. DiD on a degenerate pre-period):
+            // the same weeks again, read out by synthetic control (the CLI's default)
+            Err(crate::world::WorldError::Readout { test, source }) => {
+                progress(&format!(
+                    "cycle {k}: {} could not read test {test} out ({source}); reading by sc",
+                    s.estimator
+                ));
+                world = before;
+                world.advance(s.horizon, &planned, &ReadoutOptions::default()).map_err(world_err)?
+            }
+            Err(e) => return Err(world_err(e)),
+        };
         for ((id, _), run) in tests.iter().zip(&runs) {
             if ledger.experiment(*id)?.status == Status::Planned {
                 ledger.attach_readout(*id, &run.record, None)?;

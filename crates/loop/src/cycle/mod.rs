@@ -21,6 +21,10 @@
 //! A cycle whose inputs (loop settings, MMM config, data, read readouts) equal those of the last
 //! finished cycle is not run again: "up to date" (re-running a finished cycle changes nothing).
 
+// The error enum carries file, key and experiment details for its messages; it is built once per
+// failed run, so its size does not matter (as in the MMM's config).
+#![allow(clippy::result_large_err)]
+
 pub mod budget;
 pub mod choose;
 pub mod config;
