@@ -7,6 +7,7 @@ mod design;
 mod fit;
 mod ledger;
 mod lift;
+mod loop_cmd;
 mod optimize;
 mod panel_args;
 mod rank;
@@ -39,6 +40,8 @@ enum Command {
     Ledger(ledger::LedgerArgs),
     /// Rank candidate tests on a saved fit: EIG, EVOI/EVPI in money, cost, the 2×2 and a portfolio.
     Rank(rank::RankArgs),
+    /// The closed loop: calibrated fit, check of new readouts, next tests, budget (`--config`), or a demo world (`--demo`).
+    Loop(loop_cmd::LoopArgs),
     /// Render an output directory as one self-contained HTML report (inline SVG charts, works offline).
     Report(report::ReportArgs),
 }
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Design(a) => design::run(a),
         Command::Ledger(a) => ledger::run(a),
         Command::Rank(a) => rank::run(a),
+        Command::Loop(a) => loop_cmd::run(a),
         Command::Report(a) => report::run(a),
     };
     let result = match (result, report_of) {
@@ -81,7 +85,8 @@ fn output_dir(c: &Command) -> Option<std::path::PathBuf> {
         Command::Scenario(a) => Some(a.out.clone()),
         Command::Design(a) => Some(a.out.clone()),
         Command::Rank(a) => Some(a.out.clone()),
-        Command::Ledger(_) | Command::Report(_) => None,
+        // a loop directory holds cycle-N/ and fit-N/ outputs; report those one by one
+        Command::Ledger(_) | Command::Loop(_) | Command::Report(_) => None,
     }
 }
 
