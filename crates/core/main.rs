@@ -7,6 +7,7 @@ mod design;
 mod fit;
 mod ledger;
 mod lift;
+mod loop_cmd;
 mod optimize;
 mod panel_args;
 mod say;
@@ -32,6 +33,8 @@ enum Command {
     Design(design::DesignArgs),
     /// The experiment ledger: list, show ID, add calibration.json, discard ID --why, evidence --as-of, check, export.
     Ledger(ledger::LedgerArgs),
+    /// The closed loop: calibrated fit, check of new readouts, next tests, budget (`--config`), or a demo world (`--demo`).
+    Loop(loop_cmd::LoopArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Scenario(a) => optimize::run_scenario(a),
         Command::Design(a) => design::run(a),
         Command::Ledger(a) => ledger::run(a),
+        Command::Loop(a) => loop_cmd::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,12 +6,21 @@
 //! - [`decay`]: evidence that ages — a readout's variance grows as SE²·exp(λt), λ = ln 2 / half-life.
 //! - [`validate`]: the MMM checked against every test — predictions, discrepancy z, posterior
 //!   predictive p-value of a calibrated fit, and the history of predicted vs measured.
+//! - [`cycle`]: one measurement cycle as a library — calibrated fit, validation, next tests,
+//!   budget — idempotent, behind `mmloop loop`.
 //! - [`value`]: which tests to run next — EIG, EVOI/EVPI in money, the 2×2 and the portfolio.
+//! - [`rank`]: candidate tests (geo design, stated precision, stale readouts), their cost, and the
+//!   ranking and portfolio `mmloop rank` prints.
+//! - [`world`]: a simulated geo world with known truth (biased observational MMM, tests read out by
+//!   the real geo-lift estimators, true optimum and misallocation cost) for the demo and simulator.
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
 
 pub mod calibrate;
+pub mod cycle;
 pub mod decay;
 pub mod ledger;
+pub mod rank;
 pub mod validate;
 pub mod value;
+pub mod world;

@@ -428,6 +428,55 @@ impl Ledger {
         Ok(id)
     }
 
+    /// Records planned experiments, each under a key that names it uniquely (for `mmloop loop`: the
+    /// loop, the cycle and a hash of the test's content), all in one transaction. A key already in
+    /// the ledger is not planned again: its existing experiment id is returned, flagged `false`
+    /// (whatever that experiment's status now is). So a cycle interrupted after planning and run
+    /// again adds no duplicate rows.
+    pub fn plan_keyed(&mut self, items: &[(String, PlannedExperiment)]) -> Result<Vec<(i64, bool)>, LedgerError> {
+        for (key, p) in items {
+            if key.trim().is_empty() || p.start.trim().is_empty() || p.end.trim().is_empty() {
+                return Err(LedgerError::Invalid {
+                    what: format!("planned experiment {key:?}"),
+                    message: "the plan key, start and end must be set".into(),
+                });
+            }
+        }
+        let ledger_path = self.path.clone();
+        let tx = self.write_tx()?;
+        let sql = |e| LedgerError::sqlite(&ledger_path, 0, e);
+        let mut out = Vec::with_capacity(items.len());
+        for (key, p) in items {
+            let existing: Option<i64> = tx
+                .query_row("SELECT id FROM experiments WHERE plan_key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            if let Some(id) = existing {
+                out.push((id, false));
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO experiments (status, window_start, window_end, design_json, plan_key) \
+                 VALUES ('planned', ?1, ?2, ?3, ?4)",
+                params![p.start, p.end, p.design.as_ref().map(|d| d.to_string()), key],
+            )
+            .map_err(sql)?;
+            let id = tx.last_insert_rowid();
+            insert_children(&tx, id, &p.channels, &p.cells).map_err(sql)?;
+            out.push((id, true));
+        }
+        tx.commit().map_err(sql)?;
+        Ok(out)
+    }
+
+    /// The experiment planned under `key` ([`Ledger::plan_keyed`]), if any.
+    pub fn planned_by_key(&self, key: &str) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row("SELECT id FROM experiments WHERE plan_key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Records the readout of a planned or running experiment, which becomes `read`. The plan must
     /// have one cell whose geos are the record's and the same channels (both in any order; plan a
     /// multi-cell test as one experiment per cell); the window is taken from the record (a test may

@@ -16,7 +16,7 @@ pub const APPLICATION_ID: i64 = 0x4D4D_4C47;
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Ordered migrations: entry `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: [&str; 2] = [
+pub(super) const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE experiments (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,6 +106,12 @@ CREATE TABLE predictions (
     // is not an out-of-sample check and is labelled in-sample, never counted as one)
     r#"
 ALTER TABLE predictions ADD COLUMN in_sample INTEGER NOT NULL DEFAULT 0 CHECK (in_sample IN (0, 1));
+"#,
+    // 3: a test planned by `mmloop loop` carries its plan key (loop, cycle and content hash), so a
+    // cycle re-run after an interruption finds the tests it already planned instead of adding them again
+    r#"
+ALTER TABLE experiments ADD COLUMN plan_key TEXT CHECK (plan_key IS NULL OR length(plan_key) > 0);
+CREATE UNIQUE INDEX experiments_plan_key ON experiments (plan_key) WHERE plan_key IS NOT NULL;
 "#,
 ];
 

@@ -483,3 +483,43 @@ fn record_predictions_is_all_or_nothing() {
     assert!(l.all_predictions().unwrap().is_empty());
     assert_eq!(l.record_predictions(&[(p(ids[0]), false), (p(ids[1]), true)]).unwrap().len(), 2);
 }
+
+#[test]
+fn keyed_plans_are_added_once_and_a_version_2_ledger_migrates_to_carry_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v2.db");
+    {
+        // a ledger as version 2 wrote it, with one planned experiment
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        c.execute_batch(schema::MIGRATIONS[1]).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute_batch("INSERT INTO experiments (status, window_start, window_end) VALUES ('planned', '10', '15');")
+            .unwrap();
+    }
+    let mut l = Ledger::open(&p).unwrap();
+    let v: i64 = l.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let plan = |ch: &str| PlannedExperiment {
+        channels: vec![ch.into()],
+        cells: vec![Cell { name: "test".into(), geos: vec!["g1".into(), "g2".into()] }],
+        start: "20".into(),
+        end: "25".into(),
+        design: Some(serde_json::json!({"cost": 10.0})),
+    };
+    let items = vec![("loop:a:cycle-1:x".to_string(), plan("tv")), ("loop:a:cycle-1:y".to_string(), plan("search"))];
+    let first = l.plan_keyed(&items).unwrap();
+    assert_eq!(first, vec![(2, true), (3, true)]);
+    // the same keys again (a re-run after an interruption): nothing added, the same ids
+    let again = l.plan_keyed(&items).unwrap();
+    assert_eq!(again, vec![(2, false), (3, false)]);
+    assert_eq!(l.experiments().unwrap().len(), 3);
+    assert_eq!(l.planned_by_key("loop:a:cycle-1:y").unwrap(), Some(3));
+    assert_eq!(l.planned_by_key("loop:a:cycle-2:y").unwrap(), None);
+    let e = l.experiment(3).unwrap();
+    assert_eq!((e.status, e.channels.clone(), e.cells[0].geos.len()), (Status::Planned, vec!["search".to_string()], 2));
+    // an empty key is refused and nothing is written
+    assert!(l.plan_keyed(&[(" ".into(), plan("tv"))]).is_err());
+    assert_eq!(l.experiments().unwrap().len(), 3);
+}
