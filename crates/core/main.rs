@@ -11,6 +11,7 @@ mod loop_cmd;
 mod optimize;
 mod panel_args;
 mod say;
+mod simulate;
 
 #[derive(Parser, Debug)]
 #[command(name = "mmloop", version, about = "Marketing-mix models and geo experiments in one measurement loop")]
@@ -35,6 +36,8 @@ enum Command {
     Ledger(ledger::LedgerArgs),
     /// The closed loop: calibrated fit, check of new readouts, next tests, budget (`--config`), or a demo world (`--demo`).
     Loop(loop_cmd::LoopArgs),
+    /// Does the loop pay? The closed loop over many simulated worlds under several test-choice arms, against the truth.
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Design(a) => design::run(a),
         Command::Ledger(a) => ledger::run(a),
         Command::Loop(a) => loop_cmd::run(a),
+        Command::Simulate(a) => simulate::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

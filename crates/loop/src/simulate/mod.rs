@@ -35,8 +35,8 @@ mod tests;
 
 pub use choose::{Choice, ChosenTest};
 pub use summary::{
-    ArmCycleSummary, NutsCheck, PairedDifference, Quantiles, Reduction, Summary, nuts_check, results_csv,
-    results_parquet, summarise, terminal_summary,
+    ArmCycleSummary, COLUMNS, NutsCheck, NutsPair, PairedDifference, Quantiles, Reduction, Summary, nuts_check,
+    results_csv, results_parquet, summarise, terminal_summary, timings_csv,
 };
 
 use crate::cycle::budget::{self, BudgetOutcome};
@@ -363,6 +363,20 @@ pub fn simulate_worlds(
         rows.extend(r?);
     }
     Ok(SimResult { rows, settings: settings.clone(), seconds: t0.elapsed().as_secs_f64() })
+}
+
+/// Runs `f` on `jobs` worker threads (`None`: rayon's default, all cores or `RAYON_NUM_THREADS`).
+/// Results of [`simulate`] are the same whatever the number.
+pub fn with_jobs<T: Send>(jobs: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T, SimError> {
+    if jobs == Some(0) {
+        return Err(SimError::option("--jobs", "give at least 1 thread"));
+    }
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(j) = jobs {
+        b = b.num_threads(j);
+    }
+    let pool = b.build().map_err(|e| SimError::option("--jobs", format!("cannot start the worker threads: {e}")))?;
+    Ok(pool.install(f))
 }
 
 /// A temporary ledger file, removed when dropped.

@@ -375,7 +375,7 @@ pub fn nuts_check(laplace: &SimResult, nuts: &SimResult) -> NutsCheck {
 }
 
 /// The columns of `results.csv`, in order.
-pub const COLUMNS: [&str; 27] = [
+pub const COLUMNS: [&str; 25] = [
     "world",
     "arm",
     "cycle",
@@ -399,8 +399,6 @@ pub const COLUMNS: [&str; 27] = [
     "discrepancy_flags",
     "readouts_covering_truth",
     "tested_channels",
-    "fit_seconds",
-    "choose_seconds",
     "method",
     "seed",
 ];
@@ -410,16 +408,14 @@ fn num(v: f64) -> String {
     if v.is_finite() { format!("{v:?}") } else { String::new() }
 }
 
-/// `results.csv`: one row per world × arm × cycle. Timing columns are left out when `timings` is
-/// false (they differ from run to run; the determinism test compares without them).
-pub fn results_csv(result: &SimResult, timings: bool) -> String {
-    let cols: Vec<&str> =
-        COLUMNS.iter().copied().filter(|c| timings || !matches!(*c, "fit_seconds" | "choose_seconds")).collect();
-    let mut out = cols.join(",");
+/// `results.csv`: one row per world × arm × cycle ([`COLUMNS`]); identical for a seed whatever the
+/// thread count (the wall times are in [`timings_csv`]).
+pub fn results_csv(result: &SimResult) -> String {
+    let mut out = COLUMNS.join(",");
     out.push('\n');
     let method = result.settings.method.to_string();
     for r in &result.rows {
-        let mut cells = vec![
+        let cells = [
             r.world.to_string(),
             r.arm.name().to_string(),
             r.cycle.to_string(),
@@ -443,20 +439,25 @@ pub fn results_csv(result: &SimResult, timings: bool) -> String {
             r.discrepancy_flags.to_string(),
             r.readouts_covering_truth.to_string(),
             format!("\"{}\"", r.tested_channels.replace('"', "\"\"")),
+            method.clone(),
+            result.settings.seed.to_string(),
         ];
-        if timings {
-            cells.push(num(r.fit_seconds));
-            cells.push(num(r.choose_seconds));
-        }
-        cells.push(method.clone());
-        cells.push(result.settings.seed.to_string());
         out.push_str(&cells.join(","));
         out.push('\n');
     }
     out
 }
 
-/// `results.parquet`: the same table (with timings), typed columns.
+/// `timings.csv`: the wall time of each world × arm × cycle's fit and choice of tests (seconds).
+pub fn timings_csv(result: &SimResult) -> String {
+    let mut out = String::from("world,arm,cycle,fit_seconds,choose_seconds\n");
+    for r in &result.rows {
+        let _ = writeln!(out, "{},{},{},{:.3},{:.3}", r.world, r.arm, r.cycle, r.fit_seconds, r.choose_seconds);
+    }
+    out
+}
+
+/// `results.parquet`: the same table as `results.csv`, typed columns.
 pub fn results_parquet(result: &SimResult) -> Result<Vec<u8>, SimError> {
     use polars::prelude::*;
     let rows = &result.rows;
@@ -487,8 +488,6 @@ pub fn results_parquet(result: &SimResult) -> Result<Vec<u8>, SimError> {
         Column::new("discrepancy_flags".into(), u(|r| r.discrepancy_flags)),
         Column::new("readouts_covering_truth".into(), u(|r| r.readouts_covering_truth)),
         Column::new("tested_channels".into(), rows.iter().map(|r| r.tested_channels.clone()).collect::<Vec<_>>()),
-        Column::new("fit_seconds".into(), fl(|r| r.fit_seconds)),
-        Column::new("choose_seconds".into(), fl(|r| r.choose_seconds)),
         Column::new("method".into(), rows.iter().map(|_| method.clone()).collect::<Vec<_>>()),
         Column::new("seed".into(), rows.iter().map(|_| result.settings.seed).collect::<Vec<u64>>()),
     ];
