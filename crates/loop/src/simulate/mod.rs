@@ -537,11 +537,7 @@ pub fn run_arm_with(
         for (run, t) in runs.iter().zip(&chosen.tests) {
             row.test_cost += run.spend_change - run.true_lift_with_carryover;
             records.push(run.record.clone());
-            pending.push(Pending {
-                record: run.record.clone(),
-                prediction: t.prediction.clone(),
-                covers: run.covers_truth(),
-            });
+            pending.push(Pending { record: run.record.clone(), prediction: t.prediction, covers: run.covers_truth() });
         }
         if !records.is_empty() {
             let l = ledger.as_mut().ok_or_else(|| err("the ledger was lost".into()))?;

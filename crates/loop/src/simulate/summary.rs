@@ -132,7 +132,7 @@ const BOOTSTRAP: usize = 2000;
 const STREAM_BOOT: u64 = 0x5349_4d42_0000_0000;
 
 /// Percentile bootstrap 90 % interval of `stat` over resamples of `x` (seeded).
-fn bootstrap(x: &[f64], seed: u64, stream: u64, stat: impl Fn(&mut Vec<f64>) -> f64) -> (f64, f64) {
+fn bootstrap(x: &[f64], seed: u64, stream: u64, stat: impl Fn(&mut [f64]) -> f64) -> (f64, f64) {
     if x.len() < 2 {
         return (f64::NAN, f64::NAN);
     }
@@ -147,11 +147,11 @@ fn bootstrap(x: &[f64], seed: u64, stream: u64, stat: impl Fn(&mut Vec<f64>) -> 
     (quantile_sorted(&stats, 0.05), quantile_sorted(&stats, 0.95))
 }
 
-fn mean(v: &mut Vec<f64>) -> f64 {
+fn mean(v: &mut [f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-fn median(v: &mut Vec<f64>) -> f64 {
+fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     quantile_sorted(v, 0.5)
 }
@@ -462,7 +462,7 @@ pub fn results_parquet(result: &SimResult) -> Result<Vec<u8>, SimError> {
     use polars::prelude::*;
     let rows = &result.rows;
     let u = |f: fn(&Row) -> usize| rows.iter().map(|r| f(r) as u64).collect::<Vec<u64>>();
-    let fl = |f: fn(&Row) -> f64| rows.iter().map(|r| f(r)).collect::<Vec<f64>>();
+    let fl = |f: fn(&Row) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
     let method = result.settings.method.to_string();
     let columns: Vec<Column> = vec![
         Column::new("world".into(), u(|r| r.world)),
