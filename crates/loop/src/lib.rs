@@ -13,6 +13,8 @@
 //!   ranking and portfolio `mmloop rank` prints.
 //! - [`world`]: a simulated geo world with known truth (biased observational MMM, tests read out by
 //!   the real geo-lift estimators, true optimum and misallocation cost) for the demo and simulator.
+//! - [`simulate`]: does the loop pay? The closed loop over many worlds under several test-choice
+//!   arms with common random numbers, against the truth (`mmloop simulate`).
 //!
 //! Dependency graph: `loop` → {`mmm`, `geolift`}; `mmm` and `geolift` never depend on each other.
 
@@ -21,6 +23,7 @@ pub mod cycle;
 pub mod decay;
 pub mod ledger;
 pub mod rank;
+pub mod simulate;
 pub mod validate;
 pub mod value;
 pub mod world;

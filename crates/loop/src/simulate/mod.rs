@@ -1,0 +1,585 @@
+//! Does the loop pay? The closed loop run over many simulated worlds with known truth, under
+//! several ways of choosing the next tests ([`Arm`]), with common random numbers (`mmloop simulate`,
+//! issue 14).
+//!
+//! For each world (drawn from a [`WorldDistribution`]) and each arm, `cycles` quarterly cycles run.
+//! A cycle (every arm but [`Arm::Oracle`]):
+//! 1. **validate** the readouts of last cycle's tests against the prediction made when they were
+//!    chosen (the implied window lift of the previous fit, [`crate::validate::discrepancy`]): flags;
+//! 2. **calibrate and fit**: the world's observed history fitted by the real MMM (Laplace by
+//!    default, NUTS selectable), calibrated by every readout in the arm's ledger (a temporary
+//!    SQLite file) with its age-inflated variance ([`crate::cycle::fit::calibrate_on_ledger`]);
+//! 3. **score** the fit against the truth: ROI RMSE, 90 % interval coverage and width;
+//! 4. **recommend** a budget with the real optimiser ([`crate::cycle::budget::recommend`]: the
+//!    current spend of the last `horizon` weeks re-split within ±`relative`) and score it against
+//!    the true optimum within the same bounds: misallocation cost and decision efficiency;
+//! 5. **choose tests** by the arm's rule ([`choose`]) among candidate geo designs on the world's
+//!    panel ([`crate::rank::build_candidates`]), run them in the world while it follows the
+//!    recommendation for `horizon` weeks, and read them out with the real geo-lift estimators
+//!    ([`World::advance`]); the readouts go into the arm's ledger.
+//!
+//! The oracle spends the true optimum and runs no test: its misallocation cost is zero by
+//! construction, the floor.
+//!
+//! **Common random numbers.** Every random number is a pure function of (seed, world, purpose):
+//! the world and its future noise ([`World`] is keyed by (seed, stream, index)), the fit's seed
+//! (per world and cycle, not per arm), the design search and EVOI seeds (per world and cycle).
+//! Arms differ only in what they decide. Worlds × arms run in parallel and are collected in order,
+//! so results are identical whatever the thread count.
+
+mod choose;
+mod summary;
+
+#[cfg(test)]
+mod tests;
+
+pub use choose::{Choice, ChosenTest};
+pub use summary::{
+    ArmCycleSummary, COLUMNS, NutsCheck, NutsPair, PairedDifference, Quantiles, Reduction, Summary, nuts_check,
+    results_csv, results_parquet, summarise, terminal_summary, timings_csv,
+};
+
+use crate::cycle::budget::{self, BudgetOutcome};
+use crate::cycle::config::BudgetSettings;
+use crate::cycle::fit::{LedgerFitSettings, calibrate_on_ledger, fit_calibrated};
+use crate::ledger::Ledger;
+use crate::rank::{CandidateOptions, DesignOptions, RankSettings};
+use crate::validate::{self, Threshold};
+use crate::value::rng;
+use crate::world::{ReadoutOptions, World, WorldDistribution, WorldError};
+use mmloop_mmm::fit::FitOptions;
+use mmloop_mmm::optimize::{FittedModel, Risk};
+use mmloop_mmm::spec::FitMethod;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// How an arm chooses the tests of a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    /// The ranking's portfolio: greedy on joint EVOI net of cost ([`crate::rank::rank`]).
+    Evoi,
+    /// Greedy on joint expected information gain alone (Gaussian, [`crate::value::eig_joint`]).
+    Eig,
+    /// The channels with the highest posterior ROI sd, each tested by its most precise design.
+    Uncertainty,
+    /// Random candidates, as many as `max_tests`.
+    Random,
+    /// No tests: the MMM alone, refitted each cycle on the new data.
+    None,
+    /// The true optimum, no tests: the floor of the cost.
+    Oracle,
+}
+
+impl Arm {
+    pub const ALL: [Arm; 6] = [Arm::Evoi, Arm::Eig, Arm::Uncertainty, Arm::Random, Arm::None, Arm::Oracle];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arm::Evoi => "evoi",
+            Arm::Eig => "eig",
+            Arm::Uncertainty => "uncertainty",
+            Arm::Random => "random",
+            Arm::None => "none",
+            Arm::Oracle => "oracle",
+        }
+    }
+
+    /// `--arms` as a comma-separated list (order kept, duplicates refused).
+    pub fn parse_list(s: &str) -> Result<Vec<Arm>, SimError> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let arm = Arm::ALL.into_iter().find(|a| a.name() == part.to_lowercase()).ok_or_else(|| {
+                SimError::option(
+                    "--arms",
+                    format!(
+                        "unknown arm {part:?}; choose from {}",
+                        Arm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            if out.contains(&arm) {
+                return Err(SimError::option("--arms", format!("{part} is listed twice")));
+            }
+            out.push(arm);
+        }
+        if out.is_empty() {
+            return Err(SimError::option("--arms", "give at least one arm, e.g. evoi,none,oracle"));
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Display for Arm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What can stop a simulation. Messages name the option, world, arm and cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{option}: {message}")]
+    Option { option: String, message: String },
+    #[error("world {world}, arm {arm}, cycle {cycle}: {message}")]
+    Run { world: usize, arm: Arm, cycle: usize, message: String },
+    #[error("writing the results: {0}")]
+    Output(String),
+}
+
+impl SimError {
+    fn option(option: &str, message: impl Into<String>) -> Self {
+        SimError::Option { option: option.into(), message: message.into() }
+    }
+}
+
+/// Everything a simulation depends on. `Default` is `mmloop simulate`'s defaults.
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub worlds: usize,
+    pub cycles: usize,
+    pub arms: Vec<Arm>,
+    pub seed: u64,
+    pub method: FitMethod,
+    pub distribution: WorldDistribution,
+    /// Weeks per cycle: the planning horizon and the time the world moves on.
+    pub horizon: usize,
+    /// The budget may move each channel ±`relative` of its current spend.
+    pub relative: f64,
+    /// Most tests a cycle (the portfolio's K; the count `eig`, `uncertainty` and `random` pick).
+    pub max_tests: usize,
+    /// Laplace draws (one chain); NUTS: `nuts_chains` × `nuts_draws` after `nuts_tune`.
+    pub draws: usize,
+    pub nuts_chains: usize,
+    pub nuts_tune: usize,
+    pub nuts_draws: usize,
+    /// EVOI: simulated readouts per candidate or set; EVPI draws.
+    pub evoi_readouts: usize,
+    pub evpi_draws: usize,
+    /// The design search: rolling windows, treated sets evaluated, best designs kept, lengths.
+    pub design_windows: usize,
+    pub design_max_candidates: usize,
+    pub designs: usize,
+    pub durations: Vec<usize>,
+    pub readout: ReadoutOptions,
+    pub threshold: Threshold,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        Self {
+            worlds: 100,
+            cycles: 5,
+            arms: Arm::ALL.to_vec(),
+            seed: 1,
+            method: FitMethod::Laplace,
+            distribution: WorldDistribution::default(),
+            horizon: 13,
+            relative: 0.3,
+            max_tests: 3,
+            draws: 400,
+            nuts_chains: 2,
+            nuts_tune: 400,
+            nuts_draws: 200,
+            evoi_readouts: 200,
+            evpi_draws: 200,
+            design_windows: 6,
+            design_max_candidates: 20,
+            designs: 2,
+            durations: vec![4, 8],
+            readout: ReadoutOptions::fast(),
+            threshold: Threshold::default(),
+        }
+    }
+}
+
+impl SimSettings {
+    /// Checks every setting; errors name the CLI option.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let pos = |option: &str, v: usize| {
+            if v == 0 { Err(SimError::option(option, format!("must be at least 1, got {v}"))) } else { Ok(()) }
+        };
+        pos("--worlds", self.worlds)?;
+        pos("--cycles", self.cycles)?;
+        pos("--horizon", self.horizon)?;
+        pos("--max-tests", self.max_tests)?;
+        pos("--draws", self.draws)?;
+        pos("--evoi-readouts", self.evoi_readouts)?;
+        pos("--designs", self.designs)?;
+        if self.draws < 2 {
+            return Err(SimError::option("--draws", "needs at least 2 posterior draws"));
+        }
+        if self.arms.is_empty() {
+            return Err(SimError::option("--arms", "give at least one arm"));
+        }
+        if !(self.relative.is_finite() && self.relative > 0.0 && self.relative < 1.0) {
+            return Err(SimError::option("--relative", format!("must be in (0, 1), got {}", self.relative)));
+        }
+        if self.durations.is_empty() || self.durations.iter().any(|&d| d == 0 || d > self.horizon) {
+            return Err(SimError::option(
+                "--durations",
+                format!("test lengths must be 1..={} weeks (a cycle), got {:?}", self.horizon, self.durations),
+            ));
+        }
+        let (lo, hi) = self.distribution.channels;
+        if lo < 2 || hi < lo || hi > crate::world::CHANNEL_NAMES.len() {
+            return Err(SimError::option(
+                "--channels",
+                format!(
+                    "channels per world must be a range within 2..={}, got {lo}-{hi}",
+                    crate::world::CHANNEL_NAMES.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn fit_seed(&self, world: usize, cycle: usize) -> u64 {
+        rng::bits(self.seed, STREAM_FIT + world as u64, cycle as u64)
+    }
+
+    /// The seed of everything a cycle's choice draws (design windows, EVOI readouts, random picks):
+    /// per (world, cycle), the same for every arm.
+    fn choice_seed(&self, world: usize, cycle: usize) -> u64 {
+        rng::bits(self.seed, STREAM_CHOICE + world as u64, cycle as u64)
+    }
+
+    fn rank_settings(&self, seed: u64) -> RankSettings {
+        let mut s = RankSettings { horizon: self.horizon, relative: self.relative, ..Default::default() };
+        s.constraints.max_tests = self.max_tests;
+        s.evoi.n_readouts = self.evoi_readouts;
+        s.evoi.seed = seed;
+        s.evpi_draws = self.evpi_draws;
+        s.eig_readouts = self.evoi_readouts;
+        s.portfolio_pool = 8;
+        // the exhaustive portfolio is a report of rank; the arm uses the greedy pick
+        s.exhaustive_max = 0;
+        s
+    }
+
+    fn candidate_options(&self, seed: u64) -> CandidateOptions {
+        let mut o = CandidateOptions::default();
+        o.spec.designs = self.designs;
+        o.spec.durations = self.durations.clone();
+        o.design = DesignOptions {
+            durations: self.durations.clone(),
+            windows: self.design_windows,
+            max_candidates: self.design_max_candidates,
+            seed,
+            ..DesignOptions::default()
+        };
+        o
+    }
+}
+
+// stream ids of the simulator's own random numbers (the world has its own)
+const STREAM_FIT: u64 = 0x5349_4d46_0000_0000;
+const STREAM_CHOICE: u64 = 0x5349_4d43_0000_0000;
+
+/// One row of `results.csv`: a world, an arm, a cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub world: usize,
+    pub arm: Arm,
+    pub cycle: usize,
+    pub channels: usize,
+    pub geos: usize,
+    pub confounding: f64,
+    /// Weeks observed when the cycle fitted and decided.
+    pub weeks: usize,
+    /// The budget over the horizon (the current spend of the last `horizon` weeks).
+    pub budget: f64,
+    /// True incremental outcome of the true optimum within the bounds.
+    pub oracle_outcome: f64,
+    /// True outcome of the oracle minus that of the recommendation (money: the KPI is sales).
+    pub misallocation_cost: f64,
+    /// `misallocation_cost` / `oracle_outcome`.
+    pub misallocation_share: f64,
+    /// The current split's misallocation cost (what not moving would cost).
+    pub start_cost: f64,
+    /// Share of the achievable improvement over the current split captured; NaN when the
+    /// current split is already optimal.
+    pub decision_efficiency: f64,
+    /// Posterior-mean ROI against the true ROI over the observed weeks (NaN for the oracle).
+    pub roi_rmse: f64,
+    /// Share of channels whose 90 % ROI interval covers the truth, and the mean interval width.
+    pub coverage90: f64,
+    pub width90: f64,
+    /// Tests chosen this cycle (run during its weeks) and their true net cost: spend change minus
+    /// the true incremental KPI with carry-over, summed (money; negative: the tests paid).
+    pub tests: usize,
+    pub test_cost: f64,
+    /// The readouts calibrating this cycle's fit, and those of last cycle's tests whose
+    /// pre-calibration prediction disagreed (|z| above the threshold).
+    pub readouts: usize,
+    pub new_readouts: usize,
+    pub discrepancy_flags: usize,
+    /// Last cycle's readouts whose 90 % interval covered the true window lift.
+    pub readouts_covering_truth: usize,
+    pub tested_channels: String,
+    pub fit_seconds: f64,
+    pub choose_seconds: f64,
+}
+
+/// What a simulation produced: rows in (world, arm, cycle) order and the settings.
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    pub rows: Vec<Row>,
+    pub settings: SimSettings,
+    pub seconds: f64,
+}
+
+/// Runs every world × arm (in parallel, collected in order). `progress` is called once per world
+/// finished (all its arms), from any thread.
+pub fn simulate(settings: &SimSettings, progress: &(dyn Fn() + Sync)) -> Result<SimResult, SimError> {
+    simulate_worlds(settings, &(0..settings.worlds).collect::<Vec<_>>(), progress)
+}
+
+/// [`simulate`] on the given world indices only (the NUTS check re-runs a subsample).
+pub fn simulate_worlds(
+    settings: &SimSettings,
+    worlds: &[usize],
+    progress: &(dyn Fn() + Sync),
+) -> Result<SimResult, SimError> {
+    settings.validate()?;
+    let t0 = std::time::Instant::now();
+    let n_arms = settings.arms.len();
+    let done: Vec<std::sync::atomic::AtomicUsize> =
+        worlds.iter().map(|_| std::sync::atomic::AtomicUsize::new(0)).collect();
+    let pairs: Vec<(usize, usize)> = (0..worlds.len()).flat_map(|w| (0..n_arms).map(move |a| (w, a))).collect();
+    let results: Vec<Result<Vec<Row>, SimError>> = pairs
+        .par_iter()
+        .map(|&(wi, a)| {
+            let r = run_arm(settings, worlds[wi], settings.arms[a]);
+            if done[wi].fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n_arms {
+                progress();
+            }
+            r
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for r in results {
+        rows.extend(r?);
+    }
+    Ok(SimResult { rows, settings: settings.clone(), seconds: t0.elapsed().as_secs_f64() })
+}
+
+/// Runs `f` on `jobs` worker threads (`None`: rayon's default, all cores or `RAYON_NUM_THREADS`).
+/// Results of [`simulate`] are the same whatever the number.
+pub fn with_jobs<T: Send>(jobs: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T, SimError> {
+    if jobs == Some(0) {
+        return Err(SimError::option("--jobs", "give at least 1 thread"));
+    }
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(j) = jobs {
+        b = b.num_threads(j);
+    }
+    let pool = b.build().map_err(|e| SimError::option("--jobs", format!("cannot start the worker threads: {e}")))?;
+    Ok(pool.install(f))
+}
+
+/// A temporary ledger file, removed when dropped.
+struct TempLedger(PathBuf);
+
+impl Drop for TempLedger {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+fn temp_ledger(seed: u64, world: usize, arm: Arm) -> TempLedger {
+    let unique = format!(
+        "mmloop-simulate-{}-{seed}-{world}-{}-{}.sqlite",
+        std::process::id(),
+        arm.name(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    TempLedger(std::env::temp_dir().join(unique))
+}
+
+/// The world `w` of the settings' distribution.
+pub fn world_of(settings: &SimSettings, w: usize) -> Result<World, WorldError> {
+    World::new(settings.distribution.sample(settings.seed, w as u64))
+}
+
+/// A readout waiting to be validated next cycle: the record, the prediction made when its test was
+/// chosen, and whether its interval covered the true window lift.
+struct Pending {
+    record: mmloop_data::LiftTestRecord,
+    prediction: crate::ledger::Prediction,
+    covers: bool,
+}
+
+/// One world under one arm, every cycle.
+pub fn run_arm(settings: &SimSettings, w: usize, arm: Arm) -> Result<Vec<Row>, SimError> {
+    run_arm_with(settings, w, arm, &mut |_, _| {})
+}
+
+/// [`run_arm`], handing each cycle's world (before it moves on) to `inspect` (tests use it).
+pub fn run_arm_with(
+    settings: &SimSettings,
+    w: usize,
+    arm: Arm,
+    inspect: &mut dyn FnMut(usize, &World),
+) -> Result<Vec<Row>, SimError> {
+    let run_err = |cycle: usize, message: String| SimError::Run { world: w, arm, cycle, message };
+    let mut world = world_of(settings, w).map_err(|e| run_err(0, e.to_string()))?;
+    let tmp = temp_ledger(settings.seed, w, arm);
+    let mut ledger = Some(Ledger::open_or_create(&tmp.0).map_err(|e| run_err(0, e.to_string()))?);
+    let data_path = Path::new("world.csv");
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut n_readouts = 0usize;
+    let mut rows = Vec::with_capacity(settings.cycles);
+    for cycle in 1..=settings.cycles {
+        inspect(cycle, &world);
+        let err = |m: String| run_err(cycle, m);
+        let h = settings.horizon;
+        let current = world.recent_spend(h);
+        let plan = world.planner(h);
+        let bounds = plan.bounds_around(&current, settings.relative);
+        let start = plan.misallocation_within(&current, &bounds).map_err(|e| err(e.to_string()))?;
+        let truth = world.true_roi();
+        let mut row = Row {
+            world: w,
+            arm,
+            cycle,
+            channels: world.channel_names().len(),
+            geos: world.geo_names().len(),
+            confounding: world.spec().confounding,
+            weeks: world.weeks(),
+            budget: current.iter().sum(),
+            oracle_outcome: start.oracle_outcome,
+            misallocation_cost: f64::NAN,
+            misallocation_share: f64::NAN,
+            start_cost: start.cost,
+            decision_efficiency: f64::NAN,
+            roi_rmse: f64::NAN,
+            coverage90: f64::NAN,
+            width90: f64::NAN,
+            tests: 0,
+            test_cost: 0.0,
+            readouts: n_readouts,
+            new_readouts: pending.len(),
+            discrepancy_flags: 0,
+            readouts_covering_truth: pending.iter().filter(|p| p.covers).count(),
+            tested_channels: String::new(),
+            fit_seconds: 0.0,
+            choose_seconds: 0.0,
+        };
+        // validate last cycle's readouts against their predictions
+        for p in &pending {
+            let d = validate::discrepancy(None, &p.record, &p.prediction, false, settings.threshold)
+                .map_err(|e| err(format!("validating a readout: {e}")))?;
+            row.discrepancy_flags += usize::from(d.flagged);
+        }
+        let (allocation, chosen) = if arm == Arm::Oracle {
+            (start.oracle_spend.clone(), Choice::default())
+        } else {
+            let t0 = std::time::Instant::now();
+            let l = ledger.take().ok_or_else(|| err("the ledger was lost".into()))?;
+            let (fitted, analysis, l) = fit_cycle(settings, &world, data_path, l, w, cycle).map_err(err)?;
+            ledger = Some(l);
+            row.fit_seconds = t0.elapsed().as_secs_f64();
+            let (mut se, mut covered, mut width) = (0.0, 0usize, 0.0);
+            for (c, t) in analysis.channels.iter().zip(&truth) {
+                se += (c.roi.mean - t).powi(2);
+                covered += usize::from(c.roi.q05 <= *t && *t <= c.roi.q95);
+                width += c.roi.q95 - c.roi.q05;
+            }
+            let k = truth.len() as f64;
+            row.roi_rmse = (se / k).sqrt();
+            row.coverage90 = covered as f64 / k;
+            row.width90 = width / k;
+            let rec: BudgetOutcome = budget::recommend(
+                &fitted,
+                &BudgetSettings {
+                    total: None,
+                    horizon: h,
+                    objective: Risk::Mean,
+                    objective_text: "mean".into(),
+                    relative: settings.relative,
+                    bounds: Vec::new(),
+                },
+            )
+            .map_err(|e| err(format!("the budget recommendation: {e}")))?;
+            let alloc: Vec<f64> =
+                world.channel_names().iter().map(|c| rec.spend.get(c).copied().unwrap_or(f64::NAN)).collect();
+            let t1 = std::time::Instant::now();
+            let chosen = match (arm, ledger.as_ref()) {
+                (Arm::None, _) => Choice::default(),
+                (_, Some(l)) => {
+                    choose::choose(arm, settings, &world, &fitted, &analysis, l, settings.choice_seed(w, cycle))
+                        .map_err(err)?
+                }
+                (_, None) => return Err(err("the ledger was lost".into())),
+            };
+            row.choose_seconds = t1.elapsed().as_secs_f64();
+            (alloc, chosen)
+        };
+        let m = plan.misallocation_within(&allocation, &bounds).map_err(|e| err(e.to_string()))?;
+        row.misallocation_cost = m.cost;
+        row.misallocation_share = m.share;
+        row.decision_efficiency = plan
+            .decision_efficiency(&current, &allocation, &bounds)
+            .map_err(|e| err(e.to_string()))?
+            .unwrap_or(f64::NAN);
+        row.tests = chosen.tests.len();
+        row.tested_channels = chosen.tests.iter().map(|t| t.test.channels.join("+")).collect::<Vec<_>>().join(";");
+        // the world follows the recommendation for a cycle, with the tests in it
+        world.follow(&allocation, h).map_err(|e| err(e.to_string()))?;
+        let tests: Vec<_> = chosen.tests.iter().map(|t| t.test.clone()).collect();
+        let runs = world.advance(h, &tests, &settings.readout).map_err(|e| err(e.to_string()))?;
+        pending.clear();
+        let mut records = Vec::new();
+        for (run, t) in runs.iter().zip(&chosen.tests) {
+            row.test_cost += run.spend_change - run.true_lift_with_carryover;
+            records.push(run.record.clone());
+            pending.push(Pending { record: run.record.clone(), prediction: t.prediction, covers: run.covers_truth() });
+        }
+        if !records.is_empty() {
+            let l = ledger.as_mut().ok_or_else(|| err("the ledger was lost".into()))?;
+            l.add_readouts(&records, None).map_err(|e| err(format!("recording the readouts: {e}")))?;
+            n_readouts += records.len();
+        }
+        rows.push(row);
+    }
+    drop(ledger);
+    drop(tmp);
+    Ok(rows)
+}
+
+/// Phase 1 of a simulated cycle: the world's history fitted, calibrated by the ledger's readouts.
+fn fit_cycle(
+    settings: &SimSettings,
+    world: &World,
+    data_path: &Path,
+    ledger: Ledger,
+    w: usize,
+    cycle: usize,
+) -> Result<(FittedModel, mmloop_mmm::analysis::Analysis, Ledger), String> {
+    let data = world.dataset(data_path);
+    let mut spec = world.model_spec(data_path).map_err(|e| e.to_string())?;
+    spec.fit.method = settings.method;
+    spec.fit.seed = settings.fit_seed(w, cycle);
+    match settings.method {
+        FitMethod::Laplace => {
+            spec.fit.chains = 1;
+            spec.fit.draws = settings.draws;
+        }
+        FitMethod::Nuts => {
+            spec.fit.chains = settings.nuts_chains;
+            spec.fit.tune = settings.nuts_tune;
+            spec.fit.draws = settings.nuts_draws;
+        }
+    }
+    let fit_settings = LedgerFitSettings { retest_fits: false, ..Default::default() };
+    let cal = calibrate_on_ledger(&fit_settings, ledger, &mut spec, &data).map_err(|e| e.to_string())?;
+    let result = fit_calibrated(&spec, &data, FitOptions { quiet: true, ..Default::default() }, Some(&cal), data_path)
+        .map_err(|e| e.to_string())?;
+    let analysis = mmloop_mmm::fit::analyse_checked(&result, &data).map_err(|e| format!("analysing the fit: {e}"))?;
+    let fitted = FittedModel::from_fit(&spec, &data, &result).map_err(|e| e.to_string())?;
+    Ok((fitted, analysis, cal.ledger))
+}
