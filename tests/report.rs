@@ -528,7 +528,7 @@ fn report_never_replaces_a_file_it_did_not_write_nor_writes_into_the_output() {
     assert!(!inside.exists());
     // --report on a command without an output directory says so
     let e = err(&["ledger", &o.dir("ledger").display().to_string(), "list", "--report"]);
-    assert!(e.contains("--report") && e.contains("no output directory"), "{e}");
+    assert!(e.contains("--report") && e.contains("has no HTML report"), "{e}");
     // an earlier report is replaced
     let out = d.path().join("r.html").display().to_string();
     ok(&["report", &dir, "--out", &out]);
