@@ -134,11 +134,11 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     eprintln!(
-        "fitting {} ({} geos × {} periods, {} channels) by {} …",
+        "fitting {} ({} × {}, {}) by {} …",
         args.config.display(),
-        data.n_geos(),
-        data.n_times(),
-        data.n_channels(),
+        mmloop_data::human::count(data.n_geos(), "geo"),
+        mmloop_data::human::count(data.n_times(), "period"),
+        mmloop_data::human::count(data.n_channels(), "channel"),
         spec.fit.method
     );
     let options = mmloop_mmm::fit::FitOptions { quiet: args.quiet, ..Default::default() };
@@ -174,7 +174,15 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         print!("\nevidence (ages to {}):\n{table}", cal.as_ref().map(|c| c.as_of.as_str()).unwrap_or(""));
     }
     eprint!("{}", mmloop_mmm::output::diagnostics_report(&result.diagnostics));
-    eprintln!("wrote {}", dir.display());
+    let fit_arg = crate::say::arg(&dir);
+    crate::say::wrote(
+        &dir,
+        &[
+            format!("mmloop optimize --fit {fit_arg} --out <dir>   (the budget on this posterior)"),
+            format!("mmloop rank --fit {fit_arg} --out <dir>   (which test to run next)"),
+            format!("mmloop report {fit_arg}   (the fit's charts in one HTML page)"),
+        ],
+    );
     if let Some(c) = &mut cal {
         let id = cfit::record_fit_dir(&mut c.ledger, &dir)?;
         eprintln!("recorded fit {id} in {}", c.ledger.path().display());

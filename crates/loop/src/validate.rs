@@ -291,30 +291,9 @@ pub fn discrepancy(
     })
 }
 
-/// A number with thousands separators at a precision that suits its size.
-pub fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    let a = v.abs();
-    if a >= 1000.0 {
-        let digits = format!("{:.0}", a);
-        let mut out = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        if v < 0.0 { format!("−{out}") } else { out }
-    } else if a >= 10.0 {
-        format!("{v:.0}").replace('-', "−")
-    } else if a >= 0.1 || a == 0.0 {
-        format!("{v:.2}").replace('-', "−")
-    } else {
-        format!("{v:.3}").replace('-', "−")
-    }
-}
+/// A number with thousands separators at a precision that suits its size: every command's
+/// formatter ([`mmloop_data::human::amount`]), under the name the loop's text uses.
+pub use mmloop_data::human::amount as fmt_num;
 
 fn fmt_p(p: f64) -> String {
     if p < 0.001 { format!("{p:.1e}") } else { format!("{p:.3}") }

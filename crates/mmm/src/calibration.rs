@@ -164,9 +164,15 @@ pub fn build_lift_terms(model: &MmmModel, spec: &ModelSpec, data: &Dataset) -> R
                 };
                 let part = if in_data {
                     // x_none = x̃ − Δ̃ (clipped at zero), x_test = x̃
-                    lift_part(model, c, g, first, seg_end, |t| (ch.x[g * t_n + t] - change(t)).max(0.0), |t, _| {
-                        ch.x[g * t_n + t]
-                    })
+                    lift_part(
+                        model,
+                        c,
+                        g,
+                        first,
+                        seg_end,
+                        |t| (ch.x[g * t_n + t] - change(t)).max(0.0),
+                        |t, _| ch.x[g * t_n + t],
+                    )
                 } else {
                     // x_none = x̃, x_test = x̃ + Δ̃
                     lift_part(model, c, g, first, seg_end, |t| ch.x[g * t_n + t], |t, x| x + change(t))

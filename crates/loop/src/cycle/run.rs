@@ -281,10 +281,10 @@ pub fn run_cycle(
     }
     let n = last.as_ref().map_or(1, |l| l.cycle + 1);
     progress(&format!(
-        "cycle {n}: {} geos × {} periods, {} channels",
-        data.n_geos(),
-        data.n_times(),
-        data.n_channels()
+        "cycle {n}: {} × {}, {}",
+        mmloop_data::human::count(data.n_geos(), "geo"),
+        mmloop_data::human::count(data.n_times(), "period"),
+        mmloop_data::human::count(data.n_channels(), "channel")
     ));
 
     // validate, before calibrating: the previous cycle's fit predicts the readouts none has predicted

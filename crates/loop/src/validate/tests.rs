@@ -327,8 +327,8 @@ fn an_unpriceable_experiment_is_an_error_naming_it_and_nothing_is_recorded() {
 #[test]
 fn numbers_read_as_money() {
     assert_eq!(fmt_num(4712.4), "4,712");
-    assert_eq!(fmt_num(-1234567.0), "−1,234,567");
-    assert_eq!(fmt_num(0.0912), "0.091");
-    assert_eq!(fmt_num(0.25), "0.25");
-    assert_eq!(fmt_num(42.4), "42");
+    assert_eq!(fmt_num(-1234567.0), "-1,234,567");
+    assert_eq!(fmt_num(0.0912), "0.0912");
+    assert_eq!(fmt_num(0.25), "0.250");
+    assert_eq!(fmt_num(42.4), "42.40");
 }
