@@ -28,18 +28,20 @@ pub mod portfolio;
 pub mod psis;
 pub mod quadrant;
 pub mod rng;
+pub mod separable;
 
 #[cfg(test)]
 mod tests;
 
 pub use eig::{MonteCarloEig, eig_joint, eig_monte_carlo, eig_single, lift_covariance};
 pub use evoi::{
-    BudgetDecision, DecisionProblem, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, TestSignal, ValueUnit, evoi,
-    evpi,
+    BudgetDecision, DecisionProblem, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, ReadoutValue, Sampling,
+    TestSignal, ValueUnit, evoi, evpi, readout_values_by_optimiser,
 };
 pub use portfolio::{Candidate, Pick, Portfolio, PortfolioConstraints, exhaustive_portfolio, greedy_portfolio};
 pub use psis::{PsisResult, ess, psis_smooth};
 pub use quadrant::{Classification, Quadrant, Thresholds, classify};
+pub use separable::{DEFAULT_NODES, SeparableBudget};
 
 /// Why a value computation cannot be done. Each variant names the input at fault and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
