@@ -351,10 +351,10 @@ impl<C: ResponseCurves + ?Sized> DecisionProblem for SeparableBudget<'_, C> {
 }
 
 fn check_weights(w: &[f64], n: usize) -> Result<(), ValueError> {
-    if w.len() != n || w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+    if w.len() != n || w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || w.iter().sum::<f64>() <= 0.0 {
         return Err(ValueError::BadOption {
             option: "weights",
-            message: format!("{} draw weights for {n} draws, all must be finite and ≥ 0", w.len()),
+            message: format!("{} draw weights for {n} draws: all must be finite and ≥ 0, not all 0", w.len()),
         });
     }
     Ok(())
