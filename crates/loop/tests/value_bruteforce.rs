@@ -3,6 +3,14 @@
 //! draws agrees within 15 % with a brute-force preposterior that refits the model on each readout,
 //! and ranks the candidates the same way.
 //!
+//! Measured (Laplace, 1000 draws, ±90 % bounds, go-dark 4 weeks per channel, σ = the lift's sd):
+//! reweighting 120.6 / 1912.6 / 3070.5 KPI against brute force 56.7 / 1109.3 / 2691.2 for tv /
+//! search / social — the ranking agrees, the 15 % bound does not hold for tv and search. Per
+//! readout, the reweighted and refitted posteriors agree on the test's lift to 1–2 %, and the gains
+//! agree for readouts below the lift's mean, but above it the reweighted posterior moves the
+//! allocation about twice as far as the refit does: the reweighted Laplace draws and the Laplace
+//! fit of the updated posterior differ in the parameters correlated with the lift.
+//!
 //! Brute force: for each readout y of a test (the same quadrature grid over y the reweighting
 //! integrates on, [`readout_quadrature`]), the model is refitted by Laplace with the readout added
 //! as a lift-test term (the test's own [`build_term`], observed = y, standard error = σ — exactly how
@@ -39,7 +47,9 @@ fn laplace_settings(spec: &ModelSpec, model: &mmloop_mmm::model::MmmModel) -> mm
 }
 
 #[test]
-#[ignore = "about 60 Laplace refits (minutes); run with: cargo test -p mmloop-loop --test value_bruteforce -- --ignored --nocapture"]
+#[ignore = "48 Laplace refits, ~6 min; FAILS today on the 15 % bound: reweighting/brute force = 2.13 (tv), 1.72 \
+            (search), 1.14 (social), ranking agrees; run with: \
+            cargo test -p mmloop-loop --test value_bruteforce -- --ignored --nocapture"]
 fn evoi_by_reweighting_agrees_with_a_brute_force_preposterior_that_refits() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut spec = load_config(root.join("data/demo_national.toml")).unwrap();
@@ -121,13 +131,13 @@ fn evoi_by_reweighting_agrees_with_a_brute_force_preposterior_that_refits() {
         );
         rows.push((signal.name.clone(), rw.evoi, brute));
     }
-    for (name, rw, brute) in &rows {
-        assert!((rw - brute).abs() <= 0.15 * brute, "{name}: reweighting {rw} vs brute force {brute}");
-    }
     let order = |k: usize| {
         let mut idx: Vec<usize> = (0..rows.len()).collect();
         idx.sort_by(|&a, &b| if k == 1 { rows[b].1.total_cmp(&rows[a].1) } else { rows[b].2.total_cmp(&rows[a].2) });
         idx
     };
     assert_eq!(order(1), order(2), "the rankings differ: {rows:?}");
+    for (name, rw, brute) in &rows {
+        assert!((rw - brute).abs() <= 0.15 * brute, "{name}: reweighting {rw} vs brute force {brute}");
+    }
 }
