@@ -1,8 +1,8 @@
 //! Ranking candidate tests by EVOI (issue 12's benchmark): 100 candidate tests on 4000 posterior
 //! draws of a 5-channel model, each EVOI a preposterior analysis that re-optimises the budget on
-//! every readout (32 Gauss–Legendre quadrature nodes + the 16-node check rule per test), with the
-//! curves tabulated once ([`SeparableBudget`], timed inside the ranking) and the separable allocation
-//! solved by equal marginal returns.
+//! every readout of the default single-test quadrature (a shifted trapezoid grid over the readout
+//! at spacing σ: ~20 readouts per test), with the curves tabulated once ([`SeparableBudget`], timed
+//! inside the ranking) and the separable allocation solved by equal marginal returns.
 //!
 //! The posterior is synthetic (log-normal response scales, Michaelis–Menten saturation, the
 //! optimiser's real problem: 5 channels, a fixed budget, bounds); the candidates are heavy-ups of
