@@ -408,6 +408,16 @@ fn same_seed_same_evoi_whatever_the_thread_count() {
     let (a, b, c) = (run(1), run(2), run(4));
     assert_eq!(a, b);
     assert_eq!(a, c);
+    // the tabulated solver (chunked matrix products) and the single-test quadrature too
+    let fast = p.separable(DEFAULT_NODES).unwrap();
+    let run_fast = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            (evoi(&fast, &prior, &[&t1], &settings).unwrap(), evoi(&fast, &prior, &[&t1, &t2], &settings).unwrap())
+        })
+    };
+    let (a, b, c) = (run_fast(1), run_fast(2), run_fast(4));
+    assert_eq!(a, b);
+    assert_eq!(a, c);
 }
 
 /// Seed stability (issue 12: "each candidate's EVOI varies by a few per cent across seeds"): a
