@@ -42,6 +42,7 @@ enum Cmd {
     Scenario,
     /// `mmloop ledger FILE SUBCOMMAND ...`: positional words are options with an empty value.
     Ledger,
+    Rank,
 }
 
 impl Cmd {
@@ -72,6 +73,17 @@ impl Cmd {
             Cmd::Scenario => v(&[("--fit", "fit"), ("--plan", "plan.csv"), ("--out", "out")]),
             // the subcommand comes from each case (`list` in the good run)
             Cmd::Ledger => v(&[("loop.ledger", "")]),
+            // national candidates at the stated precision, few draws and readouts: seconds
+            Cmd::Rank => v(&[
+                ("--fit", "fit"),
+                ("--ledger", "loop.ledger"),
+                ("--durations", "4"),
+                ("--draws", "20"),
+                ("--readouts", "8"),
+                ("--evpi-draws", "8"),
+                ("--pool", "2"),
+                ("--out", "out"),
+            ]),
         }
     }
 
@@ -83,6 +95,7 @@ impl Cmd {
             Cmd::Optimize => "optimize",
             Cmd::Scenario => "scenario",
             Cmd::Ledger => "ledger",
+            Cmd::Rank => "rank",
         }
     }
 
@@ -98,6 +111,7 @@ impl Cmd {
                 ("cal.json", Input::Text(GOOD_READOUT.into())),
                 ("fit", Input::FitDir),
             ],
+            Cmd::Rank => vec![("fit", Input::FitDir), ("loop.ledger", Input::Bytes(ledger_fixture()))],
         }
     }
 }
@@ -590,6 +604,29 @@ fn cases() -> Vec<Case> {
             .expect(&["--bounds", "cannot read"])
             .once(&["nobounds.csv"]),
         case("optimize_out_is_the_fit_it_reads", Optimize).opt("--out", "fit").out_overlaps_inputs(),
+        // ---- rank --------------------------------------------------------------------------
+        case("rank_objective_not_mean", Rank).opt("--objective", "cvar:0.1").expect(&["--objective", "mean"]),
+        case("rank_max_tests_zero", Rank).opt("--max-tests", "0").expect(&["--max-tests", "at least 1"]),
+        case("rank_max_tests_negative", Rank)
+            .opt("--max-tests", "-1")
+            .expect(&["--max-tests", "negative"])
+            .forbid(&["unexpected argument"]),
+        case("rank_budget_nan", Rank).opt("--budget", "NaN").expect(&["--budget", "NaN"]),
+        case("rank_budget_negative", Rank).opt("--budget", "-5").expect(&["--budget", "-5"]),
+        case("rank_horizon_beyond_the_fit", Rank).opt("--horizon", "1000").expect(&["--horizon", "1000"]),
+        case("rank_relative_se_zero", Rank).opt("--relative-se-go-dark", "0").expect(&["--relative-se-go-dark"]),
+        case("rank_heavy_up_below_one", Rank).opt("--heavy-up", "0.8").expect(&["--heavy-up", "0.8"]),
+        case("rank_channel_unknown", Rank).opt("--channels", "radio").expect(&["radio", "ch0"]),
+        case("rank_panel_on_a_national_model", Rank)
+            .opt("--panel", "panel.csv")
+            .opt("--time", "date")
+            .opt("--geo", "location")
+            .opt("--kpi", "Y")
+            .file("panel.csv", panel.clone())
+            .expect(&["panel.csv", "national", "stated precision"]),
+        case("rank_ledger_missing", Rank).opt("--ledger", "nothere.ledger").expect(&["nothere.ledger"]),
+        case("rank_ledger_not_a_ledger", Rank).file("loop.ledger", "not a ledger").expect(&["loop.ledger"]),
+        case("rank_out_is_the_fit_it_reads", Rank).opt("--out", "fit").out_overlaps_inputs(),
         // ---- scenario ----------------------------------------------------------------------
         case("scenario_plan_missing", Scenario)
             .opt("--plan", "my_plan.csv")
@@ -917,7 +954,7 @@ fn the_corpus_has_forty_cases_with_unique_names_covering_every_command() {
     let n = names.len();
     names.dedup();
     assert_eq!(names.len(), n, "case names must be unique");
-    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario, Cmd::Ledger] {
+    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario, Cmd::Ledger, Cmd::Rank] {
         assert!(all.iter().any(|c| c.cmd == cmd), "no case for {cmd:?}");
     }
     for name in OWNED_ELSEWHERE {
@@ -929,7 +966,7 @@ fn the_corpus_has_forty_cases_with_unique_names_covering_every_command() {
 /// the baseline was already broken.
 #[test]
 fn the_unspoilt_inputs_run_cleanly() {
-    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario, Cmd::Ledger] {
+    for cmd in [Cmd::Fit, Cmd::Lift, Cmd::Design, Cmd::Optimize, Cmd::Scenario, Cmd::Ledger, Cmd::Rank] {
         let dir = tempfile::tempdir().unwrap();
         for (name, input) in cmd.inputs() {
             let p = dir.path().join(name);
@@ -984,4 +1021,9 @@ fn hostile_optimize_inputs() {
 #[test]
 fn hostile_scenario_inputs() {
     run_command(Cmd::Scenario);
+}
+
+#[test]
+fn hostile_rank_inputs() {
+    run_command(Cmd::Rank);
 }

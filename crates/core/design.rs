@@ -105,7 +105,7 @@ pub struct DesignArgs {
 }
 
 /// Parses `N`, `A..B` or `A..=B` (both inclusive).
-fn parse_range(s: &str) -> anyhow::Result<(usize, usize)> {
+pub(crate) fn parse_range(s: &str) -> anyhow::Result<(usize, usize)> {
     let num =
         |x: &str| x.trim().parse::<usize>().with_context(|| format!("--n-treated: {s:?} is not N or A..B (e.g. 2..5)"));
     match s.split_once("..") {

@@ -9,6 +9,7 @@ mod ledger;
 mod lift;
 mod optimize;
 mod panel_args;
+mod rank;
 
 #[derive(Parser, Debug)]
 #[command(name = "mmloop", version, about = "Marketing-mix models and geo experiments in one measurement loop")]
@@ -31,6 +32,8 @@ enum Command {
     Design(design::DesignArgs),
     /// The experiment ledger: list, show ID, add calibration.json, discard ID --why, evidence --as-of, check, export.
     Ledger(ledger::LedgerArgs),
+    /// Rank candidate tests on a saved fit: EIG, EVOI/EVPI in money, cost, the 2×2 and a portfolio.
+    Rank(rank::RankArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Scenario(a) => optimize::run_scenario(a),
         Command::Design(a) => design::run(a),
         Command::Ledger(a) => ledger::run(a),
+        Command::Rank(a) => rank::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
