@@ -45,7 +45,7 @@ pub use evoi::{
 pub use portfolio::{Candidate, Pick, Portfolio, PortfolioConstraints, exhaustive_portfolio, greedy_portfolio};
 pub use psis::{PsisResult, ess, psis_smooth};
 pub use quadrant::{Classification, Quadrant, Thresholds, classify};
-pub use separable::{DEFAULT_NODES, SeparableBudget};
+pub use separable::{DEFAULT_NODES, DP_UNITS, SeparableBudget};
 
 /// Why a value computation cannot be done. Each variant names the input at fault and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

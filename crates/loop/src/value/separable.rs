@@ -28,9 +28,30 @@
 //! tests); the readout's gain E_w[v(a*)] − E_w[v(a₀)] is computed on the same interpolant at both
 //! actions, so the interpolation error largely cancels in it.
 //!
-//! **Fallback.** Where a curve is not concave (an S-shaped Hill curve), or the problem is not
-//! feasible, every call goes to the general optimiser ([`BudgetDecision::best_action`]), which also
-//! reports the infeasibility errors.
+//! **Non-concave curves (grid dynamic programme).** Where some tabulated curve is not concave (an
+//! S-shaped Hill curve with slope > 1), marginal returns are not monotone and equalising them finds
+//! only a stationary point. The objective is still separable, so it is maximised exactly on a grid:
+//! the free budget B − Σ l is cut into K = [`DP_UNITS`] units of h = (B − Σ l)/K, channel c may take
+//! k_c ∈ {0, …, ⌊(u_c − l_c)/h⌋} units, and
+//!
+//! ```text
+//! F_c(k) = max_{0 ≤ j ≤ min(k, cap_c)} F_{c−1}(k − j) + V_c(l_c + j·h),   F_{−1}(k) = [k = 0 ? 0 : −∞]
+//! ```
+//!
+//! gives the best lattice allocation with Σ k_c = K in O(C·K²) interpolant additions (after C·K
+//! interpolant evaluations), whatever the curves' shape. **Grid error:** rounding the continuous
+//! optimum s* of the interpolated objective to the lattice moves each spend by at most h while
+//! keeping the sum; at s* the interior channels share one marginal λ, so the first-order change
+//! λ·Σ δ_c vanishes and the lattice optimum is within ½·Σ_c max|V_c''|·h² of the optimum (channels
+//! whose upper bound is off the lattice can add max|V_c'|·h: the refinement below recovers that).
+//! **Refinement:** a few sweeps over channel pairs (i, j) move spend t between them, t within ±2h
+//! (and the bounds), by golden-section search on V_i(s_i + t) + V_j(s_j − t), a move kept only when
+//! it raises the objective; so the result is never below the lattice optimum and lands on the
+//! nearby continuous optimum where the objective is locally concave. All of it is sequential per
+//! readout, with fixed tie-breaking (the first maximiser): deterministic.
+//!
+//! **Fallback.** Where the problem is not feasible (or a tabulated value is not finite), every call
+//! goes to the general optimiser ([`BudgetDecision::best_action`]), which also reports the errors.
 //!
 //! The matrix products run over fixed chunks of readouts, each chunk sequential, the chunks in
 //! parallel: the result does not depend on the thread count.
@@ -47,6 +68,12 @@ use super::evoi::{BudgetDecision, DecisionProblem, PriorOptimum, ReadoutValue, V
 /// curve is accurate to ~1e-9 of the curve's scale at 64 nodes (the tests measure the agreement).
 pub const DEFAULT_NODES: usize = 32;
 
+/// Budget units of the grid dynamic programme for non-concave curves (see the module doc): the
+/// lattice optimum is within ½·Σ_c max|V_c''|·(B/K)² of the interpolant's optimum before refinement.
+pub const DP_UNITS: usize = 256;
+
+/// Refinement sweeps over channel pairs after the dynamic programme.
+const REFINE_SWEEPS: usize = 3;
 /// Readouts per matrix product: a fixed chunk size keeps the summation order independent of the
 /// thread count.
 const CHUNK: usize = 32;
@@ -62,8 +89,10 @@ pub struct SeparableBudget<'a, C: ResponseCurves + ?Sized> {
     table: Mat<f64>,
     /// Effective upper bound of each channel.
     upper: Vec<f64>,
-    /// False when a curve is not concave or the budget is infeasible: use the general optimiser.
+    /// False when the budget is infeasible or a value not finite: use the general optimiser.
     fast: bool,
+    /// Every tabulated curve is concave: equal marginal returns; otherwise the grid programme.
+    concave: bool,
 }
 
 fn unit_scale(unit: ValueUnit) -> f64 {
@@ -171,15 +200,22 @@ impl<'a, C: ResponseCurves + ?Sized> SeparableBudget<'a, C> {
             if shaped { (0..nc).map(|c| u[c].min(b - (sum_l - l[c])).max(l[c])).collect() } else { Vec::new() };
         if !feasible || lower.iter().zip(&upper).any(|(a, z)| z - a <= 0.0) {
             // degenerate or infeasible: the general optimiser handles (and reports) it
-            return Ok(Self { decision, nodes: Vec::new(), table: Mat::zeros(0, 0), upper, fast: false });
+            return Ok(Self {
+                decision,
+                nodes: Vec::new(),
+                table: Mat::zeros(0, 0),
+                upper,
+                fast: false,
+                concave: false,
+            });
         }
         let g = n_nodes;
         let nodes: Vec<Vec<f64>> = (0..nc)
             .map(|c| (0..g).map(|i| lower[c] + (upper[c] - lower[c]) * (i as f64 / (g - 1) as f64).powi(2)).collect())
             .collect();
         let scale = unit_scale(decision.unit);
-        // one column of values, slopes and concavity per (channel, node), in parallel
-        let cols: Vec<(Vec<f64>, Vec<f64>, bool)> = (0..nc * g)
+        // one column of values, slopes, finiteness and concavity per (channel, node), in parallel
+        let cols: Vec<(Vec<f64>, Vec<f64>, bool, bool)> = (0..nc * g)
             .into_par_iter()
             .map(|k| {
                 let (c, i) = (k / g, k % g);
@@ -189,25 +225,32 @@ impl<'a, C: ResponseCurves + ?Sized> SeparableBudget<'a, C> {
                 // concave up to rounding: R''·range small against R'
                 let concave = d1.iter().zip(&d2).all(|(a, b)| *b * range <= 1e-9 * a.abs() + f64::MIN_POSITIVE);
                 let finite = v.iter().chain(&d1).all(|x| x.is_finite());
-                (v, d1, concave && finite)
+                (v, d1, finite, concave)
             })
             .collect();
         let fast = cols.iter().all(|c| c.2);
+        let concave = cols.iter().all(|c| c.3);
         let mut table = Mat::<f64>::zeros(2 * nc * g, nd);
         if fast {
-            for (k, (v, d1, _)) in cols.iter().enumerate() {
+            for (k, (v, d1, _, _)) in cols.iter().enumerate() {
                 for d in 0..nd {
                     table[(k, d)] = scale * v[d];
                     table[(nc * g + k, d)] = scale * d1[d];
                 }
             }
         }
-        Ok(Self { decision, nodes, table, upper, fast })
+        Ok(Self { decision, nodes, table, upper, fast, concave })
     }
 
     /// Whether the fast path is in use (false: every call goes to the general optimiser).
     pub fn is_fast(&self) -> bool {
         self.fast
+    }
+
+    /// Whether every tabulated curve is concave (the fast path then equalises marginal returns;
+    /// otherwise it solves the grid dynamic programme).
+    pub fn is_concave(&self) -> bool {
+        self.concave
     }
 
     fn n_nodes(&self) -> usize {
@@ -226,6 +269,126 @@ impl<'a, C: ResponseCurves + ?Sized> SeparableBudget<'a, C> {
 
     /// The allocation maximising the interpolated objective of one weighted-curve column.
     fn allocate(&self, col: &[f64]) -> Vec<f64> {
+        if self.concave { self.allocate_concave(col) } else { self.allocate_grid(col, DP_UNITS) }
+    }
+
+    /// The grid programme's allocation under draw weights `w`, whatever the curves' shape (tests).
+    #[cfg(test)]
+    pub(crate) fn grid_action(&self, w: &[f64]) -> Vec<f64> {
+        let wc = self.weighted(&[w]);
+        self.allocate_grid(column(&wc, 0), DP_UNITS)
+    }
+
+    /// The grid dynamic programme plus pairwise refinement (module doc), for any curve shape.
+    fn allocate_grid(&self, col: &[f64], units: usize) -> Vec<f64> {
+        let nc = self.nodes.len();
+        let lower = &self.decision.bounds.lower;
+        let b = self.decision.budget;
+        let curves: Vec<Curve> = (0..nc).map(|c| self.curve(col, c)).collect();
+        let free = b - lower.iter().sum::<f64>();
+        let k_all = units.max(1);
+        let h = free / k_all as f64;
+        let caps: Vec<usize> = (0..nc)
+            .map(|c| {
+                let room = (self.upper[c] - lower[c]) / h;
+                // a bound on the lattice up to rounding counts as on it
+                ((room + 1e-9).floor().max(0.0) as usize).min(k_all)
+            })
+            .collect();
+        let vals: Vec<Vec<f64>> =
+            (0..nc).map(|c| (0..=caps[c]).map(|j| curves[c].value(lower[c] + j as f64 * h)).collect()).collect();
+        // f[k]: best value of the channels so far with k units; choice[c][k]: units of channel c
+        let mut f = vec![f64::NEG_INFINITY; k_all + 1];
+        f[0] = 0.0;
+        let mut choice = vec![vec![0usize; k_all + 1]; nc];
+        for c in 0..nc {
+            let mut next = vec![f64::NEG_INFINITY; k_all + 1];
+            for (k, slot) in next.iter_mut().enumerate() {
+                for j in 0..=caps[c].min(k) {
+                    let prev = f[k - j];
+                    if prev == f64::NEG_INFINITY {
+                        continue;
+                    }
+                    let v = prev + vals[c][j];
+                    if v > *slot {
+                        *slot = v;
+                        choice[c][k] = j;
+                    }
+                }
+            }
+            f = next;
+        }
+        // Σ caps may fall short of K by rounding: take the most units reachable, hand the rest out below
+        let mut k = (0..=k_all).rev().find(|&k| f[k] > f64::NEG_INFINITY).unwrap_or(0);
+        let mut s = vec![0.0; nc];
+        for c in (0..nc).rev() {
+            let j = choice[c][k];
+            s[c] = lower[c] + j as f64 * h;
+            k -= j;
+        }
+        let mut rest = b - s.iter().sum::<f64>();
+        for (x, up) in s.iter_mut().zip(&self.upper) {
+            if rest <= 0.0 {
+                break;
+            }
+            let add = rest.min(up - *x).max(0.0);
+            *x += add;
+            rest -= add;
+        }
+        self.refine(&curves, &mut s, 2.0 * h);
+        s
+    }
+
+    /// Pairwise golden-section moves of at most `reach` between channels, kept when they help.
+    fn refine(&self, curves: &[Curve], s: &mut [f64], reach: f64) {
+        let lower = &self.decision.bounds.lower;
+        let nc = s.len();
+        let inv_phi = 0.5 * (5f64.sqrt() - 1.0);
+        for _ in 0..REFINE_SWEEPS {
+            for i in 0..nc {
+                for j in i + 1..nc {
+                    let lo = (-reach).max(lower[i] - s[i]).max(s[j] - self.upper[j]);
+                    let hi = reach.min(self.upper[i] - s[i]).min(s[j] - lower[j]);
+                    if hi - lo <= 0.0 {
+                        continue;
+                    }
+                    let phi = |t: f64| curves[i].value(s[i] + t) + curves[j].value(s[j] - t);
+                    let (mut a, mut z) = (lo, hi);
+                    let mut x1 = z - inv_phi * (z - a);
+                    let mut x2 = a + inv_phi * (z - a);
+                    let (mut f1, mut f2) = (phi(x1), phi(x2));
+                    for _ in 0..48 {
+                        if f1 >= f2 {
+                            z = x2;
+                            x2 = x1;
+                            f2 = f1;
+                            x1 = z - inv_phi * (z - a);
+                            f1 = phi(x1);
+                        } else {
+                            a = x1;
+                            x1 = x2;
+                            f1 = f2;
+                            x2 = a + inv_phi * (z - a);
+                            f2 = phi(x2);
+                        }
+                    }
+                    let t = if f1 >= f2 { x1 } else { x2 };
+                    // the ends too: golden section on a non-unimodal piece may miss a better end
+                    let best = [t, lo, hi].into_iter().fold((0.0, phi(0.0)), |acc, t| {
+                        let v = phi(t);
+                        if v > acc.1 { (t, v) } else { acc }
+                    });
+                    if best.0 != 0.0 {
+                        s[i] += best.0;
+                        s[j] -= best.0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Equal marginal returns, for concave curves (module doc).
+    fn allocate_concave(&self, col: &[f64]) -> Vec<f64> {
         let nc = self.nodes.len();
         let b = self.decision.budget;
         let curves: Vec<Curve> = (0..nc).map(|c| self.curve(col, c)).collect();

@@ -559,7 +559,83 @@ fn fast_evoi_matches_the_general_optimiser_evoi() {
         (m.beta[c][d], Saturation::Hill { ec: 1.0, slope: 2.0 }, vec![(1.0 / half[c], 1.0)])
     });
     let ps = BudgetDecision { curves: &s_curves, ..decision(&m, 200.0, ValueUnit::Kpi) };
-    assert!(!ps.separable(DEFAULT_NODES).unwrap().is_fast());
+    let sep = ps.separable(DEFAULT_NODES).unwrap();
+    assert!(sep.is_fast() && !sep.is_concave());
+    assert!(p.separable(DEFAULT_NODES).unwrap().is_concave());
+}
+
+/// The grid dynamic programme + refinement against the general optimiser on random S-shaped (Hill
+/// slope 1.5–3) and concave (Michaelis–Menten) posteriors, budgets, bounds and reweightings: its
+/// objective is never below the optimiser's beyond the tolerance (the optimiser can stop in a local
+/// optimum on S-curves, the programme cannot), and on concave curves the two agree.
+#[test]
+fn grid_programme_is_at_least_as_good_as_the_general_optimiser() {
+    let nd = 300;
+    let m = model(nd, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let half = [40.0, 25.0, 60.0, 80.0, 30.0];
+    let (mut worst_s, mut worst_c, mut best_gain) = (0.0f64, 0.0f64, 0.0f64);
+    for case in 0..16u64 {
+        let u = |i: u64| rng::uniform(900 + case, 1, i);
+        let s_shaped = case % 2 == 0;
+        let slopes: Vec<f64> = (0..5).map(|c| 1.5 + 1.5 * u(40 + c)).collect();
+        let curves = SaturatingCurves::new(5, nd, |c, d| {
+            let sat = if s_shaped {
+                Saturation::Hill { ec: 1.0, slope: slopes[c] }
+            } else {
+                Saturation::MichaelisMenten { k: 1.0 }
+            };
+            (m.beta[c][d], sat, vec![(1.0 / half[c], 1.0)])
+        });
+        let budget = 50.0 + 400.0 * u(0);
+        let lower: Vec<f64> = (0..5).map(|c| if u(1 + c) < 0.3 { 0.1 * budget * u(10 + c) } else { 0.0 }).collect();
+        let upper: Vec<f64> =
+            (0..5usize).map(|c| if u(20 + c as u64) < 0.3 { lower[c] + 0.4 * budget } else { budget }).collect();
+        if upper.iter().sum::<f64>() < budget || lower.iter().sum::<f64>() > budget {
+            continue;
+        }
+        let names = (0..5).map(|c| format!("ch{c}")).collect();
+        let p = BudgetDecision {
+            curves: &curves,
+            bounds: Bounds { names, lower, upper },
+            budget,
+            unit: ValueUnit::Kpi,
+            settings: SolverSettings::default(),
+        };
+        let fast = p.separable(DEFAULT_NODES).unwrap();
+        assert!(fast.is_fast());
+        assert_eq!(fast.is_concave(), !s_shaped);
+        let kappa = 3.0 * u(30);
+        let w: Vec<f64> = (0..nd).map(|d| (kappa * rng::normal(950 + case, 2, d as u64)).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let w: Vec<f64> = w.iter().map(|x| x / total).collect();
+        // on concave curves exercise the programme directly (best_action would equalise marginals)
+        let a_grid = if s_shaped { fast.best_action(Some(&w), None).unwrap() } else { fast.grid_action(&w) };
+        let a_slow = p.best_action(Some(&w), None).unwrap();
+        let value = |a: &[f64]| {
+            let mut v = vec![0.0; nd];
+            p.draw_values(a, &mut v);
+            v.iter().zip(&w).map(|(x, y)| x * y).sum::<f64>()
+        };
+        let (vg, vs) = (value(&a_grid), value(&a_slow));
+        assert!((a_grid.iter().sum::<f64>() - budget).abs() < 1e-9 * budget);
+        assert!(a_grid.iter().zip(&p.bounds.lower).all(|(a, l)| *a >= l - 1e-9));
+        assert!(a_grid.iter().zip(&p.bounds.upper).all(|(a, h)| *a <= h + 1e-9));
+        let short = (vs - vg) / vs.abs();
+        if s_shaped {
+            worst_s = worst_s.max(short);
+            best_gain = best_gain.max(-short);
+        } else {
+            worst_c = worst_c.max(short.abs());
+        }
+    }
+    eprintln!(
+        "grid programme vs general optimiser: S-shaped worst shortfall {worst_s:.2e}, largest gain {best_gain:.2e}; concave worst |gap| {worst_c:.2e} (relative)"
+    );
+    // measured 6.7e-8 (S-shaped shortfall; largest gain 1.9e-2 where the optimiser stopped in a
+    // local optimum) and 2.5e-8 (concave gap): what remains is the 32-node interpolation error of
+    // the tabulated curves, O(δ²) in the objective at a flat optimum; 1e-6 leaves a margin of 15
+    assert!(worst_s < 1e-6, "S-shaped shortfall {worst_s}");
+    assert!(worst_c < 1e-6, "concave gap {worst_c}");
 }
 
 // ---------------------------------------------------------------------------------------------
