@@ -8,7 +8,7 @@
 //! the relative weight, far below the optimiser's own tolerance. Values are always evaluated on
 //! every draw.
 
-use crate::value::{BudgetDecision, DecisionProblem, ValueError, ValueUnit};
+use crate::value::{BudgetDecision, DecisionProblem, PriorOptimum, ReadoutValue, ValueError, ValueUnit};
 use mmloop_mmm::optimize::{FittedModel, PlanningBasis, SaturatingCurves};
 
 /// Relative weight below which a draw is left out of a weighted optimisation.
@@ -69,6 +69,26 @@ impl DecisionProblem for FitDecision<'_> {
 
     fn unit(&self) -> ValueUnit {
         self.full.unit
+    }
+
+    /// A batch of readouts through the tabulated separable solver over all draws (equal marginal
+    /// returns on concave curves, the exact grid programme on S-shaped ones; see
+    /// [`crate::value::SeparableBudget`]). The tabulation (C·nodes curve evaluations over the draws)
+    /// is redone per batch: it costs about as much as a few optimiser steps, a batch is hundreds
+    /// of readouts.
+    fn readout_values(
+        &self,
+        prior: &PriorOptimum,
+        weights: &[Vec<f64>],
+        functionals: &[Vec<f64>],
+    ) -> Result<(Vec<ReadoutValue>, Vec<f64>), ValueError> {
+        let fast = self.full.separable(crate::value::DEFAULT_NODES)?;
+        if fast.is_fast() {
+            fast.readout_values(prior, weights, functionals)
+        } else {
+            // infeasible or not finite: the general optimiser on the kept draws reports it
+            crate::value::readout_values_by_optimiser(self, prior, weights, functionals)
+        }
     }
 }
 

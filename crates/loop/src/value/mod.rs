@@ -10,7 +10,11 @@
 //!   ½·ln det(I + D^{-1/2} Σ_L D^{-1/2}) of a set, and a Monte-Carlo EIG on the draws.
 //! - [`evoi`]: expected value of sample information in money by preposterior analysis over the
 //!   posterior draws (importance weights, Pareto-smoothed, with a Gaussian-linear fallback), and
-//!   the expected value of perfect information, its upper bound.
+//!   the expected value of perfect information, its upper bound. A single test's readout is
+//!   integrated by quadrature (seed-stable), a set's by Monte Carlo.
+//! - [`separable`]: the budget decision tabulated once, so each readout's re-optimisation is a
+//!   matrix product and a one-dimensional search on the multiplier (equal marginal returns); use
+//!   `decision.separable(DEFAULT_NODES)?` as the problem for ranking many candidates.
 //! - [`psis`]: Pareto-smoothed importance sampling (k̂ and smoothed weights) and the effective
 //!   sample size that decide which EVOI estimator is trustworthy.
 //! - [`quadrant`]: the 2×2 of EIG against an information target and EVOI against the test's cost.
@@ -28,18 +32,20 @@ pub mod portfolio;
 pub mod psis;
 pub mod quadrant;
 pub mod rng;
+pub mod separable;
 
 #[cfg(test)]
 mod tests;
 
 pub use eig::{MonteCarloEig, eig_joint, eig_monte_carlo, eig_single, lift_covariance};
 pub use evoi::{
-    BudgetDecision, DecisionProblem, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, TestSignal, ValueUnit, evoi,
-    evpi,
+    BudgetDecision, DecisionProblem, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, ReadoutValue, Sampling,
+    TestSignal, ValueUnit, evoi, evpi, readout_quadrature, readout_values_by_optimiser,
 };
 pub use portfolio::{Candidate, Pick, Portfolio, PortfolioConstraints, exhaustive_portfolio, greedy_portfolio};
 pub use psis::{PsisResult, ess, psis_smooth};
 pub use quadrant::{Classification, Quadrant, Thresholds, classify};
+pub use separable::{DEFAULT_NODES, DP_UNITS, SeparableBudget};
 
 /// Why a value computation cannot be done. Each variant names the input at fault and what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

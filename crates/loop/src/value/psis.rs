@@ -73,8 +73,11 @@ pub fn psis_smooth(log_ratios: &[f64]) -> PsisResult {
     let mut k_hat = f64::INFINITY;
     if s >= 30 && s > m_tail + 1 {
         let mut order: Vec<usize> = (0..s).collect();
-        // ascending by weight, ties by index: deterministic
-        order.sort_by(|&a, &b| w[a].total_cmp(&w[b]).then(a.cmp(&b)));
+        // ascending by weight, ties by index: a strict total order, so partitioning at the cut and
+        // sorting only the top M + 1 gives exactly the full sort's tail (deterministic), in O(S)
+        let cmp = |a: &usize, b: &usize| w[*a].total_cmp(&w[*b]).then(a.cmp(b));
+        order.select_nth_unstable_by(s - m_tail - 1, cmp);
+        order[s - m_tail - 1..].sort_by(cmp);
         let cut = w[order[s - m_tail - 1]];
         let tail = &order[s - m_tail..];
         let x: Vec<f64> = tail.iter().map(|&i| w[i] - cut).collect();

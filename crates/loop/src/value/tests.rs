@@ -188,15 +188,22 @@ fn evoi_of_the_quadratic_toy_matches_the_conjugate_preposterior_value() {
     let prior = PriorOptimum::new(&p).unwrap();
     for sigma in [1.0, 2.0, 4.0] {
         let t = signal(0, theta.clone(), sigma);
-        let e = evoi(&p, &prior, &[&t], &EvoiSettings { n_readouts: 2000, ..Default::default() }).unwrap();
+        let e = evoi(&p, &prior, &[&t], &EvoiSettings::default()).unwrap();
         let exact = c * tau.powi(4) / (tau * tau + sigma * sigma);
         eprintln!(
             "quadratic σ={sigma}: IS {:.4}±{:.4} linear {:.4}±{:.4} exact {exact:.4} ({:?}, k̂ max {:.2})",
             e.importance, e.importance_mcse, e.gaussian_linear, e.gaussian_linear_mcse, e.estimator, e.k_hat_max
         );
-        // 4 MCSE: two-sided false-failure probability 6e-5 per comparison
-        assert!((e.importance - exact).abs() < 4.0 * e.importance_mcse, "IS {} vs {exact}", e.importance);
-        assert!((e.gaussian_linear - exact).abs() < 4.0 * e.gaussian_linear_mcse + 1e-3 * exact);
+        // the quadrature's error scale (4×) plus the finite-draw allowance: the 4000 standardised
+        // draws are a sample of the Gaussian, not the Gaussian, and PSIS smooths the tail weights
+        // (measured −0.14 % at σ = 1); 1 % bounds it
+        assert_eq!(e.sampling, Sampling::Quadrature);
+        assert!(
+            (e.importance - exact).abs() < 4.0 * e.importance_mcse + 0.01 * exact,
+            "IS {} vs {exact}",
+            e.importance
+        );
+        assert!((e.gaussian_linear - exact).abs() < 4.0 * e.gaussian_linear_mcse + 0.01 * exact);
         assert_eq!(e.estimator, Estimator::Importance, "healthy weights at σ = {sigma}");
     }
     let pi = evpi(&p, &prior, 4000, 0).unwrap();
@@ -214,15 +221,27 @@ fn evoi_of_the_two_action_toy_matches_the_exact_preposterior_value() {
         let p = Argmax { theta: vec![theta.clone()] };
         let prior = PriorOptimum::new(&p).unwrap();
         let t = signal(1, theta, sigma);
-        let e = evoi(&p, &prior, &[&t], &EvoiSettings { n_readouts: 4000, seed: 3, ..Default::default() }).unwrap();
+        // the default: the trapezoid rule over the readout (deterministic)
+        let e = evoi(&p, &prior, &[&t], &EvoiSettings::default()).unwrap();
+        assert_eq!(e.sampling, Sampling::Quadrature);
+        // a long plain Monte-Carlo run on the same draws
+        let mc_settings = EvoiSettings { n_readouts: 16_000, seed: 3, quadrature_spacing: 0.0, ..Default::default() };
+        let mc = evoi(&p, &prior, &[&t], &mc_settings).unwrap();
         let s = tau * tau / (tau * tau + sigma * sigma).sqrt();
         let exact = expected_positive_part(mu, s) - f64::max(mu, 0.0);
         eprintln!(
-            "two-action μ={mu} σ={sigma}: IS {:.5}±{:.5} linear {:.5}±{:.5} exact {exact:.5}",
-            e.importance, e.importance_mcse, e.gaussian_linear, e.gaussian_linear_mcse
+            "two-action μ={mu} σ={sigma}: quadrature IS {:.5} (±{:.1e}, {} nodes) linear {:.5}; MC(16000) IS {:.5}±{:.5}; \
+             exact {exact:.5}",
+            e.importance, e.importance_mcse, e.n_readouts, e.gaussian_linear, mc.importance, mc.importance_mcse
         );
-        assert!((e.importance - exact).abs() < 4.0 * e.importance_mcse, "IS {} vs {exact}", e.importance);
-        assert!((e.gaussian_linear - exact).abs() < 4.0 * e.gaussian_linear_mcse);
+        // quadrature against MC on the same empirical posterior: 4 MCSE plus the quadrature's bound
+        assert!((e.importance - mc.importance).abs() < 4.0 * mc.importance_mcse + e.importance_mcse);
+        assert!((mc.importance - exact).abs() < 4.0 * mc.importance_mcse, "MC {} vs {exact}", mc.importance);
+        // against the continuous closed form: the 4000 standardised draws are a sample of the
+        // Gaussian, not the Gaussian; their preposterior value differs by O(N^-1/2) of the tails'
+        // share (measured 0.1–0.4 %); 2 % bounds it with room
+        assert!((e.importance - exact).abs() < 0.02 * exact + e.importance_mcse, "IS {} vs {exact}", e.importance);
+        assert!((e.gaussian_linear - exact).abs() < 0.02 * exact + e.gaussian_linear_mcse);
     }
 }
 
@@ -389,30 +408,234 @@ fn same_seed_same_evoi_whatever_the_thread_count() {
     let (a, b, c) = (run(1), run(2), run(4));
     assert_eq!(a, b);
     assert_eq!(a, c);
+    // the tabulated solver (chunked matrix products) and the single-test quadrature too
+    let fast = p.separable(DEFAULT_NODES).unwrap();
+    let run_fast = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            (evoi(&fast, &prior, &[&t1], &settings).unwrap(), evoi(&fast, &prior, &[&t1, &t2], &settings).unwrap())
+        })
+    };
+    let (a, b, c) = (run_fast(1), run_fast(2), run_fast(4));
+    assert_eq!(a, b);
+    assert_eq!(a, c);
 }
 
+/// Seed stability (issue 12: "each candidate's EVOI varies by a few per cent across seeds"): a
+/// single test's EVOI by the shifted trapezoid rule, over 10 seeds, against 10 seeds × 400
+/// Monte-Carlo readouts (the old default, 8–16 % relative sd across seeds), pooled.
 #[test]
-#[ignore = "open target of issue 12, fails today (8–16 % relative sd across 10 seeds at 400 readouts): cargo test -p mmloop-loop --lib evoi_is_seed_stable -- --ignored --nocapture"]
 fn evoi_is_seed_stable_at_the_default_readouts() {
-    // the benchmark's posterior shape at 1000 draws; 10 seeds at the default readouts
     let m = model(1000, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
     let p = decision(&m, 200.0, ValueUnit::Kpi);
+    let fast = p.separable(DEFAULT_NODES).unwrap();
     let prior = PriorOptimum::new(&p).unwrap();
     let tests: Vec<TestSignal> = (0..5).map(|c| heavy_up(&m, c as u64, c, 40.0, 40.0, 0.2, 4.0)).collect();
-    let mut worst = 0.0f64;
-    let mut ranks = Vec::new();
+    let (mut worst_mc, mut worst_q) = (0.0f64, 0.0f64);
+    let mean_sd = |x: &[f64]| {
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        (mean, (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt())
+    };
     for t in &tests {
-        let vals: Vec<f64> = (0..10)
-            .map(|seed| evoi(&p, &prior, &[t], &EvoiSettings { seed, ..Default::default() }).unwrap().evoi)
+        let quad: Vec<Evoi> = (0..10)
+            .map(|seed| evoi(&fast, &prior, &[t], &EvoiSettings { seed, ..Default::default() }).unwrap())
             .collect();
-        let mean = vals.iter().sum::<f64>() / 10.0;
-        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 9.0).sqrt();
-        eprintln!("{}: EVOI {mean:.3}, sd over 10 seeds {sd:.4} ({:.1} %)", t.name, 100.0 * sd / mean);
-        worst = worst.max(sd / mean);
-        ranks.push(mean);
+        assert!(quad.iter().all(|e| e.sampling == Sampling::Quadrature));
+        let (q, q_sd) = mean_sd(&quad.iter().map(|e| e.evoi).collect::<Vec<_>>());
+        let mc: Vec<f64> = (0..10)
+            .map(|seed| {
+                let s = EvoiSettings { seed, quadrature_spacing: 0.0, ..Default::default() };
+                evoi(&fast, &prior, &[t], &s).unwrap().evoi
+            })
+            .collect();
+        let (mean, sd) = mean_sd(&mc);
+        eprintln!(
+            "{}: quadrature EVOI {q:.4}, sd over 10 seeds {q_sd:.5} ({:.2} %, {} nodes, {:?}); MC at 400 readouts: \
+             mean {mean:.4}, sd over 10 seeds {sd:.4} ({:.1} %)",
+            t.name,
+            100.0 * q_sd / q,
+            quad[0].n_readouts,
+            quad[0].estimator,
+            100.0 * sd / mean
+        );
+        worst_mc = worst_mc.max(sd / mean);
+        worst_q = worst_q.max(q_sd / q);
+        // both unbiased: 4 standard errors of the difference of the pooled means
+        let se = (sd * sd / 10.0 + q_sd * q_sd / 10.0).sqrt();
+        assert!((q - mean).abs() < 4.0 * se, "quadrature {q} vs pooled MC {mean}");
     }
-    eprintln!("worst relative sd over seeds: {:.1} %", 100.0 * worst);
-    assert!(worst < 0.05, "EVOI varies by {:.1} % across seeds", 100.0 * worst);
+    eprintln!(
+        "worst relative sd over 10 seeds: quadrature {:.2} %, plain MC (400 readouts) {:.1} %",
+        100.0 * worst_q,
+        100.0 * worst_mc
+    );
+    assert!(worst_q < 0.03, "quadrature EVOI varies by {:.1} % across seeds", 100.0 * worst_q);
+}
+
+/// The tabulated separable solver against the general optimiser on random reweighted posteriors,
+/// budgets and bounds.
+#[test]
+fn separable_allocation_agrees_with_the_general_optimiser() {
+    let m = model(1000, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let mut worst_rel = 0.0f64;
+    let mut worst_spend = 0.0f64;
+    for case in 0..12u64 {
+        let u = |i: u64| rng::uniform(300 + case, 1, i);
+        let budget = 50.0 + 400.0 * u(0);
+        let lower: Vec<f64> = (0..5).map(|c| if u(1 + c) < 0.3 { 0.1 * budget * u(10 + c) } else { 0.0 }).collect();
+        let upper: Vec<f64> =
+            (0..5usize).map(|c| if u(20 + c as u64) < 0.3 { lower[c] + 0.4 * budget } else { budget }).collect();
+        if upper.iter().sum::<f64>() < budget || lower.iter().sum::<f64>() > budget {
+            continue;
+        }
+        let names = (0..5).map(|c| format!("ch{c}")).collect();
+        let p = BudgetDecision {
+            curves: &m.curves,
+            bounds: Bounds { names, lower, upper },
+            budget,
+            unit: ValueUnit::Kpi,
+            settings: SolverSettings::default(),
+        };
+        let fast = p.separable(DEFAULT_NODES).unwrap();
+        assert!(fast.is_fast());
+        // a readout-like reweighting: w ∝ exp(κ·z_d) with κ up to 3 (ESS down to a few per cent)
+        let kappa = 3.0 * u(30);
+        let w: Vec<f64> = (0..1000).map(|d| (kappa * rng::normal(400 + case, 2, d)).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let w: Vec<f64> = w.iter().map(|x| x / total).collect();
+        let a_fast = fast.best_action(Some(&w), None).unwrap();
+        let a_slow = p.best_action(Some(&w), None).unwrap();
+        let value = |a: &[f64]| {
+            let mut v = vec![0.0; 1000];
+            p.draw_values(a, &mut v);
+            v.iter().zip(&w).map(|(x, y)| x * y).sum::<f64>()
+        };
+        let (vf, vs) = (value(&a_fast), value(&a_slow));
+        assert!((a_fast.iter().sum::<f64>() - budget).abs() < 1e-9 * budget);
+        assert!(a_fast.iter().zip(&p.bounds.lower).all(|(a, l)| *a >= l - 1e-12));
+        assert!(a_fast.iter().zip(&p.bounds.upper).all(|(a, h)| *a <= h + 1e-12));
+        worst_rel = worst_rel.max((vs - vf) / vs.abs());
+        worst_spend =
+            worst_spend.max(a_fast.iter().zip(&a_slow).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / budget);
+    }
+    eprintln!(
+        "separable vs general optimiser: worst objective shortfall {worst_rel:.2e} (relative), worst spend gap {worst_spend:.2e} of the budget"
+    );
+    // the objective is flat at the optimum: a spend error δ costs O(δ²); 32 nodes of cubic Hermite
+    // interpolation leave ~1e-4 of the budget in spend and ~1e-8 in the objective
+    assert!(worst_rel < 1e-6, "objective shortfall {worst_rel}");
+    assert!(worst_spend < 1e-2, "spend gap {worst_spend}");
+}
+
+/// EVOI through the tabulated solver equals EVOI through the general optimiser on the same
+/// readouts (one test by quadrature, a pair by Monte Carlo), and a non-concave (S-shaped) model
+/// falls back to the general optimiser.
+#[test]
+fn fast_evoi_matches_the_general_optimiser_evoi() {
+    let m = model(500, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let p = decision(&m, 200.0, ValueUnit::Money { per_kpi: 2.5 });
+    let fast = p.separable(DEFAULT_NODES).unwrap();
+    let prior = PriorOptimum::new(&p).unwrap();
+    let t1 = heavy_up(&m, 0, 0, 40.0, 40.0, 0.2, 3.0);
+    let t2 = heavy_up(&m, 2, 2, 40.0, 40.0, 0.2, 3.0);
+    for set in [vec![&t1], vec![&t1, &t2]] {
+        let s = EvoiSettings { n_readouts: 48, ..Default::default() };
+        let (a, b) = (evoi(&fast, &prior, &set, &s).unwrap(), evoi(&p, &prior, &set, &s).unwrap());
+        eprintln!(
+            "{} tests: fast {:.6} general {:.6}; linear {:.6} vs {:.6}",
+            set.len(),
+            a.evoi,
+            b.evoi,
+            a.gaussian_linear,
+            b.gaussian_linear
+        );
+        // interpolation effects only (measured 1.6e-4 relative at 32 nodes, 3e-6 at 64)
+        assert!((a.importance - b.importance).abs() < 1e-3 * b.importance, "{} vs {}", a.importance, b.importance);
+        assert!((a.gaussian_linear - b.gaussian_linear).abs() < 1e-3 * b.gaussian_linear);
+        assert_eq!(a.estimator, b.estimator);
+    }
+    // Hill curves with slope 2 are S-shaped: no fast path, identical answers
+    let half = [40.0, 25.0, 60.0, 80.0, 30.0];
+    let s_curves = SaturatingCurves::new(5, 200, |c, d| {
+        (m.beta[c][d], Saturation::Hill { ec: 1.0, slope: 2.0 }, vec![(1.0 / half[c], 1.0)])
+    });
+    let ps = BudgetDecision { curves: &s_curves, ..decision(&m, 200.0, ValueUnit::Kpi) };
+    let sep = ps.separable(DEFAULT_NODES).unwrap();
+    assert!(sep.is_fast() && !sep.is_concave());
+    assert!(p.separable(DEFAULT_NODES).unwrap().is_concave());
+}
+
+/// The grid dynamic programme + refinement against the general optimiser on random S-shaped (Hill
+/// slope 1.5–3) and concave (Michaelis–Menten) posteriors, budgets, bounds and reweightings: its
+/// objective is never below the optimiser's beyond the tolerance (the optimiser can stop in a local
+/// optimum on S-curves, the programme cannot), and on concave curves the two agree.
+#[test]
+fn grid_programme_is_at_least_as_good_as_the_general_optimiser() {
+    let nd = 300;
+    let m = model(nd, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let half = [40.0, 25.0, 60.0, 80.0, 30.0];
+    let (mut worst_s, mut worst_c, mut best_gain) = (0.0f64, 0.0f64, 0.0f64);
+    for case in 0..16u64 {
+        let u = |i: u64| rng::uniform(900 + case, 1, i);
+        let s_shaped = case % 2 == 0;
+        let slopes: Vec<f64> = (0..5).map(|c| 1.5 + 1.5 * u(40 + c)).collect();
+        let curves = SaturatingCurves::new(5, nd, |c, d| {
+            let sat = if s_shaped {
+                Saturation::Hill { ec: 1.0, slope: slopes[c] }
+            } else {
+                Saturation::MichaelisMenten { k: 1.0 }
+            };
+            (m.beta[c][d], sat, vec![(1.0 / half[c], 1.0)])
+        });
+        let budget = 50.0 + 400.0 * u(0);
+        let lower: Vec<f64> = (0..5).map(|c| if u(1 + c) < 0.3 { 0.1 * budget * u(10 + c) } else { 0.0 }).collect();
+        let upper: Vec<f64> =
+            (0..5usize).map(|c| if u(20 + c as u64) < 0.3 { lower[c] + 0.4 * budget } else { budget }).collect();
+        if upper.iter().sum::<f64>() < budget || lower.iter().sum::<f64>() > budget {
+            continue;
+        }
+        let names = (0..5).map(|c| format!("ch{c}")).collect();
+        let p = BudgetDecision {
+            curves: &curves,
+            bounds: Bounds { names, lower, upper },
+            budget,
+            unit: ValueUnit::Kpi,
+            settings: SolverSettings::default(),
+        };
+        let fast = p.separable(DEFAULT_NODES).unwrap();
+        assert!(fast.is_fast());
+        assert_eq!(fast.is_concave(), !s_shaped);
+        let kappa = 3.0 * u(30);
+        let w: Vec<f64> = (0..nd).map(|d| (kappa * rng::normal(950 + case, 2, d as u64)).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let w: Vec<f64> = w.iter().map(|x| x / total).collect();
+        // on concave curves exercise the programme directly (best_action would equalise marginals)
+        let a_grid = if s_shaped { fast.best_action(Some(&w), None).unwrap() } else { fast.grid_action(&w) };
+        let a_slow = p.best_action(Some(&w), None).unwrap();
+        let value = |a: &[f64]| {
+            let mut v = vec![0.0; nd];
+            p.draw_values(a, &mut v);
+            v.iter().zip(&w).map(|(x, y)| x * y).sum::<f64>()
+        };
+        let (vg, vs) = (value(&a_grid), value(&a_slow));
+        assert!((a_grid.iter().sum::<f64>() - budget).abs() < 1e-9 * budget);
+        assert!(a_grid.iter().zip(&p.bounds.lower).all(|(a, l)| *a >= l - 1e-9));
+        assert!(a_grid.iter().zip(&p.bounds.upper).all(|(a, h)| *a <= h + 1e-9));
+        let short = (vs - vg) / vs.abs();
+        if s_shaped {
+            worst_s = worst_s.max(short);
+            best_gain = best_gain.max(-short);
+        } else {
+            worst_c = worst_c.max(short.abs());
+        }
+    }
+    eprintln!(
+        "grid programme vs general optimiser: S-shaped worst shortfall {worst_s:.2e}, largest gain {best_gain:.2e}; concave worst |gap| {worst_c:.2e} (relative)"
+    );
+    // measured 6.7e-8 (S-shaped shortfall; largest gain 1.9e-2 where the optimiser stopped in a
+    // local optimum) and 2.5e-8 (concave gap): what remains is the 32-node interpolation error of
+    // the tabulated curves, O(δ²) in the objective at a flat optimum; 1e-6 leaves a margin of 15
+    assert!(worst_s < 1e-6, "S-shaped shortfall {worst_s}");
+    assert!(worst_c < 1e-6, "concave gap {worst_c}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,4 +747,44 @@ fn portfolio_respects_geos_count_and_test_budget() {
     let none =
         greedy_portfolio(&cands, &PortfolioConstraints::default(), |s: &[usize]| Ok(0.5 * s.len() as f64)).unwrap();
     assert!(none.picks.is_empty() && none.net_value == 0.0);
+}
+
+/// Over 10 seeds the greedy portfolio on the budget problem is the same set: single tests are
+/// deterministic quadratures, sets of tests share common random numbers.
+#[test]
+fn the_chosen_portfolio_does_not_hinge_on_the_seed() {
+    let m = model(500, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let p = decision(&m, 200.0, ValueUnit::Kpi);
+    let fast = p.separable(DEFAULT_NODES).unwrap();
+    let prior = PriorOptimum::new(&p).unwrap();
+    // 8 candidates: heavy-ups of every channel at two precisions, in overlapping geo pairs
+    let signals: Vec<TestSignal> =
+        (0..8u64).map(|i| heavy_up(&m, i, (i % 5) as usize, 40.0, 40.0, 0.2, if i < 5 { 3.0 } else { 1.5 })).collect();
+    let cands: Vec<Candidate> = (0..8)
+        .map(|i| Candidate {
+            name: signals[i].name.clone(),
+            geos: vec![format!("g{}", i % 4), format!("g{}", 4 + i % 3)],
+            cost: 0.05 * (1 + i % 3) as f64,
+        })
+        .collect();
+    let mut chosen = Vec::new();
+    for seed in 0..10u64 {
+        let settings = EvoiSettings { seed, ..Default::default() };
+        let value = |set: &[usize]| -> Result<f64, ValueError> {
+            let sig: Vec<&TestSignal> = set.iter().map(|&i| &signals[i]).collect();
+            Ok(evoi(&fast, &prior, &sig, &settings)?.evoi)
+        };
+        let g = greedy_portfolio(&cands, &PortfolioConstraints::default(), value).unwrap();
+        let mut set: Vec<usize> = g.picks.iter().map(|p| p.candidate).collect();
+        if seed == 0 {
+            for pk in &g.picks {
+                eprintln!("pick {}: marginal EVOI {:.4}, net {:.4}", pk.name, pk.marginal_evoi, pk.marginal_net);
+            }
+        }
+        set.sort_unstable();
+        chosen.push(set);
+    }
+    eprintln!("chosen over 10 seeds: {chosen:?}");
+    assert!(!chosen[0].is_empty());
+    assert!(chosen.iter().all(|c| *c == chosen[0]), "portfolio changes with the seed: {chosen:?}");
 }
