@@ -33,7 +33,7 @@ fn exogenous(w: &World) -> Vec<Vec<f64>> {
         .map(|g| {
             let mut k = w.kpi(g).to_vec();
             for c in 0..w.channels().len() {
-                let contrib = w.contribution_path(c, g, w.spend(c, g));
+                let contrib = w.contribution_path(c, g, w.spend(c, g), 0);
                 for (x, m) in k.iter_mut().zip(contrib) {
                     *x -= m;
                 }
