@@ -73,7 +73,11 @@ fn rank_on_the_demo_panel_writes_every_candidate_and_the_portfolio() {
             assert!(c[key].as_f64().is_some_and(f64::is_finite), "{key} in {c:#}");
         }
         assert!(c["evoi"]["evoi"].as_f64().unwrap() >= 0.0);
-        assert!(c["evoi"]["k_hat_max"].is_number() && c["evoi"]["estimator"].is_string());
+        // k̂ is null when no readout's weight tail was long enough to fit a Pareto (the quick fit's few draws)
+        assert!(
+            (c["evoi"]["k_hat_max"].is_number() || c["evoi"]["k_hat_max"].is_null())
+                && c["evoi"]["estimator"].is_string()
+        );
         assert!(c["cost"]["cost"].as_f64().unwrap() >= 0.0);
         assert!(c["quadrant"]["quadrant"].is_string() && c["quadrant"]["eig_target"].is_number());
         let g = c["geos"].as_array().unwrap();

@@ -15,7 +15,8 @@
 //!   already there and is not added twice.
 //! - `false`: the data are the spend without the test (a what-if on planned or simulated data),
 //!   so x_none = x̃ and x_test = x̃ + Δ̃.
-//! f_c runs adstock and saturation over the factual and the counterfactual media path, and the sum
+//!
+//! f_c runs adstock and saturation over both media paths, and the sum
 //! runs through the end of the carry-over (L_c = the channel's max lag after t₁), so the implied lift
 //! is window-, adstock- and saturation-aware (PyMC-Marketing's `add_lift_test_measurements` uses the
 //! saturation curve only). The tail stops at the data's last period: a test that ends less than L_c

@@ -630,7 +630,8 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         importance_mcse,
         gaussian_linear,
         gaussian_linear_mcse,
-        k_hat_max: ks.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        // NaN (null in JSON) when no readout's tail was long enough for a Pareto fit
+        k_hat_max: ks.iter().cloned().filter(|k| k.is_finite()).reduce(f64::max).unwrap_or(f64::NAN),
         k_hat_median: median(ks),
         unhealthy_share: unhealthy,
         ess_min: es.iter().cloned().fold(f64::INFINITY, f64::min),
