@@ -402,9 +402,16 @@ pub fn price_test(fit: &FittedModel, test: &HypotheticalTest) -> Result<ImpliedL
 /// `[calibration] tests_in_data` convention (by default the data hold the test, so the price is
 /// the data against the data less the test's change), and a `spend_path` is honoured. This is the
 /// model's out-of-sample prediction of the readout when the fit has not seen it.
+///
+/// A readout whose window ends after the fit's data (the fit is older than the test: the loop's
+/// out-of-sample check) cannot be in the data, so it is priced as the hypothetical test it
+/// describes ([`HypotheticalTest::from_record`]: the recent spend level plus the change).
 pub fn price_record(fit: &FittedModel, record: &mmloop_data::LiftTestRecord) -> Result<ImpliedLift, PricingError> {
     if fit.draws.is_empty() {
         return Err(PricingError::NoDraws);
+    }
+    if period_index(&fit.data, &record.end)? >= fit.data.n_times() {
+        return price_test(fit, &HypotheticalTest::from_record(record, &fit.data)?);
     }
     let mut spec = fit.spec.clone();
     spec.calibration.lift_tests = vec![record.clone()];

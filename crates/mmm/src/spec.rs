@@ -130,7 +130,7 @@ pub enum Pooling {
 }
 
 /// Experiment evidence the model is calibrated with.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     /// ROI priors from experiment readouts, replacing the channel's effect prior.
     pub roi_priors: Vec<RoiPriorRecord>,
@@ -145,6 +145,18 @@ pub struct Calibration {
     /// the test (a what-if on simulated or planned data): the term compares the data plus the
     /// change with the data. See [`crate::calibration`].
     pub tests_in_data: bool,
+}
+
+/// No evidence; tests in the data (the config's default).
+impl Default for Calibration {
+    fn default() -> Self {
+        Self {
+            roi_priors: Vec::new(),
+            lift_tests: Vec::new(),
+            half_lives: std::collections::BTreeMap::new(),
+            tests_in_data: true,
+        }
+    }
 }
 
 /// An experiment's ROI readout for one channel: becomes a moment-matched LogNormal ROI prior.

@@ -395,3 +395,46 @@ fn prices_do_not_depend_on_the_thread_count() {
     assert_eq!(one, run(3));
     assert!(one.mean > 0.0 && one.q05 <= one.mean && one.mean <= one.q95 && one.sd > 0.0, "{one:?}");
 }
+
+/// The loop's out-of-sample check: a readout whose window lies after the fit's data cannot be in
+/// the data, so `price_record` prices it as the hypothetical test it describes (the recent spend
+/// level plus the change), not as a calibration term (which needs the window in the data).
+#[test]
+fn a_readout_after_the_fits_data_is_priced_as_its_hypothetical_test() {
+    let fit = geo_world(Vec::new());
+    let n = fit.data.n_times();
+    let rec = record(&["ch0"], &["geo1"], n + 2, n + 5, 2500.0);
+    let priced = mmloop_mmm::pricing::price_record(&fit, &rec).unwrap();
+    let as_test = price_test(&fit, &HypotheticalTest::from_record(&rec, &fit.data).unwrap()).unwrap();
+    assert_eq!(priced.per_draw, as_test.per_draw);
+    assert!(priced.mean > 0.0, "a heavy-up's implied lift is positive: {}", priced.mean);
+    // inside the data, the same record prices as the calibration term under the spec's convention
+    let inside = record(&["ch0"], &["geo1"], 20, 23, 2500.0);
+    let fit = geo_world(vec![inside.clone()]);
+    let priced = mmloop_mmm::pricing::price_record(&fit, &inside).unwrap();
+    for (d, p) in fit.draws.iter().enumerate() {
+        assert_eq!(priced.per_draw[d], implied_lift(&fit.model, p, &fit.model.lift[0]));
+    }
+}
+
+/// `tests_in_data`: when the data hold the test, a readout of change Δ prices as f(x) − f(x − Δ);
+/// the what-if convention prices f(x + Δ) − f(x). So the in-data price of Δ is exactly minus the
+/// what-if price of −Δ (both clip a path below zero at zero), draw by draw.
+#[test]
+fn the_in_data_convention_removes_the_change_instead_of_adding_it() {
+    let rec = record(&["ch0", "ch1"], &["geo1", "geo3"], 20, 27, 4000.0);
+    let mut minus = rec.clone();
+    minus.spend_change = -rec.spend_change;
+    let mut fit = geo_world(Vec::new());
+    fit.spec.calibration.tests_in_data = false;
+    let what_if_minus = mmloop_mmm::pricing::price_record(&fit, &minus).unwrap();
+    let what_if = mmloop_mmm::pricing::price_record(&fit, &rec).unwrap();
+    fit.spec.calibration.tests_in_data = true;
+    let in_data = mmloop_mmm::pricing::price_record(&fit, &rec).unwrap();
+    for d in 0..in_data.per_draw.len() {
+        let (a, b) = (in_data.per_draw[d], -what_if_minus.per_draw[d]);
+        // the same segments and arithmetic with the two paths swapped: equal to rounding
+        assert!((a - b).abs() <= 1e-10 * a.abs().max(1e-300), "draw {d}: {a} vs {b}");
+    }
+    assert!(in_data.per_draw != what_if.per_draw, "the two conventions differ");
+}

@@ -123,7 +123,8 @@ pub fn sim_spec(opts: &SimOptions) -> ModelSpec {
             Pooling::Complete
         },
         holdout: 0,
-        calibration: Calibration::default(),
+        // the simulated data hold no test: lift-test records on them are what-ifs
+        calibration: Calibration { tests_in_data: false, ..Calibration::default() },
         fit: FitSettings {
             method: FitMethod::Laplace,
             seed: opts.seed,
