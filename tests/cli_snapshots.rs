@@ -9,6 +9,9 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::copy_dir;
+
 /// Runs `mmloop ARGS` in `dir`, asserts success, and returns its stdout and stderr, redacted.
 fn run(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mmloop")).args(args).current_dir(dir).output().unwrap();
@@ -51,13 +54,7 @@ fn redact(text: &str, dir: &Path) -> String {
 fn fresh_copy() -> tempfile::TempDir {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("data")).unwrap();
-    for e in std::fs::read_dir(root.join("data")).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), tmp.path().join("data").join(e.file_name())).unwrap();
-        }
-    }
+    copy_dir(&root.join("data"), &tmp.path().join("data"));
     tmp
 }
 

@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::copy_dir;
 
 /// Cases whose fix is in flight in another change: reported, allowed to fail until it lands. Empty:
 /// every case must pass (output-directory safety and the geo-lift limits have landed).
@@ -755,19 +756,6 @@ fn cases() -> Vec<Case> {
 // ------------------------------------------------------------------------------------------------
 // Running and checking
 // ------------------------------------------------------------------------------------------------
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 /// Content hash of every file and folder under `root`, by relative path, skipping `skip`.
 fn tree(root: &Path, skip: Option<&Path>) -> BTreeMap<PathBuf, u64> {

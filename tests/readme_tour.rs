@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::copy_dir;
+
 /// A command of the README: its first line number and its words (continuation lines joined).
 struct ReadmeCommand {
     line: usize,
@@ -45,19 +48,6 @@ fn readme_commands(readme: &str) -> Vec<ReadmeCommand> {
     }
     out.extend(pending);
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]

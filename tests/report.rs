@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod common;
+use common::copy_dir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mmloop");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -472,14 +475,6 @@ fn err(args: &[&str]) -> String {
     let o = mmloop(args);
     assert!(!o.status.success(), "mmloop {args:?} should have failed");
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
 }
 
 #[test]

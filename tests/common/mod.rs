@@ -45,3 +45,18 @@ column = "promo"
     );
     std::fs::write(dir.join("sim.toml"), config).unwrap();
 }
+
+/// Copies the directory `from` to `to`, recursively (a fresh copy of bundled data or an output).
+#[allow(dead_code)] // not every test binary that includes this module copies a directory
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
