@@ -15,7 +15,8 @@ pub struct SimulateArgs {
     /// Quarterly cycles per world and arm.
     #[arg(long, default_value_t = 5, value_parser = crate::panel_args::count)]
     pub cycles: usize,
-    /// Arms, comma-separated: evoi, eig, uncertainty, random, none, oracle.
+    /// Arms, comma-separated: evoi, eig, uncertainty, random, none, oracle; also evoi_nodecay (evoi
+    /// with evidence that never ages). random runs as many tests as evoi chose in the same cycle.
     #[arg(long, default_value = "evoi,eig,uncertainty,random,none,oracle")]
     pub arms: String,
     /// Master seed: worlds, noise, fits, designs and EVOI readouts all derive from it.
@@ -24,6 +25,11 @@ pub struct SimulateArgs {
     /// How the MMM is fitted each cycle: laplace (fast) or nuts.
     #[arg(long, default_value = "laplace")]
     pub method: String,
+    /// The world distribution: well_specified, wrong_adstock (delayed Weibull carry-over the geometric
+    /// model cannot fit), confounded (strong hidden demand in every world), drift (effects drift up to
+    /// ±50 % a year; compare evoi with evoi_nodecay), biased_experiments (20 % of readouts ×1.5-2.5).
+    #[arg(long, default_value = "well_specified")]
+    pub scenario: String,
     /// Channels per world: a number (5) or a range (3-8).
     #[arg(long, default_value = "3-8")]
     pub channels: String,
@@ -82,6 +88,7 @@ fn settings(args: &SimulateArgs) -> anyhow::Result<SimSettings> {
         ..Default::default()
     };
     s.distribution.channels = channels_range(&args.channels)?;
+    let s = s.scenario(&args.scenario)?;
     s.validate()?;
     if args.nuts_check > args.worlds {
         anyhow::bail!("--nuts-check: {} is more than the {} worlds simulated", args.nuts_check, args.worlds);

@@ -4,7 +4,7 @@
 //! ## Lift-test likelihood
 //! For a record with channels C, treated geos G, window [t₀, t₁] and spend change Δ:
 //! ```text
-//! implied = Σ_{c∈C} Σ_{g∈G} Σ_{t=t₀}^{t₁+L_c} κ_g·β(g,c)·[f_c(x_test)(g,t) − f_c(x_none)(g,t)]
+//! implied = Σ_{c∈C} Σ_{g∈G} Σ_{t=t₀}^{t_end} κ_g·β(g,c)·[f_c(x_test)(g,t) − f_c(x_none)(g,t)]
 //! observed ~ Normal(implied, standard_error)
 //! ```
 //! with the media path with the test, x_test, and without it, x_none, read off the data x̃ by
@@ -16,12 +16,18 @@
 //! - `false`: the data are the spend without the test (a what-if on planned or simulated data),
 //!   so x_none = x̃ and x_test = x̃ + Δ̃.
 //!
-//! f_c runs adstock and saturation over both media paths, and the sum
-//! runs through the end of the carry-over (L_c = the channel's max lag after t₁), so the implied lift
-//! is window-, adstock- and saturation-aware (PyMC-Marketing's `add_lift_test_measurements` uses the
-//! saturation curve only). The tail stops at the data's last period: a test that ends less than L_c
-//! periods before it loses the rest of its carry-over here ([`crate::pricing`] prices the same record
-//! identically with `Tail::DataEnd`, and with `Tail::Full` extends the tail at the recent spend level). Δ is the record's `spend_path` or `spend_change` spread evenly over the
+//! f_c runs adstock and saturation over both media paths (the adstock sees the history before t₀),
+//! so the implied lift is window-, adstock- and saturation-aware (PyMC-Marketing's
+//! `add_lift_test_measurements` uses the saturation curve only). The sum covers what the readout
+//! measured, by `[calibration] lift_counts_carryover`
+//! ([`crate::spec::Calibration::lift_counts_carryover`]):
+//! - `false` (the default): t_end = t₁, the record's window — a geo-lift readout sums treated minus
+//!   control over the window only, so the carry-over inside the window counts and the tail after it
+//!   does not ([`crate::pricing`] prices the same as `Tail::WindowOnly`);
+//! - `true`: t_end = t₁ + L_c, through the end of the carry-over (L_c the channel's max lag),
+//!   stopping at the data's last period (`Tail::DataEnd`).
+//!
+//! Δ is the record's `spend_path` or `spend_change` spread evenly over the
 //! treated geos and periods; a channel set shares it in proportion to the channels' spend in the
 //! window (equally if none). Spend is turned into the media driver's units with the cell's own
 //! exposure/spend ratio (the channel's overall ratio where the cell has no spend), then scaled as the
@@ -155,7 +161,9 @@ pub fn build_lift_terms(model: &MmmModel, spec: &ModelSpec, data: &Dataset) -> R
             for &g in touched.iter() {
                 let first = (0..t_n).find(|&t| delta[g * t_n + t] != 0.0).unwrap_or(t0).min(t0);
                 let last = (0..t_n).rev().find(|&t| delta[g * t_n + t] != 0.0).unwrap_or(t1).max(t1);
-                let seg_end = (last + lag + 1).min(t_n);
+                // the readout's periods: the window (through the last changed period), or with the
+                // adstock tail after it when the record's number includes the carry-over
+                let seg_end = if spec.calibration.lift_counts_carryover { last + lag + 1 } else { last + 1 }.min(t_n);
                 let scale = model.geo_size[g] * ch.media_scale;
                 // the test's change in scaled media units at (g, t)
                 let change = |t: usize| {

@@ -612,6 +612,9 @@ struct RawCalibration {
     /// Whether the data already hold the tests' spend changes (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tests_in_data: Option<bool>,
+    /// Whether a lift term counts the carry-over after the window (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lift_counts_carryover: Option<bool>,
 }
 
 impl RawCalibration {
@@ -621,6 +624,7 @@ impl RawCalibration {
             && self.lift_test.is_empty()
             && self.half_lives.is_empty()
             && self.tests_in_data.is_none()
+            && self.lift_counts_carryover.is_none()
     }
 }
 
@@ -1185,6 +1189,7 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
             lift_tests: records,
             half_lives: c.half_lives,
             tests_in_data: c.tests_in_data.unwrap_or(true),
+            lift_counts_carryover: c.lift_counts_carryover.unwrap_or(false),
         },
         fit,
     })
@@ -1400,6 +1405,7 @@ impl RawConfig {
                 lift_test: s.calibration.lift_tests.clone(),
                 half_lives: s.calibration.half_lives.clone(),
                 tests_in_data: (!s.calibration.tests_in_data).then_some(false),
+                lift_counts_carryover: s.calibration.lift_counts_carryover.then_some(true),
             },
             fit: RawFit {
                 method: Some(s.fit.method.to_string()),

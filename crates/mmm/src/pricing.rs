@@ -26,8 +26,7 @@
 //!   max lag after the window's last period, so the whole effect of the change is counted (adstock
 //!   weights vanish beyond L_c, so the sum is complete); where that tail passes the data's end, the
 //!   factual media there is the recent level. [`Tail::DataEnd`]: the tail stops at the data's last
-//!   period (the calibration term's rule, so a past test is priced exactly as its calibration term
-//!   would be). [`Tail::WindowOnly`]: only the window's periods (what a readout that stops with the
+//!   period (the calibration term's rule under `[calibration] lift_counts_carryover = true`). [`Tail::WindowOnly`]: only the window's periods (what a readout that stops with the
 //!   test measures). Adstock is causal, so cutting the sum never changes the periods counted.
 //! - **Geos.** An empty list, or a national model, means every geo (in a national model the test
 //!   acts on the national series, as for calibration records).
@@ -72,7 +71,8 @@ pub enum Tail {
     /// Through the channel's max lag after the window, past the data's end if need be.
     #[default]
     Full,
-    /// Through the max lag, but not past the data's last period (the calibration term's rule).
+    /// Through the max lag, but not past the data's last period (the calibration term's rule when
+    /// it counts the carry-over).
     DataEnd,
     /// The window's periods only.
     WindowOnly,
@@ -405,13 +405,19 @@ pub fn price_test(fit: &FittedModel, test: &HypotheticalTest) -> Result<ImpliedL
 ///
 /// A readout whose window ends after the fit's data (the fit is older than the test: the loop's
 /// out-of-sample check) cannot be in the data, so it is priced as the hypothetical test it
-/// describes ([`HypotheticalTest::from_record`]: the recent spend level plus the change).
+/// describes ([`HypotheticalTest::from_record`]: the recent spend level plus the change), over
+/// the periods its term would count: the window (`Tail::WindowOnly`), or with
+/// `[calibration] lift_counts_carryover` the tail within the data (`Tail::DataEnd`).
 pub fn price_record(fit: &FittedModel, record: &mmloop_data::LiftTestRecord) -> Result<ImpliedLift, PricingError> {
     if fit.draws.is_empty() {
         return Err(PricingError::NoDraws);
     }
     if period_index(&fit.data, &record.end)? >= fit.data.n_times() {
-        return price_test(fit, &HypotheticalTest::from_record(record, &fit.data)?);
+        let mut test = HypotheticalTest::from_record(record, &fit.data)?;
+        if !fit.spec.calibration.lift_counts_carryover {
+            test.tail = Tail::WindowOnly;
+        }
+        return price_test(fit, &test);
     }
     let mut spec = fit.spec.clone();
     spec.calibration.lift_tests = vec![record.clone()];

@@ -145,9 +145,18 @@ pub struct Calibration {
     /// the test (a what-if on simulated or planned data): the term compares the data plus the
     /// change with the data. See [`crate::calibration`].
     pub tests_in_data: bool,
+    /// Whether a lift term counts the carry-over after the test window (`[calibration]
+    /// lift_counts_carryover`, default false). A geo-lift readout sums treated minus synthetic
+    /// control over the record's window [start, end], so by default the term counts the model's
+    /// lift over those periods only; the adstock tail after `end` is not in the readout. Set true
+    /// for readouts whose number includes the full carry-over (for instance one measured through a
+    /// cool-down, recorded with the spend window as start/end). In simulated worlds the tail after
+    /// the window is 7–22 % of a test's lift (α 0.2–0.6), so counting it against a window-only
+    /// readout under-credits the tested channel by as much.
+    pub lift_counts_carryover: bool,
 }
 
-/// No evidence; tests in the data (the config's default).
+/// No evidence; tests in the data; lift counted over the record's window (the config's defaults).
 impl Default for Calibration {
     fn default() -> Self {
         Self {
@@ -155,6 +164,7 @@ impl Default for Calibration {
             lift_tests: Vec::new(),
             half_lives: std::collections::BTreeMap::new(),
             tests_in_data: true,
+            lift_counts_carryover: false,
         }
     }
 }

@@ -52,26 +52,54 @@ fn record(channels: &[&str], geos: &[&str], start: usize, end: usize, change: f6
     }
 }
 
+/// A record in the data prices exactly as its calibration term, under both of
+/// `[calibration] lift_counts_carryover`'s rules: the window only (`Tail::WindowOnly`, the default)
+/// and through the carry-over, stopping at the data's end (`Tail::DataEnd`).
 #[test]
 fn a_past_test_is_priced_exactly_as_its_calibration_term() {
     // one record well inside the data, one whose carry-over tail runs into the data's end
     // (the calibration rule stops the tail there; from_record prices with the same rule)
     let recs = vec![record(&["ch0", "ch1"], &["geo2", "geo0"], 20, 27, -3000.0), record(&["ch1"], &[], 55, 58, 1500.0)];
-    let fit = geo_world(recs.clone());
-    for (i, rec) in recs.iter().enumerate() {
-        let test = HypotheticalTest::from_record(rec, &fit.data).unwrap();
-        let (term, money) = build_term(&fit, &test).unwrap();
-        // same segments, bit for bit: one construction, shared
-        assert_eq!(term.parts, fit.model.lift[i].parts, "record {i}");
-        assert!((money - rec.spend_change).abs() <= 1e-9 * rec.spend_change.abs());
-        let priced = price_test(&fit, &test).unwrap();
-        for (d, p) in fit.draws.iter().enumerate() {
-            let cal = implied_lift(&fit.model, p, &fit.model.lift[i]);
-            // the same arithmetic in the same order: equality to rounding (1e-10 relative is loose)
-            assert!((priced.per_draw[d] - cal).abs() <= 1e-10 * cal.abs().max(1e-300), "record {i} draw {d}");
-            assert!(cal != 0.0);
+    for (carryover, tail) in [(false, Tail::WindowOnly), (true, Tail::DataEnd)] {
+        let mut fit = geo_world(recs.clone());
+        fit.spec.calibration.lift_counts_carryover = carryover;
+        fit.model = MmmModel::new(&fit.spec, &fit.data).unwrap();
+        for (i, rec) in recs.iter().enumerate() {
+            let mut test = HypotheticalTest::from_record(rec, &fit.data).unwrap();
+            test.tail = tail;
+            let (term, money) = build_term(&fit, &test).unwrap();
+            // same segments, bit for bit: one construction, shared
+            assert_eq!(term.parts, fit.model.lift[i].parts, "record {i}, carry-over {carryover}");
+            assert!((money - rec.spend_change).abs() <= 1e-9 * rec.spend_change.abs());
+            let priced = price_test(&fit, &test).unwrap();
+            for (d, p) in fit.draws.iter().enumerate() {
+                let cal = implied_lift(&fit.model, p, &fit.model.lift[i]);
+                // the same arithmetic in the same order: equality to rounding (1e-10 relative is loose)
+                assert!((priced.per_draw[d] - cal).abs() <= 1e-10 * cal.abs().max(1e-300), "record {i} draw {d}");
+                assert!(cal != 0.0);
+            }
         }
     }
+}
+
+/// The carry-over after a window is lift the window-only rule leaves out: for a heavy-up
+/// (positive change on a positive effect) the rule with the tail implies more, draw by draw, and
+/// the two agree on a record whose window ends at the data's last period (no tail to count).
+#[test]
+fn counting_the_carryover_adds_the_tail_after_the_window() {
+    let n = 60;
+    let inner = record(&["ch0"], &["geo1"], 20, 23, 2500.0);
+    let at_end = record(&["ch0"], &["geo1"], n - 4, n - 1, 2500.0);
+    let price = |carryover: bool, rec: &LiftTestRecord| {
+        let mut fit = geo_world(Vec::new());
+        fit.spec.calibration.lift_counts_carryover = carryover;
+        mmloop_mmm::pricing::price_record(&fit, rec).unwrap().per_draw
+    };
+    let (window, full) = (price(false, &inner), price(true, &inner));
+    for (w, f) in window.iter().zip(&full) {
+        assert!(*w > 0.0 && f > w, "window {w}, with carry-over {f}");
+    }
+    assert_eq!(price(false, &at_end), price(true, &at_end));
 }
 
 /// The geo demo with its true parameters, in the model's scaled units: θ = α, φ = (ec·p̄/m_c, n),
@@ -405,7 +433,10 @@ fn a_readout_after_the_fits_data_is_priced_as_its_hypothetical_test() {
     let n = fit.data.n_times();
     let rec = record(&["ch0"], &["geo1"], n + 2, n + 5, 2500.0);
     let priced = mmloop_mmm::pricing::price_record(&fit, &rec).unwrap();
-    let as_test = price_test(&fit, &HypotheticalTest::from_record(&rec, &fit.data).unwrap()).unwrap();
+    // over the window, as the readout measures and the calibration term will count it
+    let mut test = HypotheticalTest::from_record(&rec, &fit.data).unwrap();
+    test.tail = Tail::WindowOnly;
+    let as_test = price_test(&fit, &test).unwrap();
     assert_eq!(priced.per_draw, as_test.per_draw);
     assert!(priced.mean > 0.0, "a heavy-up's implied lift is positive: {}", priced.mean);
     // inside the data, the same record prices as the calibration term under the spec's convention

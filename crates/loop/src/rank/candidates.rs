@@ -266,7 +266,7 @@ pub fn design_candidates(
     spec.validate(fit)?;
     let n = fit.model.n_times;
     let mut out = Vec::new();
-    for d in selection.candidates.iter().take(spec.designs) {
+    for d in spread_designs(&selection.candidates, spec.designs) {
         let sigma = d.curve.se_incremental();
         if !(sigma.is_finite() && sigma > 0.0) {
             continue;
@@ -304,6 +304,56 @@ pub fn design_candidates(
         ));
     }
     Ok(out)
+}
+
+/// The `k` designs that become candidates: in rank order, first every design whose treated geos are
+/// disjoint from those already taken, then the best of the rest. The search ranks designs by the
+/// KPI panel alone, so its top designs tend to share their best markets; taken in plain rank order
+/// they would leave a portfolio room for a single test a cycle. Disjoint designs first let up to
+/// `k` tests run side by side (no geo in two tests).
+fn spread_designs(ranked: &[mmloop_geolift::design::Candidate], k: usize) -> Vec<&mmloop_geolift::design::Candidate> {
+    spread(ranked.len(), k, |i| &ranked[i].treated).into_iter().map(|i| &ranked[i]).collect()
+}
+
+/// [`spread_designs`] on indices: `treated(i)` is the i-th ranked design's treated geos.
+fn spread<'a>(n: usize, k: usize, treated: impl Fn(usize) -> &'a [String]) -> Vec<usize> {
+    let mut taken: Vec<usize> = Vec::with_capacity(k);
+    for i in 0..n {
+        if taken.len() == k {
+            break;
+        }
+        if taken.iter().all(|&j| treated(j).iter().all(|g| !treated(i).contains(g))) {
+            taken.push(i);
+        }
+    }
+    for i in 0..n {
+        if taken.len() == k {
+            break;
+        }
+        if !taken.contains(&i) {
+            taken.push(i);
+        }
+    }
+    taken.sort_unstable();
+    taken
+}
+
+#[cfg(test)]
+mod spread_tests {
+    #[test]
+    fn disjoint_designs_come_first_then_the_best_of_the_rest_in_rank_order() {
+        let sets: Vec<Vec<String>> = [vec!["a", "b"], vec!["a", "c"], vec!["d", "e"], vec!["b", "f"], vec!["g"]]
+            .iter()
+            .map(|s| s.iter().map(|g| g.to_string()).collect())
+            .collect();
+        let t = |i: usize| sets[i].as_slice();
+        assert_eq!(super::spread(5, 2, t), [0, 2]);
+        assert_eq!(super::spread(5, 3, t), [0, 2, 4]);
+        // only three are disjoint: the fourth is the best of the rest
+        assert_eq!(super::spread(5, 4, t), [0, 1, 2, 4]);
+        assert_eq!(super::spread(5, 9, t), [0, 1, 2, 3, 4]);
+        assert_eq!(super::spread(0, 3, t), Vec::<usize>::new());
+    }
 }
 
 /// A stated readout precision for tests without a panel: the standard error of the incremental

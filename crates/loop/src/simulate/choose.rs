@@ -81,7 +81,17 @@ fn pick_disjoint(
     out
 }
 
-/// The tests `arm` chooses on `fit` this cycle. `seed` is the cycle's (shared by every arm).
+/// The cycle's decision context: `seed` is the cycle's (shared by every arm); `k` the most tests
+/// (`random` picks exactly `k` when they fit side by side); the budget and its per-channel
+/// (channel, lower, upper) guardrails the tests' value is judged by.
+pub struct Decision<'a> {
+    pub seed: u64,
+    pub k: usize,
+    pub budget: f64,
+    pub bounds: &'a [(String, f64, f64)],
+}
+
+/// The tests `arm` chooses on `fit` this cycle.
 pub fn choose(
     arm: Arm,
     settings: &SimSettings,
@@ -89,9 +99,10 @@ pub fn choose(
     fit: &FittedModel,
     analysis: &Analysis,
     ledger: &Ledger,
-    seed: u64,
+    decision: &Decision,
 ) -> Result<Choice, String> {
-    if matches!(arm, Arm::None | Arm::Oracle) {
+    let (seed, k) = (decision.seed, decision.k);
+    if matches!(arm, Arm::None | Arm::Oracle) || k == 0 {
         return Ok(Choice::default());
     }
     let panel = world.panel(None).map_err(|e| e.to_string())?;
@@ -104,11 +115,11 @@ pub fn choose(
         return Ok(Choice::default());
     }
     let all = &fit.model.geos;
-    let k = settings.max_tests;
     let picked: Vec<usize> = match arm {
-        Arm::Evoi => {
-            let ranking = rank::rank(fit, &cands, &settings.rank_settings(seed), &NoProgress)
-                .map_err(|e| format!("ranking: {e}"))?;
+        Arm::Evoi | Arm::EvoiNoDecay => {
+            let ranking =
+                rank::rank(fit, &cands, &settings.rank_settings(seed, decision.budget, decision.bounds), &NoProgress)
+                    .map_err(|e| format!("ranking: {e}"))?;
             ranking
                 .portfolio
                 .greedy

@@ -11,8 +11,9 @@
 //!    SQLite file) with its age-inflated variance ([`crate::cycle::fit::calibrate_on_ledger`]);
 //! 3. **score** the fit against the truth: ROI RMSE, 90 % interval coverage and width;
 //! 4. **recommend** a budget with the real optimiser ([`crate::cycle::budget::recommend`]: the
-//!    current spend of the last `horizon` weeks re-split within ±`relative`) and score it against
-//!    the true optimum within the same bounds: misallocation cost and decision efficiency;
+//!    plan's total — the spend of the `horizon` weeks before cycle 1 — re-split within ±`relative`
+//!    of the plan's split, the same guardrails every cycle) and score it against the true optimum
+//!    within the same guardrails: misallocation cost and decision efficiency;
 //! 5. **choose tests** by the arm's rule ([`choose`]) among candidate geo designs on the world's
 //!    panel ([`crate::rank::build_candidates`]), run them in the world while it follows the
 //!    recommendation for `horizon` weeks, and read them out with the real geo-lift estimators
@@ -60,11 +61,16 @@ use std::path::{Path, PathBuf};
 pub enum Arm {
     /// The ranking's portfolio: greedy on joint EVOI net of cost ([`crate::rank::rank`]).
     Evoi,
+    /// `evoi` with evidence that never ages (every half-life 10¹² weeks): what decay buys, in the
+    /// `drift` scenario above all. Not in the default arms.
+    #[serde(rename = "evoi_nodecay")]
+    EvoiNoDecay,
     /// Greedy on joint expected information gain alone (Gaussian, [`crate::value::eig_joint`]).
     Eig,
     /// The channels with the highest posterior ROI sd, each tested by its most precise design.
     Uncertainty,
-    /// Random candidates, as many as `max_tests`.
+    /// Random candidates: as many as `evoi` chose in the same world and cycle when `evoi` runs
+    /// too, otherwise `max_tests`.
     Random,
     /// No tests: the MMM alone, refitted each cycle on the new data.
     None,
@@ -73,11 +79,16 @@ pub enum Arm {
 }
 
 impl Arm {
+    /// The default arms of `mmloop simulate`.
     pub const ALL: [Arm; 6] = [Arm::Evoi, Arm::Eig, Arm::Uncertainty, Arm::Random, Arm::None, Arm::Oracle];
+    /// Every arm `--arms` accepts.
+    pub const KNOWN: [Arm; 7] =
+        [Arm::Evoi, Arm::EvoiNoDecay, Arm::Eig, Arm::Uncertainty, Arm::Random, Arm::None, Arm::Oracle];
 
     pub fn name(self) -> &'static str {
         match self {
             Arm::Evoi => "evoi",
+            Arm::EvoiNoDecay => "evoi_nodecay",
             Arm::Eig => "eig",
             Arm::Uncertainty => "uncertainty",
             Arm::Random => "random",
@@ -90,12 +101,12 @@ impl Arm {
     pub fn parse_list(s: &str) -> Result<Vec<Arm>, SimError> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let arm = Arm::ALL.into_iter().find(|a| a.name() == part.to_lowercase()).ok_or_else(|| {
+            let arm = Arm::KNOWN.into_iter().find(|a| a.name() == part.to_lowercase()).ok_or_else(|| {
                 SimError::option(
                     "--arms",
                     format!(
                         "unknown arm {part:?}; choose from {}",
-                        Arm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                        Arm::KNOWN.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
                     ),
                 )
             })?;
@@ -142,10 +153,13 @@ pub struct SimSettings {
     pub arms: Vec<Arm>,
     pub seed: u64,
     pub method: FitMethod,
+    /// The scenario's name ([`crate::world::SCENARIOS`]); `distribution` is its distribution
+    /// (see [`SimSettings::scenario`]).
+    pub scenario: String,
     pub distribution: WorldDistribution,
     /// Weeks per cycle: the planning horizon and the time the world moves on.
     pub horizon: usize,
-    /// The budget may move each channel ±`relative` of its current spend.
+    /// The guardrails: each channel within ±`relative` of its spend in the plan (before cycle 1).
     pub relative: f64,
     /// Most tests a cycle (the portfolio's K; the count `eig`, `uncertainty` and `random` pick).
     pub max_tests: usize,
@@ -174,6 +188,7 @@ impl Default for SimSettings {
             arms: Arm::ALL.to_vec(),
             seed: 1,
             method: FitMethod::Laplace,
+            scenario: "well_specified".into(),
             distribution: WorldDistribution::default(),
             horizon: 13,
             relative: 0.3,
@@ -186,15 +201,35 @@ impl Default for SimSettings {
             evpi_draws: 200,
             design_windows: 6,
             design_max_candidates: 20,
-            designs: 2,
+            designs: 3,
             durations: vec![4, 8],
-            readout: ReadoutOptions::fast(),
+            // augmented SC: its 90 % interval covered the true lift 84–89 % of the time over 100
+            // worlds where SC's covered 72 % (world::tests::readout_coverage_table); a readout that
+            // is over-confident would make every calibrated fit over-confident too
+            readout: ReadoutOptions::with_estimator("ascm"),
             threshold: Threshold::default(),
         }
     }
 }
 
 impl SimSettings {
+    /// Switches to a named scenario ([`crate::world::SCENARIOS`]), keeping the channel and geo
+    /// ranges already set. Errors name `--scenario` and list the scenarios.
+    pub fn scenario(mut self, name: &str) -> Result<Self, SimError> {
+        let name = name.trim().to_lowercase();
+        let mut d = WorldDistribution::scenario(&name).ok_or_else(|| {
+            SimError::option(
+                "--scenario",
+                format!("unknown scenario {name:?}; choose from {}", crate::world::SCENARIOS.join(", ")),
+            )
+        })?;
+        d.channels = self.distribution.channels;
+        d.geos = self.distribution.geos;
+        self.distribution = d;
+        self.scenario = name;
+        Ok(self)
+    }
+
     /// Checks every setting; errors name the CLI option.
     pub fn validate(&self) -> Result<(), SimError> {
         let pos = |option: &str, v: usize| {
@@ -245,8 +280,14 @@ impl SimSettings {
         rng::bits(self.seed, STREAM_CHOICE + world as u64, cycle as u64)
     }
 
-    fn rank_settings(&self, seed: u64) -> RankSettings {
-        let mut s = RankSettings { horizon: self.horizon, relative: self.relative, ..Default::default() };
+    fn rank_settings(&self, seed: u64, budget: f64, bounds: &[(String, f64, f64)]) -> RankSettings {
+        let mut s = RankSettings {
+            horizon: self.horizon,
+            relative: self.relative,
+            budget: Some(budget),
+            bounds: bounds.to_vec(),
+            ..Default::default()
+        };
         s.constraints.max_tests = self.max_tests;
         s.evoi.n_readouts = self.evoi_readouts;
         s.evoi.seed = seed;
@@ -288,7 +329,8 @@ pub struct Row {
     pub confounding: f64,
     /// Weeks observed when the cycle fitted and decided.
     pub weeks: usize,
-    /// The budget over the horizon (the current spend of the last `horizon` weeks).
+    /// The budget over the horizon: the plan's total (the spend of the `horizon` weeks before
+    /// cycle 1), the same every cycle.
     pub budget: f64,
     /// True incremental outcome of the true optimum within the bounds.
     pub oracle_outcome: f64,
@@ -296,10 +338,10 @@ pub struct Row {
     pub misallocation_cost: f64,
     /// `misallocation_cost` / `oracle_outcome`.
     pub misallocation_share: f64,
-    /// The current split's misallocation cost (what not moving would cost).
+    /// The plan's misallocation cost this cycle (what never moving from the plan would cost).
     pub start_cost: f64,
-    /// Share of the achievable improvement over the current split captured; NaN when the
-    /// current split is already optimal.
+    /// Share of the achievable improvement over the plan captured; NaN when the plan is already
+    /// optimal.
     pub decision_efficiency: f64,
     /// Posterior-mean ROI against the true ROI over the observed weeks (NaN for the oracle).
     pub roi_rmse: f64,
@@ -330,8 +372,8 @@ pub struct SimResult {
     pub seconds: f64,
 }
 
-/// Runs every world × arm (in parallel, collected in order). `progress` is called once per world
-/// finished (all its arms), from any thread.
+/// Runs every world (in parallel, collected in order; a world's arms one after another).
+/// `progress` is called once per world finished (all its arms), from any thread.
 pub fn simulate(settings: &SimSettings, progress: &(dyn Fn() + Sync)) -> Result<SimResult, SimError> {
     simulate_worlds(settings, &(0..settings.worlds).collect::<Vec<_>>(), progress)
 }
@@ -344,17 +386,11 @@ pub fn simulate_worlds(
 ) -> Result<SimResult, SimError> {
     settings.validate()?;
     let t0 = std::time::Instant::now();
-    let n_arms = settings.arms.len();
-    let done: Vec<std::sync::atomic::AtomicUsize> =
-        worlds.iter().map(|_| std::sync::atomic::AtomicUsize::new(0)).collect();
-    let pairs: Vec<(usize, usize)> = (0..worlds.len()).flat_map(|w| (0..n_arms).map(move |a| (w, a))).collect();
-    let results: Vec<Result<Vec<Row>, SimError>> = pairs
+    let results: Vec<Result<Vec<Row>, SimError>> = worlds
         .par_iter()
-        .map(|&(wi, a)| {
-            let r = run_arm(settings, worlds[wi], settings.arms[a]);
-            if done[wi].fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n_arms {
-                progress();
-            }
+        .map(|&w| {
+            let r = run_world(settings, w);
+            progress();
             r
         })
         .collect();
@@ -363,6 +399,31 @@ pub fn simulate_worlds(
         rows.extend(r?);
     }
     Ok(SimResult { rows, settings: settings.clone(), seconds: t0.elapsed().as_secs_f64() })
+}
+
+/// What the arms of one world share.
+///
+/// - The first cycle's fit: at cycle 1 every arm sees the same world, the same fit seed and an
+///   empty ledger, so the fit (a pure function of those) is computed once.
+/// - `random`'s test count: the number `evoi` chose in the same cycle (`evoi` runs first).
+#[derive(Default)]
+struct Shared {
+    first_fit: Option<(FittedModel, mmloop_mmm::analysis::Analysis, f64)>,
+    evoi_tests: Vec<usize>,
+}
+
+/// Every arm of world `w`, rows in the settings' arm order. `evoi` runs first so that `random` can
+/// match its number of tests.
+pub fn run_world(settings: &SimSettings, w: usize) -> Result<Vec<Row>, SimError> {
+    let arms = &settings.arms;
+    let mut order: Vec<usize> = (0..arms.len()).collect();
+    order.sort_by_key(|&i| arms[i] != Arm::Evoi);
+    let mut shared = Shared::default();
+    let mut by_arm: Vec<Vec<Row>> = vec![Vec::new(); arms.len()];
+    for i in order {
+        by_arm[i] = run_arm_shared(settings, w, arms[i], &mut shared, &mut |_, _| {})?;
+    }
+    Ok(by_arm.into_iter().flatten().collect())
 }
 
 /// Runs `f` on `jobs` worker threads (`None`: rayon's default, all cores or `RAYON_NUM_THREADS`).
@@ -413,7 +474,7 @@ struct Pending {
     covers: bool,
 }
 
-/// One world under one arm, every cycle.
+/// One world under one arm, every cycle, alone (`random` then picks `max_tests` tests).
 pub fn run_arm(settings: &SimSettings, w: usize, arm: Arm) -> Result<Vec<Row>, SimError> {
     run_arm_with(settings, w, arm, &mut |_, _| {})
 }
@@ -425,6 +486,16 @@ pub fn run_arm_with(
     arm: Arm,
     inspect: &mut dyn FnMut(usize, &World),
 ) -> Result<Vec<Row>, SimError> {
+    run_arm_shared(settings, w, arm, &mut Shared::default(), inspect)
+}
+
+fn run_arm_shared(
+    settings: &SimSettings,
+    w: usize,
+    arm: Arm,
+    shared: &mut Shared,
+    inspect: &mut dyn FnMut(usize, &World),
+) -> Result<Vec<Row>, SimError> {
     let run_err = |cycle: usize, message: String| SimError::Run { world: w, arm, cycle, message };
     let mut world = world_of(settings, w).map_err(|e| run_err(0, e.to_string()))?;
     let tmp = temp_ledger(settings.seed, w, arm);
@@ -433,14 +504,22 @@ pub fn run_arm_with(
     let mut pending: Vec<Pending> = Vec::new();
     let mut n_readouts = 0usize;
     let mut rows = Vec::with_capacity(settings.cycles);
+    // the plan: the split of the last `horizon` weeks before cycle 1. Its total is every cycle's
+    // budget and ±`relative` around it are the guardrails every cycle's decision stays within, so
+    // costs are comparable across cycles and arms (a moving window around each cycle's own spend
+    // would let an arm that drifted away compare itself with a worse optimum)
+    let h = settings.horizon;
+    let plan0 = world.recent_spend(h);
+    let total0: f64 = plan0.iter().sum();
+    let guard = world.planner(h).bounds_around(&plan0, settings.relative);
+    let overrides: Vec<(String, f64, f64)> =
+        guard.names.iter().enumerate().map(|(c, n)| (n.clone(), guard.lower[c], guard.upper[c])).collect();
     for cycle in 1..=settings.cycles {
         inspect(cycle, &world);
         let err = |m: String| run_err(cycle, m);
-        let h = settings.horizon;
-        let current = world.recent_spend(h);
         let plan = world.planner(h);
-        let bounds = plan.bounds_around(&current, settings.relative);
-        let start = plan.misallocation_within(&current, &bounds).map_err(|e| err(e.to_string()))?;
+        let bounds = guard.clone();
+        let start = plan.misallocation_within(&plan0, &bounds).map_err(|e| err(e.to_string()))?;
         let truth = world.true_roi();
         let mut row = Row {
             world: w,
@@ -450,7 +529,7 @@ pub fn run_arm_with(
             geos: world.geo_names().len(),
             confounding: world.spec().confounding,
             weeks: world.weeks(),
-            budget: current.iter().sum(),
+            budget: total0,
             oracle_outcome: start.oracle_outcome,
             misallocation_cost: f64::NAN,
             misallocation_share: f64::NAN,
@@ -479,10 +558,23 @@ pub fn run_arm_with(
             (start.oracle_spend.clone(), Choice::default())
         } else {
             let t0 = std::time::Instant::now();
-            let l = ledger.take().ok_or_else(|| err("the ledger was lost".into()))?;
-            let (fitted, analysis, l) = fit_cycle(settings, &world, data_path, l, w, cycle).map_err(err)?;
-            ledger = Some(l);
-            row.fit_seconds = t0.elapsed().as_secs_f64();
+            let (fitted, analysis) = match (&shared.first_fit, cycle) {
+                (Some((f, a, seconds)), 1) => {
+                    row.fit_seconds = *seconds;
+                    (f.clone(), a.clone())
+                }
+                _ => {
+                    let l = ledger.take().ok_or_else(|| err("the ledger was lost".into()))?;
+                    let (fitted, analysis, l) =
+                        fit_cycle(settings, &world, data_path, l, w, arm, cycle).map_err(err)?;
+                    ledger = Some(l);
+                    row.fit_seconds = t0.elapsed().as_secs_f64();
+                    if cycle == 1 {
+                        shared.first_fit = Some((fitted.clone(), analysis.clone(), row.fit_seconds));
+                    }
+                    (fitted, analysis)
+                }
+            };
             let (mut se, mut covered, mut width) = (0.0, 0usize, 0.0);
             for (c, t) in analysis.channels.iter().zip(&truth) {
                 se += (c.roi.mean - t).powi(2);
@@ -496,23 +588,33 @@ pub fn run_arm_with(
             let rec: BudgetOutcome = budget::recommend(
                 &fitted,
                 &BudgetSettings {
-                    total: None,
+                    total: Some(total0),
                     horizon: h,
                     objective: Risk::Mean,
                     objective_text: "mean".into(),
                     relative: settings.relative,
-                    bounds: Vec::new(),
+                    bounds: overrides.clone(),
                 },
             )
             .map_err(|e| err(format!("the budget recommendation: {e}")))?;
             let alloc: Vec<f64> =
                 world.channel_names().iter().map(|c| rec.spend.get(c).copied().unwrap_or(f64::NAN)).collect();
             let t1 = std::time::Instant::now();
+            // random matches evoi's count when evoi ran first in this world
+            let k = match arm {
+                Arm::Random => shared.evoi_tests.get(cycle - 1).copied().unwrap_or(settings.max_tests),
+                _ => settings.max_tests,
+            };
             let chosen = match (arm, ledger.as_ref()) {
                 (Arm::None, _) => Choice::default(),
                 (_, Some(l)) => {
-                    choose::choose(arm, settings, &world, &fitted, &analysis, l, settings.choice_seed(w, cycle))
-                        .map_err(err)?
+                    let decision = choose::Decision {
+                        seed: settings.choice_seed(w, cycle),
+                        k,
+                        budget: total0,
+                        bounds: &overrides,
+                    };
+                    choose::choose(arm, settings, &world, &fitted, &analysis, l, &decision).map_err(err)?
                 }
                 (_, None) => return Err(err("the ledger was lost".into())),
             };
@@ -522,11 +624,12 @@ pub fn run_arm_with(
         let m = plan.misallocation_within(&allocation, &bounds).map_err(|e| err(e.to_string()))?;
         row.misallocation_cost = m.cost;
         row.misallocation_share = m.share;
-        row.decision_efficiency = plan
-            .decision_efficiency(&current, &allocation, &bounds)
-            .map_err(|e| err(e.to_string()))?
-            .unwrap_or(f64::NAN);
+        row.decision_efficiency =
+            plan.decision_efficiency(&plan0, &allocation, &bounds).map_err(|e| err(e.to_string()))?.unwrap_or(f64::NAN);
         row.tests = chosen.tests.len();
+        if arm == Arm::Evoi {
+            shared.evoi_tests.push(row.tests);
+        }
         row.tested_channels = chosen.tests.iter().map(|t| t.test.channels.join("+")).collect::<Vec<_>>().join(";");
         // the world follows the recommendation for a cycle, with the tests in it
         world.follow(&allocation, h).map_err(|e| err(e.to_string()))?;
@@ -558,6 +661,7 @@ fn fit_cycle(
     data_path: &Path,
     ledger: Ledger,
     w: usize,
+    arm: Arm,
     cycle: usize,
 ) -> Result<(FittedModel, mmloop_mmm::analysis::Analysis, Ledger), String> {
     let data = world.dataset(data_path);
@@ -575,7 +679,11 @@ fn fit_cycle(
             spec.fit.draws = settings.nuts_draws;
         }
     }
-    let fit_settings = LedgerFitSettings { retest_fits: false, ..Default::default() };
+    let mut fit_settings = LedgerFitSettings { retest_fits: false, ..Default::default() };
+    if arm == Arm::EvoiNoDecay {
+        // evidence that never ages: exp(ln 2 · age / 10¹²) = 1 to double precision
+        fit_settings.half_life_overrides = world.channel_names().iter().map(|c| format!("{c}=1e12")).collect();
+    }
     let cal = calibrate_on_ledger(&fit_settings, ledger, &mut spec, &data).map_err(|e| e.to_string())?;
     let result = fit_calibrated(&spec, &data, FitOptions { quiet: true, ..Default::default() }, Some(&cal), data_path)
         .map_err(|e| e.to_string())?;

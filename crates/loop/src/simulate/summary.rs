@@ -55,7 +55,7 @@ pub struct ArmCycleSummary {
 }
 
 /// An arm's reduction of the misallocation cost by the last cycle, per world: against its own first
-/// cycle (the MMM alone: no readout yet) and against the current split at the start (not moving).
+/// cycle (the MMM alone: no readout yet) and against the plan (the split before cycle 1: never moving).
 #[derive(Debug, Clone, Serialize)]
 pub struct Reduction {
     pub arm: Arm,
@@ -281,6 +281,7 @@ pub fn summarise(result: &SimResult) -> Summary {
         ),
         ("readout", format!("{:?}", s.readout.params.estimators)),
         ("discrepancy_threshold_z", s.threshold.value().to_string()),
+        ("scenario", s.scenario.clone()),
         ("distribution", format!("{:?}", s.distribution)),
     ] {
         settings.insert(key.to_string(), v);
@@ -294,7 +295,7 @@ pub fn summarise(result: &SimResult) -> Summary {
         ("misallocation_share", "misallocation_cost / the oracle's true incremental outcome"),
         (
             "decision_efficiency",
-            "(outcome(recommendation) - outcome(current split)) / (outcome(true optimum) - outcome(current split)); 1 at the optimum, 0 when not moving, negative when worse than not moving; NaN when the current split is already optimal",
+            "(outcome(recommendation) - outcome(plan)) / (outcome(true optimum) - outcome(plan)); 1 at the optimum, 0 at the plan (the split before cycle 1), negative when worse than not moving; NaN when the plan is already optimal",
         ),
         ("roi_rmse", "root mean square over channels of posterior-mean ROI minus the true ROI over the observed weeks"),
         ("coverage90", "share of channels whose 90 % ROI interval covers the true ROI"),
@@ -375,7 +376,7 @@ pub fn nuts_check(laplace: &SimResult, nuts: &SimResult) -> NutsCheck {
 }
 
 /// The columns of `results.csv`, in order.
-pub const COLUMNS: [&str; 25] = [
+pub const COLUMNS: [&str; 26] = [
     "world",
     "arm",
     "cycle",
@@ -401,6 +402,7 @@ pub const COLUMNS: [&str; 25] = [
     "tested_channels",
     "method",
     "seed",
+    "scenario",
 ];
 
 fn num(v: f64) -> String {
@@ -441,6 +443,7 @@ pub fn results_csv(result: &SimResult) -> String {
             format!("\"{}\"", r.tested_channels.replace('"', "\"\"")),
             method.clone(),
             result.settings.seed.to_string(),
+            result.settings.scenario.clone(),
         ];
         out.push_str(&cells.join(","));
         out.push('\n');
@@ -490,6 +493,7 @@ pub fn results_parquet(result: &SimResult) -> Result<Vec<u8>, SimError> {
         Column::new("tested_channels".into(), rows.iter().map(|r| r.tested_channels.clone()).collect::<Vec<_>>()),
         Column::new("method".into(), rows.iter().map(|_| method.clone()).collect::<Vec<_>>()),
         Column::new("seed".into(), rows.iter().map(|_| result.settings.seed).collect::<Vec<u64>>()),
+        Column::new("scenario".into(), rows.iter().map(|_| result.settings.scenario.clone()).collect::<Vec<_>>()),
     ];
     let mut df = DataFrame::new(rows.len(), columns).map_err(|e| SimError::Output(format!("results.parquet: {e}")))?;
     let mut buf = Vec::new();
@@ -511,12 +515,13 @@ pub fn terminal_summary(s: &Summary) -> String {
     let last = s.cycles;
     let _ = writeln!(
         b,
-        "{} worlds × {} cycles × {} arms ({} fits, seed {}), {:.0} s",
+        "{} worlds × {} cycles × {} arms ({} fits, seed {}, scenario {}), {:.0} s",
         s.worlds,
         s.cycles,
         s.arms.len(),
         s.method,
         s.seed,
+        s.settings.get("scenario").map_or("well_specified", String::as_str),
         s.seconds
     );
     let _ = writeln!(

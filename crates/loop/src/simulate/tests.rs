@@ -125,7 +125,8 @@ fn eig_and_uncertainty_choose_disjoint_tests_up_to_the_limit() {
     let s = SimSettings { cycles: 1, ..tiny(&[Arm::Eig, Arm::Uncertainty]) };
     for arm in [Arm::Eig, Arm::Uncertainty] {
         let rows = run_arm(&s, 1, arm).unwrap();
-        // EIG always gains from another test, but designs may share geos: one or two tests
+        // EIG always gains from another test, but the tiny design search may find no two
+        // disjoint designs: one or two tests
         assert!((1..=2).contains(&rows[0].tests), "{arm}: {rows:?}");
         if arm == Arm::Uncertainty && rows[0].tests == 2 {
             // one test per channel
@@ -133,6 +134,38 @@ fn eig_and_uncertainty_choose_disjoint_tests_up_to_the_limit() {
             assert_ne!(ch[0], ch[1], "{rows:?}");
         }
     }
+}
+
+#[test]
+fn a_worlds_arms_share_the_first_fit_the_plan_and_random_matches_evois_count() {
+    let s = SimSettings { worlds: 1, ..tiny(&[Arm::Random, Arm::Evoi, Arm::None]) };
+    let rows = run_world(&s, 0).unwrap();
+    // rows in the settings' arm order although evoi ran first
+    let arms: Vec<Arm> = rows.iter().map(|r| r.arm).collect();
+    assert_eq!(arms, [Arm::Random, Arm::Random, Arm::Evoi, Arm::Evoi, Arm::None, Arm::None]);
+    let get = |arm, cycle| rows.iter().find(|r| r.arm == arm && r.cycle == cycle).unwrap();
+    for c in 1..=2 {
+        assert_eq!(get(Arm::Random, c).tests, get(Arm::Evoi, c).tests, "cycle {c}: {rows:?}");
+    }
+    // the shared first fit is the fit each arm would have made alone
+    let alone = run_arm(&s, 0, Arm::None).unwrap();
+    assert_eq!(alone[0].roi_rmse, get(Arm::None, 1).roi_rmse);
+    assert_eq!(alone[0].misallocation_cost, get(Arm::None, 1).misallocation_cost);
+    assert_eq!(get(Arm::Evoi, 1).roi_rmse, get(Arm::None, 1).roi_rmse);
+    // one budget and one set of guardrails for every arm and cycle
+    assert!(rows.iter().all(|r| r.budget == rows[0].budget), "{rows:?}");
+    assert!(rows.iter().all(|r| r.misallocation_cost >= -1e-9 * r.oracle_outcome), "{rows:?}");
+}
+
+#[test]
+fn scenarios_are_named_and_keep_the_channel_range() {
+    let s = SimSettings::default();
+    let d = s.clone().scenario("drift").unwrap();
+    assert_eq!(d.scenario, "drift");
+    assert_eq!(d.distribution.p_drift, 1.0);
+    assert_eq!(d.distribution.channels, s.distribution.channels);
+    let e = s.scenario("sunny").unwrap_err().to_string();
+    assert!(e.starts_with("--scenario:") && e.contains("biased_experiments"), "{e}");
 }
 
 #[test]
