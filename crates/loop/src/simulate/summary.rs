@@ -156,15 +156,17 @@ fn median(v: &mut [f64]) -> f64 {
     quantile_sorted(v, 0.5)
 }
 
-/// Per world, the arm's misallocation cost at the last cycle and summed over cycles.
-fn per_world(rows: &[Row], arm: Arm, cycles: usize) -> BTreeMap<usize, (f64, f64)> {
-    let mut out: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+/// Per world, the arm's misallocation cost at the last cycle, summed over cycles, and summed over
+/// cycles with the tests' true net cost added (what the loop costs in all).
+fn per_world(rows: &[Row], arm: Arm, cycles: usize) -> BTreeMap<usize, [f64; 3]> {
+    let mut out: BTreeMap<usize, [f64; 3]> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.arm == arm) {
-        let e = out.entry(r.world).or_insert((f64::NAN, 0.0));
+        let e = out.entry(r.world).or_insert([f64::NAN, 0.0, 0.0]);
         if r.cycle == cycles {
-            e.0 = r.misallocation_cost;
+            e[0] = r.misallocation_cost;
         }
-        e.1 += r.misallocation_cost;
+        e[1] += r.misallocation_cost;
+        e[2] += r.misallocation_cost + r.test_cost;
     }
     out
 }
@@ -173,18 +175,20 @@ fn paired(rows: &[Row], arm: Arm, versus: Arm, cycles: usize, seed: u64, k: u64)
     let a = per_world(rows, arm, cycles);
     let b = per_world(rows, versus, cycles);
     let mut out = Vec::new();
-    for (j, over) in ["last_cycle", "cumulative"].into_iter().enumerate() {
-        let d: Vec<f64> = a
-            .iter()
-            .filter_map(|(w, x)| b.get(w).map(|y| if j == 0 { x.0 - y.0 } else { x.1 - y.1 }))
-            .filter(|v| v.is_finite())
-            .collect();
-        let stream = STREAM_BOOT + k * 2 + j as u64;
+    let metrics = [
+        ("last_cycle", "misallocation_cost"),
+        ("cumulative", "misallocation_cost"),
+        ("cumulative", "misallocation_cost_plus_test_cost"),
+    ];
+    for (j, (over, metric)) in metrics.into_iter().enumerate() {
+        let d: Vec<f64> =
+            a.iter().filter_map(|(w, x)| b.get(w).map(|y| x[j] - y[j])).filter(|v| v.is_finite()).collect();
+        let stream = STREAM_BOOT + k * 4 + j as u64;
         out.push(PairedDifference {
             arm,
             versus,
             over: over.into(),
-            metric: "misallocation_cost".into(),
+            metric: metric.into(),
             n: d.len(),
             mean: if d.is_empty() { f64::NAN } else { mean(&mut d.clone()) },
             mean_ci90: bootstrap(&d, seed, stream, mean),
@@ -342,7 +346,7 @@ pub fn nuts_check(laplace: &SimResult, nuts: &SimResult) -> NutsCheck {
             .iter()
             .map(|&a| {
                 let m = per_world(rows, a, s.cycles);
-                (a, m.values().map(|x| x.1).sum::<f64>() / m.len().max(1) as f64)
+                (a, m.values().map(|x| x[1]).sum::<f64>() / m.len().max(1) as f64)
             })
             .collect();
         v.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(&y.0)));
@@ -350,7 +354,7 @@ pub fn nuts_check(laplace: &SimResult, nuts: &SimResult) -> NutsCheck {
     };
     let mean_diff = |rows: &[Row], a: Arm, b: Arm| {
         let (x, y) = (per_world(rows, a, s.cycles), per_world(rows, b, s.cycles));
-        let d: Vec<f64> = x.iter().filter_map(|(w, v)| y.get(w).map(|u| v.1 - u.1)).collect();
+        let d: Vec<f64> = x.iter().filter_map(|(w, v)| y.get(w).map(|u| v[1] - u[1])).collect();
         if d.is_empty() { f64::NAN } else { d.iter().sum::<f64>() / d.len() as f64 }
     };
     let mut pairs = Vec::new();
@@ -597,28 +601,36 @@ pub fn terminal_summary(s: &Summary) -> String {
             last
         );
     }
-    let _ =
-        writeln!(b, "\npaired differences in cumulative misallocation cost (arm − versus, per world; 90 % bootstrap):");
-    for p in s.paired.iter().filter(|p| p.over == "cumulative" && p.arm != Arm::Oracle && p.versus != Arm::Oracle) {
-        let (lo, hi) = p.mean_ci90;
-        let verdict = if hi < 0.0 {
-            format!("{} costs less", p.arm)
-        } else if lo > 0.0 {
-            format!("{} costs less", p.versus)
-        } else {
-            "no clear difference (the interval includes 0)".into()
-        };
-        let _ = writeln!(
-            b,
-            "  {:<11} vs {:<11} mean {} [{}, {}], {} of worlds favour {}: {verdict}",
-            p.arm.name(),
-            p.versus.name(),
-            money(p.mean),
-            money(lo),
-            money(hi),
-            pct(p.share_arm_better),
-            p.arm
-        );
+    for (metric, title) in [
+        ("misallocation_cost", "cumulative misallocation cost"),
+        ("misallocation_cost_plus_test_cost", "cumulative misallocation cost plus the tests' true net cost"),
+    ] {
+        let _ = writeln!(b, "\npaired differences in {title} (arm − versus, per world; 90 % bootstrap):");
+        for p in s
+            .paired
+            .iter()
+            .filter(|p| p.over == "cumulative" && p.metric == metric && p.arm != Arm::Oracle && p.versus != Arm::Oracle)
+        {
+            let (lo, hi) = p.mean_ci90;
+            let verdict = if hi < 0.0 {
+                format!("{} costs less", p.arm)
+            } else if lo > 0.0 {
+                format!("{} costs less", p.versus)
+            } else {
+                "no clear difference (the interval includes 0)".into()
+            };
+            let _ = writeln!(
+                b,
+                "  {:<11} vs {:<11} mean {} [{}, {}], {} of worlds favour {}: {verdict}",
+                p.arm.name(),
+                p.versus.name(),
+                money(p.mean),
+                money(lo),
+                money(hi),
+                pct(p.share_arm_better),
+                p.arm
+            );
+        }
     }
     if let Some(n) = &s.nuts_check {
         let _ = writeln!(
