@@ -23,7 +23,7 @@ pub fn format_list(experiments: &[Experiment], fits: &[FitEntry]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>5}  {:<9}  {:<16}  {:<22}  {:<23}  {:>12}  {:>10}  {:>8}  {:<27}  {:<6}",
+        "{:>5}  {:<9}  {:<16}  {:<22}  {:<23}  {:>12}  {:>10}  {:>8}  {:<27}  {}",
         "id", "status", "channels", "geos", "window", "incremental", "SE", "iROAS", "iROAS 90% interval", "est."
     );
     for e in experiments {
@@ -43,7 +43,7 @@ pub fn format_list(experiments: &[Experiment], fits: &[FitEntry]) -> String {
         let chans = if e.channels.is_empty() { "(none)".to_string() } else { e.channels.join(",") };
         let _ = writeln!(
             s,
-            "{:>5}  {:<9}  {:<16}  {:<22}  {:<23}  {:>12}  {:>10}  {:>8}  {:<27}  {:<6}",
+            "{:>5}  {:<9}  {:<16}  {:<22}  {:<23}  {:>12}  {:>10}  {:>8}  {:<27}  {}",
             e.id,
             e.status.as_str(),
             short(&chans, 16),
