@@ -23,8 +23,8 @@ pub fn format_list(experiments: &[Experiment], fits: &[FitEntry]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>5}  {:<9}  {:<16}  {:<22}  {:<23}  {:>12}  {:>10}  {:>8}  {:<27}  {}",
-        "id", "status", "channels", "geos", "window", "incremental", "SE", "iROAS", "iROAS 90% interval", "est."
+        "{:>5}  {:<9}  {:<16}  {:<22}  {:<23}  {:>12}  {:>10}  {:>8}  {:<27}  est.",
+        "id", "status", "channels", "geos", "window", "incremental", "SE", "iROAS", "iROAS 90% interval"
     );
     for e in experiments {
         let geos = geos_of(e);

@@ -576,7 +576,7 @@ pub fn terminal_summary(s: &Summary) -> String {
         }
         let _ = writeln!(
             b,
-            "  {:<12} vs its cycle 1: median {} [p10 {}, p90 {}] (pooled {}); vs not moving at the start: median {} (pooled {})",
+            "  {:<12} vs its cycle 1: median {} [p10 {}, p90 {}] (pooled {}); vs never moving from the plan: median {} (pooled {})",
             r.arm.name(),
             pct(r.from_first_cycle.median),
             pct(r.from_first_cycle.p10),
@@ -586,7 +586,10 @@ pub fn terminal_summary(s: &Summary) -> String {
             pct(r.pooled_from_start),
         );
     }
-    let claim = s.reductions.iter().filter(|r| matches!(r.arm, Arm::Evoi | Arm::Eig | Arm::Uncertainty | Arm::Random));
+    let claim = s
+        .reductions
+        .iter()
+        .filter(|r| matches!(r.arm, Arm::Evoi | Arm::EvoiNoDecay | Arm::Eig | Arm::Uncertainty | Arm::Random));
     for r in claim {
         let verdict = if r.from_first_cycle.median.is_finite() && r.from_first_cycle.median >= 0.9 {
             "holds"
@@ -599,6 +602,14 @@ pub fn terminal_summary(s: &Summary) -> String {
             r.arm.name(),
             pct(r.from_first_cycle.median),
             last
+        );
+    }
+    if let Some(r) = s.reductions.iter().find(|r| r.arm == Arm::None) {
+        let _ = writeln!(
+            b,
+            "  none (no tests: the MMM alone, refitted on each cycle's new data) reduces it by {} (median): what \
+             the tests add is the difference, and the paired comparisons below measure it world by world",
+            pct(r.from_first_cycle.median)
         );
     }
     for (metric, title) in [
