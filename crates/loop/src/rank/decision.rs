@@ -1,5 +1,10 @@
 //! The budget decision of a fit, optimised on the draws that carry weight.
 //!
+//! Batches of readouts (every candidate's EVOI, the portfolio's sets, and EVPI's one-hot
+//! re-optimisations, see [`crate::value::evpi`]) go through the separable solver, tabulated once
+//! per ranking ([`FitDecision::fast`]). Single weighted optimisations fall back on the general
+//! optimiser only where the tabulation is not usable (an infeasible budget, non-finite curves).
+//!
 //! [`crate::value::BudgetDecision`] evaluates every posterior draw at every optimiser step, also
 //! those with a weight of (nearly) zero: EVPI's one-hot weights and a precise test's reweighted
 //! posterior spend almost all of that work on draws that cannot move the optimum. Here the
@@ -8,7 +13,9 @@
 //! the relative weight, far below the optimiser's own tolerance. Values are always evaluated on
 //! every draw.
 
-use crate::value::{BudgetDecision, DecisionProblem, PriorOptimum, ReadoutValue, ValueError, ValueUnit};
+use crate::value::{
+    BudgetDecision, DecisionProblem, PriorOptimum, ReadoutValue, SeparableBudget, ValueError, ValueUnit,
+};
 use mmloop_mmm::optimize::{FittedModel, PlanningBasis, SaturatingCurves};
 
 /// Relative weight below which a draw is left out of a weighted optimisation.
@@ -23,7 +30,10 @@ pub const KEEP: f64 = 1e-12;
 pub const SOLVER_MAX_ITER: usize = 40;
 
 pub(crate) struct FitDecision<'a> {
-    pub full: BudgetDecision<'a, SaturatingCurves>,
+    pub full: &'a BudgetDecision<'a, SaturatingCurves>,
+    /// `full` tabulated once for the whole ranking (every candidate's readouts, EVPI's one-hot
+    /// re-optimisations and the portfolio's sets all reuse it).
+    pub fast: SeparableBudget<'a, SaturatingCurves>,
     pub fit: &'a FittedModel,
     pub basis: &'a PlanningBasis,
     pub steady_state: bool,
@@ -73,18 +83,15 @@ impl DecisionProblem for FitDecision<'_> {
 
     /// A batch of readouts through the tabulated separable solver over all draws (equal marginal
     /// returns on concave curves, the exact grid programme on S-shaped ones; see
-    /// [`crate::value::SeparableBudget`]). The tabulation (C·nodes curve evaluations over the draws)
-    /// is redone per batch: it costs about as much as a few optimiser steps, a batch is hundreds
-    /// of readouts.
+    /// [`crate::value::SeparableBudget`]), tabulated once in [`FitDecision::fast`].
     fn readout_values(
         &self,
         prior: &PriorOptimum,
         weights: &[Vec<f64>],
         functionals: &[Vec<f64>],
     ) -> Result<(Vec<ReadoutValue>, Vec<f64>), ValueError> {
-        let fast = self.full.separable(crate::value::DEFAULT_NODES)?;
-        if fast.is_fast() {
-            fast.readout_values(prior, weights, functionals)
+        if self.fast.is_fast() {
+            self.fast.readout_values(prior, weights, functionals)
         } else {
             // infeasible or not finite: the general optimiser on the kept draws reports it
             crate::value::readout_values_by_optimiser(self, prior, weights, functionals)

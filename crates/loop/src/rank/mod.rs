@@ -556,14 +556,16 @@ pub fn rank(
         None if current > 0.0 => current,
         None => return Err(bad("--budget", "the last --horizon periods spent nothing: give the budget to plan")),
     };
+    let full = BudgetDecision {
+        curves: &curves,
+        bounds,
+        budget,
+        unit: ValueUnit::Money { per_kpi: v },
+        settings: SolverSettings { max_iter: decision::SOLVER_MAX_ITER, ..Default::default() },
+    };
     let problem = decision::FitDecision {
-        full: BudgetDecision {
-            curves: &curves,
-            bounds,
-            budget,
-            unit: ValueUnit::Money { per_kpi: v },
-            settings: SolverSettings { max_iter: decision::SOLVER_MAX_ITER, ..Default::default() },
-        },
+        full: &full,
+        fast: full.separable(crate::value::DEFAULT_NODES)?,
         fit,
         basis: &basis,
         steady_state: settings.steady_state,
