@@ -1,5 +1,10 @@
 //! The budget decision of a fit, optimised on the draws that carry weight.
 //!
+//! Batches of readouts (every candidate's EVOI, the portfolio's sets, and EVPI's one-hot
+//! re-optimisations, see [`crate::value::evpi`]) go through the separable solver, tabulated once
+//! per ranking ([`FitDecision::fast`]). Single weighted optimisations fall back on the general
+//! optimiser only where the tabulation is not usable (an infeasible budget, non-finite curves).
+//!
 //! [`crate::value::BudgetDecision`] evaluates every posterior draw at every optimiser step, also
 //! those with a weight of (nearly) zero: EVPI's one-hot weights and a precise test's reweighted
 //! posterior spend almost all of that work on draws that cannot move the optimum. Here the

@@ -28,7 +28,9 @@
 //! decision by tabulation, ~1000× faster than the general optimiser.
 //!
 //! Weight health: each readout's weights are Pareto-smoothed ([`super::psis`]); when more than
-//! `max_unhealthy_share` of the readouts have k̂ > `k_max` or an ESS below `min_ess` (a precise
+//! `max_unhealthy_share` of the readouts (by predictive mass) have k̂ above min(`k_max`, 1 − 1/log₁₀ S)
+//! or an ESS below min(`min_ess`, `min_ess_share`·S) for S draws ([`health_thresholds`]; k̂ cannot be
+//! estimated below 30 draws, and the ESS alone then decides) (a precise
 //! test on finite draws: the reweighted posterior rests on a handful of draws and the IS estimate
 //! overstates EVOI, tending to EVPI), the Gaussian-linear preposterior is used instead: for each
 //! action a in A = {a₀} ∪ {a*(y_s)}, E[v(a) | y] ≈ ᾱ_a + c_aᵀ (Σ_L + D)⁻¹ (y − m), the linear
@@ -228,10 +230,17 @@ pub struct EvoiSettings {
     /// Simulated readouts per candidate (or set).
     pub n_readouts: usize,
     pub seed: u64,
-    /// PSIS shape above which a readout's weights are unhealthy (0.7: Vehtari et al. 2024, §3).
+    /// Cap of the PSIS shape threshold: a readout's weights are unhealthy when k̂ exceeds
+    /// min(`k_max`, 1 − 1/log₁₀ S) for S draws (Vehtari et al. 2024, §3: the sample-size-dependent
+    /// threshold; 0.7 from S ≈ 2200 up, 0.67 at 1000, 0.5 at 100). See [`health_thresholds`].
     pub k_max: f64,
-    /// Effective sample size below which a readout's weights are unhealthy.
+    /// Cap of the effective-sample-size threshold: a readout's weights are unhealthy when their ESS
+    /// is below min(`min_ess`, `min_ess_share`·S).
     pub min_ess: f64,
+    /// The ESS threshold's share of the draws (so that fewer than `min_ess`/`min_ess_share` draws
+    /// are not always judged unhealthy: the threshold is the share of the draws a readout may
+    /// concentrate on).
+    pub min_ess_share: f64,
     /// Largest share of unhealthy readouts the importance estimator tolerates.
     pub max_unhealthy_share: f64,
     /// Use this estimator whatever the diagnostics (both are always computed).
@@ -258,6 +267,7 @@ impl Default for EvoiSettings {
             seed: 0,
             k_max: 0.7,
             min_ess: 50.0,
+            min_ess_share: 0.1,
             max_unhealthy_share: 0.05,
             force: None,
             stratified: false,
@@ -280,8 +290,18 @@ pub struct Evoi {
     pub gaussian_linear_mcse: f64,
     pub k_hat_median: f64,
     pub k_hat_max: f64,
-    /// Share of readouts with k̂ > k_max or ESS < min_ess.
+    /// Predictive mass (share) of readouts with unhealthy weights: k̂ > `k_threshold` or
+    /// ESS < `ess_threshold`.
     pub unhealthy_share: f64,
+    /// The k̂ threshold used, min(k_max, 1 − 1/log₁₀ S) for the S draws ([`health_thresholds`]).
+    pub k_threshold: f64,
+    /// The ESS threshold used, min(min_ess, min_ess_share·S).
+    pub ess_threshold: f64,
+    /// Predictive mass (share) of readouts whose k̂ could not be estimated (fewer than 30 draws: no
+    /// tail to fit, see [`super::psis::psis_smooth`]); their health is judged on the ESS alone.
+    pub k_hat_unavailable_share: f64,
+    /// Which estimator gives `evoi` and why, in words (the rule and the figures it was applied to).
+    pub estimator_reason: String,
     pub ess_median: f64,
     pub ess_min: f64,
     /// Readouts evaluated (quadrature nodes, or simulated readouts).
@@ -307,6 +327,21 @@ fn stratified_mean_mcse(x: &[f64]) -> (f64, f64) {
     let m = x.iter().sum::<f64>() / n;
     let v: f64 = x.chunks_exact(2).map(|p| (p[0] - p[1]).powi(2)).sum::<f64>() / (n * n);
     (m, v.sqrt())
+}
+
+/// The weight-health thresholds for S = `n_draws` draws: (k̂ threshold, ESS threshold) =
+/// (min(k_max, 1 − 1/log₁₀ S), min(min_ess, min_ess_share·S)).
+///
+/// The k̂ threshold is Vehtari et al. (2024, §3)'s: the Pareto-smoothed estimate's error falls like
+/// S^(−(1−k)), so a tail index that is harmless with 4000 draws is not with 100; the rule of thumb
+/// 1 − 1/log₁₀ S is where the relative error is ≤ ~10 % (capped at 0.7). The ESS threshold scales with
+/// the draws because a readout's reweighted posterior can never rest on more than S draws: a fixed
+/// minimum would call every readout of a small fit unhealthy (with the defaults: 50 effective draws
+/// at ≥ 500 draws, a tenth of the draws below).
+pub fn health_thresholds(n_draws: usize, settings: &EvoiSettings) -> (f64, f64) {
+    let s = n_draws as f64;
+    let k = if s > 10.0 { settings.k_max.min(1.0 - 1.0 / s.log10()) } else { 0.0 };
+    (k, settings.min_ess.min(settings.min_ess_share * s))
 }
 
 fn median(mut x: Vec<f64>) -> f64 {
@@ -510,6 +545,10 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
             k_hat_median: 0.0,
             k_hat_max: 0.0,
             unhealthy_share: 0.0,
+            k_threshold: health_thresholds(n, settings).0,
+            ess_threshold: health_thresholds(n, settings).1,
+            k_hat_unavailable_share: 0.0,
+            estimator_reason: "no test: nothing to learn".into(),
             ess_median: n as f64,
             ess_min: n as f64,
             n_readouts: 0,
@@ -605,17 +644,47 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
     let main: Vec<usize> = (0..nodes.len()).collect();
     let mass: f64 = main.iter().map(|&r| nodes[r].omega).sum();
     // the predictive probability of an unhealthy readout (its share among equally likely MC readouts)
+    let (k_thr, ess_thr) = health_thresholds(n, settings);
+    // k̂ NaN: no tail could be fitted (too few draws); ∞: the weights are degenerate
     let unhealthy = main
         .iter()
-        .filter(|&&r| k_hats[r].is_nan() || k_hats[r] > settings.k_max || esses[r] < settings.min_ess)
+        .filter(|&&r| k_hats[r] > k_thr || esses[r] < ess_thr)
         .map(|&r| nodes[r].omega)
         .sum::<f64>()
+        .max(0.0)
         / mass;
+    let no_k = (main.iter().filter(|&&r| k_hats[r].is_nan()).map(|&r| nodes[r].omega).sum::<f64>() / mass).max(0.0);
     let estimator = settings.force.unwrap_or(if unhealthy <= settings.max_unhealthy_share {
         Estimator::Importance
     } else {
         Estimator::GaussianLinear
     });
+    let rule = format!(
+        "a readout's weights are unhealthy when PSIS k̂ > {k_thr:.2} (min({}, 1 − 1/log10 S), S = {n} draws) or \
+         ESS < {ess_thr:.1} (min({}, {}·S)){}",
+        settings.k_max,
+        settings.min_ess,
+        settings.min_ess_share,
+        if no_k > 0.0 {
+            format!("; k̂ cannot be estimated on {:.0} % of the readout mass (< 30 draws): ESS alone", 100.0 * no_k)
+        } else {
+            String::new()
+        }
+    );
+    let estimator_reason = match (settings.force, estimator) {
+        (Some(e), _) => format!("{e:?}, forced by the settings; {rule}"),
+        (None, Estimator::Importance) => format!(
+            "importance reweighting: {:.1} % of the readout mass has unhealthy weights (≤ {:.0} % tolerated); {rule}",
+            100.0 * unhealthy,
+            100.0 * settings.max_unhealthy_share
+        ),
+        (None, Estimator::GaussianLinear) => format!(
+            "Gaussian-linear preposterior: {:.1} % of the readout mass has unhealthy weights (> {:.0} % tolerated); \
+             {rule}",
+            100.0 * unhealthy,
+            100.0 * settings.max_unhealthy_share
+        ),
+    };
     let (evoi, mcse) = match estimator {
         Estimator::Importance => (importance, importance_mcse),
         Estimator::GaussianLinear => (gaussian_linear, gaussian_linear_mcse),
@@ -632,8 +701,12 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         gaussian_linear_mcse,
         // NaN (null in JSON) when no readout's tail was long enough for a Pareto fit
         k_hat_max: ks.iter().cloned().filter(|k| k.is_finite()).reduce(f64::max).unwrap_or(f64::NAN),
-        k_hat_median: median(ks),
+        k_hat_median: median(ks.into_iter().filter(|k| !k.is_nan()).collect()),
         unhealthy_share: unhealthy,
+        k_threshold: k_thr,
+        ess_threshold: ess_thr,
+        k_hat_unavailable_share: no_k,
+        estimator_reason,
         ess_min: es.iter().cloned().fold(f64::INFINITY, f64::min),
         ess_median: median(es),
         n_readouts: main.len(),
@@ -641,6 +714,9 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         sampling,
     })
 }
+
+/// Draws per batch of EVPI's one-hot re-optimisations (bounds the weight vectors held at once).
+pub const EVPI_BATCH: usize = 256;
 
 /// The expected value of perfect information and its Monte-Carlo error.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -653,8 +729,11 @@ pub struct Evpi {
 }
 
 /// EVPI = E_d[max_a v_d(a) − v_d(a₀)], the upper bound of every test's EVOI. The per-draw optimum
-/// is one optimisation per draw, so at most `max_draws` draws are used (all when there are no
-/// more; else a seeded uniform sample, unbiased, with its MCSE).
+/// is the re-optimisation under a one-hot weight vector (all the weight on draw d), so it goes
+/// through [`DecisionProblem::readout_values`] like any readout — the tabulated separable solver
+/// does it as one matrix product per batch — in batches of [`EVPI_BATCH`] draws; each gain
+/// v_d(a*_d) − v_d(a₀) is ≥ 0 (a₀ is feasible). At most `max_draws` draws are used (all when
+/// there are no more; else a seeded uniform sample, unbiased, with its MCSE).
 pub fn evpi<P: DecisionProblem + ?Sized>(
     problem: &P,
     prior: &PriorOptimum,
@@ -670,18 +749,19 @@ pub fn evpi<P: DecisionProblem + ?Sized>(
     } else {
         (0..max_draws).map(|i| rng::index(seed, u64::MAX, i as u64, n)).collect()
     };
-    let gains: Vec<Result<f64, ValueError>> = draws
-        .par_iter()
-        .map(|&d| {
-            let mut w = vec![0.0; n];
-            w[d] = 1.0;
-            let a = problem.best_action(Some(&w), Some(&prior.action))?;
-            let mut v = vec![0.0; n];
-            problem.draw_values(&a, &mut v);
-            Ok(v[d] - prior.values[d])
-        })
-        .collect();
-    let gains: Vec<f64> = gains.into_iter().collect::<Result<_, _>>()?;
+    let mut gains = Vec::with_capacity(draws.len());
+    for batch in draws.chunks(EVPI_BATCH) {
+        let onehot: Vec<Vec<f64>> = batch
+            .iter()
+            .map(|&d| {
+                let mut w = vec![0.0; n];
+                w[d] = 1.0;
+                w
+            })
+            .collect();
+        let (values, _) = problem.readout_values(prior, &onehot, &[])?;
+        gains.extend(values.iter().map(|r| r.gain));
+    }
     let (evpi, mcse) = mean_mcse(&gains);
     Ok(Evpi { evpi, mcse, n_draws_used: gains.len(), unit: problem.unit() })
 }

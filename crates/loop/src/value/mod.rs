@@ -39,8 +39,8 @@ mod tests;
 
 pub use eig::{MonteCarloEig, eig_joint, eig_monte_carlo, eig_single, lift_covariance};
 pub use evoi::{
-    BudgetDecision, DecisionProblem, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, ReadoutValue, Sampling,
-    TestSignal, ValueUnit, evoi, evpi, readout_quadrature, readout_values_by_optimiser,
+    BudgetDecision, DecisionProblem, EVPI_BATCH, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, ReadoutValue,
+    Sampling, TestSignal, ValueUnit, evoi, evpi, health_thresholds, readout_quadrature, readout_values_by_optimiser,
 };
 pub use portfolio::{Candidate, Pick, Portfolio, PortfolioConstraints, exhaustive_portfolio, greedy_portfolio};
 pub use psis::{PsisResult, ess, psis_smooth};

@@ -14,8 +14,9 @@
 pub struct PsisResult {
     /// Normalised (Σ = 1) smoothed weights, in the order of the input.
     pub weights: Vec<f64>,
-    /// The Pareto shape estimate k̂ of the weights' upper tail (∞ when the tail is degenerate:
-    /// fewer than 5 tail points or all equal).
+    /// The Pareto shape estimate k̂ of the weights' upper tail: ∞ when the weights are degenerate
+    /// (fewer than M + 1 draws carry any weight), NaN when it cannot be estimated (fewer than 30
+    /// draws: no tail long enough to fit), 0 when the tail's weights are (nearly) all equal.
     pub k_hat: f64,
     /// Effective sample size 1/Σw² of the smoothed weights.
     pub ess: f64,
@@ -62,15 +63,16 @@ fn gpd_quantile(p: f64, k: f64, sigma: f64) -> f64 {
 /// Pareto-smooths the importance weights exp(`log_ratios`) and normalises them.
 ///
 /// Non-finite log ratios (−∞: impossible draws) get weight 0; at least one must be finite. k̂ is ∞
-/// when no tail can be fitted because fewer than M + 1 draws carry any weight (or S < 30): such
-/// weights must not be trusted. When the M largest weights are (nearly) all equal the weights are
+/// when no tail can be fitted because fewer than M + 1 draws carry any weight: such weights must not
+/// be trusted. With S < 30 draws there is no tail to fit at all: k̂ is NaN (not estimated), the
+/// weights are left raw, and only their ESS can judge them. When the M largest weights are (nearly) all equal the weights are
 /// bounded, there is no tail, and k̂ = 0; the effective sample size still flags a few dominant draws.
 pub fn psis_smooth(log_ratios: &[f64]) -> PsisResult {
     let s = log_ratios.len();
     let lmax = log_ratios.iter().cloned().filter(|x| x.is_finite()).fold(f64::NEG_INFINITY, f64::max);
     let mut w: Vec<f64> = log_ratios.iter().map(|&r| if r.is_finite() { (r - lmax).exp() } else { 0.0 }).collect();
     let m_tail = ((0.2 * s as f64).ceil()).min((3.0 * (s as f64).sqrt()).ceil()) as usize;
-    let mut k_hat = f64::INFINITY;
+    let mut k_hat = if s >= 30 { f64::INFINITY } else { f64::NAN };
     if s >= 30 && s > m_tail + 1 {
         let mut order: Vec<usize> = (0..s).collect();
         // ascending by weight, ties by index: a strict total order, so partitioning at the cut and

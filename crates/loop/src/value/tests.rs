@@ -788,3 +788,53 @@ fn the_chosen_portfolio_does_not_hinge_on_the_seed() {
     assert!(!chosen[0].is_empty());
     assert!(chosen.iter().all(|c| *c == chosen[0]), "portfolio changes with the seed: {chosen:?}");
 }
+
+#[test]
+fn weight_health_scales_with_the_draw_count() {
+    let st = EvoiSettings::default();
+    // Vehtari et al. 2024's k̂ threshold 1 − 1/log10 S, capped at 0.7; ESS min(50, S/10)
+    let (k, e) = health_thresholds(100, &st);
+    assert!((k - 0.5).abs() < 1e-12 && (e - 10.0).abs() < 1e-12, "{k} {e}");
+    let (k, e) = health_thresholds(4000, &st);
+    assert!((k - 0.7).abs() < 1e-12 && (e - 50.0).abs() < 1e-12, "{k} {e}");
+    let (k, e) = health_thresholds(1000, &st);
+    assert!((k - (1.0 - 1.0 / 3.0)).abs() < 1e-12 && (e - 50.0).abs() < 1e-12, "{k} {e}");
+
+    // 40 draws and a weakly informative test (σ = 5τ): the reweighting is healthy by ESS, k̂ cannot
+    // be estimated below 30 draws but can at 40; at 24 draws it cannot, and the ESS alone decides
+    for (n, k_available) in [(40usize, true), (24, false)] {
+        let theta = normal_draws(n, 1.0, 1.0, 7);
+        let p = Quadratic { theta: theta.clone(), c: 1.0 };
+        let prior = PriorOptimum::new(&p).unwrap();
+        let t = TestSignal::new(1, "weak", theta, 5.0);
+        let e = evoi(&p, &prior, &[&t], &st).unwrap();
+        eprintln!(
+            "n {n}: EVOI {:.4} ({:?}), ESS min {:.1} threshold {:.1}, k̂ max {:.2} threshold {:.2}, no k̂ {:.2}; {}",
+            e.evoi,
+            e.estimator,
+            e.ess_min,
+            e.ess_threshold,
+            e.k_hat_max,
+            e.k_threshold,
+            e.k_hat_unavailable_share,
+            e.estimator_reason
+        );
+        assert_eq!(e.estimator, Estimator::Importance, "n {n}: {}", e.estimator_reason);
+        assert!(e.estimator_reason.starts_with("importance"));
+        if k_available {
+            assert_eq!(e.k_hat_unavailable_share, 0.0);
+            assert!(e.k_hat_max.is_finite());
+        } else {
+            assert_eq!(e.k_hat_unavailable_share, 1.0);
+            assert!(e.k_hat_max.is_nan() && e.estimator_reason.contains("ESS alone"));
+        }
+        // the conjugate value c·τ⁴/(τ² + σ²) = 1/26 within the small sample's error
+        assert!((e.evoi - 1.0 / 26.0).abs() < 0.02, "n {n}: EVOI {}", e.evoi);
+    }
+    // a precise test on 24 draws concentrates the weights on a couple of draws: unhealthy
+    let theta = normal_draws(24, 1.0, 1.0, 8);
+    let p = Quadratic { theta: theta.clone(), c: 1.0 };
+    let prior = PriorOptimum::new(&p).unwrap();
+    let e = evoi(&p, &prior, &[&TestSignal::new(2, "precise", theta, 0.05)], &st).unwrap();
+    assert_eq!(e.estimator, Estimator::GaussianLinear, "{}", e.estimator_reason);
+}
