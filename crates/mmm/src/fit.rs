@@ -301,9 +301,6 @@ pub fn laplace_settings(model: &MmmModel, spec: &ModelSpec) -> mmloop_inference:
     }
 }
 
-/// L-BFGS iterations refining a non-centred start's end in the centred form ([`mode_search`]).
-pub const REFINE_ITERS: u64 = 300;
-
 /// The model in the centring the data call for (`model.centring_choice`, see
 /// [`crate::model::centring`]): where the Laplace approximation is taken.
 pub fn laplace_model(model: &MmmModel) -> MmmModel {
@@ -313,26 +310,30 @@ pub fn laplace_model(model: &MmmModel) -> MmmModel {
 }
 
 /// The mode search of the Laplace fit and of the NUTS starting point, in the coordinates of
-/// `target` (a [`laplace_model`] of the model, or the model itself). L-BFGS runs from
-/// `settings.starts` starts split between two parametrisations of the same model: ⌈starts/2⌉ in
-/// the model's own (non-centred) form around its [`MmmModel::data_initial_point`], the others in
-/// `target`'s centring around that form's data-driven point, with the seed's next stream family
-/// (seed + 1). Each start's end is mapped into `target`'s coordinates and scored by its log
-/// density; the best is the mode. A centred start whose block scale collapsed (below a fifth of its
-/// starting value: the spike of a centred density at zero scale, not a mode) is dropped as failed.
-/// With starts = 1, or when `target` is in the model's own form, every start is in the model's form.
+/// `target` (a [`laplace_model`] of the model, or the model itself): preconditioned L-BFGS
+/// ([`mmloop_inference::search_modes`]) from `settings.starts` starts around `target`'s
+/// [`MmmModel::data_initial_point`], in `target`'s own form. A start whose centred block scale
+/// collapsed (below a fifth of its starting value: the spike of a centred density at zero scale,
+/// not a mode) is dropped as failed; when every start fails so, or the search finds no finite point
+/// at all, the search runs in the model's own form and its points are mapped into `target`'s
+/// coordinates.
 ///
-/// Measured on a 12-geo × 4-channel Hill world (tests/geo_laplace_mode.rs; geo-intercept κ ≈
-/// 3000–9000, so the intercepts are centred in `target`): searched in the non-centred form from
-/// the priors' centre, every start stopped at max_iters with |∇log p| ≈ 40–70 and the best 14–17
-/// nats below the mode; from the data-driven points the fit reaches NUTS's R² on three seeds of three.
+/// Why `target`'s form: a block is centred where the data pin each geo's deviation (κ ≫ 1). There
+/// the non-centred form's mode puts the block's scale at its prior's scale — with the deviations
+/// δ = s·u pinned, log p = ln p(s) + ln s − Σδ²/(2s²) + const grows with s until the prior stops
+/// it — while the centred form's is at the deviations' spread, s² ≈ Σδ²/(G − 1). The first is a
+/// poor point for a Gaussian and tens of nats below the second once scored in the centred density
+/// (worlds 0 and 2 of `WorldDistribution::default()` with a readout, seed 1: every own-form start
+/// 28–38 nats below every centred start, which all agreed to 1e-10 nats). Before preconditioning,
+/// the search split its starts between both forms because L-BFGS stalled in both (12-geo ×
+/// 4-channel Hill world, tests/geo_laplace_mode.rs: |∇log p| ≈ 40–70 after 2000 iterations).
 pub fn mode_search(
     model: &MmmModel,
     target: &MmmModel,
     settings: &mmloop_inference::LaplaceSettings,
 ) -> Result<mmloop_inference::ModeSearch, mmloop_inference::InferenceError> {
     let to_target = |q: &[f64]| target.convert_point(model, q);
-    if target.centring() == model.centring() || settings.starts < 2 {
+    let own_search = || -> Result<mmloop_inference::ModeSearch, mmloop_inference::InferenceError> {
         let mut search = mmloop_inference::search_modes(model, settings)?;
         if target.centring() != model.centring() {
             search.mode = to_target(&search.mode);
@@ -341,44 +342,10 @@ pub fn mode_search(
                 st.end = st.end.as_deref().map(to_target);
             }
         }
-        return Ok(search);
-    }
-    let n_own = settings.starts.div_ceil(2);
-    let own = mmloop_inference::search_modes(
-        model,
-        &mmloop_inference::LaplaceSettings { starts: n_own, ..settings.clone() },
-    )?;
-    let score = |q: &[f64]| {
-        let mut g = vec![0.0; q.len()];
-        mmloop_inference::LogDensity::logp_grad(target, q, &mut g).ok().filter(|lp| lp.is_finite())
+        Ok(search)
     };
-    // an own-form end is the non-centred form's mode, which is not the centred form's (their densities
-    // differ by Σ G·ln s): refined by L-BFGS in `target` (at most REFINE_ITERS iterations) so that
-    // every start is scored at a mode of the same density; kept as it was if the refinement fails or
-    // a centred scale collapses
-    let mut starts: Vec<mmloop_inference::LaplaceStart> = Vec::with_capacity(settings.starts);
-    for mut st in own.starts {
-        st.start = to_target(&st.start);
-        st.end = st.end.as_deref().map(to_target);
-        st.logp = st.end.as_deref().and_then(score);
-        if let Some(end) = st.end.clone() {
-            let refine = mmloop_inference::LaplaceSettings {
-                starts: 1,
-                init: mmloop_inference::Init::Around { center: end.clone(), radius: 0.0 },
-                max_iters: REFINE_ITERS,
-                ..settings.clone()
-            };
-            if let Ok(r) = mmloop_inference::search_modes(target, &refine) {
-                let before = centred_scales(target, &end);
-                let collapsed = centred_scales(target, &r.mode).iter().zip(&before).any(|(now, was)| *now < 0.2 * was);
-                if !collapsed && st.logp.is_none_or(|lp| r.logp > lp) {
-                    st.status = format!("{}; refined in the centred form: {}", st.status, r.starts[0].status);
-                    st.end = Some(r.mode);
-                    st.logp = Some(r.logp);
-                }
-            }
-        }
-        starts.push(st);
+    if target.centring() == model.centring() {
+        return own_search();
     }
     let start = target.data_initial_point();
     let radius = match &settings.init {
@@ -386,37 +353,27 @@ pub fn mode_search(
         mmloop_inference::Init::Uniform { radius } => *radius,
     };
     let s = mmloop_inference::LaplaceSettings {
-        starts: settings.starts - n_own,
         init: mmloop_inference::Init::Around { center: start.clone(), radius },
-        seed: settings.seed.wrapping_add(1),
         ..settings.clone()
     };
-    // the centred search failing as a whole (no finite point) leaves the model's own starts
-    if let Ok(centred) = mmloop_inference::search_modes(target, &s) {
-        let before = centred_scales(target, &start);
-        for mut st in centred.starts {
-            let collapsed = st
-                .end
-                .as_ref()
-                .is_some_and(|e| centred_scales(target, e).iter().zip(&before).any(|(now, was)| *now < 0.2 * was));
-            if collapsed {
-                st.status = format!("{} (a centred pooling scale collapsed towards 0: dropped)", st.status);
-                st.end = None;
-                st.logp = None;
-            }
-            starts.push(st);
+    let Ok(centred) = mmloop_inference::search_modes(target, &s) else { return own_search() };
+    let before = centred_scales(target, &start);
+    let mut starts = centred.starts;
+    for st in &mut starts {
+        let collapsed = st
+            .end
+            .as_ref()
+            .is_some_and(|e| centred_scales(target, e).iter().zip(&before).any(|(now, was)| *now < 0.2 * was));
+        if collapsed {
+            st.status = format!("{} (a centred pooling scale collapsed towards 0: dropped)", st.status);
+            st.end = None;
+            st.logp = None;
         }
     }
-    let (mode, logp) = starts
-        .iter()
-        .filter_map(|st| Some((st.end.clone()?, st.logp?)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .ok_or_else(|| {
-            mmloop_inference::InferenceError::Optimization(
-                "no optimiser start reached a point with a finite log density".into(),
-            )
-        })?;
-    Ok(mmloop_inference::ModeSearch { mode, logp, starts })
+    match starts.iter().filter_map(|st| Some((st.end.clone()?, st.logp?))).max_by(|a, b| a.1.total_cmp(&b.1)) {
+        Some((mode, logp)) => Ok(mmloop_inference::ModeSearch { mode, logp, starts }),
+        None => own_search(),
+    }
 }
 
 /// Constrained scale of every centred block at `q`.

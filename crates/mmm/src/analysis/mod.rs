@@ -154,6 +154,8 @@ pub struct Analysis {
 
 /// Spend multipliers of the response curves.
 pub const CURVE_MULTIPLIERS: [f64; 9] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0];
+/// The spend multiplier of the marginal ROI's one-sided difference (+1 %).
+pub const MROI_MULTIPLIER: f64 = 1.01;
 /// At most this many draws (evenly thinned) go into response curves.
 pub const CURVE_MAX_DRAWS: usize = 200;
 
@@ -190,8 +192,8 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
                 baseline_t[t] += v;
             }
         }
-        let mut f = vec![0.0; t_n];
-        let mut xs = vec![0.0; t_n];
+        // the feature at the data's media and at +1 % (marginal ROI), [k·T + t]
+        let mut f2 = vec![0.0; 2 * t_n];
         let mut roi = vec![0.0; c_n];
         let mut mroi = vec![0.0; c_n];
         let mut contrib_total = vec![0.0; c_n];
@@ -202,7 +204,8 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
             for g in 0..g_n {
                 let x = &ch.x[g * t_n..(g + 1) * t_n];
                 let scale = model.kpi_scale[g] * p.beta_geo[c][g];
-                model.channel_feature(c, &p.theta[c], &p.phi[c], x, &mut f);
+                model.channel_features_scaled(c, &p.theta[c], &p.phi[c], x, &[1.0, MROI_MULTIPLIER], &mut f2);
+                let (f, f_up) = f2.split_at(t_n);
                 for t in 0..t_n {
                     let v = scale * f[t];
                     mean[g * t_n + t] += v;
@@ -212,12 +215,8 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
                         ret += v * model.rpk[g * t_n + t];
                     }
                 }
-                for t in 0..t_n {
-                    xs[t] = 1.01 * x[t];
-                }
-                model.channel_feature(c, &p.theta[c], &p.phi[c], &xs, &mut f);
                 for t in 0..tf {
-                    ret_up += scale * f[t] * model.rpk[g * t_n + t];
+                    ret_up += scale * f_up[t] * model.rpk[g * t_n + t];
                 }
             }
             roi[c] = ret / ch.spend_fit;
@@ -317,25 +316,20 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
                 .par_iter()
                 .map(|q| {
                     let p = model.unpack(q);
-                    let mut f = vec![0.0; t_n];
-                    let mut xs = vec![0.0; t_n];
-                    CURVE_MULTIPLIERS
-                        .iter()
-                        .map(|&m| {
-                            let mut r = 0.0;
-                            for g in 0..g_n {
-                                for t in 0..t_n {
-                                    xs[t] = m * ch.x[g * t_n + t];
-                                }
-                                model.channel_feature(c, &p.theta[c], &p.phi[c], &xs, &mut f);
-                                let scale = model.kpi_scale[g] * p.beta_geo[c][g];
-                                for t in 0..tf {
-                                    r += scale * f[t] * model.rpk[g * t_n + t];
-                                }
+                    let k_n = CURVE_MULTIPLIERS.len();
+                    let mut f = vec![0.0; k_n * t_n];
+                    let mut r = vec![0.0; k_n];
+                    for g in 0..g_n {
+                        let x = &ch.x[g * t_n..(g + 1) * t_n];
+                        model.channel_features_scaled(c, &p.theta[c], &p.phi[c], x, &CURVE_MULTIPLIERS, &mut f);
+                        let scale = model.kpi_scale[g] * p.beta_geo[c][g];
+                        for (k, rk) in r.iter_mut().enumerate() {
+                            for t in 0..tf {
+                                *rk += scale * f[k * t_n + t] * model.rpk[g * t_n + t];
                             }
-                            r
-                        })
-                        .collect()
+                        }
+                    }
+                    r
                 })
                 .collect();
             let points = CURVE_MULTIPLIERS

@@ -44,7 +44,7 @@ use crate::priors::{Prior, Transform};
 use crate::spec::{EffectPrior, Likelihood, ModelSpec, Pooling, Trend};
 use crate::transforms::TransformOrder;
 use crate::transforms::adstock::AdstockKernel;
-use crate::transforms::saturation::Saturation;
+use crate::transforms::saturation::{Saturation, ScaledCurve};
 
 pub use density::ParamValues;
 
@@ -573,6 +573,57 @@ impl MmmModel {
             TransformOrder::SaturationFirst => {
                 let s: Vec<f64> = x.iter().map(|v| ch.sat.value(phi, *v)).collect();
                 crate::transforms::adstock::convolve(&w, &s, out);
+            }
+        }
+    }
+
+    /// [`MmmModel::channel_feature`] of the scaled series m_k·x for every multiplier m_k ≥ 0 at once,
+    /// into `out[k·T + t]` (T = x.len()): the adstock is linear, so it runs once, and the
+    /// saturation of all multiples comes from one [`ScaledCurve`] call per period. Agrees with
+    /// `channel_feature(m_k·x)` to rounding.
+    pub fn channel_features_scaled(
+        &self,
+        c: usize,
+        theta: &[f64],
+        phi: &[f64],
+        x: &[f64],
+        multipliers: &[f64],
+        out: &mut [f64],
+    ) {
+        let ch = &self.channels[c];
+        let (t_n, k_n) = (x.len(), multipliers.len());
+        let mut w = vec![0.0; ch.kernel.len()];
+        let mut dw = vec![0.0; ch.kernel.len() * ch.kernel.n_params()];
+        ch.kernel.weights(theta, &mut w, &mut dw);
+        let curve = ScaledCurve::new(ch.sat.curve(phi), multipliers);
+        let mut vals = vec![0.0; k_n];
+        match ch.order {
+            TransformOrder::AdstockFirst => {
+                // adstock(m·x) = m·adstock(x): saturate the multiples of the adstocked series
+                let mut a = vec![0.0; t_n];
+                crate::transforms::adstock::convolve(&w, x, &mut a);
+                for (t, &at) in a.iter().enumerate() {
+                    curve.values(at, &mut vals);
+                    for k in 0..k_n {
+                        out[k * t_n + t] = vals[k];
+                    }
+                }
+            }
+            TransformOrder::SaturationFirst => {
+                let mut s = vec![0.0; k_n * t_n];
+                for (t, &xt) in x.iter().enumerate() {
+                    curve.values(xt, &mut vals);
+                    for k in 0..k_n {
+                        s[k * t_n + t] = vals[k];
+                    }
+                }
+                for k in 0..k_n {
+                    crate::transforms::adstock::convolve(
+                        &w,
+                        &s[k * t_n..(k + 1) * t_n],
+                        &mut out[k * t_n..(k + 1) * t_n],
+                    );
+                }
             }
         }
     }

@@ -230,6 +230,53 @@ impl Saturation {
     }
 }
 
+/// A curve evaluated at several multiples of each input: s(m_k·x) for fixed multipliers m_k ≥ 0
+/// (response curves, the marginal-ROI perturbation). For Hill, with e = (ec/x)ⁿ,
+/// s(m·x) = 1/(1 + e·m⁻ⁿ), so one ln and one exp per input serve every multiplier (m⁻ⁿ is computed
+/// once here); at m = 1 this is exactly [`SaturationCurve::value`]. The other kinds evaluate
+/// s(m_k·x) directly.
+#[derive(Debug, Clone)]
+pub struct ScaledCurve {
+    curve: SaturationCurve,
+    multipliers: Vec<f64>,
+    /// Hill: m_k⁻ⁿ (unused for m_k = 0).
+    pow: Vec<f64>,
+}
+
+impl ScaledCurve {
+    pub fn new(curve: SaturationCurve, multipliers: &[f64]) -> Self {
+        let pow = match curve {
+            SaturationCurve::Hill { slope, .. } => {
+                multipliers.iter().map(|&m| if m > 0.0 { m.powf(-slope) } else { 0.0 }).collect()
+            }
+            _ => Vec::new(),
+        };
+        ScaledCurve { curve, multipliers: multipliers.to_vec(), pow }
+    }
+
+    /// s(m_k·x) into `out[k]` for every multiplier k.
+    #[inline]
+    pub fn values(&self, x: f64, out: &mut [f64]) {
+        match self.curve {
+            SaturationCurve::Hill { ec, slope } => {
+                if x <= 0.0 {
+                    out[..self.multipliers.len()].fill(0.0);
+                    return;
+                }
+                let e = (-(slope * (x / ec).ln())).exp();
+                for ((o, &m), &p) in out.iter_mut().zip(&self.multipliers).zip(&self.pow) {
+                    *o = if m > 0.0 { 1.0 / (1.0 + e * p) } else { 0.0 };
+                }
+            }
+            _ => {
+                for (o, &m) in out.iter_mut().zip(&self.multipliers) {
+                    *o = self.curve.value(m * x);
+                }
+            }
+        }
+    }
+}
+
 /// Outputs of [`Saturation::eval_into`], one slot per input point.
 pub struct SatSlices<'a> {
     pub s: &'a mut [f64],
