@@ -1,7 +1,9 @@
 //! `mmloop report` on every reportable command's output, checked in headless Chromium: the page loads
 //! with no console error and no network request, shows the expected charts, does not overflow a
 //! phone-width screen, screenshots and prints. Also: the plotted numbers are the output's numbers, and
-//! bad input gets an error naming it.
+//! bad input gets an error naming it. The loop and simulate outputs are made once per test binary
+//! with the quick demo settings (`loop --demo --cycles 2 --draws 60 --rank-effort 48 20`, a
+//! two-world two-cycle simulation), both with `--report`.
 //!
 //! Chromium (Debian's `chromium`) must be installed: `.ci/run` installs it when absent. Without it the
 //! browser tests fail, they never skip. Screenshots and PDFs are kept under
@@ -147,6 +149,67 @@ impl Outputs {
     }
 }
 
+/// The quick closed-loop demo (two cycles) and a tiny simulation, made once for the whole test
+/// binary, each with `--report` (which must write DIR.html beside the output); separate from
+/// [`outputs`] so the three fixtures build in parallel.
+fn loop_root() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-loop");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = root.join("loop").display().to_string();
+        ok(&[
+            "loop",
+            "--demo",
+            "--cycles",
+            "2",
+            "--draws",
+            "60",
+            "--rank-effort",
+            "48",
+            "20",
+            "--out",
+            &dir,
+            "--report",
+        ]);
+        assert!(mmloop_report::is_report(&root.join("loop.html")), "loop --report wrote no report");
+        root
+    })
+}
+
+fn sim_root() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sim");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = root.join("sim").display().to_string();
+        ok(&[
+            "simulate",
+            "--worlds",
+            "2",
+            "--cycles",
+            "2",
+            "--channels",
+            "3",
+            "--arms",
+            "evoi,none,oracle",
+            "--out",
+            &dir,
+            "--report",
+        ]);
+        assert!(mmloop_report::is_report(&root.join("sim.html")), "simulate --report wrote no report");
+        root
+    })
+}
+
+/// Renders the report of `dir` through the CLI into `out` and returns its path and text.
+fn report_of(dir: &Path, out: &Path) -> (PathBuf, String) {
+    ok(&["report", &dir.display().to_string(), "--out", &out.display().to_string()]);
+    (out.to_path_buf(), std::fs::read_to_string(out).unwrap())
+}
+
 // ---- the browser ---------------------------------------------------------------------------------
 
 fn chromium() -> PathBuf {
@@ -205,7 +268,14 @@ window.addEventListener('load', function () {
              marks: f.querySelectorAll('svg.plot polyline, svg.plot rect, svg.plot circle, svg.plot polygon').length,
              width: box.width, height: box.height, tables: f.querySelectorAll('details table').length };
   });
+  // printing opens every closed details (the tables behind the charts) and closes them afterwards
+  var details = document.querySelectorAll('details').length;
+  window.dispatchEvent(new Event('beforeprint'));
+  var closedOnPrint = document.querySelectorAll('details:not([open])').length;
+  window.dispatchEvent(new Event('afterprint'));
+  var openAfterPrint = document.querySelectorAll('details[open]').length;
   var out = { figs: figs, resources: performance.getEntriesByType('resource').map(function (r) { return r.name; }),
+              details: details, closedOnPrint: closedOnPrint, openAfterPrint: openAfterPrint,
               errors: window.__errors, scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
               scripts: document.scripts.length };
   parent.postMessage(JSON.stringify(out), '*');
@@ -243,6 +313,11 @@ struct Check {
     #[serde(rename = "innerWidth")]
     inner_width: f64,
     scripts: usize,
+    details: usize,
+    #[serde(rename = "closedOnPrint")]
+    closed_on_print: usize,
+    #[serde(rename = "openAfterPrint")]
+    open_after_print: usize,
     /// Console lines from Chromium's log (filled in by the test, not the page).
     #[serde(default)]
     console: Vec<String>,
@@ -257,18 +332,36 @@ fn shots_dir() -> PathBuf {
 /// Opens the report of `kind` at phone width (390 × 844 CSS px) and checks everything the browser can
 /// tell; returns the chart ids it found.
 fn check_in_browser(kind: &str, want: &[&str], print: bool) -> Vec<String> {
-    let o = outputs();
-    let (path, html) = o.report(kind);
-    // the file as written: no script, no URL in any src or href, the fetch-nothing policy
-    assert!(!html.contains("<script"), "{kind}: the report holds a script");
+    let (path, html) = outputs().report(kind);
+    check_report(kind, &path, &html, want, print)
+}
+
+/// [`check_in_browser`] of the report `html` written at `path`.
+fn check_report(kind: &str, path: &Path, html: &str, want: &[&str], print: bool) -> Vec<String> {
+    let path = path.to_path_buf();
+    // the file as written: one script (the print helper, allowed by its hash), no URL in any src or
+    // href, the fetch-nothing policy
+    assert_eq!(html.matches("<script").count(), 1, "{kind}: the report holds a script besides the print helper");
+    assert!(
+        html.contains(&format!("<script>{}</script>", mmloop_report::page::PRINT_SCRIPT))
+            && html.contains(&format!("script-src {}", mmloop_report::page::script_hash())),
+        "{kind}: the print helper or its hash in the security policy is missing"
+    );
     for attr in ["src=", "href=", "url("] {
         assert!(!html.contains(attr), "{kind}: the report references something ({attr})");
     }
     assert!(!html.contains("http:") && !html.contains("https:"), "{kind}: the report names a URL");
     assert!(html.contains("default-src 'none'"), "{kind}: the content security policy is missing");
 
-    let (c, url) = probe(&path, &html, kind);
+    let (c, url) = probe(&path, html, kind);
     assert_clean(kind, &c);
+    assert!(
+        c.details > 0 && c.closed_on_print == 0 && c.open_after_print == 0,
+        "{kind}: printing does not open the {} tables ({} stay closed, {} open after)",
+        c.details,
+        c.closed_on_print,
+        c.open_after_print
+    );
     let ids: Vec<String> = c.figs.iter().map(|f| f.id.clone()).collect();
     for w in want {
         assert!(ids.iter().any(|id| id == w), "{kind}: chart {w} missing; charts: {ids:?}");
@@ -314,6 +407,28 @@ fn check_in_browser(kind: &str, want: &[&str], print: bool) -> Vec<String> {
     ids
 }
 
+/// The page count of a PDF Chromium printed (the page tree's `/Count`).
+fn pdf_pages(pdf: &[u8]) -> usize {
+    let s = String::from_utf8_lossy(pdf);
+    s.match_indices("/Count ")
+        .filter_map(|(i, _)| s[i + 7..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Prints `html` (saved beside `path` as `name`) to PDF and returns its page count.
+fn print_pages(path: &Path, name: &str, html: &str) -> usize {
+    let file = path.with_file_name(name);
+    std::fs::write(&file, html).unwrap();
+    let pdf = shots_dir().join(name.replace(".html", ".pdf"));
+    let _ = std::fs::remove_file(&pdf);
+    browse(
+        &["--no-pdf-header-footer".into(), format!("--print-to-pdf={}", pdf.display())],
+        &format!("file://{}", file.display()),
+    );
+    pdf_pages(&std::fs::read(&pdf).unwrap_or_default())
+}
+
 /// Opens `html` (saved beside `path`) with the checker in a phone-sized frame; returns what the
 /// checker measured and the URL of the phone page.
 fn probe(path: &Path, html: &str, kind: &str) -> (Check, String) {
@@ -340,7 +455,7 @@ fn assert_clean(kind: &str, c: &Check) {
     assert!(c.console.is_empty(), "{kind}: console messages: {:#?}", c.console);
     assert!(c.errors.is_empty(), "{kind}: errors in the page: {:?}", c.errors);
     assert!(c.resources.is_empty(), "{kind}: the page fetched {:?}", c.resources);
-    assert_eq!(c.scripts, 1, "{kind}: scripts other than the test's checker ran");
+    assert_eq!(c.scripts, 2, "{kind}: scripts other than the test's checker and the print helper ran");
     assert!(c.inner_width <= 390.0, "{kind}: the frame is not phone-sized ({})", c.inner_width);
     assert!(
         c.scroll_width <= c.inner_width,
@@ -377,6 +492,19 @@ fn fit_report_opens_offline_on_a_phone_and_prints() {
     );
     // one prior-vs-posterior chart per channel of the demo (tv, search, social)
     assert_eq!(ids.iter().filter(|i| i.starts_with("fit-prior-")).count(), 3, "{ids:?}");
+    // the tables behind the charts print: without the print stylesheet's rule and the helper script,
+    // Chromium prints the closed details' summaries only, on fewer pages
+    let (path, html) = outputs().report("fit");
+    let with = print_pages(&path, "fit.print.html", &html);
+    let stripped = html
+        .replace(&format!("<script>{}</script>", mmloop_report::page::PRINT_SCRIPT), "")
+        .replace("details::details-content { content-visibility: visible; display: contents; }", "");
+    assert!(stripped.len() < html.len() - 100, "the print rules were not found to strip");
+    let without = print_pages(&path, "fit.noprint.html", &stripped);
+    assert!(
+        with > without && without > 0,
+        "printing shows no tables: {with} pages with the print rules, {without} without"
+    );
 }
 
 #[test]
@@ -418,6 +546,122 @@ fn ledger_report_opens_offline_on_a_phone() {
 #[test]
 fn scenario_report_opens_offline_on_a_phone() {
     check_in_browser("scenario", &["scn-outcome", "scn-roi"], false);
+}
+
+#[test]
+fn loop_report_of_the_whole_directory_opens_offline_and_plots_the_readouts_and_the_truth() {
+    let root = loop_root();
+    // `loop --report` wrote it; `mmloop report DIR` writes the same page
+    let (path, html) = report_of(&root.join("loop"), &root.join("loop-again.html"));
+    assert_eq!(html, std::fs::read_to_string(root.join("loop.html")).unwrap());
+    let ids = check_report(
+        "loop",
+        &path,
+        &html,
+        &[
+            "loop-roi-0",
+            "loop-roi-3",
+            "loop-age",
+            "loop-decay",
+            "loop-readouts",
+            "loop-spend",
+            "loop-misalloc",
+            "loop-roi-error",
+            "loop-coverage",
+            "last-2x2",
+            "last-spend",
+            "last-mroi",
+            "last-roi",
+        ],
+        true,
+    );
+    // one ROI-over-cycles chart per channel of the demo world (tv, search, social, display)
+    assert_eq!(ids.iter().filter(|i| i.starts_with("loop-roi-") && *i != "loop-roi-error").count(), 4, "{ids:?}");
+    // the plotted figures are the files' figures
+    let t = mmloop_data::Table::read(root.join("loop/trajectory.csv")).unwrap();
+    assert_eq!(table_column(&html, "loop-misalloc", "misallocation cost"), t.f64_column("misallocation_cost").unwrap());
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("loop/cycle-2/validation.json")).unwrap()).unwrap();
+    let measured: Vec<f64> =
+        v["predicted_before_calibrating"].as_array().unwrap().iter().map(|d| d["measured"].as_f64().unwrap()).collect();
+    assert!(!measured.is_empty(), "the demo's second cycle read no experiment");
+    assert_eq!(table_column(&html, "loop-readouts", "measured"), measured);
+    // the decay curve is the loop's formula: σ²_eff / σ² = exp(ln 2 · age / half-life)
+    let ev: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("loop/cycle-2/evidence.json")).unwrap()).unwrap();
+    let search = ev.as_array().unwrap().iter().find(|e| e["channel"] == "search").unwrap();
+    let (age, h) = (search["newest_age_weeks"].as_f64().unwrap(), search["half_life_weeks"].as_f64().unwrap());
+    let plotted = table_column(&html, "loop-decay", "variance inflation exp(λt)");
+    let want = (std::f64::consts::LN_2 * age / h).exp();
+    assert!(plotted.iter().any(|v| (v - want).abs() < 1e-12), "no inflation {want} in {plotted:?}");
+    assert!(plotted.iter().any(|v| (v - search["variance_inflation"].as_f64().unwrap()).abs() < 1e-12));
+}
+
+#[test]
+fn loop_report_of_one_cycle_shows_the_ranking_plan_budget_and_readouts() {
+    let root = loop_root();
+    let (path, html) = report_of(&root.join("loop/cycle-2"), &root.join("cycle-2.html"));
+    check_report(
+        "cycle",
+        &path,
+        &html,
+        &["cycle-readouts", "cycle-2x2", "cycle-spend", "cycle-mroi", "cycle-roi"],
+        false,
+    );
+    // every candidate of the ranking is in the 2×2
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("loop/cycle-2/ranking.json")).unwrap()).unwrap();
+    let eig: Vec<f64> = r["candidates"].as_array().unwrap().iter().map(|c| c["eig"].as_f64().unwrap()).collect();
+    let mut plotted = table_column(&html, "cycle-2x2", "EIG (nats)");
+    let mut eig_sorted = eig.clone();
+    plotted.sort_by(f64::total_cmp);
+    eig_sorted.sort_by(f64::total_cmp);
+    assert_eq!(plotted, eig_sorted);
+    // the recommendation is budget.json's
+    let b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("loop/cycle-2/budget.json")).unwrap()).unwrap();
+    let rec: Vec<f64> =
+        b["channels"].as_array().unwrap().iter().map(|c| c["optimal_spend"].as_f64().unwrap()).collect();
+    assert_eq!(table_column(&html, "cycle-spend", "recommended"), rec);
+    // the first cycle has no readout and says so instead of drawing an empty chart
+    let (_, first) = report_of(&root.join("loop/cycle-1"), &root.join("cycle-1.html"));
+    assert!(first.contains("No new readout this cycle") && !first.contains("id=\"cycle-readouts\""));
+}
+
+#[test]
+fn simulate_report_opens_offline_and_its_bands_are_the_simulators_quantiles() {
+    let root = sim_root();
+    let (path, html) = report_of(&root.join("sim"), &root.join("sim-again.html"));
+    assert_eq!(html, std::fs::read_to_string(root.join("sim.html")).unwrap());
+    check_report("simulate", &path, &html, &["sim-misalloc", "sim-efficiency", "sim-paired"], false);
+    // the bands computed from results.csv equal summary.json's quantiles (the same function)
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("sim/summary.json")).unwrap()).unwrap();
+    let per: Vec<&serde_json::Value> = s["per_arm_cycle"].as_array().unwrap().iter().collect();
+    for (col, key) in [("median", "median"), ("p10", "p10"), ("p90", "p90")] {
+        let want: Vec<f64> = per.iter().map(|x| x["misallocation_cost"][key].as_f64().unwrap_or(f64::NAN)).collect();
+        assert_eq!(table_column(&html, "sim-misalloc", col), want, "{col}");
+    }
+    // the verdicts are there, in the simulator's words
+    assert!(html.contains("Verdicts") && html.contains("no clear difference"), "no verdict lines");
+}
+
+#[test]
+fn simulate_report_tolerates_new_columns_and_splits_by_scenario() {
+    let root = sim_root();
+    let d = tempfile::tempdir().unwrap();
+    let sim = d.path().join("sim");
+    copy_dir(&root.join("sim"), &sim);
+    let csv = std::fs::read_to_string(sim.join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    let mut out = format!("scenario,{},brand_new\n", lines.next().unwrap());
+    for (i, l) in lines.enumerate() {
+        out.push_str(&format!("{},{l},{i}\n", if i % 2 == 0 { "a" } else { "b" }));
+    }
+    std::fs::write(sim.join("results.csv"), out).unwrap();
+    let (_, html) = report_of(&sim, &d.path().join("sim.html"));
+    for id in ["sim-misalloc-0", "sim-misalloc-1", "sim-efficiency-1"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "no chart {id}");
+    }
 }
 
 // ---- the numbers ----------------------------------------------------------------------------------
@@ -505,6 +749,35 @@ fn bad_input_gets_an_error_naming_it() {
     let e = err(&["report", &design.display().to_string()]);
     assert!(e.contains("candidates.csv"), "{e}");
     assert!(!d.path().join("lift.html").exists() && !d.path().join("fit.html").exists(), "a failed report left a file");
+}
+
+#[test]
+fn bad_loop_and_simulate_outputs_get_an_error_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    // a loop directory whose second cycle's state is truncated
+    let lp = d.path().join("loop");
+    copy_dir(&loop_root().join("loop"), &lp);
+    let s = std::fs::read(lp.join("cycle-2/cycle.json")).unwrap();
+    std::fs::write(lp.join("cycle-2/cycle.json"), &s[..s.len() / 2]).unwrap();
+    let e = err(&["report", &lp.display().to_string()]);
+    assert!(e.contains("cycle-2/cycle.json") && e.contains("EOF"), "{e}");
+    // one cycle with a truncated validation.json
+    let s = std::fs::read(lp.join("cycle-1/validation.json")).unwrap();
+    std::fs::write(lp.join("cycle-1/validation.json"), &s[..s.len() / 2]).unwrap();
+    let e = err(&["report", &lp.join("cycle-1").display().to_string()]);
+    assert!(e.contains("cycle-1/validation.json") && e.contains("EOF"), "{e}");
+    // a simulation without a needed column, and without its summary
+    let sim = d.path().join("sim");
+    copy_dir(&sim_root().join("sim"), &sim);
+    let csv = std::fs::read_to_string(sim.join("results.csv")).unwrap();
+    std::fs::write(sim.join("results.csv"), csv.replacen("misallocation_cost,", "misallocation,", 1)).unwrap();
+    let e = err(&["report", &sim.display().to_string()]);
+    assert!(e.contains("results.csv") && e.contains("misallocation_cost"), "{e}");
+    std::fs::write(sim.join("results.csv"), csv).unwrap();
+    std::fs::remove_file(sim.join("summary.json")).unwrap();
+    let e = err(&["report", &sim.display().to_string()]);
+    assert!(e.contains("summary.json") && e.contains("missing"), "{e}");
+    assert!(!d.path().join("loop.html").exists() && !d.path().join("sim.html").exists(), "a failed report left a file");
 }
 
 #[test]

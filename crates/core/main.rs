@@ -67,8 +67,8 @@ fn main() -> std::process::ExitCode {
     let result = match (result, report_of) {
         (Ok(()), Some(Some(dir))) => report::run(report::ReportArgs { dir, out: None }),
         (Ok(()), Some(None)) => Err(anyhow::anyhow!(
-            "--report: this command's output has no HTML report (fit, lift, design, optimize, scenario and rank have one); \
-             run `mmloop report DIR` on one of those outputs or on a ledger"
+            "--report: this command's output has no HTML report (every command with --out has one); \
+             run `mmloop report LEDGER` to see a ledger"
         )),
         (r, _) => r,
     };
@@ -90,9 +90,10 @@ fn output_dir(c: &Command) -> Option<std::path::PathBuf> {
         Command::Scenario(a) => Some(a.out.clone()),
         Command::Design(a) => Some(a.out.clone()),
         Command::Rank(a) => Some(a.out.clone()),
-        // a loop directory holds cycle-N/ and fit-N/ outputs; report those one by one
-        // no report renders a simulate output yet (issue 15 left it)
-        Command::Ledger(_) | Command::Loop(_) | Command::Simulate(_) | Command::Report(_) => None,
+        // the loop directory: the history of its cycles and the latest cycle
+        Command::Loop(a) => Some(a.out.clone()),
+        Command::Simulate(a) => Some(a.out.clone()),
+        Command::Ledger(_) | Command::Report(_) => None,
     }
 }
 

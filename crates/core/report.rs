@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// The output directory of an mmloop command (fit, lift, design, optimize, scenario, rank), or an
-    /// experiment ledger file (readouts against the model's predictions).
+    /// The output directory of an mmloop command (fit, lift, design, optimize, scenario, rank, a loop
+    /// directory or one of its cycle-N, simulate), or an experiment ledger file (readouts against the
+    /// model's predictions).
     pub dir: PathBuf,
     /// Where to write the HTML (default: DIR.html beside the directory). An existing file is replaced
     /// only when it is an earlier mmloop report.

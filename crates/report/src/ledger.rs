@@ -49,14 +49,28 @@ pub fn page(path: &Path) -> Result<Page, ReportError> {
     })
 }
 
-fn readout_vs_prediction(h: &History) -> Result<Block, crate::chart::ChartError> {
-    let n = h.rows.len();
-    // the oldest readout on top
+/// One readout against its prediction, as the readout charts draw it.
+#[derive(Debug, Clone)]
+pub(crate) struct Mark {
+    /// The row's label (experiment, channels, when).
+    pub label: String,
+    pub measured: f64,
+    pub standard_error: f64,
+    pub predicted: f64,
+    pub predicted_q05: f64,
+    pub predicted_q95: f64,
+    /// Drawn in orange: the measurement disagrees with its prediction.
+    pub discrepancy: bool,
+}
+
+/// Readouts against predictions, the first on top: per row the prediction (blue: mean and 90 %
+/// interval) and the measurement (mean ± 1.645 SE; black, or orange when a discrepancy).
+pub(crate) fn readout_plot(marks: &[Mark]) -> Plot {
+    let n = marks.len();
     let y = |i: usize| (n - 1 - i) as f64;
-    let labels: Vec<String> =
-        h.rows.iter().rev().map(|r| format!("#{} {} {}", r.experiment_id, r.channels.join("+"), r.start)).collect();
+    let labels: Vec<String> = marks.iter().rev().map(|m| m.label.clone()).collect();
     let mut el = vec![];
-    for (i, r) in h.rows.iter().enumerate() {
+    for (i, r) in marks.iter().enumerate() {
         let (lo, hi) = (r.measured - Z90 * r.standard_error, r.measured + Z90 * r.standard_error);
         el.push(Element::Segment {
             color: 0,
@@ -65,15 +79,50 @@ fn readout_vs_prediction(h: &History) -> Result<Block, crate::chart::ChartError>
             width: 3,
         });
         el.push(Element::Points { color: 0, points: vec![(r.predicted, y(i) - 0.15)], size: 5 });
-        let color = if r.covered { BLACK } else { 5 };
+        let color = if r.discrepancy { 5 } else { BLACK };
         el.push(Element::Segment { color, from: (lo, y(i) + 0.15), to: (hi, y(i) + 0.15), width: 3 });
         el.push(Element::Points { color, points: vec![(r.measured, y(i) + 0.15)], size: 5 });
     }
-    let xs = h.rows.iter().flat_map(|r| {
+    let xs = marks.iter().flat_map(|r| {
         [r.predicted_q05, r.predicted_q95, r.measured - Z90 * r.standard_error, r.measured + Z90 * r.standard_error]
     });
-    let (lo, hi) = xs.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = xs.filter(|v| v.is_finite()).fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
     el.insert(0, Element::Segment { color: GREY, from: (0.0, -0.6), to: (0.0, n as f64 - 0.4), width: 1 });
+    let pad = 0.05 * (hi - lo).max(1e-9);
+    Plot {
+        x_desc: "incremental KPI over the test window (KPI units)".into(),
+        y_labels: Some(labels),
+        x_range: Some((lo - pad, hi + pad)),
+        y_range: Some((-0.6, n as f64 - 0.4)),
+        elements: el,
+        height: (120 + 70 * n as u32).clamp(240, 800),
+        ..Default::default()
+    }
+}
+
+/// The legend of [`readout_plot`].
+pub(crate) fn readout_legend() -> Vec<LegendItem> {
+    vec![
+        LegendItem::new("predicted", 0, "dot"),
+        LegendItem::new("measured", BLACK, "dot"),
+        LegendItem::new("measured, a discrepancy", 5, "dot"),
+    ]
+}
+
+fn readout_vs_prediction(h: &History) -> Result<Block, crate::chart::ChartError> {
+    let marks: Vec<Mark> = h
+        .rows
+        .iter()
+        .map(|r| Mark {
+            label: format!("#{} {} {}", r.experiment_id, r.channels.join("+"), r.start),
+            measured: r.measured,
+            standard_error: r.standard_error,
+            predicted: r.predicted,
+            predicted_q05: r.predicted_q05,
+            predicted_q95: r.predicted_q95,
+            discrepancy: !r.covered,
+        })
+        .collect();
     let mut t = Table::new(
         "Every predicted readout, oldest first (incremental KPI over the test window)",
         &[
@@ -109,26 +158,13 @@ fn readout_vs_prediction(h: &History) -> Result<Block, crate::chart::ChartError>
             Cell::text(if r.in_sample { "yes (not scored)" } else { "no" }),
         ]);
     }
-    let pad = 0.05 * (hi - lo).max(1e-9);
-    let plot = Plot {
-        x_desc: "incremental KPI over the test window (KPI units)".into(),
-        y_labels: Some(labels),
-        x_range: Some((lo - pad, hi + pad)),
-        y_range: Some((-0.6, n as f64 - 0.4)),
-        elements: el,
-        height: (120 + 70 * n as u32).clamp(240, 800),
-        ..Default::default()
-    };
+    let plot = readout_plot(&marks);
     chart(
         "ledger-history",
         "Readout vs prediction",
         "Per experiment, oldest on top: the model's prediction (blue: mean and 90 % interval) and the measurement (mean ± 1.645 SE; orange when it lies outside the 90 % interval of its prediction, predicted ± 1.645·√(sd² + SE²), i.e. |z| > 1.645), in incremental KPI over the test window.",
         &plot,
-        vec![
-            LegendItem::new("predicted", 0, "dot"),
-            LegendItem::new("measured", BLACK, "dot"),
-            LegendItem::new("measured, a discrepancy", 5, "dot"),
-        ],
+        readout_legend(),
         t,
     )
 }

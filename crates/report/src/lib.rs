@@ -19,10 +19,12 @@ mod design;
 mod fit;
 mod ledger;
 mod lift;
+mod loops;
 mod optimize;
 pub mod page;
 mod rank;
 mod read;
+mod simulate;
 
 use std::path::{Path, PathBuf};
 
@@ -91,6 +93,8 @@ const KINDS: &[Kind] = &[
     Kind { command: "optimize", page: optimize::optimize_page },
     Kind { command: "scenario", page: optimize::scenario_page },
     Kind { command: "rank", page: rank::page },
+    Kind { command: "loop", page: loops::cycle_page },
+    Kind { command: "simulate", page: simulate::page },
 ];
 
 /// The commands whose outputs [`render`] can report.
@@ -98,10 +102,14 @@ pub fn supported_commands() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.command).collect()
 }
 
-/// The report of output directory `dir`, or of the experiment ledger when `dir` is a file.
+/// The report of output directory `dir` (a loop directory: the history of its cycles), or of the
+/// experiment ledger when `dir` is a file.
 pub fn render(dir: &Path) -> Result<Report, ReportError> {
     let (command, page) = if dir.is_file() {
         ("ledger", ledger::page(dir)?)
+    } else if dir.join(mmloop_loop::cycle::LOOP_MARKER).is_file() {
+        // a loop directory (`mmloop loop --out DIR`): its cycles' history
+        ("loop", loops::loop_page(dir)?)
     } else if dir.is_dir() {
         let marker = mmloop_data::read_marker(dir)
             .ok_or_else(|| ReportError::NotAnOutput { dir: dir.to_path_buf(), marker: mmloop_data::MARKER })?;

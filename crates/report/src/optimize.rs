@@ -13,8 +13,9 @@ use mmloop_mmm::analysis::Stat;
 use serde::Deserialize;
 use std::path::Path;
 
+/// `optimize.json`, and a loop cycle's `budget.json` (the same report).
 #[derive(Debug, Deserialize)]
-struct OptimizeJson {
+pub(crate) struct OptimizeJson {
     horizon: usize,
     outcome_unit: String,
     objective: String,
@@ -66,55 +67,7 @@ pub fn optimize_page(dir: &Path) -> Result<Page, ReportError> {
     let optimal = draws.f64("optimal_outcome")?;
     let chart_err = |e: crate::chart::ChartError| ReportError::Chart { dir: dir.to_path_buf(), message: e.0 };
     let unit = &r.outcome_unit;
-    let names: Vec<String> = r.channels.iter().map(|c| c.channel.clone()).collect();
-    let n = names.len() as f64;
-
-    // current vs recommended spend, with the allowed range
-    let mut el = Vec::new();
-    let mut t = Table::new(
-        format!("Spend per channel over {} periods (money)", r.horizon),
-        &["channel", "current", "recommended", "change", "lower bound", "upper bound", "outcome mean", "5 %", "95 %"],
-    );
-    for (i, c) in r.channels.iter().enumerate() {
-        let y = i as f64;
-        el.push(Element::Rect { color: GREY, x0: 0.0, y0: y + 0.02, x1: c.current_spend, y1: y + 0.36, opacity: 1.0 });
-        el.push(Element::Rect { color: 0, x0: 0.0, y0: y - 0.36, x1: c.optimal_spend, y1: y - 0.02, opacity: 1.0 });
-        el.push(Element::Segment { color: BLACK, from: (c.lower, y - 0.19), to: (c.upper, y - 0.19), width: 1 });
-        let change = if c.current_spend > 0.0 { c.optimal_spend / c.current_spend - 1.0 } else { f64::NAN };
-        t.row(vec![
-            Cell::text(&c.channel),
-            Cell::num(c.current_spend),
-            Cell::num(c.optimal_spend),
-            Cell::pct(change),
-            Cell::num(c.lower),
-            Cell::num(c.upper),
-            Cell::num(c.outcome.mean),
-            Cell::num(c.outcome.q05),
-            Cell::num(c.outcome.q95),
-        ]);
-    }
-    let xmax = r.channels.iter().flat_map(|c| [c.current_spend, c.optimal_spend, c.upper]).fold(0.0, f64::max);
-    let spend = chart(
-        "opt-spend",
-        "Current vs recommended spend",
-        &format!("Spend per channel over the {}-period horizon (money): current (grey) and recommended (blue), with the allowed range (black line).", r.horizon),
-        &Plot {
-            x_desc: "spend over the horizon (money)".into(),
-            y_labels: Some(names.clone()),
-            x_range: Some((0.0, xmax * 1.05)),
-            y_range: Some((-0.6, n - 0.4)),
-            elements: el,
-            height: bar_height(names.len()),
-            ..Default::default()
-        },
-        vec![
-            LegendItem::new("current", GREY, "area"),
-            LegendItem::new("recommended", 0, "area"),
-            LegendItem::new("allowed range", BLACK, "line"),
-        ],
-        t,
-    )
-    .map_err(chart_err)?;
+    let spend = spend_chart("opt-spend", &r).map_err(chart_err)?;
 
     // outcome distributions of both allocations over the posterior draws
     let (lo, hi) =
@@ -142,42 +95,7 @@ pub fn optimize_page(dir: &Path) -> Result<Page, ReportError> {
     )
     .map_err(chart_err)?;
 
-    // marginal return at the optimum
-    let mut el = Vec::new();
-    let mut t = Table::new(
-        format!("Marginal return at the optimum ({unit} per unit of spend)"),
-        &["channel", "marginal return"],
-    );
-    for (i, c) in r.channels.iter().enumerate() {
-        el.push(Element::Rect {
-            color: 2,
-            x0: 0.0,
-            y0: i as f64 - 0.3,
-            x1: c.marginal_return,
-            y1: i as f64 + 0.3,
-            opacity: 1.0,
-        });
-        t.row(vec![Cell::text(&c.channel), Cell::num(c.marginal_return)]);
-    }
-    let (mlo, mhi) =
-        r.channels.iter().map(|c| c.marginal_return).fold((0.0f64, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
-    let mroi = chart(
-        "opt-mroi",
-        "Marginal return at the optimum",
-        &format!("The {unit} the next unit of spend would bring in each channel at the recommended allocation. Channels inside their bounds share one value at an optimum; a channel at a bound may differ."),
-        &Plot {
-            x_desc: format!("marginal return ({unit} per unit of spend)"),
-            y_labels: Some(names.clone()),
-            x_range: Some((mlo - 0.05 * (mhi - mlo).abs().max(1e-9), mhi + 0.05 * (mhi - mlo).abs().max(1e-9))),
-            y_range: Some((-0.6, n - 0.4)),
-            elements: el,
-            height: bar_height(names.len()),
-            ..Default::default()
-        },
-        vec![LegendItem::new("marginal return", 2, "area")],
-        t,
-    )
-    .map_err(chart_err)?;
+    let mroi = mroi_chart("opt-mroi", &r).map_err(chart_err)?;
 
     // the fit's response curves with the recommendation marked, when the fit named in the marker's
     // arguments is still there
@@ -197,20 +115,7 @@ pub fn optimize_page(dir: &Path) -> Result<Page, ReportError> {
             "The fit this plan was made on is not where the command line named it: no response curves.".to_string(),
         ),
     }
-    let card = Card {
-        title: "The recommendation in words".into(),
-        status: if r.prob_gain_positive >= 0.9 { "ok" } else { "warn" }.into(),
-        lines: vec![
-            format!(
-                "Expected gain {} {unit} (90 % interval {} to {}); the recommended allocation beats the current one in {} of posterior draws.",
-                fmt_num(r.gain.mean),
-                fmt_num(r.gain.q05),
-                fmt_num(r.gain.q95),
-                fmt_pct(r.prob_gain_positive)
-            ),
-            format!("Objective: {}; budget {} over {} periods.", r.objective, fmt_num(r.budget), r.horizon),
-        ],
-    };
+    let card = recommendation_card(&r);
     Ok(Page {
         kind: "optimize".into(),
         title: "Budget allocation".into(),
@@ -229,6 +134,123 @@ pub fn optimize_page(dir: &Path) -> Result<Page, ReportError> {
             blocks: [Block::Card(card), spend, outcomes, mroi].into_iter().chain(curves).collect(),
         }],
     })
+}
+
+/// Current vs recommended spend per channel with the allowed range.
+pub(crate) fn spend_chart(id: &str, r: &OptimizeJson) -> Result<Block, crate::chart::ChartError> {
+    let names: Vec<String> = r.channels.iter().map(|c| c.channel.clone()).collect();
+    let n = names.len() as f64;
+    // current vs recommended spend, with the allowed range
+    let mut el = Vec::new();
+    let mut t = Table::new(
+        format!("Spend per channel over {} periods (money)", r.horizon),
+        &["channel", "current", "recommended", "change", "lower bound", "upper bound", "outcome mean", "5 %", "95 %"],
+    );
+    for (i, c) in r.channels.iter().enumerate() {
+        let y = i as f64;
+        el.push(Element::Rect { color: GREY, x0: 0.0, y0: y + 0.02, x1: c.current_spend, y1: y + 0.36, opacity: 1.0 });
+        el.push(Element::Rect { color: 0, x0: 0.0, y0: y - 0.36, x1: c.optimal_spend, y1: y - 0.02, opacity: 1.0 });
+        el.push(Element::Segment { color: BLACK, from: (c.lower, y - 0.19), to: (c.upper, y - 0.19), width: 1 });
+        let change = if c.current_spend > 0.0 { c.optimal_spend / c.current_spend - 1.0 } else { f64::NAN };
+        t.row(vec![
+            Cell::text(&c.channel),
+            Cell::num(c.current_spend),
+            Cell::num(c.optimal_spend),
+            Cell::pct(change),
+            Cell::num(c.lower),
+            Cell::num(c.upper),
+            Cell::num(c.outcome.mean),
+            Cell::num(c.outcome.q05),
+            Cell::num(c.outcome.q95),
+        ]);
+    }
+    let xmax = r.channels.iter().flat_map(|c| [c.current_spend, c.optimal_spend, c.upper]).fold(0.0, f64::max);
+    chart(
+        id,
+        "Current vs recommended spend",
+        &format!(
+            "Spend per channel over the {}-period horizon (money): current (grey) and recommended (blue), with the allowed range (black line).",
+            r.horizon
+        ),
+        &Plot {
+            x_desc: "spend over the horizon (money)".into(),
+            y_labels: Some(names.clone()),
+            x_range: Some((0.0, xmax * 1.05)),
+            y_range: Some((-0.6, n - 0.4)),
+            elements: el,
+            height: bar_height(names.len()),
+            ..Default::default()
+        },
+        vec![
+            LegendItem::new("current", GREY, "area"),
+            LegendItem::new("recommended", 0, "area"),
+            LegendItem::new("allowed range", BLACK, "line"),
+        ],
+        t,
+    )
+}
+
+/// The marginal return of each channel at the recommended allocation.
+pub(crate) fn mroi_chart(id: &str, r: &OptimizeJson) -> Result<Block, crate::chart::ChartError> {
+    let unit = &r.outcome_unit;
+    let names: Vec<String> = r.channels.iter().map(|c| c.channel.clone()).collect();
+    let n = names.len() as f64;
+    // marginal return at the optimum
+    let mut el = Vec::new();
+    let mut t = Table::new(
+        format!("Marginal return at the optimum ({unit} per unit of spend)"),
+        &["channel", "marginal return"],
+    );
+    for (i, c) in r.channels.iter().enumerate() {
+        el.push(Element::Rect {
+            color: 2,
+            x0: 0.0,
+            y0: i as f64 - 0.3,
+            x1: c.marginal_return,
+            y1: i as f64 + 0.3,
+            opacity: 1.0,
+        });
+        t.row(vec![Cell::text(&c.channel), Cell::num(c.marginal_return)]);
+    }
+    let (mlo, mhi) =
+        r.channels.iter().map(|c| c.marginal_return).fold((0.0f64, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    chart(
+        id,
+        "Marginal return at the optimum",
+        &format!(
+            "The {unit} the next unit of spend would bring in each channel at the recommended allocation. Channels inside their bounds share one value at an optimum; a channel at a bound may differ."
+        ),
+        &Plot {
+            x_desc: format!("marginal return ({unit} per unit of spend)"),
+            y_labels: Some(names.clone()),
+            x_range: Some((mlo - 0.05 * (mhi - mlo).abs().max(1e-9), mhi + 0.05 * (mhi - mlo).abs().max(1e-9))),
+            y_range: Some((-0.6, n - 0.4)),
+            elements: el,
+            height: bar_height(names.len()),
+            ..Default::default()
+        },
+        vec![LegendItem::new("marginal return", 2, "area")],
+        t,
+    )
+}
+
+/// The recommendation in words: expected gain, its interval, P(gain > 0), objective and budget.
+pub(crate) fn recommendation_card(r: &OptimizeJson) -> Card {
+    let unit = &r.outcome_unit;
+    Card {
+        title: "The recommendation in words".into(),
+        status: if r.prob_gain_positive >= 0.9 { "ok" } else { "warn" }.into(),
+        lines: vec![
+            format!(
+                "Expected gain {} {unit} (90 % interval {} to {}); the recommended allocation beats the current one in {} of posterior draws.",
+                fmt_num(r.gain.mean),
+                fmt_num(r.gain.q05),
+                fmt_num(r.gain.q95),
+                fmt_pct(r.prob_gain_positive)
+            ),
+            format!("Objective: {}; budget {} over {} periods.", r.objective, fmt_num(r.budget), r.horizon),
+        ],
+    }
 }
 
 /// The fit directory named by `--fit` in the output's marker (as given on the command line, so

@@ -37,6 +37,14 @@ pub enum Block {
     Chart(Box<Chart>),
     Table(Table),
     Card(Card),
+    Pre(Pre),
+}
+
+/// A plain-text file the command wrote (a brief, a summary), shown verbatim a click away.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pre {
+    pub title: String,
+    pub text: String,
 }
 
 /// A chart with its legend and its numbers a click away.
@@ -98,6 +106,14 @@ impl Cell {
     pub fn pct(v: f64) -> Self {
         Cell { text: fmt_pct(v), value: v.is_finite().then_some(v) }
     }
+    /// A whole number read from a file as a float (a cycle), without decimals when it is whole.
+    pub fn count(v: f64) -> Self {
+        Cell { text: fmt_count(v), value: v.is_finite().then_some(v) }
+    }
+    /// An identifier (an experiment's id), without decimals; "–" when absent.
+    pub fn id(v: Option<i64>) -> Self {
+        v.map(|i| Cell { text: i.to_string(), value: Some(i as f64) }).unwrap_or_else(|| Cell::text("–"))
+    }
     pub fn opt(v: Option<f64>) -> Self {
         v.map(Cell::num).unwrap_or_else(|| Cell::text("–"))
     }
@@ -154,6 +170,11 @@ pub fn fmt_num(v: f64) -> String {
     if v.is_finite() { mmloop_data::human::number(v) } else { "–".into() }
 }
 
+/// A whole number without decimals (a cycle, a count read as a float); other figures as [`fmt_num`].
+pub fn fmt_count(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { fmt_num(v) }
+}
+
 /// A share as a percentage with one decimal ([`mmloop_data::human::percent`]); "–" when not finite.
 pub fn fmt_pct(v: f64) -> String {
     if v.is_finite() { mmloop_data::human::percent(v) } else { "–".into() }
@@ -161,6 +182,37 @@ pub fn fmt_pct(v: f64) -> String {
 
 const TEMPLATE: &str = include_str!("../templates/report.html");
 const STYLE: &str = include_str!("../templates/report.css");
+
+/// The page's one script, inline: on printing it opens every closed `<details>` (the tables behind
+/// the charts) and closes them again afterwards, so the printout holds the numbers too. The print
+/// stylesheet does the same in browsers that style `::details-content`; this covers the rest. The
+/// content security policy allows exactly this script, by its SHA-256 ([`script_hash`]).
+pub const PRINT_SCRIPT: &str = "addEventListener('beforeprint',function(){document.querySelectorAll('details:not([open])').forEach(function(d){d.open=true;d.dataset.printOpened='1';});});addEventListener('afterprint',function(){document.querySelectorAll('details[data-print-opened]').forEach(function(d){d.open=false;delete d.dataset.printOpened;});});";
+
+/// The CSP source of [`PRINT_SCRIPT`]: `'sha256-…'` with the base64 of the SHA-256 of its text.
+pub fn script_hash() -> String {
+    let hex = mmloop_data::hash_bytes(PRINT_SCRIPT.as_bytes());
+    let bytes: Vec<u8> =
+        (0..hex.len()).step_by(2).filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
+    format!("'sha256-{}'", base64(&bytes))
+}
+
+/// Standard base64 (RFC 4648 §4, with padding).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// The page as one self-contained HTML document.
 pub fn render_html(page: &Page) -> Result<String, minijinja::Error> {
@@ -171,6 +223,8 @@ pub fn render_html(page: &Page) -> Result<String, minijinja::Error> {
     tmpl.render(minijinja::context! {
         page => page,
         style => STYLE,
+        script => PRINT_SCRIPT,
+        script_hash => script_hash(),
         generator => GENERATOR,
         version => env!("CARGO_PKG_VERSION"),
     })
@@ -213,12 +267,28 @@ mod tests {
     fn a_channel_named_like_markup_is_escaped_everywhere() {
         let evil = "<script>alert(1)</script>\"'&";
         let html = render_html(&page_with(evil)).unwrap();
-        assert!(!html.contains("<script"), "a name injected a script element");
+        assert_eq!(html.matches("<script").count(), 1, "a name injected a script element");
         assert!(!html.contains("alert(1)</"), "a name injected markup");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;") || html.contains("&lt;script&gt;"));
         // the generator marker is there, and the page carries no URL
         assert!(html.contains(&format!("<meta name=\"generator\" content=\"{GENERATOR}")));
         assert!(!html.contains("http:") && !html.contains("https:"));
+    }
+
+    #[test]
+    fn base64_and_the_script_hash_match_references() {
+        // RFC 4648 §10 test vectors
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        // SHA-256("abc") = ba7816bf…15ad, base64 as `openssl dgst -sha256 -binary | base64` prints it
+        let hex = mmloop_data::hash_bytes(b"abc");
+        let bytes: Vec<u8> = (0..64).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        assert_eq!(base64(&bytes), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+        let html = render_html(&page_with("tv")).unwrap();
+        assert!(html.contains(&format!("script-src {}", script_hash())), "the policy does not allow the script");
+        assert_eq!(html.matches("<script").count(), 1, "exactly one script, the print helper");
+        assert!(html.contains(&format!("<script>{PRINT_SCRIPT}</script>")));
     }
 
     #[test]

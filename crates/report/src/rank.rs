@@ -167,9 +167,9 @@ pub(crate) fn eig_target(r: &RankingJson) -> Option<f64> {
 pub fn page(dir: &Path) -> Result<Page, ReportError> {
     let r: RankingJson = json(dir, "ranking.json", "rank")?;
     let chart_err = |e: crate::chart::ChartError| ReportError::Chart { dir: dir.to_path_buf(), message: e.0 };
-    let mut blocks = vec![two_by_two(&r).map_err(chart_err)?];
+    let mut blocks = vec![two_by_two("rank-2x2", &r).map_err(chart_err)?];
     if let Some(p) = r.portfolio.as_ref().filter(|p| !p.greedy.picks.is_empty()) {
-        blocks.push(portfolio_chart(&p.greedy).map_err(chart_err)?);
+        blocks.push(portfolio_chart("rank-portfolio", &p.greedy).map_err(chart_err)?);
     }
     let mut text = vec![
         "EIG is the expected information gain of a test's readout about its implied lift (nats); EVOI the expected value of acting on that readout, in money; net value = EVOI − cost.".to_string(),
@@ -191,7 +191,8 @@ pub fn page(dir: &Path) -> Result<Page, ReportError> {
     })
 }
 
-fn two_by_two(r: &RankingJson) -> Result<Block, crate::chart::ChartError> {
+/// The EIG × net-value 2×2 with every candidate, the best labelled by rank, as chart `id`.
+pub(crate) fn two_by_two(id: &str, r: &RankingJson) -> Result<Block, crate::chart::ChartError> {
     let pts: Vec<(f64, f64)> = r
         .candidates
         .iter()
@@ -272,7 +273,7 @@ fn two_by_two(r: &RankingJson) -> Result<Block, crate::chart::ChartError> {
         None => "the EIG threshold is not stated in the file".into(),
     };
     chart(
-        "rank-2x2",
+        id,
         "EIG × EVOI: what each test teaches and what it is worth",
         &format!(
             "Every candidate test: information gain (x, nats) against net value (y, EVOI minus cost, money). A test is {rule} and worth its cost above the horizontal line; the best {LABELLED} are labelled with their rank."
@@ -283,7 +284,8 @@ fn two_by_two(r: &RankingJson) -> Result<Block, crate::chart::ChartError> {
     )
 }
 
-fn portfolio_chart(p: &Portfolio) -> Result<Block, crate::chart::ChartError> {
+/// The greedy portfolio's picks with their marginal EVOI and net value, as chart `id`.
+pub(crate) fn portfolio_chart(id: &str, p: &Portfolio) -> Result<Block, crate::chart::ChartError> {
     let labels: Vec<String> = p.picks.iter().rev().map(|k| k.name.clone()).collect();
     let n = p.picks.len();
     let mut el = Vec::new();
@@ -325,7 +327,7 @@ fn portfolio_chart(p: &Portfolio) -> Result<Block, crate::chart::ChartError> {
         ..Default::default()
     };
     chart(
-        "rank-portfolio",
+        id,
         "The portfolio and its marginal values",
         "The tests picked greedily, first on top: what each adds to the joint EVOI given the ones before it (blue), and that minus its cost (green), in money.",
         &plot,
