@@ -405,13 +405,18 @@ pub fn price_test(fit: &FittedModel, test: &HypotheticalTest) -> Result<ImpliedL
 ///
 /// A readout whose window ends after the fit's data (the fit is older than the test: the loop's
 /// out-of-sample check) cannot be in the data, so it is priced as the hypothetical test it
-/// describes ([`HypotheticalTest::from_record`]: the recent spend level plus the change).
+/// describes ([`HypotheticalTest::from_record`]: the recent spend level plus the change); a
+/// `spend_path` there is priced by its total, spread evenly over the window's treated cells.
 pub fn price_record(fit: &FittedModel, record: &mmloop_data::LiftTestRecord) -> Result<ImpliedLift, PricingError> {
     if fit.draws.is_empty() {
         return Err(PricingError::NoDraws);
     }
     if period_index(&fit.data, &record.end)? >= fit.data.n_times() {
-        return price_test(fit, &HypotheticalTest::from_record(record, &fit.data)?);
+        // after the data the fit has no spend of the window to follow a `spend_path` with (a
+        // go-dark's per-cell path): its total `spend_change` is priced spread evenly, as every
+        // hypothetical test is
+        let flat = mmloop_data::LiftTestRecord { spend_path: None, ..record.clone() };
+        return price_test(fit, &HypotheticalTest::from_record(&flat, &fit.data)?);
     }
     let mut spec = fit.spec.clone();
     spec.calibration.lift_tests = vec![record.clone()];
