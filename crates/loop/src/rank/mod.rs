@@ -316,6 +316,9 @@ pub struct RankSettings {
     pub budget: Option<f64>,
     /// Each channel may move this share of its current spend either way.
     pub relative: f64,
+    /// Absolute (channel, lower, upper) overrides of the relative bounds (a loop config's
+    /// `[[budget.bounds]]`), so the ranking values tests for the decision the budget step makes.
+    pub bounds: Vec<(String, f64, f64)>,
     /// Money per KPI unit (default: the model's revenue per KPI if it has one, else 1: the KPI is money).
     pub value_per_kpi: Option<f64>,
     pub constraints: PortfolioConstraints,
@@ -344,6 +347,7 @@ impl Default for RankSettings {
             horizon: 13,
             budget: None,
             relative: 0.3,
+            bounds: Vec::new(),
             value_per_kpi: None,
             constraints: PortfolioConstraints::default(),
             portfolio_pool: 10,
@@ -549,7 +553,7 @@ pub fn rank(
     let (v, v_source) = value_per_kpi(fit, settings);
     let basis = PlanningBasis::new(fit, settings.horizon, OutcomeUnit::Kpi)?;
     let curves = basis.curves(fit, settings.steady_state)?;
-    let bounds = relative_bounds(&basis, settings.relative, &[])?;
+    let bounds = relative_bounds(&basis, settings.relative, &settings.bounds)?;
     let current: f64 = basis.current.iter().sum();
     let budget = match settings.budget {
         Some(b) => b,
