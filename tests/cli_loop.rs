@@ -156,3 +156,32 @@ fn bad_loop_configs_and_missing_files_are_refused_naming_the_key_or_file() {
     assert!(!o.status.success() && text(&o).contains("not an mmloop loop directory"), "{}", text(&o));
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
 }
+
+/// A data error found after the loop directory was opened (the config and model config are fine,
+/// a value in the data is not): the error names the file and the first cycle leaves no directory
+/// behind (not even its marker); a re-run once the data are fixed starts cleanly.
+#[test]
+fn a_first_cycle_that_fails_on_its_data_leaves_nothing_behind() {
+    let (dir, cfg) = setup("");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let data = std::fs::read_to_string(root.join("demo_national.csv")).unwrap();
+    let mut lines: Vec<String> = data.lines().map(String::from).collect();
+    let mut cells: Vec<&str> = lines[5].split(',').collect();
+    cells[1] = "lots";
+    lines[5] = cells.join(",");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let model = std::fs::read_to_string(dir.path().join("model.toml")).unwrap();
+    let model = model.replace(s(&root.join("demo_national.csv")), s(&bad));
+    std::fs::write(dir.path().join("model.toml"), model).unwrap();
+    let out = dir.path().join("run");
+    let o = mmloop(&["loop", "--config", s(&cfg), "--out", s(&out), "--no-tests", "--quiet"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("bad.csv") && t.contains("lots"), "the error names the file and the value:\n{t}");
+    assert!(!out.exists(), "a failed first cycle leaves no loop directory:\n{t}");
+    // the data fixed, the same command runs the first cycle
+    std::fs::copy(root.join("demo_national.csv"), &bad).unwrap();
+    ok(mmloop(&["loop", "--config", s(&cfg), "--out", s(&out), "--no-tests", "--quiet"]));
+    assert!(out.join("cycle-1").join("cycle.json").is_file());
+}

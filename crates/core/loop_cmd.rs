@@ -28,7 +28,7 @@ pub struct LoopArgs {
     /// Fitting method of the demo: nuts (default) or laplace.
     #[arg(long, requires = "demo")]
     pub method: Option<String>,
-    /// Demo: NUTS warm-up and kept draws per chain (default 500 and 250, 4 chains).
+    /// Demo: NUTS warm-up and kept draws per chain (default 300 and 300, 4 chains, dense metric).
     #[arg(long, requires = "demo", value_parser = crate::panel_args::count)]
     pub draws: Option<usize>,
     /// Plant a biased experiment in the demo: the first test planned in this cycle reads out at 0.3× its true lift
@@ -68,7 +68,14 @@ pub fn run(args: LoopArgs) -> anyhow::Result<()> {
         ranked = RankChooser::from_config(&cfg)?;
         &mut ranked
     };
-    let report = cycle::run_cycle(&cfg, &dir, chooser, options, &mut progress)?;
+    let report = match cycle::run_cycle(&cfg, &dir, chooser, options, &mut progress) {
+        Ok(r) => r,
+        Err(e) => {
+            // a failed first cycle leaves no half-made loop directory behind
+            dir.abandon();
+            return Err(e.into());
+        }
+    };
     if report.up_to_date {
         eprintln!(
             "cycle {} is finished and its inputs (config, data, ledger readouts) are unchanged: nothing to do",

@@ -407,13 +407,18 @@ pub fn price_test(fit: &FittedModel, test: &HypotheticalTest) -> Result<ImpliedL
 /// out-of-sample check) cannot be in the data, so it is priced as the hypothetical test it
 /// describes ([`HypotheticalTest::from_record`]: the recent spend level plus the change), over
 /// the periods its term would count: the window (`Tail::WindowOnly`), or with
-/// `[calibration] lift_counts_carryover` the tail within the data (`Tail::DataEnd`).
+/// `[calibration] lift_counts_carryover` the tail within the data (`Tail::DataEnd`). A
+/// `spend_path` there is priced by its total, spread evenly over the window's treated cells.
 pub fn price_record(fit: &FittedModel, record: &mmloop_data::LiftTestRecord) -> Result<ImpliedLift, PricingError> {
     if fit.draws.is_empty() {
         return Err(PricingError::NoDraws);
     }
     if period_index(&fit.data, &record.end)? >= fit.data.n_times() {
-        let mut test = HypotheticalTest::from_record(record, &fit.data)?;
+        // after the data the fit has no spend of the window to follow a `spend_path` with (a
+        // go-dark's per-cell path): its total `spend_change` is priced spread evenly, as every
+        // hypothetical test is
+        let flat = mmloop_data::LiftTestRecord { spend_path: None, ..record.clone() };
+        let mut test = HypotheticalTest::from_record(&flat, &fit.data)?;
         if !fit.spec.calibration.lift_counts_carryover {
             test.tail = Tail::WindowOnly;
         }

@@ -439,6 +439,17 @@ fn a_readout_after_the_fits_data_is_priced_as_its_hypothetical_test() {
     let as_test = price_test(&fit, &test).unwrap();
     assert_eq!(priced.per_draw, as_test.per_draw);
     assert!(priced.mean > 0.0, "a heavy-up's implied lift is positive: {}", priced.mean);
+    // a go-dark's readout carries its per-cell spend_path: after the data it prices by its total,
+    // exactly as the flat record (the fit has no spend of the window to follow the path with)
+    let mut dark = record(&["ch0"], &["geo1"], n + 2, n + 5, -2500.0);
+    let mut flat_test = HypotheticalTest::from_record(&dark, &fit.data).unwrap();
+    flat_test.tail = Tail::WindowOnly;
+    let flat = price_test(&fit, &flat_test).unwrap();
+    dark.spend_path =
+        Some(vec![mmloop_data::SpendDelta { time: dark.start.clone(), geo: "geo1".into(), delta: -2500.0 }]);
+    let priced = mmloop_mmm::pricing::price_record(&fit, &dark).unwrap();
+    assert_eq!(priced.per_draw, flat.per_draw);
+    assert!(priced.mean < 0.0, "a go-dark's implied lift is negative: {}", priced.mean);
     // inside the data, the same record prices as the calibration term under the spec's convention
     let inside = record(&["ch0"], &["geo1"], 20, 23, 2500.0);
     let fit = geo_world(vec![inside.clone()]);

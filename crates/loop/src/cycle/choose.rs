@@ -6,7 +6,7 @@
 use super::CycleError;
 use super::config::LoopConfig;
 use super::run::{ChooseInput, Chosen, PlannedTest, TestChooser};
-use crate::ledger::{Cell, PlannedExperiment};
+use crate::ledger::{Cell, PlannedExperiment, Status};
 use crate::rank::{self, CandidateOptions, RankSettings};
 use mmloop_geolift::{NoProgress, Panel};
 use mmloop_mmm::optimize::FittedModel;
@@ -22,10 +22,18 @@ pub struct RankChooser {
     /// simulated readout over every draw, so its cost grows with the draws); `None`: all.
     pub max_draws: Option<usize>,
     /// Plan at least this many tests a cycle: when the portfolio (tests that pay for themselves in
-    /// the model's own eyes) is smaller, the most informative remaining candidates (highest EIG)
-    /// are added, each saying so. 0 for real data; the demo runs one, so the loop can learn where
+    /// the model's own eyes) is smaller, the remaining candidates are added, each saying so:
+    /// first those on a channel that no readout has checked and no planned or running test will,
+    /// the channel the fit credits with the most KPI first (the largest claim resting on
+    /// observational data alone, which the model's own EVOI cannot doubt), then by EIG. 0 for real data; the demo runs one, so the loop can learn where
     /// the model is confidently wrong (its own EVOI cannot see its bias).
     pub min_tests: usize,
+    /// Learn first: while some candidate is on a channel no readout has checked (and no pending
+    /// test will), the cycle plans such tests to learn (as for `min_tests`, at least one) instead
+    /// of the portfolio's picks. The model's EVOI assumes the model is right, so it cannot value
+    /// checking a claim the model is confidently wrong about; the demo validates every channel
+    /// before it trusts the model's own valuation. Off for real data.
+    pub learn_first: bool,
 }
 
 /// `fit` with its draws evenly thinned to at most `max` (every k-th, k = ⌈D / max⌉), or `None`
@@ -65,6 +73,7 @@ impl RankChooser {
             horizon: cfg.budget.horizon,
             budget: cfg.budget.total,
             relative: cfg.budget.relative,
+            bounds: cfg.budget.bounds.clone(),
             ..Default::default()
         };
         settings.constraints.max_tests = cfg.tests.max_per_cycle;
@@ -76,6 +85,7 @@ impl RankChooser {
             frozen_markets: cfg.tests.frozen_markets.clone(),
             max_draws: None,
             min_tests: 0,
+            learn_first: false,
         })
     }
 }
@@ -118,8 +128,33 @@ impl TestChooser for RankChooser {
                 input.fit.draws.len()
             ));
         }
+        // tests to learn: a channel no readout has checked and no pending test will check before
+        // one already tested, the channel the fit credits with the most KPI first (the largest claim
+        // resting on observational data alone), then by EIG
+        let pending: Vec<String> = input
+            .ledger
+            .experiments()?
+            .into_iter()
+            .filter(|e| matches!(e.status, Status::Planned | Status::Running))
+            .flat_map(|e| e.channels)
+            .collect();
+        let untested = |i: usize| {
+            ranking.candidates[i].channels.iter().any(|ch| {
+                input.evidence.iter().find(|e| &e.channel == ch).is_none_or(|e| e.n_readouts == 0)
+                    && !pending.contains(ch)
+            })
+        };
+        let learn_now = self.learn_first && (0..ranking.candidates.len()).any(untested);
+        let picks: &[_] = if learn_now { &[] } else { &ranking.portfolio.greedy.picks };
+        if learn_now && !ranking.portfolio.greedy.picks.is_empty() {
+            notes.push(format!(
+                "the portfolio's {} pick(s) wait: a channel the model credits with KPI has not been checked by any \
+                 experiment yet, and the model's own EVOI cannot doubt what it has not seen contradicted",
+                ranking.portfolio.greedy.picks.len()
+            ));
+        }
         let mut tests = Vec::new();
-        for pick in &ranking.portfolio.greedy.picks {
+        for pick in picks {
             let Some(c) = ranking.candidates.get(pick.candidate) else { continue };
             tests.push(PlannedTest {
                 experiment: PlannedExperiment {
@@ -146,14 +181,27 @@ impl TestChooser for RankChooser {
                 cost: c.cost.cost,
             });
         }
-        if tests.is_empty() {
+        if tests.is_empty() && !learn_now {
             notes.push("no test is worth its cost this cycle (every marginal net value ≤ 0)".into());
         }
-        let picked: Vec<usize> = ranking.portfolio.greedy.picks.iter().map(|p| p.candidate).collect();
+        let picked: Vec<usize> = picks.iter().map(|p| p.candidate).collect();
         let mut by_eig: Vec<usize> = (0..ranking.candidates.len()).filter(|i| !picked.contains(i)).collect();
-        by_eig.sort_by(|&a, &b| ranking.candidates[b].eig.total_cmp(&ranking.candidates[a].eig));
+        let credited = |i: usize| -> f64 {
+            ranking.candidates[i]
+                .channels
+                .iter()
+                .filter_map(|ch| input.credited.iter().find(|(n, _)| n == ch).map(|(_, v)| *v))
+                .sum()
+        };
+        by_eig.sort_by(|&a, &b| {
+            untested(b)
+                .cmp(&untested(a))
+                .then(if untested(a) { credited(b).total_cmp(&credited(a)) } else { std::cmp::Ordering::Equal })
+                .then(ranking.candidates[b].eig.total_cmp(&ranking.candidates[a].eig))
+        });
         for i in by_eig {
-            if tests.len() >= self.min_tests.min(settings.constraints.max_tests) {
+            let want = if learn_now { self.min_tests.max(1) } else { self.min_tests };
+            if tests.len() >= want.min(settings.constraints.max_tests) {
                 break;
             }
             let c = &ranking.candidates[i];
@@ -172,13 +220,14 @@ impl TestChooser for RankChooser {
                     design: Some(serde_json::to_value(c)?),
                 },
                 why: format!(
-                    "{} ({}, {} {} to {}): the most informative remaining test (EIG {:.3} nats, cost {}), run to learn \
-                     although the model itself expects no net value from it (EVOI {}): at least {} test(s) a cycle",
+                    "{} ({}, {} {} to {}): the most informative remaining test{} (EIG {:.3} nats, cost {}), run to \
+                     learn although the model itself expects no net value from it (EVOI {}): at least {} test(s) a cycle",
                     c.name,
                     c.channels.join("+"),
                     c.test_type,
                     c.start,
                     c.end,
+                    if untested(i) { " on the channel credited with the most KPI that no experiment has checked" } else { "" },
                     c.eig,
                     crate::validate::fmt_num(c.cost.cost),
                     crate::validate::fmt_num(c.evoi.evoi),

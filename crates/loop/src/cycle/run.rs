@@ -24,6 +24,9 @@ pub const LOOP_MARKER: &str = ".mmloop-loop";
 pub struct LoopDir {
     root: PathBuf,
     id: String,
+    /// What [`LoopDir::open`] found: `Some(true)` when it created `root`, `Some(false)` when `root`
+    /// was an empty directory it made a loop directory, `None` when it was one already.
+    made: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,7 +59,7 @@ impl LoopDir {
             if let Ok(text) = std::fs::read_to_string(&marker) {
                 let m: Marker = serde_json::from_str(&text)
                     .map_err(|e| err(format!("its {LOOP_MARKER} is not a loop marker ({e})")))?;
-                return Ok(Self { root: root.to_path_buf(), id: m.id });
+                return Ok(Self { root: root.to_path_buf(), id: m.id, made: None });
             }
             let mut entries = std::fs::read_dir(root).map_err(|e| err(e.to_string()))?;
             if entries.next().is_some() {
@@ -64,14 +67,42 @@ impl LoopDir {
                     "it holds files but is not an mmloop loop directory; give a new or empty directory".into()
                 ));
             }
-        } else {
+        }
+        let created = !root.exists();
+        if created {
             std::fs::create_dir_all(root).map_err(|e| err(format!("cannot create it: {e}")))?;
         }
         let abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let id = hash_bytes(abs.display().to_string().as_bytes())[..12].to_string();
         let m = Marker { program: "mmloop".into(), kind: "loop".into(), id: id.clone() };
         mmloop_data::write_atomic(&marker, serde_json::to_string_pretty(&m)?.as_bytes())?;
-        Ok(Self { root: root.to_path_buf(), id })
+        Ok(Self { root: root.to_path_buf(), id, made: Some(created) })
+    }
+
+    /// Undoes [`LoopDir::open`] after a run that failed before any cycle finished: when this open
+    /// made the loop directory (created it, or marked an empty one) and it holds no finished
+    /// cycle, everything in it is removed (every file in it was written by this run), and the
+    /// directory itself when this open created it. So a first cycle that fails (bad data, a fit
+    /// that cannot run) leaves nothing behind. Otherwise (an existing loop, or a finished cycle)
+    /// nothing is touched: what is there is a resumable state. Returns whether it removed anything.
+    /// Best effort: a file that cannot be removed is left (the run's own error is the one to report).
+    pub fn abandon(&self) -> bool {
+        let Some(created) = self.made else { return false };
+        if !matches!(self.cycles(), Ok(c) if c.is_empty()) {
+            return false;
+        }
+        if created {
+            return std::fs::remove_dir_all(&self.root).is_ok();
+        }
+        let Ok(rd) = std::fs::read_dir(&self.root) else { return false };
+        let mut all = true;
+        for e in rd.flatten() {
+            let p = e.path();
+            let dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let r = if dir { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            all &= r.is_ok();
+        }
+        all
     }
 
     pub fn root(&self) -> &Path {
@@ -173,6 +204,8 @@ pub struct ChooseInput<'a> {
     pub fit: &'a FittedModel,
     pub ledger: &'a Ledger,
     pub evidence: &'a [EvidenceSummary],
+    /// The KPI the calibrated fit credits to each channel over the data (posterior mean contribution).
+    pub credited: &'a [(String, f64)],
     pub seed: u64,
 }
 
@@ -348,6 +381,7 @@ pub fn run_cycle(
         .and_then(|d| d.summary())
         .map_err(|e| CycleError::FitDir { dir: fit_dir.clone(), message: e.to_string() })?;
     let roi: Vec<(String, Stat)> = summary.channels.iter().map(|c| (c.name.clone(), c.roi)).collect();
+    let credited: Vec<(String, f64)> = summary.channels.iter().map(|c| (c.name.clone(), c.contribution.mean)).collect();
 
     // validate the new readouts: prediction vs readout, and whether the calibrated fit reconciles them
     let seen: Vec<i64> = last.as_ref().map(|l| l.readouts.clone()).unwrap_or_default();
@@ -387,6 +421,7 @@ pub fn run_cycle(
         fit: &fitted,
         ledger: &ledger,
         evidence: &evidence_rows,
+        credited: &credited,
         seed,
     })?;
     let mut items = Vec::new();
@@ -611,4 +646,34 @@ fn brief(
         }
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandon_removes_what_open_made_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        // created by this open: removed whole
+        let new = tmp.path().join("new");
+        let d = LoopDir::open(&new, &[]).unwrap();
+        std::fs::create_dir(d.fit_dir(1)).unwrap();
+        std::fs::write(d.fit_dir(1).join("partial"), "x").unwrap();
+        assert!(d.abandon());
+        assert!(!new.exists());
+        // an empty directory of the user's: emptied again, kept
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let d = LoopDir::open(&empty, &[]).unwrap();
+        assert!(empty.join(LOOP_MARKER).is_file());
+        assert!(d.abandon());
+        assert!(empty.is_dir() && std::fs::read_dir(&empty).unwrap().next().is_none());
+        // an existing loop directory (opened again): untouched
+        let d0 = LoopDir::open(&new, &[]).unwrap();
+        let again = LoopDir::open(&new, &[]).unwrap();
+        assert_eq!(again.id(), d0.id());
+        assert!(!again.abandon());
+        assert!(new.join(LOOP_MARKER).is_file());
+    }
 }

@@ -316,7 +316,8 @@ pub struct RankSettings {
     pub budget: Option<f64>,
     /// Each channel may move this share of its current spend either way.
     pub relative: f64,
-    /// Absolute (channel, lower, upper) overrides of the relative bounds (as `mmloop optimize`'s).
+    /// Absolute (channel, lower, upper) overrides of the relative bounds (a loop config's
+    /// `[[budget.bounds]]`), so the ranking values tests for the decision the budget step makes.
     pub bounds: Vec<(String, f64, f64)>,
     /// Money per KPI unit (default: the model's revenue per KPI if it has one, else 1: the KPI is money).
     pub value_per_kpi: Option<f64>,
