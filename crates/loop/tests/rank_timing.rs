@@ -58,8 +58,16 @@ fn time_ranking_ten_candidates_on_the_geo_demo() {
 /// across seeds by at most a few per cent (coefficient of variation ≤ 5 % for every candidate whose
 /// EVOI is at least 1 % of the largest; smaller ones are reported, since a relative spread of a
 /// value near 0 means nothing).
+///
+/// FAILS today (measured 2026-11-30, load 11, 143 s): the large EVOIs are stable (search go-dark
+/// 150.1 / 171.4, cv 0.06–0.07 %; social go-dark 68.6 / 86.8, cv 1.2–1.5 %), the search heavy-ups
+/// (4.4, 7.0) vary 6.6–7.7 %; but the portfolio is one tv heavy-up (4 periods on 6 seeds, 8 periods
+/// on 4) whose EVOI is ≈ 0 (< 0.05) and whose cost is 0 (a heavy-up expected to pay for itself):
+/// the greedy stop rule "marginal net value > 0" picks a candidate whose net value is Monte-Carlo
+/// noise around 0. The fix is a stop rule against the marginal value's MC error, not yet done.
 #[test]
-#[ignore = "a NUTS fit and 10 rankings, minutes; run with: \
+#[ignore = "FAILS today (the portfolio picks a noise-level candidate, see the doc); a NUTS fit and 10 \
+            rankings, ~2.5 min; run with: \
             cargo test -p mmloop-loop --test rank_timing -- --ignored --nocapture seed"]
 fn the_portfolio_and_each_evoi_are_stable_over_ten_seeds_on_a_real_fit() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
