@@ -51,3 +51,70 @@ fn time_ranking_ten_candidates_on_the_geo_demo() {
     }
     assert_eq!(ranking.candidates.len(), cands.len());
 }
+
+/// Issue 12: a ranking a user can act on does not hinge on the seed. On a real fit (the national
+/// demo, NUTS 4 × 1000 draws), ranking the stated-precision candidates at the default settings with
+/// 10 seeds: the greedy portfolio is the same set every time, and each candidate's EVOI varies
+/// across seeds by at most a few per cent (coefficient of variation ≤ 5 % for every candidate whose
+/// EVOI is at least 1 % of the largest; smaller ones are reported, since a relative spread of a
+/// value near 0 means nothing).
+///
+/// FAILS today (measured 2026-11-30, load 11, 143 s): the large EVOIs are stable (search go-dark
+/// 150.1 / 171.4, cv 0.06–0.07 %; social go-dark 68.6 / 86.8, cv 1.2–1.5 %), the search heavy-ups
+/// (4.4, 7.0) vary 6.6–7.7 %; but the portfolio is one tv heavy-up (4 periods on 6 seeds, 8 periods
+/// on 4) whose EVOI is ≈ 0 (< 0.05) and whose cost is 0 (a heavy-up expected to pay for itself):
+/// the greedy stop rule "marginal net value > 0" picks a candidate whose net value is Monte-Carlo
+/// noise around 0. The fix is a stop rule against the marginal value's MC error, not yet done.
+#[test]
+#[ignore = "FAILS today (the portfolio picks a noise-level candidate, see the doc); a NUTS fit and 10 \
+            rankings, ~2.5 min; run with: \
+            cargo test -p mmloop-loop --test rank_timing -- --ignored --nocapture seed"]
+fn the_portfolio_and_each_evoi_are_stable_over_ten_seeds_on_a_real_fit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut spec = load_config(root.join("data/demo_national.toml")).unwrap();
+    spec.fit.chains = 4;
+    spec.fit.tune = 500;
+    spec.fit.draws = 1000;
+    spec.data.path = std::fs::canonicalize(&spec.data.path).unwrap();
+    let data = Dataset::load(&spec).unwrap();
+    let result = mmloop_mmm::fit::fit(&spec, &data).unwrap();
+    let fit = FittedModel::from_fit(&spec, &data, &result).unwrap();
+    let cands = rank::stated_candidates(&fit, &StatedPrecision::default(), &CandidateSpec::default()).unwrap();
+    let mut portfolios = Vec::new();
+    let mut evois: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for seed in 0..10u64 {
+        let settings = RankSettings {
+            evoi: mmloop_loop::value::EvoiSettings { seed, ..Default::default() },
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let r = rank::rank(&fit, &cands, &settings, &NoProgress).unwrap();
+        let mut picks: Vec<String> =
+            r.portfolio.greedy.picks.iter().map(|p| r.candidates[p.candidate].name.clone()).collect();
+        picks.sort();
+        eprintln!("seed {seed}: {:.1} s, portfolio {picks:?}", start.elapsed().as_secs_f64());
+        portfolios.push(picks);
+        for c in &r.candidates {
+            evois.entry(c.name.clone()).or_default().push(c.evoi.evoi);
+        }
+    }
+    let largest = evois.values().flatten().cloned().fold(0.0, f64::max);
+    let mut worst: f64 = 0.0;
+    for (name, v) in &evois {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
+        let cv = if m > 0.0 { sd / m } else { 0.0 };
+        let judged = m >= 0.01 * largest;
+        eprintln!(
+            "  {name:<40} EVOI {m:>12.1} ± {sd:>9.1} (cv {:>5.2} %){}",
+            100.0 * cv,
+            if judged { "" } else { " (≈ 0)" }
+        );
+        if judged {
+            worst = worst.max(cv);
+        }
+    }
+    eprintln!("worst coefficient of variation of a non-negligible EVOI: {:.2} %", 100.0 * worst);
+    assert!(portfolios.iter().all(|p| p == &portfolios[0]), "the portfolio changes with the seed: {portfolios:?}");
+    assert!(worst <= 0.05, "an EVOI varies {:.1} % across seeds", 100.0 * worst);
+}
