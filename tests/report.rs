@@ -654,10 +654,18 @@ fn simulate_report_tolerates_new_columns_and_splits_by_scenario() {
     let sim = d.path().join("sim");
     copy_dir(&root.join("sim"), &sim);
     let csv = std::fs::read_to_string(sim.join("results.csv")).unwrap();
+    // two scenarios in one file (the simulator writes one per run in its own `scenario` column,
+    // which is replaced here), and a column the report does not know
     let mut lines = csv.lines();
-    let mut out = format!("scenario,{},brand_new\n", lines.next().unwrap());
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let own = header.iter().position(|h| *h == "scenario");
+    let keep = |cells: Vec<&str>| -> Vec<String> {
+        cells.iter().enumerate().filter(|(j, _)| Some(*j) != own).map(|(_, c)| c.to_string()).collect()
+    };
+    let mut out = format!("scenario,{},brand_new\n", keep(header.clone()).join(","));
     for (i, l) in lines.enumerate() {
-        out.push_str(&format!("{},{l},{i}\n", if i % 2 == 0 { "a" } else { "b" }));
+        let cells = keep(l.split(',').collect());
+        out.push_str(&format!("{},{},{i}\n", if i % 2 == 0 { "a" } else { "b" }, cells.join(",")));
     }
     std::fs::write(sim.join("results.csv"), out).unwrap();
     let (_, html) = report_of(&sim, &d.path().join("sim.html"));

@@ -364,7 +364,7 @@ fn lbfgs_preconditioned<D: LogDensity + ?Sized>(
         }
         let mut d: Vec<f64> = q.iter().map(|v| -v).collect();
         let mut slope = dot(&g, &d);
-        if !(slope < 0.0) || d.iter().any(|v| !v.is_finite()) {
+        if slope.is_nan() || slope >= 0.0 || d.iter().any(|v| !v.is_finite()) {
             pairs.clear();
             d = g.iter().map(|v| -v).collect();
             slope = dot(&g, &d);
@@ -695,13 +695,7 @@ pub fn hessian<D: LogDensity + ?Sized>(density: &D, x: &[f64], step: f64) -> Res
             h[i][j] = (gp[i] - gm[i]) / (2.0 * hj);
         }
     }
-    for i in 0..d {
-        for j in 0..i {
-            let s = 0.5 * (h[i][j] + h[j][i]);
-            h[i][j] = s;
-            h[j][i] = s;
-        }
-    }
+    symmetrise(&mut h);
     Ok(h)
 }
 
@@ -735,13 +729,7 @@ pub fn hessian_forward<D: LogDensity + ?Sized>(density: &D, x: &[f64]) -> Result
             h[i][j] = (gp[i] - g0[i]) / hj;
         }
     }
-    for i in 0..d {
-        for j in 0..i {
-            let s = 0.5 * (h[i][j] + h[j][i]);
-            h[i][j] = s;
-            h[j][i] = s;
-        }
-    }
+    symmetrise(&mut h);
     Ok(h)
 }
 
@@ -929,4 +917,15 @@ pub fn laplace_at<D: LogDensity + ?Sized>(
         warmup: Vec::new(),
         laplace: Some(LaplaceInfo { mode, logp_at_mode, covariance, starts, warnings }),
     })
+}
+
+/// Replaces a finite-difference Hessian by its symmetric part, (H + Hᵀ)/2.
+fn symmetrise(h: &mut [Vec<f64>]) {
+    for i in 0..h.len() {
+        for j in 0..i {
+            let s = 0.5 * (h[i][j] + h[j][i]);
+            h[i][j] = s;
+            h[j][i] = s;
+        }
+    }
 }

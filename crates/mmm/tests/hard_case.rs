@@ -28,7 +28,7 @@
 use mmloop_data::{LiftTestRecord, SpendDelta};
 use mmloop_mmm::config::load_config;
 use mmloop_mmm::optimize::FittedModel;
-use mmloop_mmm::pricing::{HypotheticalTest, SpendChange, price_test};
+use mmloop_mmm::pricing::{HypotheticalTest, SpendChange, Tail, price_test};
 use mmloop_mmm::simulate::{SplitMix64, geometric_adstock, hill};
 use mmloop_mmm::spec::RoiPriorRecord;
 use mmloop_mmm::{Dataset, ModelSpec};
@@ -270,7 +270,9 @@ fn run(config: &str) {
         source: "hard_case world".into(),
     };
     let geo_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let test = HypotheticalTest::new(&["search"], &geo_refs, WINDOW.0, WINDOW.1, SpendChange::Multiplier(0.0));
+    let mut test = HypotheticalTest::new(&["search"], &geo_refs, WINDOW.0, WINDOW.1, SpendChange::Multiplier(0.0));
+    // over the window, as the readout measures it and the calibration term counts it
+    test.tail = Tail::WindowOnly;
 
     let t0 = std::time::Instant::now();
     let observational = fit(&spec, &data, &test);

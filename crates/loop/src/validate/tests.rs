@@ -225,9 +225,10 @@ fn a_calibrated_fit_reconciles_unbiased_tests_and_strains_against_a_forced_one_e
 
     // the first remedy, chosen: ch0 anchored on the experiment (its ROI prior from the readout
     // replaces the pinned coefficient prior; adstock and saturation stay pinned), refitted. The
-    // fit moves towards the test (measured: z 34.0 -> 26.6), but the prior is on ch0's average
-    // ROI while the test measures the return on its increment, and the pinned saturation keeps
-    // the two apart: the check still reports the strain, in-sample, rather than hide it
+    // prior is on ch0's average ROI while the test measures the return on its increment over the
+    // window, and the pinned saturation keeps the two apart (measured: z 34.0 -> 26.6 when the
+    // term counted the carry-over after the window; 33.4 -> 36.7 over the window only): the
+    // check still reports the strain, in-sample, rather than hide it
     let anchored = anchored_spec(&spec, Some(1), &r).unwrap();
     assert!(anchored.calibration.lift_tests.is_empty() && anchored.calibration.roi_priors.len() == 1);
     let refit = fit_spec(&sim, &anchored);
@@ -239,7 +240,7 @@ p = {:e}",
         after.p_value
     );
     assert!(after.discrepancy.in_sample, "an anchored fit has seen the test");
-    assert!(after.discrepancy.z.abs() < 0.9 * c.discrepancy.z.abs(), "{} vs {}", after.discrepancy.z, c.discrepancy.z);
+    assert!(after.discrepancy.flagged, "{} vs {}", after.discrepancy.z, c.discrepancy.z);
     assert!(after.strained, "p = {}", after.p_value);
     // a channel set cannot anchor one ROI prior
     let mut pair = r.clone();
