@@ -49,6 +49,18 @@ pub fn thinned(fit: &FittedModel, max: usize) -> Option<FittedModel> {
     Some(t)
 }
 
+/// The ledger's planned experiment of a ranked candidate: one cell of its treated geos, its window,
+/// and the candidate itself as the design record.
+fn planned(c: &rank::RankedCandidate) -> Result<PlannedExperiment, CycleError> {
+    Ok(PlannedExperiment {
+        channels: c.channels.clone(),
+        cells: vec![Cell { name: "test".into(), geos: c.geos.clone() }],
+        start: c.start.clone(),
+        end: c.end.clone(),
+        design: Some(serde_json::to_value(c)?),
+    })
+}
+
 impl RankChooser {
     /// The chooser a loop config describes: its panel (read now, errors name the file), horizon,
     /// budget, bounds and test constraints; the ranking's other settings at their defaults.
@@ -157,13 +169,7 @@ impl TestChooser for RankChooser {
         for pick in picks {
             let Some(c) = ranking.candidates.get(pick.candidate) else { continue };
             tests.push(PlannedTest {
-                experiment: PlannedExperiment {
-                    channels: c.channels.clone(),
-                    cells: vec![Cell { name: "test".into(), geos: c.geos.clone() }],
-                    start: c.start.clone(),
-                    end: c.end.clone(),
-                    design: Some(serde_json::to_value(c)?),
-                },
+                experiment: planned(c)?,
                 why: format!(
                     "{} ({}, {} {} to {}, {} geos): {:?}; EVOI {} against a cost of {}, adds {} net to the set; EIG {:.2} nats",
                     c.name,
@@ -212,13 +218,7 @@ impl TestChooser for RankChooser {
                 continue;
             }
             tests.push(PlannedTest {
-                experiment: PlannedExperiment {
-                    channels: c.channels.clone(),
-                    cells: vec![Cell { name: "test".into(), geos: c.geos.clone() }],
-                    start: c.start.clone(),
-                    end: c.end.clone(),
-                    design: Some(serde_json::to_value(c)?),
-                },
+                experiment: planned(c)?,
                 why: format!(
                     "{} ({}, {} {} to {}): the most informative remaining test{} (EIG {:.3} nats, cost {}), run to \
                      learn although the model itself expects no net value from it (EVOI {}): at least {} test(s) a cycle",
