@@ -112,10 +112,13 @@ pub fn changes(before: &[ChannelState], now: &[ChannelState]) -> Vec<ChannelChan
         } else if roi_moved || spend_moved {
             ("data", "no new test on it: the new data and the other channels' evidence moved it".to_string())
         } else {
-            ("unchanged", "unchanged".to_string())
+            (
+                "unchanged",
+                format!("little change: ROI, its interval and the spend each moved less than {:.0} %", 100.0 * MOVE),
+            )
         };
         let sentence = format!(
-            "{}: ROI {:.3} [{:.3}, {:.3}] → {:.3} [{:.3}, {:.3}], spend {:.0} → {:.0} ({why})",
+            "{}: ROI {:.3} [{:.3}, {:.3}] → {:.3} [{:.3}, {:.3}], spend {} → {} ({why})",
             n.channel,
             b.roi.mean,
             b.roi.q05,
@@ -123,8 +126,8 @@ pub fn changes(before: &[ChannelState], now: &[ChannelState]) -> Vec<ChannelChan
             n.roi.mean,
             n.roi.q05,
             n.roi.q95,
-            b.recommended_spend,
-            n.recommended_spend
+            mmloop_data::human::amount(b.recommended_spend),
+            mmloop_data::human::amount(n.recommended_spend)
         );
         out.push(ChannelChange {
             channel: n.channel.clone(),

@@ -502,10 +502,10 @@ pub fn trajectory_table(rows: &[TrajectoryRow]) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "{:>5}  {:>5}  {:>12.0} ({:>5.2} %)  {:>5}  {:>5}  {}",
+            "{:>5}  {:>5}  {:>12} ({:>5.2} %)  {:>5}  {:>5}  {}",
             r.cycle,
             r.weeks,
-            r.misallocation_cost,
+            mmloop_data::human::amount(r.misallocation_cost),
             100.0 * r.misallocation_share,
             r.tests_run,
             r.flagged.len(),

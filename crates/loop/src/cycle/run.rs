@@ -6,6 +6,7 @@ use super::config::LoopConfig;
 use super::fit::{self as cfit, PredictedBefore};
 use crate::ledger::{Ledger, PlannedExperiment, Status};
 use crate::validate::{self, FitCheck};
+use mmloop_data::human::amount;
 use mmloop_data::{FileHash, OutputDir, hash_bytes};
 use mmloop_mmm::Dataset;
 use mmloop_mmm::analysis::Stat;
@@ -555,6 +556,52 @@ fn read_evidence(fit_dir: &Path) -> Result<Vec<EvidenceSummary>, CycleError> {
 
 /// The plain-language brief of a cycle.
 #[allow(clippy::too_many_arguments)]
+/// The recommendation against the current split in words. When the budget differs from what the
+/// current split spends over the horizon, the gain compares two different totals: say so, with the
+/// difference, so a loss is not read as a worse split of the same money.
+fn against_current(r: &mmloop_mmm::optimize::OptimizationReport) -> String {
+    let current: f64 = r.channels.iter().map(|c| c.current_spend).sum();
+    let gain = format!(
+        "{}{} vs the current split (positive in {} of draws)",
+        if r.gain.mean > 0.0 { "+" } else { "" },
+        amount(r.gain.mean),
+        mmloop_data::human::percent(r.prob_gain_positive)
+    );
+    let diff = r.budget - current;
+    let mut out = if diff.abs() <= 1e-6 * current.abs().max(1.0) {
+        gain
+    } else {
+        format!(
+            "{gain}, which spends {} ({} {} than the budget)",
+            amount(current),
+            amount(diff.abs()),
+            if diff > 0.0 { "less" } else { "more" }
+        )
+    };
+    // a current split outside the guardrails is not one of the recommendation's options
+    let outside: Vec<String> = r
+        .channels
+        .iter()
+        .filter_map(|c| {
+            if c.current_spend < c.lower {
+                Some(format!("{} {} < {}", c.channel, amount(c.current_spend), amount(c.lower)))
+            } else if c.current_spend > c.upper {
+                Some(format!("{} {} > {}", c.channel, amount(c.current_spend), amount(c.upper)))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if !outside.is_empty() {
+        let _ = write!(
+            out,
+            "; the current split lies outside the bounds ({}), so the bounded recommendation can trail it",
+            outside.join(", ")
+        );
+    }
+    out
+}
+
 fn brief(
     s: &CycleState,
     rec: &BudgetOutcome,
@@ -577,8 +624,11 @@ fn brief(
     );
     let _ = writeln!(b, "\nwhat the model believes (ROI, 90 % interval):");
     for c in &s.channels {
-        let tested =
-            if c.experiments.is_empty() { "untested".to_string() } else { format!("tested: {:?}", c.experiments) };
+        let tested = match c.experiments.as_slice() {
+            [] => "untested".to_string(),
+            [e] => format!("tested by experiment {e}"),
+            es => format!("tested by experiments {}", es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
+        };
         let due = evidence.iter().find(|e| e.channel == c.channel).and_then(|e| e.due_for_retest);
         let _ = writeln!(
             b,
@@ -627,17 +677,18 @@ fn brief(
     let r = &rec.report;
     let _ = writeln!(
         b,
-        "\nwhat to spend over the next {} periods (budget {:.0}): expected outcome {:.0} [{:.0}, {:.0}], {:+.0} vs the current split (P(gain) = {:.2})",
+        "\nwhat to spend over the next {} periods (budget {}): expected outcome {} (90 % interval {} to {})",
         r.horizon,
-        r.budget,
-        r.optimal_outcome.mean,
-        r.optimal_outcome.q05,
-        r.optimal_outcome.q95,
-        r.gain.mean,
-        r.prob_gain_positive
+        amount(r.budget),
+        amount(r.optimal_outcome.mean),
+        amount(r.optimal_outcome.q05),
+        amount(r.optimal_outcome.q95),
     );
+    let _ = writeln!(b, "  {}", against_current(r));
+    let width = r.channels.iter().map(|c| amount(c.optimal_spend).len()).max().unwrap_or(0);
     for c in &r.channels {
-        let _ = writeln!(b, "  {:<14} {:>12.0} (now {:.0})", c.channel, c.optimal_spend, c.current_spend);
+        let _ =
+            writeln!(b, "  {:<14} {:>width$} (now {})", c.channel, amount(c.optimal_spend), amount(c.current_spend));
     }
     if !changes.is_empty() {
         let _ = writeln!(b, "\nsince the last cycle:");
@@ -651,6 +702,48 @@ fn brief(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(current: [f64; 2], lower: f64) -> mmloop_mmm::optimize::OptimizationReport {
+        use mmloop_mmm::optimize::ChannelPlan;
+        let st = |x: f64| Stat::of(&[x, x]);
+        let ch = |name: &str, cur: f64, opt: f64| ChannelPlan {
+            channel: name.into(),
+            current_spend: cur,
+            optimal_spend: opt,
+            lower,
+            upper: 1e9,
+            outcome: st(0.0),
+            marginal_return: 1.0,
+        };
+        mmloop_mmm::optimize::OptimizationReport {
+            horizon: 13,
+            outcome_unit: "kpi",
+            objective: "mean".into(),
+            budget: 2_000_000.0,
+            channels: vec![ch("tv", current[0], 1_500_000.0), ch("search", current[1], 500_000.0)],
+            current_outcome: st(1.0),
+            optimal_outcome: st(0.0),
+            gain: st(-1_010_502.4),
+            prob_gain_positive: 0.0,
+            objective_value: 0.0,
+            kkt_residual: 0.0,
+            lambda: 0.0,
+            iterations: 1,
+            draws: vec![],
+        }
+    }
+
+    #[test]
+    fn the_brief_says_when_the_current_split_spends_another_total_or_lies_outside_the_bounds() {
+        // same total, inside the bounds: the gain alone
+        let same = against_current(&report([1_000_000.0, 1_000_000.0], 0.0));
+        assert_eq!(same, "-1,010,502 vs the current split (positive in 0.0% of draws)");
+        // 431,213 less than the budget, and search below its lower bound
+        let other = against_current(&report([1_300_000.0, 268_787.0], 300_000.0));
+        assert!(other.contains("which spends 1,568,787 (431,213 less than the budget)"), "{other}");
+        assert!(other.contains("outside the bounds (search 268,787 < 300,000)"), "{other}");
+        assert!(!other.contains("tv "), "tv is inside its bounds: {other}");
+    }
 
     #[test]
     fn abandon_removes_what_open_made_and_nothing_else() {

@@ -505,8 +505,10 @@ pub fn results_parquet(result: &SimResult) -> Result<Vec<u8>, SimError> {
     Ok(buf)
 }
 
+/// Money in whole units with thousands separators; amounts under half a unit print as 0 (a
+/// misallocation cost of −3e-8 is the optimiser's rounding, not a figure).
 fn money(v: f64) -> String {
-    crate::validate::fmt_num(v)
+    if v.is_finite() && v.abs() < 0.5 { "0".into() } else { crate::validate::fmt_num(v) }
 }
 
 fn pct(v: f64) -> String {
@@ -532,17 +534,36 @@ pub fn terminal_summary(s: &Summary) -> String {
         b,
         "\nmisallocation cost per cycle, median [p10, p90] over worlds (money; share of the oracle's outcome):"
     );
+    // each cell "median [p10, p90]", every column as wide as its widest cell
+    let cells: Vec<Vec<String>> = s
+        .arms
+        .iter()
+        .map(|&arm| {
+            (1..=last)
+                .map(|c| match s.per_arm_cycle.iter().find(|x| x.arm == arm && x.cycle == c) {
+                    Some(x) => {
+                        let q = x.misallocation_cost;
+                        format!("{} [{}, {}]", money(q.median), money(q.p10), money(q.p90))
+                    }
+                    None => "n/a".into(),
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = (0..last)
+        .map(|c| {
+            cells.iter().map(|r| r[c].chars().count()).chain([format!("cycle {}", c + 1).len()]).max().unwrap_or(0)
+        })
+        .collect();
     let _ = write!(b, "  {:<12}", "arm");
-    for c in 1..=last {
-        let _ = write!(b, " {:>26}", format!("cycle {c}"));
+    for (c, w) in widths.iter().enumerate() {
+        let _ = write!(b, "  {:>w$}", format!("cycle {}", c + 1));
     }
     b.push('\n');
-    for &arm in &s.arms {
+    for (&arm, row) in s.arms.iter().zip(&cells) {
         let _ = write!(b, "  {:<12}", arm.name());
-        for c in 1..=last {
-            let Some(x) = s.per_arm_cycle.iter().find(|x| x.arm == arm && x.cycle == c) else { continue };
-            let q = x.misallocation_cost;
-            let _ = write!(b, " {:>26}", format!("{} [{}, {}]", money(q.median), money(q.p10), money(q.p90)));
+        for (cell, w) in row.iter().zip(&widths) {
+            let _ = write!(b, "  {cell:>w$}");
         }
         b.push('\n');
     }
@@ -568,7 +589,10 @@ pub fn terminal_summary(s: &Summary) -> String {
             format!("{:.1}", x.discrepancy_flags.mean),
         );
     }
-    let _ = writeln!(b, "  (tests: mean tests per world over all cycles; coverage: mean share of channels covered)");
+    let _ = writeln!(
+        b,
+        "  (tests: mean tests per world over all cycles; test cost: the last cycle's tests' true net cost (median), negative when heavy-ups returned more than they spent; coverage: mean share of channels whose 90 % interval covers the true ROI)"
+    );
     let _ = writeln!(b, "\nreduction of the misallocation cost by cycle {last}:");
     for r in &s.reductions {
         if r.arm == Arm::Oracle {
