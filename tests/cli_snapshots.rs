@@ -83,6 +83,60 @@ fn the_fit_optimize_and_scenario_output_on_the_national_demo() {
         "scenario",
         run(d, &["scenario", "--fit", "out/fit", "--plan", "data/demo_plan.csv", "--out", "out/scenario"])
     );
+    // stated-precision candidates (a national model has no panel), at a small Monte Carlo effort
+    insta::assert_snapshot!(
+        "rank",
+        run(
+            d,
+            &[
+                "rank",
+                "--fit",
+                "out/fit",
+                "--readouts",
+                "16",
+                "--evpi-draws",
+                "16",
+                "--draws",
+                "50",
+                "--out",
+                "out/rank"
+            ]
+        )
+    );
+}
+
+#[test]
+fn the_loop_demo_and_simulate_output() {
+    let tmp = fresh_copy();
+    let d = tmp.path();
+    insta::assert_snapshot!(
+        "loop_demo",
+        run(d, &["loop", "--demo", "--cycles", "1", "--draws", "60", "--rank-effort", "48", "20", "--out", "out/demo"])
+    );
+    insta::assert_snapshot!(
+        "simulate",
+        run(
+            d,
+            &[
+                "simulate",
+                "--worlds",
+                "1",
+                "--cycles",
+                "2",
+                "--arms",
+                "none,oracle",
+                "--channels",
+                "3",
+                "--draws",
+                "40",
+                "--seed",
+                "3",
+                "--quiet",
+                "--out",
+                "out/sim"
+            ]
+        )
+    );
 }
 
 #[test]

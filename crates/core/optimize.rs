@@ -350,6 +350,9 @@ pub fn run_scenario(args: ScenarioArgs) -> anyhow::Result<()> {
         amount(report.total_outcome.q95),
         number(report.roi.mean)
     );
-    crate::say::wrote(&dir, &[]);
+    crate::say::wrote(
+        &dir,
+        &[format!("mmloop report {}   (the plan's outcome per period and per channel)", crate::say::arg(&dir))],
+    );
     Ok(())
 }

@@ -144,6 +144,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     out.write("summary.txt", text.as_bytes())?;
     let dir = out.commit()?;
     print!("{text}");
-    crate::say::wrote(&dir, &[]);
+    crate::say::wrote(
+        &dir,
+        &[format!("mmloop report {}   (the arms' costs over cycles, with their p10/p90 bands)", crate::say::arg(&dir))],
+    );
     Ok(())
 }

@@ -49,6 +49,21 @@ pub fn amount(x: f64) -> String {
     if x.is_finite() && x.abs() >= 100.0 { grouped(x, 0) } else { number(x) }
 }
 
+/// Money: as [`amount`] (whole units with separators from 100 up), but never finer than a cent:
+/// below 100 two decimals, and an amount under half a cent prints as `0` — a value of information of
+/// `3.68e-16` is the Monte Carlo estimate of nothing, not a figure (`money(0.000352)` is `"0"`).
+pub fn money(x: f64) -> String {
+    if !x.is_finite() {
+        format!("{x}")
+    } else if x.abs() >= 100.0 {
+        grouped(x, 0)
+    } else if x.abs() < 0.005 {
+        "0".into()
+    } else {
+        grouped(x, 2)
+    }
+}
+
 /// A ratio or coefficient (ROI, R², a z-score) at a precision that suits its size: two decimals
 /// from 1 up, three significant figures below 1, thousands separators above 10,000, and scientific
 /// notation only for magnitudes no table column could hold (below 1e-4 or beyond 1e15).
@@ -119,6 +134,17 @@ mod tests {
         assert_eq!(number(12_345.6), "12,346");
         assert_eq!(number(3e-6), "3.00e-6");
         assert_eq!(number(0.0), "0");
+    }
+
+    #[test]
+    fn money_is_never_finer_than_a_cent() {
+        assert_eq!(money(1_605_200.4), "1,605,200");
+        assert_eq!(money(49.0), "49.00");
+        assert_eq!(money(-6.126), "-6.13");
+        assert_eq!(money(0.000352), "0");
+        assert_eq!(money(-2.98e-8), "0");
+        assert_eq!(money(3.68e-16), "0");
+        assert_eq!(money(0.005), "0.01");
     }
 
     #[test]

@@ -179,8 +179,8 @@ impl TestChooser for RankChooser {
                     c.end,
                     if c.geos.is_empty() { "all".to_string() } else { c.geos.len().to_string() },
                     c.quadrant.quadrant,
-                    crate::validate::fmt_num(c.evoi.evoi),
-                    crate::validate::fmt_num(c.cost.cost),
+                    mmloop_data::human::money(c.evoi.evoi),
+                    mmloop_data::human::money(c.cost.cost),
                     crate::validate::fmt_num(pick.marginal_net),
                     c.eig
                 ),
@@ -229,8 +229,8 @@ impl TestChooser for RankChooser {
                     c.end,
                     if untested(i) { " on the channel credited with the most KPI that no experiment has checked" } else { "" },
                     c.eig,
-                    crate::validate::fmt_num(c.cost.cost),
-                    crate::validate::fmt_num(c.evoi.evoi),
+                    mmloop_data::human::money(c.cost.cost),
+                    mmloop_data::human::money(c.evoi.evoi),
                     self.min_tests
                 ),
                 cost: c.cost.cost,

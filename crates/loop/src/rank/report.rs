@@ -3,6 +3,7 @@
 use super::{RankedCandidate, Ranking};
 use crate::validate::fmt_num;
 use crate::value::{Portfolio, Quadrant};
+use mmloop_data::human::money;
 use std::fmt::Write as _;
 
 fn quote(s: &str) -> String {
@@ -114,10 +115,10 @@ pub fn ranking_table(r: &Ranking, top: usize) -> String {
             cut(&c.name, 44),
             fmt_num(c.sigma),
             c.eig,
-            fmt_num(c.evoi.evoi),
-            fmt_num(c.evoi.mcse),
-            fmt_num(c.cost.cost),
-            fmt_num(c.net_value),
+            money(c.evoi.evoi),
+            money(c.evoi.mcse),
+            money(c.cost.cost),
+            money(c.net_value),
             quadrant_name(c.quadrant.quadrant),
             weights,
             if c.is_retest { "  (re-test)" } else { "" }
@@ -130,12 +131,12 @@ pub fn ranking_table(r: &Ranking, top: usize) -> String {
         s,
         "EVPI (perfect information, the bound on every EVOI): {} ± {}; one KPI unit is worth {} ({}); horizon {} \
          periods, budget {}",
-        fmt_num(r.evpi.evpi),
-        fmt_num(r.evpi.mcse),
+        money(r.evpi.evpi),
+        money(r.evpi.mcse),
         r.value_per_kpi,
         r.value_per_kpi_source,
         r.horizon,
-        fmt_num(r.budget)
+        money(r.budget)
     );
     s
 }
@@ -181,9 +182,9 @@ fn portfolio_lines(s: &mut String, title: &str, p: &Portfolio, r: &Ranking, marg
         s,
         "{title}: {} test(s), joint EVOI {}, cost {}, net value {}",
         p.picks.len(),
-        fmt_num(p.joint_evoi),
-        fmt_num(p.total_cost),
-        fmt_num(p.net_value)
+        money(p.joint_evoi),
+        money(p.total_cost),
+        money(p.net_value)
     );
     for (i, pick) in p.picks.iter().enumerate() {
         let c = &r.candidates[pick.candidate];
@@ -193,9 +194,9 @@ fn portfolio_lines(s: &mut String, title: &str, p: &Portfolio, r: &Ranking, marg
                 "  {}. {}  (marginal EVOI {}, cost {}, marginal net {})",
                 i + 1,
                 c.name,
-                fmt_num(pick.marginal_evoi),
-                fmt_num(c.cost.cost),
-                fmt_num(pick.marginal_net)
+                money(pick.marginal_evoi),
+                money(c.cost.cost),
+                money(pick.marginal_net)
             );
         } else {
             let _ = writeln!(s, "  {}. {}", i + 1, c.name);
@@ -211,7 +212,7 @@ pub fn portfolio_table(r: &Ranking) -> String {
         s,
         "portfolio (at most {} tests, no geo in two simultaneous tests{}; chosen among the {} best by net value):",
         p.constraints.max_tests,
-        p.constraints.test_budget.map(|b| format!(", test budget {}", fmt_num(b))).unwrap_or_default(),
+        p.constraints.test_budget.map(|b| format!(", test budget {}", money(b))).unwrap_or_default(),
         p.pool.len()
     );
     if p.greedy.picks.is_empty() {

@@ -505,10 +505,10 @@ pub fn results_parquet(result: &SimResult) -> Result<Vec<u8>, SimError> {
     Ok(buf)
 }
 
-/// Money in whole units with thousands separators; amounts under half a unit print as 0 (a
-/// misallocation cost of −3e-8 is the optimiser's rounding, not a figure).
+/// Money ([`mmloop_data::human::money`]): a misallocation cost of −3e-8 is the optimiser's
+/// rounding and prints as 0.
 fn money(v: f64) -> String {
-    if v.is_finite() && v.abs() < 0.5 { "0".into() } else { crate::validate::fmt_num(v) }
+    mmloop_data::human::money(v)
 }
 
 fn pct(v: f64) -> String {
@@ -521,10 +521,10 @@ pub fn terminal_summary(s: &Summary) -> String {
     let last = s.cycles;
     let _ = writeln!(
         b,
-        "{} worlds × {} cycles × {} arms ({} fits, seed {}, scenario {}), {:.0} s",
-        s.worlds,
-        s.cycles,
-        s.arms.len(),
+        "{} × {} × {} ({} fits, seed {}, scenario {}), {:.0} s",
+        mmloop_data::human::count(s.worlds, "world"),
+        mmloop_data::human::count(s.cycles, "cycle"),
+        mmloop_data::human::count(s.arms.len(), "arm"),
         s.method,
         s.seed,
         s.settings.get("scenario").map_or("well_specified", String::as_str),
@@ -641,11 +641,15 @@ pub fn terminal_summary(s: &Summary) -> String {
         ("misallocation_cost_plus_test_cost", "cumulative misallocation cost plus the tests' true net cost"),
     ] {
         let _ = writeln!(b, "\npaired differences in {title} (arm − versus, per world; 90 % bootstrap):");
-        for p in s
+        let pairs: Vec<&PairedDifference> = s
             .paired
             .iter()
             .filter(|p| p.over == "cumulative" && p.metric == metric && p.arm != Arm::Oracle && p.versus != Arm::Oracle)
-        {
+            .collect();
+        if pairs.is_empty() {
+            let _ = writeln!(b, "  none: the run has fewer than two arms besides the oracle");
+        }
+        for p in pairs {
             let (lo, hi) = p.mean_ci90;
             let verdict = if hi < 0.0 {
                 format!("{} costs less", p.arm)
