@@ -42,7 +42,7 @@ pub struct LoopArgs {
     /// observational_bias_sd` (default 0.5; 0 takes the data's association as causal).
     #[arg(long, requires = "demo")]
     pub observational_bias_sd: Option<f64>,
-    /// Demo: the geo-lift estimator that reads the tests out (sc, ascm, sdid, did, twfe, tbr; default sc).
+    /// Demo: the geo-lift estimator that reads the tests out (sc, ascm, sdid, did, twfe, tbr; default ascm).
     #[arg(long, requires = "demo")]
     pub estimator: Option<String>,
     /// Fit and recommend only: plan no tests this cycle.

@@ -140,7 +140,9 @@ impl MmmModel {
                 }
                 values[ch.effect_idx] * ch.spend_fit / d
             } else {
-                values[ch.effect_idx]
+                // a coefficient prior is on what the data measure, β_obs; the causal β is
+                // β_obs·exp(−b) (see `super`)
+                values[ch.effect_idx] * ch.bias_idx.map_or(1.0, |i| (-values[i]).exp())
             };
             beta_geo.push(e.iter().map(|eg| b * eg).collect());
             beta.push(b);
@@ -388,7 +390,8 @@ impl MmmModel {
                 roi_d[c] = d;
                 vals[ch.effect_idx] * ch.spend_fit / d
             } else {
-                vals[ch.effect_idx]
+                // the coefficient coordinate is β_obs: the causal β_c = β_obs·exp(−b)
+                vals[ch.effect_idx] * ch.bias_idx.map_or(1.0, |i| (-vals[i]).exp())
             };
             // the data see β(g,c)·exp(b_c); bgc keeps the causal β(g,c)
             let fac = ch.bias_idx.map_or(1.0, |i| vals[i].exp());
@@ -509,6 +512,10 @@ impl MmmModel {
                 let d = roi_d[c];
                 gx[ch.effect_idx] += gbeta * ch.spend_fit / d;
                 kappa = -gbeta * beta / d;
+            } else if let Some(bi) = ch.bias_idx {
+                // β_c = β_obs·exp(−b): ∂/∂β_obs = ∂/∂β_c·exp(−b), and b gains ∂/∂β_c·(−β_c)
+                gx[ch.effect_idx] += gbeta * (-vals[bi]).exp();
+                gx[bi] -= gbeta * beta;
             } else {
                 gx[ch.effect_idx] += gbeta;
             }

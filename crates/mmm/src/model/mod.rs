@@ -24,7 +24,10 @@
 //!   measures; b_c is that difference on the log scale (the bias model of evidence synthesis, e.g.
 //!   Turner et al. 2009, JRSS A 172). An untested channel's causal β is its observational one
 //!   widened by the prior on b_c; a tested channel's is pinned by its experiments, and b_c
-//!   absorbs the rest. With s = 0 (the default) there is no b_c and β_obs = β.
+//!   absorbs the rest. A coefficient prior is on β_obs (what the data measure; the sampled
+//!   coordinate), so β = β_obs·exp(−b) and an untested channel's causal β is centred on its
+//!   observational one on the log scale; an ROI prior (often from experiments) is on the causal
+//!   ROI_c. With s = 0 (the default) there is no b_c and β_obs = β.
 //!
 //! ## Internal scaling (reversible)
 //! With size_g = population_g if a population column is given, else the mean KPI of geo g over the
