@@ -38,6 +38,13 @@ pub struct LoopArgs {
     /// Demo: rank on this many posterior draws (evenly thinned) with this many preposterior readouts per EVOI.
     #[arg(long, requires = "demo", num_args = 2, value_names = ["DRAWS", "READOUTS"])]
     pub rank_effort: Option<Vec<usize>>,
+    /// Demo: the model's prior sd of each channel's ln(observational / causal ROI), `[calibration]
+    /// observational_bias_sd` (default 0.5; 0 takes the data's association as causal).
+    #[arg(long, requires = "demo")]
+    pub observational_bias_sd: Option<f64>,
+    /// Demo: the geo-lift estimator that reads the tests out (sc, ascm, sdid, did, twfe, tbr; default ascm).
+    #[arg(long, requires = "demo")]
+    pub estimator: Option<String>,
     /// Fit and recommend only: plan no tests this cycle.
     #[arg(long)]
     pub no_tests: bool,
@@ -115,6 +122,13 @@ fn run_demo(args: &LoopArgs, options: CycleOptions) -> anyhow::Result<()> {
     }
     if let Some(c) = args.plant_bias {
         s.plant_bias = Some((c, 0.3));
+    }
+    if let Some(e) = &args.estimator {
+        s.estimator = e.clone();
+    }
+    if let Some(b) = args.observational_bias_sd {
+        anyhow::ensure!(b.is_finite() && b >= 0.0, "--observational-bias-sd must be >= 0, got {b}");
+        s.observational_bias_sd = b;
     }
     eprintln!(
         "demo: a 12-geo world (seed {}) where search's spend follows demand the model cannot see; {} cycles of {} weeks",

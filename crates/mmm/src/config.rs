@@ -615,6 +615,9 @@ struct RawCalibration {
     /// Whether a lift term counts the carry-over after the window (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lift_counts_carryover: Option<bool>,
+    /// Prior sd of each channel's observational bias ln(β_obs/β) (default 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    observational_bias_sd: Option<f64>,
 }
 
 impl RawCalibration {
@@ -625,6 +628,7 @@ impl RawCalibration {
             && self.half_lives.is_empty()
             && self.tests_in_data.is_none()
             && self.lift_counts_carryover.is_none()
+            && self.observational_bias_sd.is_none()
     }
 }
 
@@ -1161,6 +1165,15 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
         }
         records.push(r);
     }
+    if let Some(s) = c.observational_bias_sd
+        && !(s.is_finite() && s >= 0.0)
+    {
+        return Err(cx.invalid(
+            "[calibration] observational_bias_sd",
+            format!("{s} is not a standard deviation >= 0"),
+            "Give the prior sd of ln(observational / causal ROI), e.g. 0.5 (0: the data are unconfounded)",
+        ));
+    }
     for (ch, &w) in &c.half_lives {
         let at = format!("[calibration] half_lives.{ch}");
         if !names.contains(ch) {
@@ -1190,6 +1203,7 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
             half_lives: c.half_lives,
             tests_in_data: c.tests_in_data.unwrap_or(true),
             lift_counts_carryover: c.lift_counts_carryover.unwrap_or(false),
+            observational_bias_sd: c.observational_bias_sd.unwrap_or(0.0),
         },
         fit,
     })
@@ -1406,6 +1420,8 @@ impl RawConfig {
                 half_lives: s.calibration.half_lives.clone(),
                 tests_in_data: (!s.calibration.tests_in_data).then_some(false),
                 lift_counts_carryover: s.calibration.lift_counts_carryover.then_some(true),
+                observational_bias_sd: (s.calibration.observational_bias_sd > 0.0)
+                    .then_some(s.calibration.observational_bias_sd),
             },
             fit: RawFit {
                 method: Some(s.fit.method.to_string()),

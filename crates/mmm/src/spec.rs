@@ -154,9 +154,17 @@ pub struct Calibration {
     /// the window is 7–22 % of a test's lift (α 0.2–0.6), so counting it against a window-only
     /// readout under-credits the tested channel by as much.
     pub lift_counts_carryover: bool,
+    /// s: the prior sd of each channel's observational bias b_c = ln(β_obs,c / β_c)
+    /// (`[calibration] observational_bias_sd`, default 0 = none). With s > 0 the data's likelihood
+    /// sees the channel through β(g,c)·exp(b_c), b_c ~ Normal(0, s), while the lift-test terms, the
+    /// reported ROI and contributions, and every decision use the causal β(g,c): spend that follows
+    /// demand the model cannot see makes the observational association differ from the causal
+    /// effect, and only experiments tell them apart. See [`crate::model`].
+    pub observational_bias_sd: f64,
 }
 
-/// No evidence; tests in the data; lift counted over the record's window (the config's defaults).
+/// No evidence; tests in the data; lift counted over the record's window; no observational bias
+/// (the config's defaults).
 impl Default for Calibration {
     fn default() -> Self {
         Self {
@@ -165,6 +173,7 @@ impl Default for Calibration {
             half_lives: std::collections::BTreeMap::new(),
             tests_in_data: true,
             lift_counts_carryover: false,
+            observational_bias_sd: 0.0,
         }
     }
 }

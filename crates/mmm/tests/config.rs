@@ -302,6 +302,17 @@ standard_error = 2000
 }
 
 #[test]
+fn observational_bias_sd_defaults_to_none_round_trips_and_refuses_negatives() {
+    assert_eq!(parse(MINIMAL).unwrap().calibration.observational_bias_sd, 0.0, "off unless asked for");
+    let s = parse(&format!("{MINIMAL}[calibration]\nobservational_bias_sd = 0.5\n")).unwrap();
+    assert_eq!(s.calibration.observational_bias_sd, 0.5);
+    let again = parse(&to_toml(&s)).unwrap();
+    assert_eq!(again.calibration.observational_bias_sd, 0.5, "the saved config keeps it");
+    let e = parse(&format!("{MINIMAL}[calibration]\nobservational_bias_sd = -0.1\n")).unwrap_err();
+    assert!(e.contains("[calibration] observational_bias_sd") && e.contains("e.g. 0.5"), "{e}");
+}
+
+#[test]
 fn overrides_win_over_the_config() {
     let mut s = parse(&format!("{MINIMAL}[fit]\nmethod = \"nuts\"\nseed = 1\n")).unwrap();
     apply_overrides(&mut s, &FitOverrides { method: Some("laplace".parse().unwrap()), seed: Some(99) });

@@ -1,6 +1,7 @@
 //! The model's analytic gradient against central finite differences, at random points, for every
-//! transform kind and order, ROI parametrisation, partial pooling, Student-t, piecewise trend and
-//! lift-test terms; and the density's value against the model written out directly.
+//! transform kind and order, ROI parametrisation, partial pooling, Student-t, piecewise trend,
+//! lift-test terms and observational bias; and the density's value against the model written out
+//! directly.
 
 use mmloop_data::{LiftTestRecord, SpendDelta};
 use mmloop_inference::LogDensity;
@@ -75,6 +76,10 @@ fn variant(which: usize, geo: bool) -> (ModelSpec, mmloop_mmm::Dataset) {
             estimator: String::new(),
             source: String::new(),
         });
+    }
+    if which >= 6 {
+        // observational bias b_c on every channel: the data see β·exp(b_c), the lift terms β
+        spec.calibration.observational_bias_sd = 0.4;
     }
     (spec, sim.data)
 }
@@ -171,7 +176,7 @@ fn gradient_matches_finite_differences_at_edge_values() {
 /// directly from the unpacked parameters, the feature function and the baseline.
 #[test]
 fn density_value_equals_the_model_written_out() {
-    for which in [0usize, 1, 2, 3] {
+    for which in [0usize, 1, 2, 3, 6, 7] {
         for geo in [false, true] {
             let (mut spec, data) = variant(which, geo);
             spec.likelihood = Likelihood::Normal;
@@ -217,8 +222,9 @@ fn density_value_equals_the_model_written_out() {
                         &model.channels[c].x[gi * t_n..(gi + 1) * t_n],
                         &mut f,
                     );
+                    // the data see β_obs = β·exp(b_c); the lift terms below use β
                     for t in 0..t_n {
-                        mean[gi * t_n + t] += p.beta_geo[c][gi] * f[t];
+                        mean[gi * t_n + t] += p.beta_geo[c][gi] * p.obs_factor[c] * f[t];
                     }
                 }
             }

@@ -208,7 +208,10 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
                 let (f, f_up) = f2.split_at(t_n);
                 for t in 0..t_n {
                     let v = scale * f[t];
-                    mean[g * t_n + t] += v;
+                    // the fit sees β_obs = β·exp(b) (observational bias, see `crate::model`); the
+                    // channel is credited its causal part, the rest of the association is baseline
+                    mean[g * t_n + t] += v * p.obs_factor[c];
+                    baseline_t[t] += v * (p.obs_factor[c] - 1.0);
                     contrib_t[c][t] += v;
                     if t < tf {
                         contrib_total[c] += v;

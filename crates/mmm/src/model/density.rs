@@ -94,8 +94,11 @@ pub struct ParamValues {
     pub phi: Vec<Vec<f64>>,
     /// β_c (derived from ROI_c for ROI-parametrised channels).
     pub beta: Vec<f64>,
-    /// β(g, c), [c][g].
+    /// β(g, c), [c][g]: the causal effect (what lift tests measure and decisions use).
     pub beta_geo: Vec<Vec<f64>>,
+    /// exp(b_c) per channel: the data's likelihood sees β(g,c)·exp(b_c) (1 without observational
+    /// bias, see [`super`]).
+    pub obs_factor: Vec<f64>,
     /// a_g per geo.
     pub intercept: Vec<f64>,
     pub sigma: f64,
@@ -115,6 +118,7 @@ impl MmmModel {
         let mut phi = Vec::new();
         let mut beta = Vec::new();
         let mut beta_geo = Vec::new();
+        let mut obs_factor = Vec::new();
         let mut f = vec![0.0; t_n];
         for (c, ch) in self.channels.iter().enumerate() {
             let th: Vec<f64> = ch.theta_idx.iter().map(|&i| values[i]).collect();
@@ -136,10 +140,13 @@ impl MmmModel {
                 }
                 values[ch.effect_idx] * ch.spend_fit / d
             } else {
-                values[ch.effect_idx]
+                // a coefficient prior is on what the data measure, β_obs; the causal β is
+                // β_obs·exp(−b) (see `super`)
+                values[ch.effect_idx] * ch.bias_idx.map_or(1.0, |i| (-values[i]).exp())
             };
             beta_geo.push(e.iter().map(|eg| b * eg).collect());
             beta.push(b);
+            obs_factor.push(ch.bias_idx.map_or(1.0, |i| values[i].exp()));
             theta.push(th);
             phi.push(ph);
         }
@@ -152,7 +159,7 @@ impl MmmModel {
             })
             .collect();
         let sigma = values[self.sigma_idx];
-        ParamValues { values, theta, phi, beta, beta_geo, intercept, sigma }
+        ParamValues { values, theta, phi, beta, beta_geo, obs_factor, intercept, sigma }
     }
 
     /// Baseline (intercept, trend, seasonality, controls) in scaled units, [g·T + t], all periods.
@@ -383,11 +390,14 @@ impl MmmModel {
                 roi_d[c] = d;
                 vals[ch.effect_idx] * ch.spend_fit / d
             } else {
-                vals[ch.effect_idx]
+                // the coefficient coordinate is β_obs: the causal β_c = β_obs·exp(−b)
+                vals[ch.effect_idx] * ch.bias_idx.map_or(1.0, |i| (-vals[i]).exp())
             };
+            // the data see β(g,c)·exp(b_c); bgc keeps the causal β(g,c)
+            let fac = ch.bias_idx.map_or(1.0, |i| vals[i].exp());
             for g in 0..g_n {
-                let b = beta * egc[c * g_n + g];
-                bgc[c * g_n + g] = b;
+                bgc[c * g_n + g] = beta * egc[c * g_n + g];
+                let b = bgc[c * g_n + g] * fac;
                 let f = &cb[g * tf..(g + 1) * tf];
                 let m = &mut resid[g * tf..(g + 1) * tf];
                 for t in 0..tf {
@@ -465,10 +475,19 @@ impl MmmModel {
         }
 
         // --- ∂/∂β(g,c) from the likelihood ----------------------------------------------------
-        for c in 0..c_n {
+        // with observational bias the likelihood sees β_obs = β·exp(b): ∂/∂β = ∂/∂β_obs·exp(b) and
+        // ∂/∂b = Σ_g ∂/∂β_obs(g,c)·β_obs(g,c)
+        for (c, ch) in self.channels.iter().enumerate() {
             let cb = &chbuf[c * per_ch..c * per_ch + n_cells];
+            let fac = ch.bias_idx.map_or(1.0, |i| vals[i].exp());
+            let mut gbias = 0.0;
             for g in 0..g_n {
-                gb[c * g_n + g] = dot(&resid[g * tf..(g + 1) * tf], &cb[g * tf..(g + 1) * tf]);
+                let d = dot(&resid[g * tf..(g + 1) * tf], &cb[g * tf..(g + 1) * tf]);
+                gbias += d * bgc[c * g_n + g] * fac;
+                gb[c * g_n + g] = d * fac;
+            }
+            if let Some(i) = ch.bias_idx {
+                gx[i] += gbias;
             }
         }
 
@@ -493,6 +512,10 @@ impl MmmModel {
                 let d = roi_d[c];
                 gx[ch.effect_idx] += gbeta * ch.spend_fit / d;
                 kappa = -gbeta * beta / d;
+            } else if let Some(bi) = ch.bias_idx {
+                // β_c = β_obs·exp(−b): ∂/∂β_obs = ∂/∂β_c·exp(−b), and b gains ∂/∂β_c·(−β_c)
+                gx[ch.effect_idx] += gbeta * (-vals[bi]).exp();
+                gx[bi] -= gbeta * beta;
             } else {
                 gx[ch.effect_idx] += gbeta;
             }
@@ -515,8 +538,9 @@ impl MmmModel {
                     let s = dot(&self.rpk[g * t_n..g * t_n + tf], &f[o..o + tf]);
                     gb[c * g_n + g] += kappa * self.kpi_scale[g] * s;
                 }
-                // the adjoint overwrites the residual-free `f` slot only after it was used above
-                let b = bgc[c * g_n + g];
+                // the adjoint overwrites the residual-free `f` slot only after it was used above;
+                // the likelihood's residual reaches the feature through β_obs = β·exp(b)
+                let b = bgc[c * g_n + g] * ch.bias_idx.map_or(1.0, |i| vals[i].exp());
                 let kk = kappa * e * self.kpi_scale[g];
                 let a = &mut f[o..o + tf];
                 for t in 0..tf {

@@ -17,6 +17,17 @@
 //!   β_c = ROI_c · Σ_{g,t} spend / Σ_{g,t} exp(τ_c z_{g,c})·κ_g·rpk(g,t)·f_c(g,t), sums over the
 //!   fitted period, so that the model's ROI over the fitted period is exactly ROI_c.
 //! - Lift tests add Normal(observed | implied, se) terms (see [`crate::calibration`]).
+//! - Observational bias (`[calibration] observational_bias_sd` = s > 0): the data's mean uses
+//!   β_obs(g,c) = β(g,c)·exp(b_c), b_c ~ Normal(0, s), while the lift terms, the reported ROI,
+//!   contributions and every decision use the causal β(g,c). Spend that follows demand the model
+//!   cannot see makes the association the data measure differ from the effect an experiment
+//!   measures; b_c is that difference on the log scale (the bias model of evidence synthesis, e.g.
+//!   Turner et al. 2009, JRSS A 172). An untested channel's causal β is its observational one
+//!   widened by the prior on b_c; a tested channel's is pinned by its experiments, and b_c
+//!   absorbs the rest. A coefficient prior is on β_obs (what the data measure; the sampled
+//!   coordinate), so β = β_obs·exp(−b) and an untested channel's causal β is centred on its
+//!   observational one on the log scale; an ROI prior (often from experiments) is on the causal
+//!   ROI_c. With s = 0 (the default) there is no b_c and β_obs = β.
 //!
 //! ## Internal scaling (reversible)
 //! With size_g = population_g if a population column is given, else the mean KPI of geo g over the
@@ -90,6 +101,8 @@ pub struct ChannelModel {
     /// Partial pooling: τ_c index and first index of z_{g,c} (g = 0..G).
     pub tau_idx: Option<usize>,
     pub z_start: Option<usize>,
+    /// Index of the observational bias b_c (`[calibration] observational_bias_sd` > 0).
+    pub bias_idx: Option<usize>,
     /// Partial pooling, centred: the block at `z_start` holds the log deviations
     /// d_{g,c} = ln β(g,c) − ln β_c ~ N(0, τ_c) themselves instead of z_{g,c} = d_{g,c}/τ_c (see
     /// [`centring`]).
@@ -261,6 +274,13 @@ impl MmmModel {
                 }
                 _ => (None, None),
             };
+            let bias_sd = spec.calibration.observational_bias_sd;
+            if !(bias_sd.is_finite() && bias_sd >= 0.0) {
+                return Err(inv(format!("observational_bias_sd must be finite and >= 0, got {bias_sd}")));
+            }
+            let bias_idx = (bias_sd > 0.0).then(|| {
+                push(&mut params, format!("obs_bias[{}]", cs.name), Some(Prior::Normal { mu: 0.0, sigma: bias_sd }))
+            });
             // media scaling
             let mut nz_sum = 0.0;
             let mut nz_n = 0usize;
@@ -310,6 +330,7 @@ impl MmmModel {
                 effect_is_roi,
                 tau_idx,
                 z_start,
+                bias_idx,
                 geo_centred: false,
             });
         }
@@ -528,7 +549,7 @@ impl MmmModel {
             }
             for c in 0..self.channels.len() {
                 self.channel_feature(c, &p.theta[c], &p.phi[c], &self.channels[c].x[g * t_n..(g + 1) * t_n], &mut f);
-                total += p.beta_geo[c][g] * f[..self.n_fit].iter().sum::<f64>();
+                total += p.beta_geo[c][g] * p.obs_factor[c] * f[..self.n_fit].iter().sum::<f64>();
             }
         }
         total / (self.n_geos() * self.n_fit) as f64

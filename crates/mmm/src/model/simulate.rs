@@ -244,7 +244,7 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
             model.channel_feature(c, &pv.theta[c], &pv.phi[c], &model.channels[c].x[g * t_n..(g + 1) * t_n], &mut f);
             for t in 0..t_n {
                 let v = pv.beta_geo[c][g] * f[t];
-                mean[g * t_n + t] += v;
+                mean[g * t_n + t] += v * pv.obs_factor[c];
                 true_contrib[c] += k * model.geo_size[g] * v;
             }
         }
