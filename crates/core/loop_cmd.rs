@@ -31,10 +31,14 @@ pub struct LoopArgs {
     /// Demo: NUTS warm-up and kept draws per chain (default 300 and 300, 4 chains, dense metric).
     #[arg(long, requires = "demo", value_parser = crate::panel_args::count)]
     pub draws: Option<usize>,
-    /// Plant a biased experiment in the demo: the first test planned in this cycle reads out at 0.3× its true lift
-    /// (as if most of its extra spend was never delivered).
+    /// Plant a biased experiment in the demo: the first test planned in this cycle reads out at
+    /// --plant-factor × its true lift (default 0.3: as if most of its extra spend was never delivered;
+    /// -1: the wrong sign, as if treated and control were swapped).
     #[arg(long, requires = "demo")]
     pub plant_bias: Option<u32>,
+    /// The planted test's readout as a multiple of its true lift (with --plant-bias).
+    #[arg(long, requires = "plant_bias", default_value_t = 0.3, allow_negative_numbers = true)]
+    pub plant_factor: f64,
     /// Demo: rank on this many posterior draws (evenly thinned) with this many preposterior readouts per EVOI.
     #[arg(long, requires = "demo", num_args = 2, value_names = ["DRAWS", "READOUTS"])]
     pub rank_effort: Option<Vec<usize>>,
@@ -121,7 +125,13 @@ fn run_demo(args: &LoopArgs, options: CycleOptions) -> anyhow::Result<()> {
         s.evoi_readouts = e[1];
     }
     if let Some(c) = args.plant_bias {
-        s.plant_bias = Some((c, 0.3));
+        if !args.plant_factor.is_finite() {
+            anyhow::bail!(
+                "--plant-factor: {} is not a number; give a multiple of the true lift, e.g. 0.3",
+                args.plant_factor
+            );
+        }
+        s.plant_bias = Some((c, args.plant_factor));
     }
     if let Some(e) = &args.estimator {
         s.estimator = e.clone();
