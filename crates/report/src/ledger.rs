@@ -74,9 +74,9 @@ pub fn page(path: &Path) -> Result<Page, ReportError> {
 
     // evidence age and decay
     let ev = evidence(&v);
-    let mut text = vec![format!(
-        "A readout t weeks old enters a fit with variance σ²_eff(t) = σ²·exp(λt), λ = ln 2 / half-life: its weight halves every half-life. Ages here are seen from the end of each readout in turn (the ledger does not hold the fits' last periods); half-lives are the class defaults of `mmloop_loop::decay` (a loop config may set others); numeric periods are read as weeks."
-    )];
+    let mut text = vec![
+        "A readout t weeks old enters a fit with variance σ²_eff(t) = σ²·exp(λt), λ = ln 2 / half-life: its weight halves every half-life. Ages here are seen from the end of each readout in turn (the ledger does not hold the fits' last periods); half-lives are the class defaults of `mmloop_loop::decay` (a loop config may set others); numeric periods are read as weeks.".to_string(),
+    ];
     let mut blocks = Vec::new();
     match &ev {
         Some(ev) => {
@@ -166,7 +166,7 @@ fn readouts_section(v: &LedgerView, with_history: bool) -> Result<Section, Repor
 /// as they are (periods); with the axis description. `None` for a label that parses as neither,
 /// or when dates and numbers are mixed.
 fn time_axis(labels: &[&str]) -> Option<(Vec<f64>, String)> {
-    let dates: Option<Vec<f64>> = labels.iter().map(|l| mmloop_data::parse_date(l)).collect();
+    let dates: Option<Vec<f64>> = labels.iter().map(|l| mmloop_data::parse_date(l)).collect::<Option<_>>();
     if let Some(d) = dates {
         let first = d.iter().copied().fold(f64::INFINITY, f64::min);
         let i = d.iter().position(|x| *x == first)?;
@@ -479,7 +479,7 @@ fn evidence(v: &LedgerView) -> Option<Evidence> {
         let mut row = Vec::new();
         let mut last = None;
         for (k, at) in times.iter().enumerate() {
-            let best = order.iter().copied().filter(|&i| x[i] <= tx[k] && read[i].channels.contains(c)).last();
+            let best = order.iter().copied().rfind(|&i| x[i] <= tx[k] && read[i].channels.contains(c));
             row.push(best.and_then(|i| Age::between(&read[i].end, at, TimeUnit::Weeks).ok()).map(|a| a.in_weeks()));
             last = best.map(|i| read[i].id);
         }
