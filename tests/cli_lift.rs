@@ -91,7 +91,9 @@ fn lift_sc_on_geolift_test_writes_json_csv_and_calibration_record() {
     let (lo, hi) = (t.f64_column_opt("effect_lower").unwrap(), t.f64_column_opt("effect_upper").unwrap());
     for i in 0..post.len() {
         match (post[i] != 0.0, lo[i], hi[i]) {
-            (true, Some(l), Some(h)) => assert!(l <= effect[i] && effect[i] <= h, "row {i}: [{l}, {h}] vs {}", effect[i]),
+            (true, Some(l), Some(h)) => {
+                assert!(l <= effect[i] && effect[i] <= h, "row {i}: [{l}, {h}] vs {}", effect[i])
+            }
             (false, None, None) => {}
             other => panic!("row {i}: {other:?}"),
         }

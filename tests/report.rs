@@ -657,14 +657,18 @@ fn loop_history_from_the_ledger_opens_offline_with_the_ledgers_numbers() {
     let ledger = mmloop_loop::ledger::Ledger::open(&file).unwrap();
     let h = mmloop_loop::validate::history(&ledger).unwrap();
     assert!(!h.rows.is_empty(), "the demo's ledger has no predicted readout");
-    assert_eq!(table_column(&html, "ledger-history", "measured"), h.rows.iter().map(|r| r.measured).collect::<Vec<_>>());
+    assert_eq!(
+        table_column(&html, "ledger-history", "measured"),
+        h.rows.iter().map(|r| r.measured).collect::<Vec<_>>()
+    );
     assert_eq!(table_column(&html, "ledger-calibration", "z"), h.rows.iter().map(|r| r.z).collect::<Vec<_>>());
     let fits = ledger.fits().unwrap();
     let tv: Vec<f64> = fits
         .iter()
         .map(|f| {
             let s = &f.fit.roi_summary;
-            let roi = s.as_array().and_then(|a| a.iter().find(|c| c["name"] == "tv")).map(|c| &c["roi"]).unwrap_or(&s["tv"]);
+            let roi =
+                s.as_array().and_then(|a| a.iter().find(|c| c["name"] == "tv")).map(|c| &c["roi"]).unwrap_or(&s["tv"]);
             roi["mean"].as_f64().unwrap()
         })
         .collect();

@@ -346,8 +346,16 @@ fn print_summary(cells: &[CellReadout], alpha: f64) {
         let (with, without) = (names(true), names(false));
         println!(
             "  per-period {level:.0}% intervals in lift_periods.csv: {}{}",
-            if with.is_empty() { "none".to_string() } else { format!("{} (conformal, one test per period)", with.join(", ")) },
-            if without.is_empty() || with.is_empty() { String::new() } else { format!("; none for {}", without.join(", ")) }
+            if with.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{} (conformal, one test per period)", with.join(", "))
+            },
+            if without.is_empty() || with.is_empty() {
+                String::new()
+            } else {
+                format!("; none for {}", without.join(", "))
+            }
         );
     }
 }

@@ -557,9 +557,8 @@ impl PeriodRefit {
         let mut w = sc.clone();
         *warm = Some(sc);
         if let Some(rp) = &self.ridge {
-            let d: Vec<f64> = (0..m)
-                .map(|k| b[k] - rp.cm[k] - (0..n0).map(|j| rp.xc[[j, k]] * w[j]).sum::<f64>())
-                .collect();
+            let d: Vec<f64> =
+                (0..m).map(|k| b[k] - rp.cm[k] - (0..n0).map(|j| rp.xc[[j, k]] * w[j]).sum::<f64>()).collect();
             for (j, wj) in w.iter_mut().enumerate() {
                 *wj += (0..m).map(|k| rp.r[[j, k]] * d[k]).sum::<f64>();
             }
@@ -794,7 +793,8 @@ mod tests {
                 let accepted = iv
                     .iter()
                     .filter(|i| {
-                        let r = PeriodRefit::new(&d.treated_mean(), &d.control_matrix(), t0, i.period, true, m).unwrap();
+                        let r =
+                            PeriodRefit::new(&d.treated_mean(), &d.control_matrix(), t0, i.period, true, m).unwrap();
                         r.pval(effect, &mut None) >= alpha
                     })
                     .count();
@@ -821,13 +821,12 @@ mod tests {
 
     #[test]
     fn sc_per_period_intervals_cover_a_constant_effect_at_the_exact_nominal_rate() {
-        let (cov, acc, s) = coverage(
-            |d| (SyntheticControl { demean: true }.estimate(d).unwrap(), PeriodModel::Sc),
-            1500,
-            6,
-        );
+        let (cov, acc, s) =
+            coverage(|d| (SyntheticControl { demean: true }.estimate(d).unwrap(), PeriodModel::Sc), 1500, 6);
         let tol = tolerance(s);
-        eprintln!("sc: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)");
+        eprintln!(
+            "sc: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)"
+        );
         // the test itself (p(τ) ≥ α at the true τ) is exact; the interval is the hull of the accepted
         // grid, so it covers about as often (a hole inside the hull covers too, an accepted island the
         // grid missed does not)
@@ -843,7 +842,9 @@ mod tests {
             6,
         );
         let tol = tolerance(s);
-        eprintln!("ascm: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)");
+        eprintln!(
+            "ascm: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)"
+        );
         assert!((acc - EXACT_90).abs() <= tol, "test acceptance {acc} vs exact {EXACT_90} ± {tol}");
         assert!((cov - EXACT_90).abs() <= tol, "coverage {cov} vs {EXACT_90} ± {tol} (acc {acc})");
     }
@@ -880,13 +881,10 @@ mod tests {
     fn per_period_band_time_on_a_40_geo_panel() {
         let w = crate::simulate::World::new(crate::simulate::PanelSpec::default(), 5);
         let d = LiftData::from_matrix(w.draw(0), vec![0, 1], 105).unwrap();
-        for (name, est, m) in [
-            ("sc", SyntheticControl::default().estimate(&d).unwrap(), PeriodModel::Sc),
-            {
-                let f = Ascm::default().fit(&d).unwrap();
-                ("ascm", Ascm::default().estimate(&d).unwrap(), PeriodModel::Ascm { lambda: f.lambda })
-            },
-        ] {
+        for (name, est, m) in [("sc", SyntheticControl::default().estimate(&d).unwrap(), PeriodModel::Sc), {
+            let f = Ascm::default().fit(&d).unwrap();
+            ("ascm", Ascm::default().estimate(&d).unwrap(), PeriodModel::Ascm { lambda: f.lambda })
+        }] {
             let start = std::time::Instant::now();
             let iv = PeriodConformal::new(m, 0.1, true).run(&d, &est).unwrap().unwrap();
             let dt = start.elapsed();

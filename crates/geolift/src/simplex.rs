@@ -45,7 +45,12 @@ pub fn simplex_ls(at: ArrayView2<f64>, b: &[f64], w0: Option<&[f64]>) -> Simplex
     let g: Array2<f64> = at.dot(&at.t());
     let c: Vec<f64> = (0..n).map(|i| (0..m).map(|t| at[[i, t]] * b[t]).sum()).collect();
     let s = simplex_gram(&g, &c, w0);
-    SimplexSolution { sse: sse(at, b, &s.weights), weights: s.weights, kkt_residual: s.kkt_residual, certified: s.certified }
+    SimplexSolution {
+        sse: sse(at, b, &s.weights),
+        weights: s.weights,
+        kkt_residual: s.kkt_residual,
+        certified: s.certified,
+    }
 }
 
 /// The solution of the Gram form of the problem ([`simplex_gram`]).

@@ -172,7 +172,8 @@ fn time_axis(labels: &[&str]) -> Option<(Vec<f64>, String)> {
         let i = d.iter().position(|x| *x == first)?;
         return Some((d.iter().map(|x| (x - first) / 7.0).collect(), format!("weeks since {}", labels[i])));
     }
-    let nums: Option<Vec<f64>> = labels.iter().map(|l| l.trim().parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+    let nums: Option<Vec<f64>> =
+        labels.iter().map(|l| l.trim().parse::<f64>().ok().filter(|v| v.is_finite())).collect();
     nums.map(|n| (n, "period".to_string()))
 }
 
@@ -243,7 +244,10 @@ fn experiments_chart(exps: &[Experiment]) -> Result<Block, crate::chart::ChartEr
         .filter(|s| exps.iter().any(|e| e.status == *s))
         .map(|s| LegendItem::new(s.as_str(), status_color(s), "line"))
         .collect();
-    let x_desc = axis.as_ref().map(|a| a.1.clone()).unwrap_or_else(|| "test window (not drawn: mixed or unknown time notation)".into());
+    let x_desc = axis
+        .as_ref()
+        .map(|a| a.1.clone())
+        .unwrap_or_else(|| "test window (not drawn: mixed or unknown time notation)".into());
     el.insert(0, Element::Segment { color: LIGHT, from: (0.0, -0.6), to: (0.0, n as f64 - 0.4), width: 1 });
     chart(
         "ledger-experiments",
@@ -272,9 +276,26 @@ fn calibration_chart(h: &History) -> Result<Block, crate::chart::ChartError> {
     ];
     let mut t = Table::new(
         "Every predicted readout in the order it was read out: z = (measured − predicted) / √(sd² + SE²), and the running scores over the out-of-sample ones",
-        &["experiment", "read out", "fit", "z", "in the 90 % interval", "in sample", "running coverage", "running mean |z|"],
+        &[
+            "experiment",
+            "read out",
+            "fit",
+            "z",
+            "in the 90 % interval",
+            "in sample",
+            "running coverage",
+            "running mean |z|",
+        ],
     );
-    let color = |r: &HistoryRow| if r.in_sample { GREY } else if r.covered { BLACK } else { 5 };
+    let color = |r: &HistoryRow| {
+        if r.in_sample {
+            GREY
+        } else if r.covered {
+            BLACK
+        } else {
+            5
+        }
+    };
     for (i, r) in h.rows.iter().enumerate() {
         el.push(Element::Points { color: color(r), points: vec![(i as f64, r.z)], size: 5 });
         t.row(vec![
@@ -289,7 +310,8 @@ fn calibration_chart(h: &History) -> Result<Block, crate::chart::ChartError> {
         ]);
     }
     let ymax = h.rows.iter().map(|r| r.z.abs()).filter(|v| v.is_finite()).fold(2.0f64, f64::max) * 1.1;
-    let mut legend = vec![LegendItem::new("z of a readout", BLACK, "dot"), LegendItem::new("a discrepancy (|z| > 1.645)", 5, "dot")];
+    let mut legend =
+        vec![LegendItem::new("z of a readout", BLACK, "dot"), LegendItem::new("a discrepancy (|z| > 1.645)", 5, "dot")];
     if h.rows.iter().any(|r| r.in_sample) {
         legend.push(LegendItem::new("in sample (not scored)", GREY, "dot"));
     }
@@ -317,10 +339,9 @@ fn calibration_chart(h: &History) -> Result<Block, crate::chart::ChartError> {
 fn fit_rois(v: &serde_json::Value) -> Vec<(String, Stat)> {
     let stat = |x: &serde_json::Value| serde_json::from_value::<Stat>(x.clone()).ok();
     match v {
-        serde_json::Value::Array(a) => a
-            .iter()
-            .filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), stat(c.get("roi")?)?)))
-            .collect(),
+        serde_json::Value::Array(a) => {
+            a.iter().filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), stat(c.get("roi")?)?))).collect()
+        }
         serde_json::Value::Object(o) => o.iter().filter_map(|(k, x)| Some((k.clone(), stat(x)?))).collect(),
         _ => vec![],
     }
@@ -345,7 +366,19 @@ fn roi_over_fits(k: usize, ch: &str, v: &LedgerView) -> Result<Block, crate::cha
     let mut el = Vec::new();
     let mut t = Table::new(
         format!("{ch}: posterior ROI per fit, and the readouts on {ch} (iROAS ± 1.645 SE / spend change)"),
-        &["fit", "recorded", "ROI mean", "5 %", "95 %", "experiment", "measured iROAS", "5 %", "95 %", "predicted iROAS", "discrepancy"],
+        &[
+            "fit",
+            "recorded",
+            "ROI mean",
+            "5 %",
+            "95 %",
+            "experiment",
+            "measured iROAS",
+            "5 %",
+            "95 %",
+            "predicted iROAS",
+            "discrepancy",
+        ],
     );
     // the one-channel readouts on ch, each at the first fit recorded after its readout (n: later)
     let readouts: Vec<(usize, &Experiment)> = v
@@ -836,7 +869,14 @@ mod tests {
                 None,
             )
             .unwrap();
-        let p = |e: i64, mean: f64| Prediction { fit_id: f1, experiment_id: e, mean, sd: 100.0, q05: mean - 164.5, q95: mean + 164.5 };
+        let p = |e: i64, mean: f64| Prediction {
+            fit_id: f1,
+            experiment_id: e,
+            mean,
+            sd: 100.0,
+            q05: mean - 164.5,
+            q95: mean + 164.5,
+        };
         l.record_predictions(&[(p(ids[0], 450.0), false), (p(ids[1], 900.0), false)]).unwrap();
         pause();
         l.record_fit(&new_fit(json!({"tv": stat(1.4), "search": stat(1.2)}))).unwrap();

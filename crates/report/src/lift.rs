@@ -276,10 +276,7 @@ fn effect_chart(k: usize, cell: &CellJson, rows: &[&PathRow], kpi: &str) -> Resu
     let banded: Vec<usize> = (0..ests.len()).filter(|&i| ests[i].1.iter().any(|r| r.lower.is_some())).collect();
     for &i in &banded {
         let (name, v) = &ests[i];
-        let pts: Vec<(f64, f64, f64)> = v
-            .iter()
-            .filter_map(|r| Some((idx(&r.time), r.lower?, r.upper?)))
-            .collect();
+        let pts: Vec<(f64, f64, f64)> = v.iter().filter_map(|r| Some((idx(&r.time), r.lower?, r.upper?))).collect();
         // one test period: a short bar instead of a ribbon through one point
         let xs: Vec<(f64, f64, f64)> = if pts.len() == 1 {
             let (x, lo, hi) = pts[0];
@@ -378,7 +375,11 @@ fn effect_chart(k: usize, cell: &CellJson, rows: &[&PathRow], kpi: &str) -> Resu
             if names(false).is_empty() {
                 String::new()
             } else {
-                format!("; {} ha{} no per-period interval", names(false).join(", "), if names(false).len() == 1 { "s" } else { "ve" })
+                format!(
+                    "; {} ha{} no per-period interval",
+                    names(false).join(", "),
+                    if names(false).len() == 1 { "s" } else { "ve" }
+                )
             }
         )
     };
@@ -580,7 +581,8 @@ mod tests {
     /// A lift directory with two estimators, sc with a per-period band and did without.
     fn lift_dir(csv: &str) -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
-        let est = |att: f64| format!(r#"{{"att":{att},"alpha":0.1,"ci_lower":{},"ci_upper":{}}}"#, att - 1.0, att + 1.0);
+        let est =
+            |att: f64| format!(r#"{{"att":{att},"alpha":0.1,"ci_lower":{},"ci_upper":{}}}"#, att - 1.0, att + 1.0);
         std::fs::write(
             d.path().join("lift.json"),
             format!(
@@ -628,10 +630,16 @@ mod tests {
         assert_eq!(column(t, "sc lower"), [None, None, Some(0.123456789012), Some(-0.75)]);
         assert_eq!(column(t, "sc upper"), [None, None, Some(3.5), Some(2.25)]);
         assert!(!t.columns.iter().any(|c| c.starts_with("did lower")), "{:?}", t.columns);
-        let Some(Block::Chart(c)) = page.sections[0].blocks.iter().find(|b| matches!(b, Block::Chart(c) if c.id == "lift-effect-0")) else {
+        let Some(Block::Chart(c)) =
+            page.sections[0].blocks.iter().find(|b| matches!(b, Block::Chart(c) if c.id == "lift-effect-0"))
+        else {
             unreachable!()
         };
-        assert!(c.caption.contains("per-period intervals") && c.caption.contains("did has no per-period interval"), "{}", c.caption);
+        assert!(
+            c.caption.contains("per-period intervals") && c.caption.contains("did has no per-period interval"),
+            "{}",
+            c.caption
+        );
         assert!(c.legend.iter().any(|l| l.name == "sc: 90 % interval per period"));
     }
 
@@ -642,7 +650,9 @@ mod tests {
         let d = lift_dir(csv);
         let page = page(d.path()).unwrap();
         assert!(!effect_table(&page).columns.iter().any(|c| c.ends_with("lower")));
-        let Some(Block::Chart(c)) = page.sections[0].blocks.iter().find(|b| matches!(b, Block::Chart(c) if c.id == "lift-effect-0")) else {
+        let Some(Block::Chart(c)) =
+            page.sections[0].blocks.iter().find(|b| matches!(b, Block::Chart(c) if c.id == "lift-effect-0"))
+        else {
             unreachable!()
         };
         assert!(c.caption.contains("holds no per-period interval"), "{}", c.caption);
