@@ -81,7 +81,24 @@ fn lift_sc_on_geolift_test_writes_json_csv_and_calibration_record() {
     assert!(r.standard_error > 0.0 && r.estimator == "sc" && r.source == "GeoLift_Test.csv");
     let csv = std::fs::read_to_string(out.join("lift_periods.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 105);
-    assert!(csv.starts_with("cell,estimator,time,post,observed,counterfactual,effect\n"));
+    assert!(csv.starts_with(
+        "cell,estimator,time,post,observed,counterfactual,effect,effect_lower,effect_upper,effect_p_value\n"
+    ));
+    // sc carries a per-period band: every test day has an interval around its effect, no pre day has one
+    assert!(sc["period_band"].as_str().unwrap().contains("conformal"), "{sc}");
+    let t = mmloop_data::Table::read(out.join("lift_periods.csv")).unwrap();
+    let (post, effect) = (t.f64_column("post").unwrap(), t.f64_column("effect").unwrap());
+    let (lo, hi) = (t.f64_column_opt("effect_lower").unwrap(), t.f64_column_opt("effect_upper").unwrap());
+    for i in 0..post.len() {
+        match (post[i] != 0.0, lo[i], hi[i]) {
+            (true, Some(l), Some(h)) => {
+                assert!(l <= effect[i] && effect[i] <= h, "row {i}: [{l}, {h}] vs {}", effect[i])
+            }
+            (false, None, None) => {}
+            other => panic!("row {i}: {other:?}"),
+        }
+    }
+    assert!(stdout.contains("per-period 90% intervals in lift_periods.csv: sc (conformal"), "{stdout}");
 }
 
 #[test]

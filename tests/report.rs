@@ -517,6 +517,23 @@ fn lift_report_opens_offline_on_a_phone() {
 }
 
 #[test]
+fn lift_report_draws_the_per_period_band_of_lift_periods_csv() {
+    let (_, html) = outputs().report("lift");
+    let t = mmloop_data::Table::read(outputs().dir("lift").join("lift_periods.csv")).unwrap();
+    let est = t.str_column("estimator").unwrap();
+    let sc = |col: &str| -> Vec<Option<f64>> {
+        let v = t.f64_column_opt(col).unwrap();
+        (0..v.len()).filter(|&i| est[i] == "sc").map(|i| v[i]).collect()
+    };
+    // sc carries a band (one interval per test period, none before), did does not
+    let (lower, upper) = (sc("effect_lower"), sc("effect_upper"));
+    assert_eq!(lower.iter().filter(|v| v.is_some()).count(), 8, "{lower:?}");
+    assert_eq!(table_cells(&html, "lift-effect-0", "sc lower"), lower);
+    assert_eq!(table_cells(&html, "lift-effect-0", "sc upper"), upper);
+    assert!(!html.contains("did lower") && html.contains("did has no per-period interval"));
+}
+
+#[test]
 fn design_report_opens_offline_on_a_phone() {
     check_in_browser("design", &["design-power", "design-duration", "design-mde"], false);
 }
@@ -535,7 +552,11 @@ fn rank_report_opens_offline_on_a_phone_and_escapes_a_hostile_name() {
 
 #[test]
 fn ledger_report_opens_offline_on_a_phone() {
-    check_in_browser("ledger", &["ledger-history"], false);
+    check_in_browser(
+        "ledger",
+        &["ledger-experiments", "ledger-history", "ledger-calibration", "ledger-roi-0", "ledger-age", "ledger-decay"],
+        false,
+    );
     let (_, html) = outputs().report("ledger");
     // the one experiment: the lift readout's measurement, exactly
     let cal: Vec<mmloop_data::LiftTestRecord> =
@@ -568,6 +589,8 @@ fn loop_report_of_the_whole_directory_opens_offline_and_plots_the_readouts_and_t
             "loop-misalloc",
             "loop-roi-error",
             "loop-coverage",
+            "ledger-experiments",
+            "ledger-calibration",
             "last-2x2",
             "last-spend",
             "last-mroi",
@@ -597,6 +620,66 @@ fn loop_report_of_the_whole_directory_opens_offline_and_plots_the_readouts_and_t
     let want = (std::f64::consts::LN_2 * age / h).exp();
     assert!(plotted.iter().any(|v| (v - want).abs() < 1e-12), "no inflation {want} in {plotted:?}");
     assert!(plotted.iter().any(|v| (v - search["variance_inflation"].as_f64().unwrap()).abs() < 1e-12));
+    // the loop's ledger (DIR/ledger.sqlite): every experiment with its status, as the ledger holds it
+    let ledger = mmloop_loop::ledger::Ledger::open(root.join("loop/ledger.sqlite")).unwrap();
+    let exps = ledger.experiments().unwrap();
+    let want: Vec<f64> = exps.iter().map(|e| e.id as f64).collect();
+    assert_eq!(table_column(&html, "ledger-experiments", "experiment"), want);
+    assert!(exps.iter().any(|e| e.status == mmloop_loop::ledger::Status::Planned), "the demo planned no test");
+}
+
+#[test]
+fn loop_history_from_the_ledger_opens_offline_with_the_ledgers_numbers() {
+    let root = loop_root();
+    // a copy: the ledger report opens the file, and the loop's own directory stays as the loop wrote it
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("loop.sqlite");
+    std::fs::copy(root.join("loop/ledger.sqlite"), &file).unwrap();
+    let (path, html) = report_of(&file, &root.join("loop-ledger.html"));
+    let ids = check_report(
+        "loop-ledger",
+        &path,
+        &html,
+        &[
+            "ledger-experiments",
+            "ledger-history",
+            "ledger-calibration",
+            "ledger-roi-0",
+            "ledger-roi-3",
+            "ledger-age",
+            "ledger-decay",
+        ],
+        false,
+    );
+    // one ROI-over-fits chart per channel of the demo world (tv, search, social, display)
+    assert_eq!(ids.iter().filter(|i| i.starts_with("ledger-roi-")).count(), 4, "{ids:?}");
+    // the readouts and the fits' ROI are the ledger's
+    let ledger = mmloop_loop::ledger::Ledger::open(&file).unwrap();
+    let h = mmloop_loop::validate::history(&ledger).unwrap();
+    assert!(!h.rows.is_empty(), "the demo's ledger has no predicted readout");
+    assert_eq!(
+        table_column(&html, "ledger-history", "measured"),
+        h.rows.iter().map(|r| r.measured).collect::<Vec<_>>()
+    );
+    assert_eq!(table_column(&html, "ledger-calibration", "z"), h.rows.iter().map(|r| r.z).collect::<Vec<_>>());
+    let fits = ledger.fits().unwrap();
+    let tv: Vec<f64> = fits
+        .iter()
+        .map(|f| {
+            let s = &f.fit.roi_summary;
+            let roi =
+                s.as_array().and_then(|a| a.iter().find(|c| c["name"] == "tv")).map(|c| &c["roi"]).unwrap_or(&s["tv"]);
+            roi["mean"].as_f64().unwrap()
+        })
+        .collect();
+    let plotted: Vec<f64> = table_cells(&html, "ledger-roi-0", "ROI mean").into_iter().flatten().collect();
+    let mut dedup = plotted.clone();
+    dedup.dedup();
+    assert_eq!(dedup, tv, "tv's ROI per fit");
+    // the same page from a directory that keeps the ledger as ledger.sqlite
+    std::fs::copy(&file, d.path().join("ledger.sqlite")).unwrap();
+    let (_, again) = report_of(d.path(), &root.join("loop-ledger-dir.html"));
+    assert!(again.contains("id=\"ledger-decay\""));
 }
 
 #[test]

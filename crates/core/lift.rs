@@ -339,5 +339,23 @@ fn print_summary(cells: &[CellReadout], alpha: f64) {
                 println!("  {} note: {n}", e.estimator);
             }
         }
+        // which estimators carry a per-period interval (lift_periods.csv's effect_lower/effect_upper)
+        let names = |band: bool| -> Vec<&str> {
+            c.estimates.iter().filter(|e| e.period_band.is_some() == band).map(|e| e.estimator.as_str()).collect()
+        };
+        let (with, without) = (names(true), names(false));
+        println!(
+            "  per-period {level:.0}% intervals in lift_periods.csv: {}{}",
+            if with.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{} (conformal, one test per period)", with.join(", "))
+            },
+            if without.is_empty() || with.is_empty() {
+                String::new()
+            } else {
+                format!("; none for {}", without.join(", "))
+            }
+        );
     }
 }

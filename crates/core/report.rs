@@ -7,8 +7,9 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// The output directory of an mmloop command (fit, lift, design, optimize, scenario, rank, a loop
-    /// directory or one of its cycle-N, simulate), or an experiment ledger file (readouts against the
-    /// model's predictions).
+    /// directory or one of its cycle-N, simulate), or an experiment ledger — a ledger file, or a
+    /// directory holding ledger.sqlite — for the loop's whole history from it (experiments, readouts
+    /// against the model's predictions, ROI over fits, evidence age and decay).
     pub dir: PathBuf,
     /// Where to write the HTML (default: DIR.html beside the directory). An existing file is replaced
     /// only when it is an earlier mmloop report.

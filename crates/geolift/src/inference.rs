@@ -8,6 +8,7 @@ use crate::result::{LiftEstimate, LiftEstimator};
 use crate::sc::fit_sc;
 use crate::sdid::{Sdid, SdidKind, sum_normalize, tau_with_weights};
 use crate::stats::{normal_cdf, normal_quantile};
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
@@ -389,4 +390,512 @@ pub fn apply_se(est: &mut LiftEstimate, se: f64, alpha: f64, method: &str) {
     est.ci_upper = Some(est.att + z * se);
     est.p_value = Some(2.0 * (1.0 - normal_cdf((est.att / se).abs())));
     est.inference = Some(method.into());
+}
+
+// ---- per-period conformal intervals --------------------------------------------------------------
+
+/// The outcome model refitted under each per-period null by [`PeriodConformal`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PeriodModel {
+    /// Synthetic control ([`crate::SyntheticControl`]).
+    Sc,
+    /// Ridge-augmented synthetic control ([`crate::Ascm`]) with its penalty held at `lambda`, the
+    /// original fit's (augsynth keeps the cross-validated λ in `extra_args` for its refits).
+    Ascm { lambda: f64 },
+}
+
+impl PeriodModel {
+    fn name(self) -> &'static str {
+        match self {
+            PeriodModel::Sc => "sc",
+            PeriodModel::Ascm { .. } => "ascm",
+        }
+    }
+}
+
+/// Per-period conformal intervals for the effect in each test period (Chernozhukov, Wüthrich & Zhu
+/// 2021, JASA 116(536), §2–3; augsynth's `conformal_inf`, which `summary(augsynth)` prints as each
+/// period's `lower_bound`, `upper_bound` and `p_val`):
+///
+/// For test period t and a hypothesised effect τ (the sharp null H₀: effect_t = τ):
+/// 1. keep the pre-period and period t only (m = T₀ + 1 periods; the other test periods are left
+///    out), subtract τ from the treated average in period t;
+/// 2. refit the estimator on all m periods (demeaning over them when demeaning; ASCM with λ fixed)
+///    and take the residuals u_s = x₁ₛ − τ·1{s = t} − ŷₛ, s = 1..m;
+/// 3. p_t(τ) = #{s : |u_s| ≥ |u_t|} / m: the share of the m! permutations of the residuals whose
+///    last entry is at least as large in absolute value, i.e. augsynth's iid-permutation p-value
+///    with statistic |u_t| computed exactly rather than from `ns` random permutations (which
+///    converge to it);
+/// 4. the 1 − α interval is {τ : p_t(τ) ≥ α}, found on a grid of `grid_size` points over
+///    effect_t ± 2·√(mean of the squared test-window effects) (augsynth's grid), widened until both
+///    ends are rejected, with both boundaries refined by bisection; the interval is the hull of the
+///    accepted grid points. `p_value` is p_t(0).
+///
+/// Validity: the refit treats the m periods symmetrically, so when the periods' data are
+/// exchangeable under H₀ the residuals are too and P(p_t(τ) < α) = (⌈αm⌉ − 1)/m ≤ α, exactly;
+/// otherwise the coverage is approximate (CWZ Theorem 1: under a consistent estimator). No interval
+/// rejects anything when m·α ≤ 1 (p_t ≥ 1/m always): then there is no band.
+///
+/// Cost: the donor side of each period's problem is fixed; only the treated series moves with τ,
+/// linearly. The Gram matrix G = AAᵀ (and for ASCM the ridge operator (K + λI)⁻¹X_c) is formed once
+/// per period and each τ costs one warm-started active-set solve of the simplex problem
+/// ([`crate::simplex::simplex_gram`]) and a few matrix–vector products.
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodConformal {
+    pub alpha: f64,
+    pub grid_size: usize,
+    pub demean: bool,
+    pub model: PeriodModel,
+}
+
+impl PeriodConformal {
+    /// Default grid: 20 points (augsynth uses 50 without refinement; the bisection makes up for it).
+    pub fn new(model: PeriodModel, alpha: f64, demean: bool) -> Self {
+        Self { alpha, grid_size: 20, demean, model }
+    }
+}
+
+/// One test period's interval.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PeriodInterval {
+    /// Index of the period in the panel (t ≥ T₀).
+    pub period: usize,
+    /// The estimate's effect in the period (observed − counterfactual).
+    pub effect: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// p_t(0): the period's p-value for no effect.
+    pub p_value: f64,
+    /// The search hit its limit with an end still accepted: the bound is the grid's end, not a
+    /// rejection boundary.
+    pub open: bool,
+}
+
+/// The ridge part of an ASCM refit: X_c (controls × m, demeaned then centred per period), the
+/// control mean per period, and R = (X_c X_cᵀ + λI)⁻¹ X_c, so that the ridge correction is R·d.
+struct RidgePart {
+    xc: Array2<f64>,
+    cm: Vec<f64>,
+    r: Array2<f64>,
+}
+
+/// The problem of one test period: the donors on the pre-period and the period (demeaned), the
+/// treated series at τ = 0 and its derivative in τ, and the Gram form of the SC problem.
+struct PeriodRefit {
+    a: Array2<f64>,
+    b0: Vec<f64>,
+    db: Vec<f64>,
+    g: Array2<f64>,
+    c0: Vec<f64>,
+    dc: Vec<f64>,
+    ridge: Option<RidgePart>,
+}
+
+impl PeriodRefit {
+    /// The panel of pre-periods `0..t0` and period `t` of `x1` (treated average) and `x0` (donors).
+    fn new(
+        x1: &[f64],
+        x0: &Array2<f64>,
+        t0: usize,
+        t: usize,
+        demean: bool,
+        model: PeriodModel,
+    ) -> Result<Self, GeoLiftError> {
+        let cols: Vec<usize> = (0..t0).chain(std::iter::once(t)).collect();
+        let m = cols.len();
+        let n0 = x0.nrows();
+        let mean = |v: &mut dyn Iterator<Item = f64>| if demean { v.sum::<f64>() / m as f64 } else { 0.0 };
+        let m1 = mean(&mut cols.iter().map(|&s| x1[s]));
+        let a = Array2::from_shape_fn((n0, m), |(j, k)| x0[[j, cols[k]]]);
+        let a = {
+            let mut a = a;
+            for mut row in a.rows_mut() {
+                let mj = mean(&mut row.iter().copied());
+                row.iter_mut().for_each(|v| *v -= mj);
+            }
+            a
+        };
+        let b0: Vec<f64> = cols.iter().map(|&s| x1[s] - m1).collect();
+        // subtracting τ in the last period moves the demeaned series by −τ(e_last − 1/m)
+        let db: Vec<f64> = (0..m)
+            .map(|k| {
+                let last = if k + 1 == m { 1.0 } else { 0.0 };
+                -(last - if demean { 1.0 / m as f64 } else { 0.0 })
+            })
+            .collect();
+        let g = a.dot(&a.t());
+        let c0: Vec<f64> = (0..n0).map(|j| (0..m).map(|k| a[[j, k]] * b0[k]).sum()).collect();
+        let dc: Vec<f64> = (0..n0).map(|j| (0..m).map(|k| a[[j, k]] * db[k]).sum()).collect();
+        let ridge = match model {
+            PeriodModel::Sc => None,
+            PeriodModel::Ascm { lambda } => {
+                let cm: Vec<f64> = (0..m).map(|k| a.column(k).sum() / n0 as f64).collect();
+                let xc = Array2::from_shape_fn((n0, m), |(j, k)| a[[j, k]] - cm[k]);
+                let kk = xc.dot(&xc.t());
+                let mut r = Array2::zeros((n0, m));
+                for k in 0..m {
+                    let mut mat: Vec<f64> = (0..n0 * n0)
+                        .map(|i| kk[[i / n0, i % n0]] + if i / n0 == i % n0 { lambda } else { 0.0 })
+                        .collect();
+                    let mut rhs: Vec<f64> = xc.column(k).to_vec();
+                    let sol = crate::simplex::lu_solve(&mut mat, &mut rhs, n0)
+                        .ok_or_else(|| est_err("ascm", "the ridge system of a per-period refit is singular"))?;
+                    r.column_mut(k).assign(&ndarray::Array1::from(sol));
+                }
+                Some(RidgePart { xc, cm, r })
+            }
+        };
+        Ok(Self { a, b0, db, g, c0, dc, ridge })
+    }
+
+    /// Residuals of the refit under H₀: effect = τ; `warm` carries the SC weights from one τ to the next.
+    fn residuals(&self, tau: f64, warm: &mut Option<Vec<f64>>) -> Vec<f64> {
+        let (n0, m) = self.a.dim();
+        let b: Vec<f64> = (0..m).map(|k| self.b0[k] + tau * self.db[k]).collect();
+        let c: Vec<f64> = (0..n0).map(|j| self.c0[j] + tau * self.dc[j]).collect();
+        let sc = crate::simplex::simplex_gram(&self.g, &c, warm.as_deref()).weights;
+        let mut w = sc.clone();
+        *warm = Some(sc);
+        if let Some(rp) = &self.ridge {
+            let d: Vec<f64> =
+                (0..m).map(|k| b[k] - rp.cm[k] - (0..n0).map(|j| rp.xc[[j, k]] * w[j]).sum::<f64>()).collect();
+            for (j, wj) in w.iter_mut().enumerate() {
+                *wj += (0..m).map(|k| rp.r[[j, k]] * d[k]).sum::<f64>();
+            }
+        }
+        (0..m).map(|k| b[k] - (0..n0).map(|j| w[j] * self.a[[j, k]]).sum::<f64>()).collect()
+    }
+
+    /// p(τ): the exact iid-permutation p-value of the last period's |residual|.
+    fn pval(&self, tau: f64, warm: &mut Option<Vec<f64>>) -> f64 {
+        let u = self.residuals(tau, warm);
+        let m = u.len();
+        let last = u[m - 1].abs();
+        // ties up to rounding count as ties (a permutation that swaps equal residuals)
+        let tol = 1e-10 * u.iter().map(|v| v.abs()).sum::<f64>();
+        u.iter().filter(|v| v.abs() >= last - tol).count() as f64 / m as f64
+    }
+}
+
+impl PeriodConformal {
+    /// The interval of every test period of `data`, around the per-period effects of `est` (the
+    /// estimate of the same estimator, with its path). `Ok(None)` when the pre-period is too short
+    /// for any rejection at this α (m·α ≤ 1, see the type's docs).
+    pub fn run(&self, data: &LiftData, est: &LiftEstimate) -> Result<Option<Vec<PeriodInterval>>, GeoLiftError> {
+        let name = self.model.name();
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return Err(est_err(name, format!("per-period intervals need 0 < α < 1, got {}", self.alpha)));
+        }
+        data.require_pre(name, 2)?;
+        data.require_complete(name)?;
+        let t0 = data.t0;
+        let tt = data.n_periods();
+        if ((t0 + 1) as f64) * self.alpha <= 1.0 {
+            return Ok(None);
+        }
+        if est.path.len() != tt {
+            return Err(est_err(name, "the estimate's path does not cover the panel's periods"));
+        }
+        let x1 = data.treated_mean();
+        let x0 = data.control_matrix();
+        let effects: Vec<f64> = est.path.iter().map(|p| p.observed - p.counterfactual).collect();
+        let post_sd = (effects[t0..].iter().map(|v| v * v).sum::<f64>() / (tt - t0) as f64).sqrt();
+        let scale = x1.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-300);
+        let half0 = if post_sd > 0.0 { 2.0 * post_sd } else { 1e-3 * scale };
+        let g = self.grid_size.max(3);
+        let out: Vec<PeriodInterval> = (t0..tt)
+            .into_par_iter()
+            .map(|t| -> Result<PeriodInterval, GeoLiftError> {
+                let refit = PeriodRefit::new(&x1, &x0, t0, t, self.demean, self.model)?;
+                let mut warm = None;
+                let mut p = |tau: f64| refit.pval(tau, &mut warm);
+                let centre = effects[t];
+                let mut half = half0;
+                let mut grid: Vec<(f64, f64)>;
+                let mut tries = 0;
+                loop {
+                    grid = (0..g)
+                        .map(|i| {
+                            let h = centre - half + 2.0 * half * i as f64 / (g - 1) as f64;
+                            (h, p(h))
+                        })
+                        .collect();
+                    tries += 1;
+                    let ends_rejected = grid[0].1 < self.alpha && grid[g - 1].1 < self.alpha;
+                    let accepted = grid.iter().any(|x| x.1 >= self.alpha);
+                    if (ends_rejected && accepted) || tries >= 12 {
+                        break;
+                    }
+                    // nothing accepted: the accepted set lies between grid points; else an end is accepted
+                    half *= if accepted { 2.0 } else { 0.5 };
+                }
+                let acc: Vec<usize> = (0..g).filter(|&i| grid[i].1 >= self.alpha).collect();
+                let p0 = p(0.0);
+                let (lower, upper, open) = match (acc.first(), acc.last()) {
+                    (Some(&lo), Some(&hi)) => {
+                        let tol = 1e-7 * half;
+                        let mut refine = |mut inside: f64, mut outside: f64| {
+                            while (inside - outside).abs() > tol {
+                                let mid = 0.5 * (inside + outside);
+                                if p(mid) >= self.alpha {
+                                    inside = mid;
+                                } else {
+                                    outside = mid;
+                                }
+                            }
+                            inside
+                        };
+                        let lower = if lo > 0 { refine(grid[lo].0, grid[lo - 1].0) } else { grid[lo].0 };
+                        let upper = if hi + 1 < g { refine(grid[hi].0, grid[hi + 1].0) } else { grid[hi].0 };
+                        (lower, upper, lo == 0 || hi + 1 == g)
+                    }
+                    // no τ accepted anywhere searched: an empty confidence set, shown as the estimate
+                    _ => (f64::NAN, f64::NAN, false),
+                };
+                Ok(PeriodInterval { period: t, effect: centre, lower, upper, p_value: p0, open })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(out))
+    }
+
+    /// Runs and writes each test period's interval and p-value into `est.path`, and says so in
+    /// `est.period_band` (or, without a band, in a note).
+    pub fn apply(&self, data: &LiftData, est: &mut LiftEstimate) -> Result<(), GeoLiftError> {
+        let level = 100.0 * (1.0 - self.alpha);
+        match self.run(data, est)? {
+            None => est.notes.push(format!(
+                "no per-period band: with {} pre-periods no single period can be rejected at α = {} (needs T₀ + 1 > 1/α)",
+                data.t0, self.alpha
+            )),
+            Some(iv) => {
+                let mut open = Vec::new();
+                let mut empty = Vec::new();
+                for i in &iv {
+                    let pt = &mut est.path[i.period];
+                    if i.lower.is_finite() && i.upper.is_finite() {
+                        pt.effect_lower = Some(i.lower);
+                        pt.effect_upper = Some(i.upper);
+                    } else {
+                        empty.push(pt.time.clone());
+                    }
+                    pt.effect_p_value = Some(i.p_value);
+                    if i.open {
+                        open.push(pt.time.clone());
+                    }
+                }
+                est.period_band = Some(format!(
+                    "{level:.0} % conformal interval per test period (Chernozhukov, Wüthrich & Zhu 2021; augsynth's per-period inference): H₀ effect = τ in one period, refit on the pre-period and that period{}, exact permutation p-value of its residual",
+                    match self.model {
+                        PeriodModel::Sc => String::new(),
+                        PeriodModel::Ascm { lambda } => format!(" with λ fixed at {lambda:.6e}"),
+                    }
+                ));
+                if !open.is_empty() {
+                    est.notes.push(format!(
+                        "per-period interval reached the search limit (a bound is the grid's end) in: {}",
+                        open.join(", ")
+                    ));
+                }
+                if !empty.is_empty() {
+                    est.notes.push(format!(
+                        "per-period confidence set empty on the searched grid in: {} (no interval written)",
+                        empty.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Ascm, SyntheticControl};
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// A panel whose periods are iid (exchangeable): two iid N(0, 1) factors f_t, donors
+    /// x_jt = μ_j + λ_jᵀ f_t + σ ε_jt, the treated geo (row 0) a convex combination ω of the donors'
+    /// means and loadings plus its own noise, and `effect` added in every test period.
+    fn iid_panel(seed: u64, n0: usize, t0: usize, post: usize, effect: f64) -> LiftData {
+        let mut r = rng(seed, 7, 0);
+        let mut z = || -> f64 { StandardNormal.sample(&mut r) };
+        let tt = t0 + post;
+        let mu: Vec<f64> = (0..n0).map(|_| 100.0 + 10.0 * z()).collect();
+        let lam: Vec<[f64; 2]> = (0..n0).map(|_| [5.0 + z(), z()]).collect();
+        let raw: Vec<f64> = (0..n0).map(|_| z().abs() + 0.1).collect();
+        let omega: Vec<f64> = raw.iter().map(|v| v / raw.iter().sum::<f64>()).collect();
+        let f: Vec<[f64; 2]> = (0..tt).map(|_| [z(), z()]).collect();
+        let mut y = Array2::zeros((n0 + 1, tt));
+        for t in 0..tt {
+            let mut treated = 0.0;
+            for j in 0..n0 {
+                let signal = mu[j] + lam[j][0] * f[t][0] + lam[j][1] * f[t][1];
+                y[[j + 1, t]] = signal + z();
+                treated += omega[j] * signal;
+            }
+            y[[0, t]] = treated + z() + if t >= t0 { effect } else { 0.0 };
+        }
+        LiftData::from_matrix(y, vec![0], t0).unwrap()
+    }
+
+    #[test]
+    fn the_per_period_refit_equals_refitting_sc_and_ascm_on_the_period_panel() {
+        let d = iid_panel(3, 6, 15, 4, 2.0);
+        let (x1, x0) = (d.treated_mean(), d.control_matrix());
+        let (t0, t, tau) = (d.t0, d.t0 + 2, 1.7);
+        // the panel of the pre-period and period t, with τ taken off the treated series in period t
+        let cols: Vec<usize> = (0..t0).chain([t]).collect();
+        let m = cols.len();
+        let mut adj: Vec<f64> = cols.iter().map(|&s| x1[s]).collect();
+        adj[m - 1] -= tau;
+        let x0m = x0.select(ndarray::Axis(1), &cols);
+        for demean in [true, false] {
+            let sc = fit_sc(&adj, x0m.view(), m, demean, None);
+            let want: Vec<f64> = (0..m).map(|s| adj[s] - sc.counterfactual[s]).collect();
+            let got = PeriodRefit::new(&x1, &x0, t0, t, demean, PeriodModel::Sc).unwrap().residuals(tau, &mut None);
+            for s in 0..m {
+                assert!((got[s] - want[s]).abs() < 1e-9, "sc demean={demean} s={s}: {} vs {}", got[s], want[s]);
+            }
+            // ASCM on the period panel: all m periods as its pre-period (one dummy test period after)
+            let lambda = 0.7;
+            let mut y = Array2::zeros((x0.nrows() + 1, m + 1));
+            for s in 0..m {
+                y[[0, s]] = adj[s];
+                for j in 0..x0.nrows() {
+                    y[[j + 1, s]] = x0m[[j, s]];
+                }
+            }
+            let pd = LiftData::from_matrix(y, vec![0], m).unwrap();
+            let fit = Ascm { demean, lambda: Some(lambda) }.fit(&pd).unwrap();
+            let want: Vec<f64> = (0..m).map(|s| adj[s] - fit.counterfactual[s]).collect();
+            let got = PeriodRefit::new(&x1, &x0, t0, t, demean, PeriodModel::Ascm { lambda })
+                .unwrap()
+                .residuals(tau, &mut None);
+            for s in 0..m {
+                assert!((got[s] - want[s]).abs() < 1e-8, "ascm demean={demean} s={s}: {} vs {}", got[s], want[s]);
+            }
+        }
+    }
+
+    /// Coverage of the true constant effect by the per-period 90 % intervals over `seeds` panels of
+    /// `post` test periods each: (share covered, share with p(τ) ≥ α).
+    fn coverage(model: fn(&LiftData) -> (LiftEstimate, PeriodModel), seeds: u64, post: usize) -> (f64, f64, usize) {
+        let (t0, effect, alpha) = (40, 3.0, 0.1);
+        let per_seed: Vec<(usize, usize)> = (0..seeds)
+            .into_par_iter()
+            .map(|seed| {
+                let d = iid_panel(1000 + seed, 8, t0, post, effect);
+                let (est, m) = model(&d);
+                let pc = PeriodConformal::new(m, alpha, true);
+                let iv = pc.run(&d, &est).unwrap().unwrap();
+                let covered = iv.iter().filter(|i| i.lower <= effect && effect <= i.upper).count();
+                let accepted = iv
+                    .iter()
+                    .filter(|i| {
+                        let r =
+                            PeriodRefit::new(&d.treated_mean(), &d.control_matrix(), t0, i.period, true, m).unwrap();
+                        r.pval(effect, &mut None) >= alpha
+                    })
+                    .count();
+                (covered, accepted)
+            })
+            .collect();
+        let n = (seeds as usize * post) as f64;
+        let cov = per_seed.iter().map(|p| p.0).sum::<usize>() as f64 / n;
+        let acc = per_seed.iter().map(|p| p.1).sum::<usize>() as f64 / n;
+        (cov, acc, per_seed.len())
+    }
+
+    /// The exact coverage of the permutation test with m = T₀ + 1 = 41 exchangeable periods at
+    /// α = 0.1: p(τ) = R/m with R uniform on 1..m, accepted when R ≥ αm = 4.1, so 37/41 = 0.9024.
+    const EXACT_90: f64 = 37.0 / 41.0;
+
+    /// The Monte Carlo tolerance: the pooled share over S seeds × P periods is a mean of S independent
+    /// per-seed shares, each with variance ≤ c(1 − c) (periods of one panel share its pre-period, so
+    /// they are correlated; the bound holds for any correlation), so its standard error is at most
+    /// √(c(1 − c)/S), the binomial error of S draws. Four of them: a false failure ≈ 6e-5.
+    fn tolerance(seeds: usize) -> f64 {
+        4.0 * (EXACT_90 * (1.0 - EXACT_90) / seeds as f64).sqrt()
+    }
+
+    #[test]
+    fn sc_per_period_intervals_cover_a_constant_effect_at_the_exact_nominal_rate() {
+        let (cov, acc, s) =
+            coverage(|d| (SyntheticControl { demean: true }.estimate(d).unwrap(), PeriodModel::Sc), 1500, 6);
+        let tol = tolerance(s);
+        eprintln!(
+            "sc: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)"
+        );
+        // the test itself (p(τ) ≥ α at the true τ) is exact; the interval is the hull of the accepted
+        // grid, so it covers about as often (a hole inside the hull covers too, an accepted island the
+        // grid missed does not)
+        assert!((acc - EXACT_90).abs() <= tol, "test acceptance {acc} vs exact {EXACT_90} ± {tol}");
+        assert!((cov - EXACT_90).abs() <= tol, "coverage {cov} vs {EXACT_90} ± {tol} (acc {acc})");
+    }
+
+    #[test]
+    fn ascm_per_period_intervals_cover_a_constant_effect_at_the_exact_nominal_rate() {
+        let (cov, acc, s) = coverage(
+            |d| (Ascm { demean: true, lambda: Some(5.0) }.estimate(d).unwrap(), PeriodModel::Ascm { lambda: 5.0 }),
+            1000,
+            6,
+        );
+        let tol = tolerance(s);
+        eprintln!(
+            "ascm: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)"
+        );
+        assert!((acc - EXACT_90).abs() <= tol, "test acceptance {acc} vs exact {EXACT_90} ± {tol}");
+        assert!((cov - EXACT_90).abs() <= tol, "coverage {cov} vs {EXACT_90} ± {tol} (acc {acc})");
+    }
+
+    #[test]
+    fn a_large_effect_excludes_zero_and_a_short_pre_period_has_no_band() {
+        let d = iid_panel(11, 8, 30, 5, 40.0);
+        let mut est = SyntheticControl { demean: true }.estimate(&d).unwrap();
+        PeriodConformal::new(PeriodModel::Sc, 0.1, true).apply(&d, &mut est).unwrap();
+        assert!(est.period_band.as_deref().unwrap().contains("conformal"));
+        for p in &est.path {
+            if p.post {
+                let (lo, hi) = (p.effect_lower.unwrap(), p.effect_upper.unwrap());
+                let effect = p.observed - p.counterfactual;
+                assert!(lo > 0.0 && lo <= effect && effect <= hi, "{}: [{lo}, {hi}] around {effect}", p.time);
+                // zero is as extreme as it gets: only the period's own residual reaches it
+                assert_eq!(p.effect_p_value, Some(1.0 / 31.0));
+            } else {
+                assert!(p.effect_lower.is_none() && p.effect_p_value.is_none());
+            }
+        }
+        // m = 9 periods at α = 0.1: p ≥ 1/9 > α for every τ, nothing can be rejected
+        let d = iid_panel(11, 8, 8, 3, 1.0);
+        let mut est = SyntheticControl { demean: true }.estimate(&d).unwrap();
+        PeriodConformal::new(PeriodModel::Sc, 0.1, true).apply(&d, &mut est).unwrap();
+        assert!(est.period_band.is_none() && est.path.iter().all(|p| p.effect_lower.is_none()));
+        assert!(est.notes.iter().any(|n| n.contains("no per-period band")), "{:?}", est.notes);
+    }
+
+    /// The cost on a GeoLift-sized panel (40 geos, 120 days, 15 test days): `cargo test -p
+    /// mmloop-geolift --lib per_period_band_time -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a timing, not a check"]
+    fn per_period_band_time_on_a_40_geo_panel() {
+        let w = crate::simulate::World::new(crate::simulate::PanelSpec::default(), 5);
+        let d = LiftData::from_matrix(w.draw(0), vec![0, 1], 105).unwrap();
+        for (name, est, m) in [("sc", SyntheticControl::default().estimate(&d).unwrap(), PeriodModel::Sc), {
+            let f = Ascm::default().fit(&d).unwrap();
+            ("ascm", Ascm::default().estimate(&d).unwrap(), PeriodModel::Ascm { lambda: f.lambda })
+        }] {
+            let start = std::time::Instant::now();
+            let iv = PeriodConformal::new(m, 0.1, true).run(&d, &est).unwrap().unwrap();
+            let dt = start.elapsed();
+            println!(
+                "{name}: {} periods × (40 geos, 105 pre-periods) in {:.1} ms on {} threads; first [{:.1}, {:.1}]",
+                iv.len(),
+                dt.as_secs_f64() * 1e3,
+                rayon::current_num_threads(),
+                iv[0].lower,
+                iv[0].upper
+            );
+        }
+    }
 }

@@ -40,7 +40,7 @@ pub mod tbr;
 pub use ascm::Ascm;
 pub use did::{DiD, EventStudy, Twfe};
 pub use error::GeoLiftError;
-pub use inference::{Conformal, ConformalStat};
+pub use inference::{Conformal, ConformalStat, PeriodConformal, PeriodInterval, PeriodModel};
 /// The ndarray version this crate's API takes (`Array2` panels), for callers without their own.
 pub use ndarray;
 pub use panel::{Columns, Design, LiftData, Panel};

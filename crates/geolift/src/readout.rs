@@ -32,6 +32,9 @@
 //!   half-width / z₁₋α/₂; placebo SE over random control groups and placebo-in-space reported as notes (the placebo ATTs
 //!   per control geo in `lift.json` as `placebo_atts`);
 //! * `ascm`: placebo SE with the cross-validated penalty held fixed, normal interval;
+//! * per test period (`lift_periods.csv`'s `effect_lower`, `effect_upper`, `effect_p_value`): sc and
+//!   ascm carry a conformal interval per period ([`PeriodConformal`], augsynth's pointwise
+//!   inference); sdid, did, twfe and tbr carry none ([`LiftEstimate::period_band`] is `None`);
 //! * `sdid`, `did`: synthdid's placebo SE (Arkhangelsky et al. 2021, Algorithm 4), normal interval;
 //!   the jackknife SE of SDID as a note;
 //! * `twfe`: cluster-robust (by geo) SE, t interval with G − 1 degrees of freedom;
@@ -43,7 +46,7 @@
 
 use crate::did::EventCoef;
 use crate::error::GeoLiftError;
-use crate::inference::{self, Conformal, ConformalStat};
+use crate::inference::{self, Conformal, ConformalStat, PeriodConformal, PeriodModel};
 use crate::panel::{Design, LiftData, Panel};
 use crate::progress::Progress;
 use crate::result::{LiftEstimate, LiftEstimator};
@@ -725,6 +728,7 @@ fn estimate_one(name: Estimator, data: &LiftData, s: &ReadoutSettings) -> Result
                 }
                 Err(m) => e.notes.push(format!("no placebo in space: {m}")),
             }
+            PeriodConformal::new(PeriodModel::Sc, alpha, sc.demean).apply(data, &mut e)?;
             e.notes.push(format!("conformal p(0) = {:.4}", r.p_value));
             e.notes.push(format!(
                 "conformal p(0) for the average effect (|Σu|, the statistic the CI inverts) = {:.4}",
@@ -753,6 +757,7 @@ fn estimate_one(name: Estimator, data: &LiftData, s: &ReadoutSettings) -> Result
             let fixed = Ascm { lambda: Some(fit.lambda), ..a };
             let se = inference::placebo_se(&fixed, data, reps, seed)?;
             inference::apply_se(&mut e, se, alpha, &format!("placebo SE ({reps} reps, λ fixed), normal CI"));
+            PeriodConformal::new(PeriodModel::Ascm { lambda: fit.lambda }, alpha, s.demean).apply(data, &mut e)?;
             e
         }
         Estimator::Sdid => {
@@ -831,6 +836,7 @@ fn cells_json(source: &str, kpi: &str, seed: u64, cells: &[CellReadout]) -> serd
                     "pre_fit": e.pre_fit,
                     "bias": e.bias,
                     "iroas": e.iroas,
+                    "period_band": e.period_band,
                     "notes": e.notes,
                 });
                 if !e.event_study.is_empty() {
@@ -891,20 +897,29 @@ fn staggered_json(source: &str, kpi: &str, seed: u64, alpha: f64, s: &StaggeredR
     })
 }
 
+/// `lift_periods.csv`: per cell, estimator and period the treated average, the counterfactual and
+/// the effect, and for the estimators with a per-period band ([`LiftEstimate::period_band`]: sc and
+/// ascm) the effect's interval and p-value in each test period (empty otherwise).
 fn periods_csv(cells: &[CellReadout]) -> String {
-    let mut s = String::from("cell,estimator,time,post,observed,counterfactual,effect\n");
+    let mut s = String::from(
+        "cell,estimator,time,post,observed,counterfactual,effect,effect_lower,effect_upper,effect_p_value\n",
+    );
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for c in cells {
         for e in &c.estimates {
             for p in &e.path {
                 s.push_str(&format!(
-                    "{},{},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{},{},{},{}\n",
                     csv_field(&c.name),
                     e.estimator,
                     csv_field(&p.time),
                     u8::from(p.post),
                     p.observed,
                     p.counterfactual,
-                    p.observed - p.counterfactual
+                    p.observed - p.counterfactual,
+                    opt(p.effect_lower),
+                    opt(p.effect_upper),
+                    opt(p.effect_p_value)
                 ));
             }
         }
@@ -984,6 +999,7 @@ mod tests {
             pre_fit: None,
             bias: None,
             path: vec![],
+            period_band: None,
             iroas: None,
             event_study: vec![],
             n_treated: 1,

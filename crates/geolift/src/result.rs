@@ -30,8 +30,12 @@ pub struct LiftEstimate {
     pub pre_fit: Option<PreFit>,
     /// Estimated bias (ASCM's augmentation minus plain SC).
     pub bias: Option<f64>,
-    /// Observed and counterfactual treated-geo average per period.
+    /// Observed and counterfactual treated-geo average per period, with the effect's interval per
+    /// test period where [`LiftEstimate::period_band`] says how it was made.
     pub path: Vec<PeriodPoint>,
+    /// How the per-period intervals in `path` were made (e.g. conformal per period for sc and ascm);
+    /// `None`: this estimate has no per-period band.
+    pub period_band: Option<String>,
     pub iroas: Option<Iroas>,
     /// Per-period effects relative to adoption with cluster-robust SEs (TWFE event study).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -61,6 +65,12 @@ pub struct PeriodPoint {
     pub post: bool,
     pub observed: f64,
     pub counterfactual: f64,
+    /// The interval of the effect (observed − counterfactual) in this test period at the estimate's
+    /// level 1 − α, and the period's p-value for no effect ([`crate::inference::PeriodConformal`]);
+    /// `None` before the window and for estimators without a per-period band.
+    pub effect_lower: Option<f64>,
+    pub effect_upper: Option<f64>,
+    pub effect_p_value: Option<f64>,
 }
 
 /// Incremental return on ad spend: incremental KPI / spend change over the test window.
@@ -98,6 +108,9 @@ impl LiftEstimate {
                 post: t >= t0,
                 observed: observed[t],
                 counterfactual: counterfactual[t],
+                effect_lower: None,
+                effect_upper: None,
+                effect_p_value: None,
             })
             .collect();
         Self {
@@ -116,6 +129,7 @@ impl LiftEstimate {
             pre_fit: None,
             bias: None,
             path,
+            period_band: None,
             iroas: None,
             event_study: vec![],
             n_treated: data.treated.len(),

@@ -41,13 +41,36 @@ pub fn simplex_ls(at: ArrayView2<f64>, b: &[f64], w0: Option<&[f64]>) -> Simplex
     let n = at.nrows();
     let m = at.ncols();
     assert_eq!(m, b.len(), "simplex_ls: A and b disagree");
-    if n == 1 {
-        let w = vec![1.0];
-        return SimplexSolution { sse: sse(at, b, &w), weights: w, kkt_residual: 0.0, certified: true };
-    }
     // Gram form
     let g: Array2<f64> = at.dot(&at.t());
     let c: Vec<f64> = (0..n).map(|i| (0..m).map(|t| at[[i, t]] * b[t]).sum()).collect();
+    let s = simplex_gram(&g, &c, w0);
+    SimplexSolution {
+        sse: sse(at, b, &s.weights),
+        weights: s.weights,
+        kkt_residual: s.kkt_residual,
+        certified: s.certified,
+    }
+}
+
+/// The solution of the Gram form of the problem ([`simplex_gram`]).
+#[derive(Debug, Clone)]
+pub struct GramSolution {
+    pub weights: Vec<f64>,
+    /// As [`SimplexSolution::kkt_residual`].
+    pub kkt_residual: f64,
+    pub certified: bool,
+}
+
+/// The same problem in Gram form, `min ½ wᵀG w − cᵀw, w ≥ 0, Σw = 1` with G = AᵀA and c = Aᵀb
+/// (‖Aw − b‖² = 2·(½wᵀGw − cᵀw) + ‖b‖²): for callers that solve many problems with the same A and
+/// different b, such as per-period conformal inference, which forms G once and moves c linearly.
+pub fn simplex_gram(g: &Array2<f64>, c: &[f64], w0: Option<&[f64]>) -> GramSolution {
+    let n = c.len();
+    assert_eq!(g.dim(), (n, n), "simplex_gram: G and c disagree");
+    if n == 1 {
+        return GramSolution { weights: vec![1.0], kkt_residual: 0.0, certified: true };
+    }
     let scale = g.diag().iter().fold(0.0f64, |a, &x| a.max(x.abs())).max(c.iter().fold(0.0f64, |a, &x| a.max(x.abs())));
     let scale = if scale > 0.0 { scale } else { 1.0 };
 
@@ -67,18 +90,18 @@ pub fn simplex_ls(at: ArrayView2<f64>, b: &[f64], w0: Option<&[f64]>) -> Simplex
             w
         }
     };
-    let (w, certified) = match active_set(&g, &c, &start, scale) {
+    let (w, certified) = match active_set(g, c, &start, scale) {
         Some(w) => (w, true),
         None => {
-            let w_fista = fista(&g, &c, Some(&start), scale, 1e-13, 20_000);
-            match active_set(&g, &c, &w_fista, scale) {
-                Some(w) if obj(&g, &c, &w) <= obj(&g, &c, &w_fista) + 1e-12 * scale => (w, true),
+            let w_fista = fista(g, c, Some(&start), scale, 1e-13, 20_000);
+            match active_set(g, c, &w_fista, scale) {
+                Some(w) if obj(g, c, &w) <= obj(g, c, &w_fista) + 1e-12 * scale => (w, true),
                 _ => (w_fista, false),
             }
         }
     };
-    let kkt = kkt_residual(&g, &c, &w) / scale;
-    SimplexSolution { sse: sse(at, b, &w), weights: w, kkt_residual: kkt, certified }
+    let kkt = kkt_residual(g, c, &w) / scale;
+    GramSolution { weights: w, kkt_residual: kkt, certified }
 }
 
 fn sse(at: ArrayView2<f64>, b: &[f64], w: &[f64]) -> f64 {

@@ -6,7 +6,9 @@
 //! ([`mmloop_data::read_marker`]); [`render`] dispatches on it to the module of that command, which reads
 //! the files through their typed readers where they exist (`FitDir`, `DesignRecord`, `LiftTestRecord`)
 //! and builds a [`page::Page`]. Adding a command is one module with a `page(dir)` function and one
-//! line in [`KINDS`]. A file is read as an experiment ledger (readouts against predictions).
+//! line in [`KINDS`]. A file (or a directory holding `ledger.sqlite`) is read as an experiment
+//! ledger: the loop's whole history — experiments, readouts against predictions, ROI over fits,
+//! evidence age and decay.
 //!
 //! ```no_run
 //! let report = mmloop_report::render(std::path::Path::new("out/fit"))?;
@@ -102,14 +104,18 @@ pub fn supported_commands() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.command).collect()
 }
 
-/// The report of output directory `dir` (a loop directory: the history of its cycles), or of the
-/// experiment ledger when `dir` is a file.
+/// The report of output directory `dir` (a loop directory: the history of its cycles, with its
+/// ledger's experiments when it keeps `ledger.sqlite`), or of an experiment ledger — `dir` a ledger
+/// file, or a directory holding `ledger.sqlite` — as the loop's whole history from the ledger.
 pub fn render(dir: &Path) -> Result<Report, ReportError> {
     let (command, page) = if dir.is_file() {
         ("ledger", ledger::page(dir)?)
     } else if dir.join(mmloop_loop::cycle::LOOP_MARKER).is_file() {
         // a loop directory (`mmloop loop --out DIR`): its cycles' history
         ("loop", loops::loop_page(dir)?)
+    } else if dir.is_dir() && mmloop_data::read_marker(dir).is_none() && dir.join(ledger::LEDGER_IN_DIR).is_file() {
+        // a directory that keeps a ledger (and is no command's output): the loop's history from it
+        ("ledger", ledger::page(&dir.join(ledger::LEDGER_IN_DIR))?)
     } else if dir.is_dir() {
         let marker = mmloop_data::read_marker(dir)
             .ok_or_else(|| ReportError::NotAnOutput { dir: dir.to_path_buf(), marker: mmloop_data::MARKER })?;

@@ -71,6 +71,10 @@ pub(crate) struct PathRow {
     pub post: bool,
     pub observed: f64,
     pub counterfactual: f64,
+    /// The effect's interval in a test period (`effect_lower`, `effect_upper`: estimators with a
+    /// per-period band, sc and ascm); `None` elsewhere and in outputs written before the columns.
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
 }
 
 pub fn page(dir: &Path) -> Result<Page, ReportError> {
@@ -144,6 +148,15 @@ fn read_paths(dir: &Path) -> Result<Vec<PathRow>, ReportError> {
     let post = csv.f64("post")?;
     let obs = csv.f64("observed")?;
     let cf = csv.f64("counterfactual")?;
+    // the band columns are absent from outputs written before mmloop wrote them: no band then
+    let band = |name: &str| -> Result<Vec<Option<f64>>, ReportError> {
+        Ok(if csv.has(name) {
+            csv.f64_or_nan(name)?.into_iter().map(|v| v.is_finite().then_some(v)).collect()
+        } else {
+            vec![None; csv.n_rows()]
+        })
+    };
+    let (lower, upper) = (band("effect_lower")?, band("effect_upper")?);
     Ok((0..csv.n_rows())
         .map(|i| PathRow {
             cell: cell[i].clone(),
@@ -152,6 +165,8 @@ fn read_paths(dir: &Path) -> Result<Vec<PathRow>, ReportError> {
             post: post[i] != 0.0,
             observed: obs[i],
             counterfactual: cf[i],
+            lower: lower[i],
+            upper: upper[i],
         })
         .collect())
 }
@@ -242,23 +257,63 @@ fn path_chart(k: usize, cell: &CellJson, rows: &[&PathRow], kpi: &str) -> Result
     )
 }
 
+/// The level of an estimator's intervals, "90 %", from its α in `lift.json`.
+fn level(cell: &CellJson, estimator: &str) -> String {
+    cell.estimates
+        .get(estimator)
+        .and_then(|e| e.alpha)
+        .map(|a| format!("{:.0} %", 100.0 * (1.0 - a)))
+        .unwrap_or_else(|| "the estimate's".into())
+}
+
 fn effect_chart(k: usize, cell: &CellJson, rows: &[&PathRow], kpi: &str) -> Result<Block, crate::chart::ChartError> {
     let (times, ests) = by_estimator(rows);
     let idx = |t: &str| times.iter().position(|x| x == t).unwrap_or(0) as f64;
     let mut el = Vec::new();
     let mut legend = Vec::new();
     let window = window(&times, rows);
-    // the first estimator's test-window average effect and its interval, as a band over the window
-    if let (Some((a, b)), Some((name, _))) = (window, ests.first())
+    // the estimators whose rows carry a per-period interval (sc and ascm), each drawn as its band
+    let banded: Vec<usize> = (0..ests.len()).filter(|&i| ests[i].1.iter().any(|r| r.lower.is_some())).collect();
+    for &i in &banded {
+        let (name, v) = &ests[i];
+        let pts: Vec<(f64, f64, f64)> = v.iter().filter_map(|r| Some((idx(&r.time), r.lower?, r.upper?))).collect();
+        // one test period: a short bar instead of a ribbon through one point
+        let xs: Vec<(f64, f64, f64)> = if pts.len() == 1 {
+            let (x, lo, hi) = pts[0];
+            vec![(x - 0.3, lo, hi), (x + 0.3, lo, hi)]
+        } else {
+            pts
+        };
+        el.push(Element::Band {
+            color: series_color(i),
+            lower: xs.iter().map(|p| (p.0, p.1)).collect(),
+            upper: xs.iter().map(|p| (p.0, p.2)).collect(),
+            opacity: 0.2,
+        });
+        legend.push(LegendItem::new(
+            format!("{name}: {} interval per period", level(cell, name)),
+            series_color(i),
+            "area",
+        ));
+    }
+    // without any per-period band (outputs of older versions, or only estimators without one): the
+    // first estimator's test-window average effect and its interval, as a band over the window
+    let mut average_band = false;
+    if banded.is_empty()
+        && let (Some((a, b)), Some((name, _))) = (window, ests.first())
         && let Some(e) = cell.estimates.get(name)
         && let (Some(lo), Some(hi)) = (e.ci_lower, e.ci_upper)
     {
+        average_band = true;
         el.push(Element::Band { color: 0, lower: vec![(a, lo), (b, lo)], upper: vec![(a, hi), (b, hi)], opacity: 0.2 });
         if let Some(att) = e.att {
             el.push(Element::Segment { color: 0, from: (a, att), to: (b, att), width: 1 });
         }
-        let level = e.alpha.map(|a| format!("{:.0} %", 100.0 * (1.0 - a))).unwrap_or_default();
-        legend.push(LegendItem::new(format!("{name}: average effect in the window, {level} interval"), 0, "area"));
+        legend.push(LegendItem::new(
+            format!("{name}: average effect in the window, {} interval", level(cell, name)),
+            0,
+            "area",
+        ));
     }
     el.push(Element::Segment { color: GREY, from: (-0.5, 0.0), to: (times.len() as f64 - 0.5, 0.0), width: 1 });
     for (i, (e, v)) in ests.iter().enumerate() {
@@ -271,19 +326,31 @@ fn effect_chart(k: usize, cell: &CellJson, rows: &[&PathRow], kpi: &str) -> Resu
         legend.push(LegendItem::new(format!("effect ({e})"), c, "line"));
     }
     let mut cols = vec!["period".to_string(), "test window".to_string()];
-    cols.extend(ests.iter().map(|(e, _)| format!("effect {e}")));
+    for (i, (e, _)) in ests.iter().enumerate() {
+        cols.push(format!("effect {e}"));
+        if banded.contains(&i) {
+            cols.push(format!("{e} lower"));
+            cols.push(format!("{e} upper"));
+        }
+    }
     let mut t = Table {
-        caption: format!("Observed minus counterfactual {kpi} per treated geo, per period"),
+        caption: format!(
+            "Observed minus counterfactual {kpi} per treated geo, per period, with the per-period interval where the estimator has one"
+        ),
         columns: cols,
         rows: vec![],
     };
     for time in &times {
         let post = rows.iter().any(|r| &r.time == time && r.post);
         let mut row = vec![Cell::text(time), Cell::text(if post { "yes" } else { "no" })];
-        row.extend(
-            ests.iter()
-                .map(|(_, v)| Cell::opt(v.iter().find(|r| &r.time == time).map(|r| r.observed - r.counterfactual))),
-        );
+        for (i, (_, v)) in ests.iter().enumerate() {
+            let r = v.iter().find(|r| &r.time == time);
+            row.push(Cell::opt(r.map(|r| r.observed - r.counterfactual)));
+            if banded.contains(&i) {
+                row.push(Cell::opt(r.and_then(|r| r.lower)));
+                row.push(Cell::opt(r.and_then(|r| r.upper)));
+            }
+        }
         t.row(row);
     }
     let plot = Plot {
@@ -294,11 +361,33 @@ fn effect_chart(k: usize, cell: &CellJson, rows: &[&PathRow], kpi: &str) -> Resu
         elements: el,
         ..Default::default()
     };
+    let names = |band: bool| -> Vec<&str> {
+        (0..ests.len()).filter(|i| banded.contains(i) == band).map(|i| ests[i].0.as_str()).collect()
+    };
+    let band_text = if average_band {
+        "The band is the first estimator's average effect over the window with its interval: this output holds no per-period interval.".to_string()
+    } else if banded.is_empty() {
+        "No estimator here has a per-period interval.".to_string()
+    } else {
+        format!(
+            "The bands are per-period intervals (conformal inference per test period, Chernozhukov, Wüthrich & Zhu 2021, as augsynth's summary) of {}{}.",
+            names(true).join(", "),
+            if names(false).is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} ha{} no per-period interval",
+                    names(false).join(", "),
+                    if names(false).len() == 1 { "s" } else { "ve" }
+                )
+            }
+        )
+    };
     chart(
         &format!("lift-effect-{k}"),
         &format!("Per-period effect ({})", cell.cell),
         &format!(
-            "Observed minus counterfactual {kpi} per treated geo, per period (KPI units); before the window it shows the pre-period fit. The band is the first estimator's average effect over the window with its interval (the outputs hold no per-period interval)."
+            "Observed minus counterfactual {kpi} per treated geo, per period (KPI units); before the window it shows the pre-period fit. {band_text}"
         ),
         &plot,
         legend,
@@ -467,7 +556,16 @@ mod tests {
     use super::*;
 
     fn row(e: &str, t: &str, post: bool) -> PathRow {
-        PathRow { cell: "c".into(), estimator: e.into(), time: t.into(), post, observed: 1.0, counterfactual: 0.5 }
+        PathRow {
+            cell: "c".into(),
+            estimator: e.into(),
+            time: t.into(),
+            post,
+            observed: 1.0,
+            counterfactual: 0.5,
+            lower: None,
+            upper: None,
+        }
     }
 
     #[test]
@@ -478,6 +576,86 @@ mod tests {
         assert_eq!(times, ["1", "2"]);
         assert_eq!(ests.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), ["sc", "did"]);
         assert_eq!(window(&times, &refs), Some((0.5, 1.5)));
+    }
+
+    /// A lift directory with two estimators, sc with a per-period band and did without.
+    fn lift_dir(csv: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let est =
+            |att: f64| format!(r#"{{"att":{att},"alpha":0.1,"ci_lower":{},"ci_upper":{}}}"#, att - 1.0, att + 1.0);
+        std::fs::write(
+            d.path().join("lift.json"),
+            format!(
+                r#"{{"kpi":"sales","cells":[{{"cell":"test","treated":["a"],"start":"3","end":"4","estimates":{{"did":{},"sc":{}}}}}]}}"#,
+                est(2.0),
+                est(1.0)
+            ),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("calibration.json"), "[]").unwrap();
+        std::fs::write(d.path().join("lift_periods.csv"), csv).unwrap();
+        d
+    }
+
+    fn effect_table(page: &Page) -> &Table {
+        page.sections[0]
+            .blocks
+            .iter()
+            .find_map(|b| match b {
+                Block::Chart(c) if c.id == "lift-effect-0" => Some(&c.table),
+                _ => None,
+            })
+            .expect("no effect chart")
+    }
+
+    fn column(t: &Table, name: &str) -> Vec<Option<f64>> {
+        let k = t.columns.iter().position(|c| c == name).unwrap_or_else(|| panic!("no {name} in {:?}", t.columns));
+        t.rows.iter().map(|r| r[k].value).collect()
+    }
+
+    #[test]
+    fn the_effect_chart_draws_the_csv_per_period_band_and_its_table_holds_it_exactly() {
+        let csv = "cell,estimator,time,post,observed,counterfactual,effect,effect_lower,effect_upper,effect_p_value\n\
+            test,sc,1,0,10,9.5,0.5,,,\n\
+            test,sc,2,0,10,10.25,-0.25,,,\n\
+            test,sc,3,1,12,10,2,0.123456789012,3.5,0.04\n\
+            test,sc,4,1,11,10,1,-0.75,2.25,0.3\n\
+            test,did,1,0,10,9,1,,,\n\
+            test,did,2,0,10,10,0,,,\n\
+            test,did,3,1,12,9,3,,,\n\
+            test,did,4,1,11,9,2,,,\n";
+        let d = lift_dir(csv);
+        let page = page(d.path()).unwrap();
+        let t = effect_table(&page);
+        assert_eq!(column(t, "sc lower"), [None, None, Some(0.123456789012), Some(-0.75)]);
+        assert_eq!(column(t, "sc upper"), [None, None, Some(3.5), Some(2.25)]);
+        assert!(!t.columns.iter().any(|c| c.starts_with("did lower")), "{:?}", t.columns);
+        let Some(Block::Chart(c)) =
+            page.sections[0].blocks.iter().find(|b| matches!(b, Block::Chart(c) if c.id == "lift-effect-0"))
+        else {
+            unreachable!()
+        };
+        assert!(
+            c.caption.contains("per-period intervals") && c.caption.contains("did has no per-period interval"),
+            "{}",
+            c.caption
+        );
+        assert!(c.legend.iter().any(|l| l.name == "sc: 90 % interval per period"));
+    }
+
+    #[test]
+    fn an_output_without_band_columns_falls_back_to_the_window_average() {
+        let csv = "cell,estimator,time,post,observed,counterfactual,effect\n\
+            test,sc,1,0,10,9.5,0.5\ntest,sc,2,1,12,10,2\n";
+        let d = lift_dir(csv);
+        let page = page(d.path()).unwrap();
+        assert!(!effect_table(&page).columns.iter().any(|c| c.ends_with("lower")));
+        let Some(Block::Chart(c)) =
+            page.sections[0].blocks.iter().find(|b| matches!(b, Block::Chart(c) if c.id == "lift-effect-0"))
+        else {
+            unreachable!()
+        };
+        assert!(c.caption.contains("holds no per-period interval"), "{}", c.caption);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! readouts overlaid, the age of each channel's newest evidence and its decay
 //! (σ²_eff(t) = σ²·exp(λt), λ = ln 2 / half-life, from [`mmloop_loop::decay`]), every readout
 //! against its prediction, the recommended spend over cycles, for the demo the trajectory against
-//! the truth (`trajectory.csv`: misallocation cost, ROI error, coverage), and the latest cycle.
+//! the truth (`trajectory.csv`: misallocation cost, ROI error, coverage), with `DIR/ledger.sqlite`
+//! (the demo's) the ledger's experiments and calibration over time, and the latest cycle.
 //!
 //! `cycle.json` and `evidence.json` are read with the loop's own types ([`CycleState`],
 //! [`EvidenceSummary`]); the other files, serialise-only in the loop crate, with local types that
@@ -577,6 +578,13 @@ pub fn loop_page(root: &Path) -> Result<Page, ReportError> {
                 tr.coverage_chart()?,
             ],
         });
+    }
+
+    // the ledger, when the loop keeps it in its directory (the demo does): every experiment with its
+    // status, and the readouts' calibration over time
+    let ledger = root.join(crate::ledger::LEDGER_IN_DIR);
+    if ledger.is_file() {
+        sections.extend(crate::ledger::loop_sections(&ledger)?);
     }
 
     // the latest cycle in full
