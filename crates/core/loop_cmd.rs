@@ -141,8 +141,10 @@ fn run_demo(args: &LoopArgs, options: CycleOptions) -> anyhow::Result<()> {
         s.observational_bias_sd = b;
     }
     eprintln!(
-        "demo: a 12-geo world (seed {}) where search's spend follows demand the model cannot see; {} cycles of {} weeks",
-        s.seed, s.cycles, s.horizon
+        "demo: a 12-geo world (seed {}) where search's spend follows demand the model cannot see; {} of {} weeks",
+        s.seed,
+        mmloop_data::human::count(s.cycles, "cycle"),
+        s.horizon
     );
     let mut progress = |m: &str| eprintln!("{m}");
     let report = cycle::demo::run_demo(&s, &args.out, options, &mut progress)?;

@@ -588,13 +588,7 @@ fn decay_chart(ev: &Evidence) -> Result<Block, crate::chart::ChartError> {
     for (i, c) in ev.channels.iter().enumerate() {
         let (h, src) = ev.half_lives.for_channel(c);
         let color = series_color(i);
-        let curve: Vec<(f64, f64)> = (0..=60)
-            .map(|j| {
-                let a = t_max * j as f64 / 60.0;
-                (a, Age::weeks(a).map(|a| variance_inflation(a, h)).unwrap_or(f64::NAN))
-            })
-            .collect();
-        el.push(Element::Line { color, points: curve, width: 2 });
+        el.push(Element::Line { color, points: crate::loops::decay_curve(h, t_max), width: 2 });
         legend.push(LegendItem::new(format!("{c} (half-life {} weeks)", fmt_num(h.in_weeks())), color, "line"));
         let inflation = now[i].and_then(|a| Age::weeks(a).ok()).map(|a| variance_inflation(a, h));
         if let (Some(a), Some(f)) = (now[i], inflation) {
@@ -614,22 +608,14 @@ fn decay_chart(ev: &Evidence) -> Result<Block, crate::chart::ChartError> {
         ]);
     }
     legend.push(LegendItem::new("the newest readout, now", BLACK, "dot"));
-    let ymax = 2f64.powf(t_max / min_h).min(16.0);
-    chart(
+    crate::loops::decay_plot(
         "ledger-decay",
-        "How evidence decays: variance inflation by age",
-        "The factor exp(λt) = 2^(t / half-life) by which a readout's variance grows with its age t (weeks), per channel's half-life; dots: each channel's newest readout as of the newest readout's end. At the light line (2×) a readout is one half-life old and carries half its original weight.",
-        &Plot {
-            x_desc: "age of the readout (weeks)".into(),
-            y_desc: "variance inflation σ²_eff / σ²".into(),
-            x_range: Some((0.0, t_max)),
-            y_range: Some((1.0 - 0.04 * ymax, ymax * 1.04)),
-            elements: el,
-            height: 320,
-            ..Default::default()
-        },
+        "each channel's newest readout as of the newest readout's end",
+        el,
         legend,
         t,
+        t_max,
+        min_h,
     )
 }
 

@@ -817,13 +817,7 @@ fn decay_chart(cycles: &[CycleRead]) -> Result<Block, crate::chart::ChartError> 
     for (i, e) in last.evidence.iter().enumerate() {
         let Ok(h) = HalfLife::weeks(e.half_life_weeks) else { continue };
         let color = series_color(i);
-        let curve: Vec<(f64, f64)> = (0..=60)
-            .map(|j| {
-                let a = t_max * j as f64 / 60.0;
-                (a, Age::weeks(a).map(|a| variance_inflation(a, h)).unwrap_or(f64::NAN))
-            })
-            .collect();
-        el.push(Element::Line { color, points: curve, width: 2 });
+        el.push(Element::Line { color, points: decay_curve(h, t_max), width: 2 });
         legend.push(LegendItem::new(
             format!("{} (half-life {} weeks)", e.channel, fmt_num(e.half_life_weeks)),
             color,
@@ -851,12 +845,40 @@ fn decay_chart(cycles: &[CycleRead]) -> Result<Block, crate::chart::ChartError> 
         }
     }
     legend.push(LegendItem::new("the newest readout, per cycle", BLACK, "dot"));
-    let ymax =
-        2f64.powf(t_max / last.evidence.iter().map(|e| e.half_life_weeks).fold(f64::INFINITY, f64::min)).min(16.0);
+    let min_h = last.evidence.iter().map(|e| e.half_life_weeks).fold(f64::INFINITY, f64::min);
+    decay_plot("loop-decay", "each channel's newest readout at each cycle", el, legend, t, t_max, min_h)
+}
+
+/// A channel's variance inflation exp(λt) = 2^(t / half-life) over ages 0..`t_max` weeks (61
+/// points), as the decay charts draw it ([`variance_inflation`] is the formula).
+pub(crate) fn decay_curve(h: HalfLife, t_max: f64) -> Vec<(f64, f64)> {
+    (0..=60)
+        .map(|j| {
+            let a = t_max * j as f64 / 60.0;
+            (a, Age::weeks(a).map(|a| variance_inflation(a, h)).unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+/// The decay chart of a loop directory or a ledger: the curves and dots in `el`, ages up to
+/// `t_max` weeks, the y axis up to the shortest half-life's inflation at `t_max` (at most 16×);
+/// `dots` says what the dots are.
+pub(crate) fn decay_plot(
+    id: &str,
+    dots: &str,
+    el: Vec<Element>,
+    legend: Vec<LegendItem>,
+    t: Table,
+    t_max: f64,
+    min_half_life: f64,
+) -> Result<Block, crate::chart::ChartError> {
+    let ymax = 2f64.powf(t_max / min_half_life).min(16.0);
     chart(
-        "loop-decay",
+        id,
         "How evidence decays: variance inflation by age",
-        "The factor exp(λt) = 2^(t / half-life) by which a readout's variance grows with its age t (weeks), per channel's half-life; dots: each channel's newest readout at each cycle. At the light line (2×) a readout is one half-life old and carries half its original weight.",
+        &format!(
+            "The factor exp(λt) = 2^(t / half-life) by which a readout's variance grows with its age t (weeks), per channel's half-life; dots: {dots}. At the light line (2×) a readout is one half-life old and carries half its original weight."
+        ),
         &Plot {
             x_desc: "age of the readout (weeks)".into(),
             y_desc: "variance inflation σ²_eff / σ²".into(),

@@ -496,10 +496,10 @@ fn demo_cycles(
         let (tests, cost) = world_tests(&world, &ledger, &state, s.plant_bias)?;
         let row = score(&world, &state, s, &plan, cost)?;
         progress(&format!(
-            "cycle {k}: misallocation cost {:.0} ({:.2} % of the optimum), {} test(s) planned",
-            row.misallocation_cost,
+            "cycle {k}: misallocation cost {} ({:.2} % of the optimum), {} planned",
+            mmloop_data::human::money(row.misallocation_cost),
             100.0 * row.misallocation_share,
-            row.tests_run
+            mmloop_data::human::count(row.tests_run, "test")
         ));
         rows.push(row);
         mmloop_data::write_atomic(&trajectory, trajectory_csv(&rows).as_bytes())?;

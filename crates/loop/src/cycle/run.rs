@@ -555,7 +555,6 @@ fn read_evidence(fit_dir: &Path) -> Result<Vec<EvidenceSummary>, CycleError> {
 }
 
 /// The plain-language brief of a cycle.
-#[allow(clippy::too_many_arguments)]
 /// The recommendation against the current split in words. When the budget differs from what the
 /// current split spends over the horizon, the gain compares two different totals: say so, with the
 /// difference, so a loss is not read as a worse split of the same money.
@@ -602,6 +601,7 @@ fn against_current(r: &mmloop_mmm::optimize::OptimizationReport) -> String {
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn brief(
     s: &CycleState,
     rec: &BudgetOutcome,
