@@ -24,7 +24,7 @@ use mmloop_mmm::analysis::Stat;
 use std::path::{Path, PathBuf};
 
 /// z of the 90 % interval, Φ⁻¹(0.95) (the ledger's coverage uses the same interval).
-const Z90: f64 = 1.644_853_626_951_472_2;
+pub(crate) const Z90: f64 = 1.644_853_626_951_472_2;
 
 /// The file name of a ledger inside a directory (`mmloop loop --demo` writes `DIR/ledger.sqlite`).
 pub const LEDGER_IN_DIR: &str = "ledger.sqlite";
@@ -363,23 +363,6 @@ fn fit_channels(fits: &[FitEntry]) -> Vec<String> {
 fn roi_over_fits(k: usize, ch: &str, v: &LedgerView) -> Result<Block, crate::chart::ChartError> {
     let fits = &v.fits;
     let n = fits.len();
-    let mut el = Vec::new();
-    let mut t = Table::new(
-        format!("{ch}: posterior ROI per fit, and the readouts on {ch} (iROAS ± 1.645 SE / spend change)"),
-        &[
-            "fit",
-            "recorded",
-            "ROI mean",
-            "5 %",
-            "95 %",
-            "experiment",
-            "measured iROAS",
-            "5 %",
-            "95 %",
-            "predicted iROAS",
-            "discrepancy",
-        ],
-    );
     // the one-channel readouts on ch, each at the first fit recorded after its readout (n: later)
     let readouts: Vec<(usize, &Experiment)> = v
         .experiments
@@ -392,79 +375,186 @@ fn roi_over_fits(k: usize, ch: &str, v: &LedgerView) -> Result<Block, crate::cha
         })
         .collect();
     let later = readouts.iter().any(|(x, _)| *x == n);
-    let slots = n + usize::from(later);
-    for x in 0..slots {
-        let fit = fits.get(x);
-        let roi = fit.and_then(|f| fit_rois(&f.fit.roi_summary).into_iter().find(|(c, _)| c == ch).map(|(_, s)| s));
-        if let Some(s) = &roi {
-            let xf = x as f64;
-            el.push(Element::Segment { color: 0, from: (xf - 0.1, s.q05), to: (xf - 0.1, s.q95), width: 4 });
-            el.push(Element::Points { color: 0, points: vec![(xf - 0.1, s.mean)], size: 5 });
+    let slots: Vec<RoiSlot> = (0..n + usize::from(later))
+        .map(|x| {
+            let fit = fits.get(x);
+            let marks = readouts
+                .iter()
+                .filter(|(at, _)| *at == x)
+                .filter_map(|(_, e)| {
+                    let r = e.readout.as_ref()?;
+                    let (lower, upper) = r.iroas_interval.unwrap_or((f64::NAN, f64::NAN));
+                    let hist = v.history.rows.iter().find(|h| h.experiment_id == e.id);
+                    let flagged = hist.is_some_and(|h| !h.covered && !h.in_sample);
+                    let spend = r.record.spend_change;
+                    Some(RoiReadout {
+                        experiment: Cell::int(e.id as usize),
+                        iroas: r.iroas.unwrap_or(f64::NAN),
+                        lower,
+                        upper,
+                        predicted: hist.filter(|_| spend != 0.0).map(|h| h.predicted / spend),
+                        discrepancy: match hist {
+                            Some(h) if h.in_sample => "in sample",
+                            Some(_) if flagged => "yes",
+                            Some(_) => "no",
+                            None => "not predicted",
+                        },
+                        flagged,
+                    })
+                })
+                .collect();
+            RoiSlot {
+                label: fit.map(|f| format!("fit {}", f.id)).unwrap_or_else(|| "no fit yet".into()),
+                lead: vec![
+                    fit.map(|f| Cell::int(f.id as usize)).unwrap_or_else(|| Cell::text("none yet")),
+                    Cell::text(fit.map(|f| f.created_at.clone()).unwrap_or_default()),
+                ],
+                roi: fit.and_then(|f| {
+                    fit_rois(&f.fit.roi_summary).into_iter().find(|(c, _)| c == ch).map(|(_, s)| (s.mean, s.q05, s.q95))
+                }),
+                truth: None,
+                readouts: marks,
+            }
+        })
+        .collect();
+    roi_track(
+        &RoiTrack {
+            id: format!("ledger-roi-{k}"),
+            title: format!("{ch}: ROI over fits"),
+            caption: format!(
+                "The posterior ROI of {ch} in each recorded fit (blue: mean and 90 % credible interval, incremental KPI per unit of spend), oldest first, with each experiment on {ch} at the first fit recorded after its readout (iROAS ± 1.645 SE; orange when it disagreed with its prediction); the light line is break-even, ROI = 1."
+            ),
+            table_title: format!(
+                "{ch}: posterior ROI per fit, and the readouts on {ch} (iROAS ± 1.645 SE / spend change)"
+            ),
+            lead_columns: &["fit", "recorded"],
+            truth_column: false,
+            x_desc: "fit, in the order recorded",
+            y_desc: "ROI / iROAS (KPI per unit of spend)",
+            height: 300,
+        },
+        &slots,
+    )
+}
+
+/// One column of a chart of a channel's ROI over time: a recorded fit, or a loop cycle.
+pub(crate) struct RoiSlot {
+    /// The x-axis label.
+    pub label: String,
+    /// The table's leading cells (the fit and when it was recorded, or the cycle).
+    pub lead: Vec<Cell>,
+    /// The posterior ROI (mean, 5 %, 95 %), when this slot has one for the channel.
+    pub roi: Option<(f64, f64, f64)>,
+    /// The true ROI (a simulated world's), when known.
+    pub truth: Option<f64>,
+    /// The readouts on the channel shown at this slot.
+    pub readouts: Vec<RoiReadout>,
+}
+
+/// A readout's iROAS beside the model's ROI, with its 90 % interval (± 1.645 SE / spend change).
+pub(crate) struct RoiReadout {
+    pub experiment: Cell,
+    pub iroas: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// The model's prediction of the readout, as an iROAS.
+    pub predicted: Option<f64>,
+    /// The discrepancy column's word ("yes", "no", "in sample", ...).
+    pub discrepancy: &'static str,
+    /// Drawn in orange: the readout disagreed with its prediction.
+    pub flagged: bool,
+}
+
+/// What frames an ROI-over-time chart.
+pub(crate) struct RoiTrack<'a> {
+    pub id: String,
+    pub title: String,
+    pub caption: String,
+    pub table_title: String,
+    /// The columns of [`RoiSlot::lead`].
+    pub lead_columns: &'a [&'a str],
+    /// Whether the table has a "true ROI" column.
+    pub truth_column: bool,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub height: u32,
+}
+
+/// A channel's ROI over fits or cycles, with the readouts on it overlaid: per slot the posterior
+/// ROI (blue: mean and 90 % interval) and beside it each readout's iROAS (± 1.645 SE; black, or
+/// orange when flagged), the true ROI as a line when known, break-even (ROI = 1) as a light line;
+/// and the table of the same numbers, one row per readout (or per slot without one).
+pub(crate) fn roi_track(track: &RoiTrack, slots: &[RoiSlot]) -> Result<Block, crate::chart::ChartError> {
+    let mut columns: Vec<&str> = track.lead_columns.to_vec();
+    columns.extend(["ROI mean", "5 %", "95 %"]);
+    if track.truth_column {
+        columns.push("true ROI");
+    }
+    columns.extend(["experiment", "measured iROAS", "5 %", "95 %", "predicted iROAS", "discrepancy"]);
+    let mut t = Table::new(track.table_title.clone(), &columns);
+    let n = slots.len() as f64;
+    let mut el = vec![Element::Segment { color: LIGHT, from: (-0.5, 1.0), to: (n - 0.5, 1.0), width: 1 }];
+    let mut truth_line = Vec::new();
+    for (x, slot) in slots.iter().enumerate() {
+        let x = x as f64;
+        if let Some((mean, q05, q95)) = slot.roi {
+            el.push(Element::Segment { color: 0, from: (x - 0.1, q05), to: (x - 0.1, q95), width: 4 });
+            el.push(Element::Points { color: 0, points: vec![(x - 0.1, mean)], size: 5 });
         }
-        let row = vec![
-            fit.map(|f| Cell::int(f.id as usize)).unwrap_or_else(|| Cell::text("none yet")),
-            Cell::text(fit.map(|f| f.created_at.clone()).unwrap_or_default()),
-            Cell::opt(roi.map(|s| s.mean)),
-            Cell::opt(roi.map(|s| s.q05)),
-            Cell::opt(roi.map(|s| s.q95)),
-        ];
-        let here: Vec<&Experiment> = readouts.iter().filter(|(at, _)| *at == x).map(|(_, e)| *e).collect();
-        if here.is_empty() {
+        if let Some(v) = slot.truth {
+            truth_line.push((x, v));
+        }
+        let mut row = slot.lead.clone();
+        row.extend([
+            Cell::opt(slot.roi.map(|r| r.0)),
+            Cell::opt(slot.roi.map(|r| r.1)),
+            Cell::opt(slot.roi.map(|r| r.2)),
+        ]);
+        if track.truth_column {
+            row.push(Cell::opt(slot.truth));
+        }
+        if slot.readouts.is_empty() {
             let mut r = row.clone();
             r.extend((0..6).map(|_| Cell::text("")));
             t.row(r);
         }
-        for e in here {
-            let Some(r) = &e.readout else { continue };
-            let m = r.iroas.unwrap_or(f64::NAN);
-            let (lo, hi) = r.iroas_interval.unwrap_or((f64::NAN, f64::NAN));
-            let hist = v.history.rows.iter().find(|h| h.experiment_id == e.id);
-            let flagged = hist.is_some_and(|h| !h.covered && !h.in_sample);
-            let color = if flagged { 5 } else { BLACK };
-            let xf = x as f64 + 0.1;
-            el.push(Element::Segment { color, from: (xf, lo), to: (xf, hi), width: 2 });
-            el.push(Element::Points { color, points: vec![(xf, m)], size: 5 });
-            let spend = r.record.spend_change;
-            let mut cells = row.clone();
-            cells.extend([
-                Cell::int(e.id as usize),
-                Cell::num(m),
-                Cell::num(lo),
-                Cell::num(hi),
-                Cell::opt(hist.filter(|_| spend != 0.0).map(|h| h.predicted / spend)),
-                Cell::text(match hist {
-                    Some(h) if h.in_sample => "in sample",
-                    Some(_) if flagged => "yes",
-                    Some(_) => "no",
-                    None => "not predicted",
-                }),
+        for m in &slot.readouts {
+            let color = if m.flagged { 5 } else { BLACK };
+            el.push(Element::Segment { color, from: (x + 0.1, m.lower), to: (x + 0.1, m.upper), width: 2 });
+            el.push(Element::Points { color, points: vec![(x + 0.1, m.iroas)], size: 5 });
+            let mut r = row.clone();
+            r.extend([
+                m.experiment.clone(),
+                Cell::num(m.iroas),
+                Cell::num(m.lower),
+                Cell::num(m.upper),
+                Cell::opt(m.predicted),
+                Cell::text(m.discrepancy),
             ]);
-            t.row(cells);
+            t.row(r);
         }
     }
-    let mut labels: Vec<String> = fits.iter().map(|f| format!("fit {}", f.id)).collect();
-    if later {
-        labels.push("no fit yet".into());
-    }
     let mut legend = vec![LegendItem::new("model ROI (mean, 90 % interval)", 0, "dot")];
-    if !readouts.is_empty() {
+    if !truth_line.is_empty() {
+        el.push(Element::Line { color: 2, points: truth_line.clone(), width: 2 });
+        el.push(Element::Points { color: 2, points: truth_line, size: 3 });
+        legend.push(LegendItem::new("true ROI (demo world)", 2, "line"));
+    }
+    if slots.iter().any(|s| !s.readouts.is_empty()) {
         legend.push(LegendItem::new("readout iROAS", BLACK, "dot"));
         legend.push(LegendItem::new("readout iROAS, a discrepancy", 5, "dot"));
     }
-    el.insert(0, Element::Segment { color: LIGHT, from: (-0.5, 1.0), to: (slots as f64 - 0.5, 1.0), width: 1 });
     chart(
-        &format!("ledger-roi-{k}"),
-        &format!("{ch}: ROI over fits"),
-        &format!(
-            "The posterior ROI of {ch} in each recorded fit (blue: mean and 90 % credible interval, incremental KPI per unit of spend), oldest first, with each experiment on {ch} at the first fit recorded after its readout (iROAS ± 1.645 SE; orange when it disagreed with its prediction); the light line is break-even, ROI = 1."
-        ),
+        &track.id,
+        &track.title,
+        &track.caption,
         &Plot {
-            x_desc: "fit, in the order recorded".into(),
-            y_desc: "ROI / iROAS (KPI per unit of spend)".into(),
-            x_labels: Some(labels),
-            x_range: Some((-0.5, slots as f64 - 0.5)),
+            x_desc: track.x_desc.into(),
+            y_desc: track.y_desc.into(),
+            x_labels: Some(slots.iter().map(|s| s.label.clone()).collect()),
+            x_range: Some((-0.5, n - 0.5)),
             elements: el,
-            height: 300,
+            height: track.height,
             ..Default::default()
         },
         legend,

@@ -19,7 +19,7 @@
 
 use crate::ReportError;
 use crate::chart::{BLACK, Element, GREY, LIGHT, Plot, series_color};
-use crate::ledger::{Mark, readout_legend, readout_plot};
+use crate::ledger::{Mark, RoiReadout, RoiSlot, RoiTrack, Z90, readout_legend, readout_plot, roi_track};
 use crate::page::{Block, Card, Cell, LegendItem, Page, Pre, Section, Table, chart, fmt_num};
 use crate::read::{json, table};
 use mmloop_loop::cycle::{CycleState, EvidenceSummary};
@@ -27,9 +27,6 @@ use mmloop_loop::decay::{Age, HalfLife, variance_inflation};
 use mmloop_mmm::analysis::Stat;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// z of the 90 % interval, Φ⁻¹(0.95).
-const Z90: f64 = 1.644_853_626_951_472_2;
 
 /// `validation.json`.
 #[derive(Debug, Deserialize)]
@@ -621,100 +618,54 @@ fn roi_over_cycles(
     cycles: &[CycleRead],
     truth: Option<&Trajectory>,
 ) -> Result<Block, crate::chart::ChartError> {
-    let mut el = Vec::new();
-    let mut t = Table::new(
-        format!("{ch}: posterior ROI per cycle, and the readouts on it (iROAS ± 1.645 SE / spend change)"),
-        &[
-            "cycle",
-            "ROI mean",
-            "5 %",
-            "95 %",
-            "true ROI",
-            "experiment",
-            "measured iROAS",
-            "5 %",
-            "95 %",
-            "predicted iROAS",
-            "discrepancy",
-        ],
-    );
-    let mut has_readout = false;
-    let mut truth_line = Vec::new();
-    for (x, c) in cycles.iter().enumerate() {
-        let x = x as f64;
-        let Some(s) = c.state.channels.iter().find(|s| s.channel == ch) else { continue };
-        el.push(Element::Segment { color: 0, from: (x - 0.1, s.roi.q05), to: (x - 0.1, s.roi.q95), width: 4 });
-        el.push(Element::Points { color: 0, points: vec![(x - 0.1, s.roi.mean)], size: 5 });
-        let true_roi = truth.and_then(|t| t.value(c.state.cycle, &format!("roi_true_{ch}")));
-        if let Some(v) = true_roi {
-            truth_line.push((x, v));
-        }
-        let readouts: Vec<&Discrepancy> = c
-            .validation
-            .predicted_before_calibrating
-            .iter()
-            .filter(|d| d.channels.len() == 1 && d.channels[0] == ch && d.measured_iroas.is_some())
-            .collect();
-        let row = vec![
-            Cell::int(c.state.cycle as usize),
-            Cell::num(s.roi.mean),
-            Cell::num(s.roi.q05),
-            Cell::num(s.roi.q95),
-            Cell::opt(true_roi),
-        ];
-        if readouts.is_empty() {
-            let mut r = row.clone();
-            r.extend((0..6).map(|_| Cell::text("")));
-            t.row(r);
-        }
-        for d in readouts {
-            has_readout = true;
-            let m = d.measured_iroas.unwrap_or(f64::NAN);
-            let half = Z90 * d.standard_error / d.spend_change.abs();
-            let color = if d.flagged { 5 } else { BLACK };
-            el.push(Element::Segment { color, from: (x + 0.1, m - half), to: (x + 0.1, m + half), width: 2 });
-            el.push(Element::Points { color, points: vec![(x + 0.1, m)], size: 5 });
-            let mut r = row.clone();
-            r.extend([
-                Cell::id(d.experiment_id),
-                Cell::num(m),
-                Cell::num(m - half),
-                Cell::num(m + half),
-                Cell::opt(d.implied_iroas),
-                Cell::text(if d.flagged { "yes" } else { "no" }),
-            ]);
-            t.row(r);
-        }
-    }
-    let mut legend = vec![LegendItem::new("model ROI (mean, 90 % interval)", 0, "dot")];
-    if !truth_line.is_empty() {
-        el.push(Element::Line { color: 2, points: truth_line.clone(), width: 2 });
-        el.push(Element::Points { color: 2, points: truth_line, size: 3 });
-        legend.push(LegendItem::new("true ROI (demo world)", 2, "line"));
-    }
-    if has_readout {
-        legend.push(LegendItem::new("readout iROAS", BLACK, "dot"));
-        legend.push(LegendItem::new("readout iROAS, a discrepancy", 5, "dot"));
-    }
-    let n = cycles.len() as f64;
-    let ids: Vec<u32> = cycles.iter().map(|c| c.state.cycle).collect();
-    chart(
-        &format!("loop-roi-{k}"),
-        &format!("{ch}: ROI over cycles"),
-        &format!(
-            "The posterior ROI of {ch} after each cycle's fit (blue: mean and 90 % credible interval, incremental KPI per unit of spend), with each experiment on {ch} read out in that cycle beside it (iROAS ± 1.645 SE; orange when its prediction was flagged)."
-        ),
-        &Plot {
-            x_desc: "cycle".into(),
-            y_desc: "return per unit of spend".into(),
-            x_labels: Some(cycle_labels(&ids)),
-            x_range: Some((-0.5, n - 0.5)),
-            elements: el,
+    let slots: Vec<RoiSlot> = cycles
+        .iter()
+        .map(|c| {
+            let readouts = c
+                .validation
+                .predicted_before_calibrating
+                .iter()
+                .filter(|d| d.channels.len() == 1 && d.channels[0] == ch)
+                .filter_map(|d| {
+                    let m = d.measured_iroas?;
+                    let half = Z90 * d.standard_error / d.spend_change.abs();
+                    Some(RoiReadout {
+                        experiment: Cell::id(d.experiment_id),
+                        iroas: m,
+                        lower: m - half,
+                        upper: m + half,
+                        predicted: d.implied_iroas,
+                        discrepancy: if d.flagged { "yes" } else { "no" },
+                        flagged: d.flagged,
+                    })
+                })
+                .collect();
+            RoiSlot {
+                label: c.state.cycle.to_string(),
+                lead: vec![Cell::int(c.state.cycle as usize)],
+                roi: c.state.channels.iter().find(|s| s.channel == ch).map(|s| (s.roi.mean, s.roi.q05, s.roi.q95)),
+                truth: truth.and_then(|t| t.value(c.state.cycle, &format!("roi_true_{ch}"))),
+                readouts,
+            }
+        })
+        .collect();
+    roi_track(
+        &RoiTrack {
+            id: format!("loop-roi-{k}"),
+            title: format!("{ch}: ROI over cycles"),
+            caption: format!(
+                "The posterior ROI of {ch} after each cycle's fit (blue: mean and 90 % credible interval, incremental KPI per unit of spend), with each experiment on {ch} read out in that cycle beside it (iROAS ± 1.645 SE; orange when its prediction was flagged); the light line is break-even, ROI = 1."
+            ),
+            table_title: format!(
+                "{ch}: posterior ROI per cycle, and the readouts on it (iROAS ± 1.645 SE / spend change)"
+            ),
+            lead_columns: &["cycle"],
+            truth_column: true,
+            x_desc: "cycle",
+            y_desc: "return per unit of spend",
             height: 320,
-            ..Default::default()
         },
-        legend,
-        t,
+        &slots,
     )
 }
 
