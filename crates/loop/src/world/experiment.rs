@@ -42,7 +42,8 @@ pub struct PlannedTest {
     pub weeks: usize,
     pub change: SpendChange,
     /// Planted bias: the readout's incremental KPI (and interval) is multiplied by this factor
-    /// (1 = an honest experiment). For the discrepancy check's proof.
+    /// (1 = an honest experiment; 0.3: most of the extra spend never delivered; −1: the wrong sign,
+    /// as if treated and control were swapped). Finite and non-zero. For the discrepancy check's proof.
     pub readout_bias: f64,
     /// Provenance written to the record's `source` (e.g. the ledger's test id); empty: generated.
     pub label: String,
@@ -277,8 +278,11 @@ pub(crate) fn resolve(world: &World, t: &PlannedTest, from: usize, to: usize) ->
         }
         _ => {}
     }
-    if !(t.readout_bias.is_finite() && t.readout_bias > 0.0) {
-        return Err(err(format!("readout_bias {} must be a positive factor (1 = honest)", t.readout_bias)));
+    if !(t.readout_bias.is_finite() && t.readout_bias != 0.0) {
+        return Err(err(format!(
+            "readout_bias {} must be a finite non-zero factor of the true lift (1 = honest, -1 = the wrong sign)",
+            t.readout_bias
+        )));
     }
     Ok(Resolved { channels, geos, start, end, change: t.change })
 }
@@ -446,7 +450,8 @@ pub(crate) fn read_all(
             };
             let b = plan.readout_bias * drawn;
             record.incremental_kpi *= b;
-            interval = (interval.0 * b, interval.1 * b);
+            // a negative factor (the wrong sign) swaps the interval's ends
+            interval = ((interval.0 * b).min(interval.1 * b), (interval.0 * b).max(interval.1 * b));
             record.source = source;
             // even per channel (to the cent): the record's spread-evenly rule is then exact (a channel
             // set's split follows the window's spend, which the change keeps in proportion)

@@ -194,6 +194,12 @@ fn a_heavy_up_is_injected_through_adstock_and_read_out() {
     assert!((biased.record.incremental_kpi - 2.5 * r.incremental_kpi).abs() < 1e-9 * r.incremental_kpi.abs());
     assert_eq!(biased.record.standard_error, r.standard_error);
     assert_eq!(biased.true_lift_in_window, run.true_lift_in_window);
+    // the wrong sign (treated and control swapped): the readout negated, its interval's ends swapped
+    let flipped = w.run_test(&heavy_up(t + 2).biased(-1.0), &ReadoutOptions::fast()).unwrap();
+    assert!((flipped.record.incremental_kpi + r.incremental_kpi).abs() < 1e-9 * r.incremental_kpi.abs());
+    assert!((flipped.interval.0 + run.interval.1).abs() < 1e-9 * run.interval.1.abs());
+    assert!((flipped.interval.1 + run.interval.0).abs() < 1e-9 * run.interval.1.abs());
+    assert_eq!(flipped.record.standard_error, r.standard_error);
     // the reverse test's record: every sign flipped, the SE kept
     let rev = run.reversed_record();
     assert_eq!((rev.spend_change, rev.incremental_kpi), (-r.spend_change, -r.incremental_kpi));
