@@ -274,6 +274,9 @@ fn laplace_probe() {
     let a = mmloop_mmm::fit::analyse_checked(&fit, &data).unwrap();
     eprintln!("analyse_checked: {:.2} s", (cpu_seconds() - t0));
     let t0 = cpu_seconds();
+    let _ch = mmloop_mmm::fit::analyse_channels_checked(&fit, &data).unwrap();
+    eprintln!("analyse_channels_checked (what the simulator reads): {:.2} s", (cpu_seconds() - t0));
+    let t0 = cpu_seconds();
     let _fm = mmloop_mmm::optimize::FittedModel::from_fit(&spec, &data, &fit).unwrap();
     eprintln!("FittedModel::from_fit: {:.2} s", (cpu_seconds() - t0));
     eprintln!("{}", roi_line(&a, &w.true_roi()).0);

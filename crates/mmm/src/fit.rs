@@ -1,7 +1,7 @@
 //! Fitting: the model's density handed to `mmloop-inference` (Laplace approximation or NUTS), and
 //! the draws handed to the analysis.
 
-use crate::analysis::{Analysis, analyse};
+use crate::analysis::{Analysis, ChannelSummary, analyse};
 use crate::dataset::Dataset;
 use crate::model::{MmmModel, ModelError};
 use crate::output::Draws;
@@ -225,23 +225,11 @@ pub fn analyse_fit(result: &FitResult, data: &Dataset) -> Analysis {
 /// KPI that is zero everywhere).
 pub fn analyse_checked(result: &FitResult, data: &Dataset) -> Result<Analysis, FitError> {
     let a = analyse_fit(result, data);
-    let stat = |what: String, s: &crate::analysis::Stat| -> Result<(), FitError> {
-        for (part, v) in [("mean", s.mean), ("sd", s.sd), ("q05", s.q05), ("q95", s.q95)] {
-            if !v.is_finite() {
-                return Err(FitError::NonFinite { what: format!("{what} ({part})"), value: v });
-            }
-        }
-        Ok(())
-    };
+    let stat = check_stat;
     let value = |what: String, v: f64| -> Result<(), FitError> {
         if v.is_finite() { Ok(()) } else { Err(FitError::NonFinite { what, value: v }) }
     };
-    for c in &a.channels {
-        stat(format!("ROI of {:?}", c.name), &c.roi)?;
-        stat(format!("marginal ROI of {:?}", c.name), &c.mroi)?;
-        stat(format!("contribution of {:?}", c.name), &c.contribution)?;
-        stat(format!("contribution share of {:?}", c.name), &c.contribution_share)?;
-    }
+    check_channels(&a.channels)?;
     for p in &a.params {
         stat(format!("parameter {}", p.name), &p.stat)?;
     }
@@ -264,6 +252,35 @@ pub fn analyse_checked(result: &FitResult, data: &Dataset) -> Result<Analysis, F
         stat(format!("implied lift of lift test {}", l.index), &l.implied)?;
     }
     Ok(a)
+}
+
+/// The channels' figures of a fit alone ([`crate::analysis::analyse_channels`]: ROI, marginal ROI,
+/// contributions), failing like [`analyse_checked`] on the first that is not finite. For callers
+/// that fit many models and read only these (the loop's simulator).
+pub fn analyse_channels_checked(result: &FitResult, data: &Dataset) -> Result<Vec<ChannelSummary>, FitError> {
+    let actual: Vec<f64> = data.kpi.iter().copied().collect();
+    let channels = crate::analysis::analyse_channels(&result.model, &result.draws.values, &actual);
+    check_channels(&channels)?;
+    Ok(channels)
+}
+
+fn check_stat(what: String, s: &crate::analysis::Stat) -> Result<(), FitError> {
+    for (part, v) in [("mean", s.mean), ("sd", s.sd), ("q05", s.q05), ("q95", s.q95)] {
+        if !v.is_finite() {
+            return Err(FitError::NonFinite { what: format!("{what} ({part})"), value: v });
+        }
+    }
+    Ok(())
+}
+
+fn check_channels(channels: &[ChannelSummary]) -> Result<(), FitError> {
+    for c in channels {
+        check_stat(format!("ROI of {:?}", c.name), &c.roi)?;
+        check_stat(format!("marginal ROI of {:?}", c.name), &c.mroi)?;
+        check_stat(format!("contribution of {:?}", c.name), &c.contribution)?;
+        check_stat(format!("contribution share of {:?}", c.name), &c.contribution_share)?;
+    }
+    Ok(())
 }
 
 /// A short description of the fit for `summary.json`.

@@ -67,3 +67,18 @@ fn analysis_does_not_depend_on_the_thread_count() {
     };
     assert_eq!(run(1), run(3));
 }
+
+/// The channels-only analysis (what the loop's simulator reads) is the full analysis' channel
+/// block, bit for bit: one per-draw pass, one summary, two callers.
+#[test]
+fn the_channels_only_analysis_equals_the_full_analysis_channels() {
+    let sim = simulate(&SimOptions { n_geos: 3, n_times: 40, tau: 0.1, seed: 7, ..Default::default() }).unwrap();
+    let mut spec = sim.spec.clone();
+    spec.fit.method = FitMethod::Laplace;
+    spec.fit.chains = 1;
+    spec.fit.draws = 100;
+    let res = mmloop_mmm::fit::fit(&spec, &sim.data).unwrap();
+    let full = mmloop_mmm::fit::analyse_checked(&res, &sim.data).unwrap();
+    let only = mmloop_mmm::fit::analyse_channels_checked(&res, &sim.data).unwrap();
+    assert_eq!(only, full.channels);
+}

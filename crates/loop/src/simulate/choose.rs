@@ -8,7 +8,7 @@ use crate::rank::{self, CandidateTest};
 use crate::value::{self, PortfolioConstraints, TestSignal, rng};
 use crate::world::{PlannedTest, World};
 use mmloop_geolift::NoProgress;
-use mmloop_mmm::analysis::Analysis;
+use mmloop_mmm::analysis::ChannelSummary;
 use mmloop_mmm::optimize::FittedModel;
 use mmloop_mmm::pricing::{ImpliedLift, Tail, price_test};
 
@@ -97,7 +97,7 @@ pub fn choose(
     settings: &SimSettings,
     world: &World,
     fit: &FittedModel,
-    analysis: &Analysis,
+    channels: &[ChannelSummary],
     ledger: &Ledger,
     decision: &Decision,
 ) -> Result<Choice, String> {
@@ -151,7 +151,7 @@ pub fn choose(
         Arm::Uncertainty => {
             // channels by posterior ROI sd, widest first (ties by name); each by its most precise
             // single-channel design
-            let mut chans: Vec<(&str, f64)> = analysis.channels.iter().map(|c| (c.name.as_str(), c.roi.sd)).collect();
+            let mut chans: Vec<(&str, f64)> = channels.iter().map(|c| (c.name.as_str(), c.roi.sd)).collect();
             chans.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
             let mut order = Vec::new();
             for (ch, _) in chans {

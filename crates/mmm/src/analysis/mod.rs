@@ -174,8 +174,9 @@ struct DrawOut {
 /// 10 000 geos × 100 periods × 4 000 draws: 0.5 GB instead of 32 GB).
 pub const PREDICTION_BLOCK: usize = 64;
 
-/// Analyses unconstrained posterior draws of `model`. `time_labels` are the data's period labels.
-pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], actual_kpi: &[f64]) -> Analysis {
+/// The per-draw pass every analysis starts from: each draw's channel returns and contributions
+/// ([`DrawOut`]), in draw order, and the posterior-mean prediction ([g·T + t]).
+fn draw_pass(model: &MmmModel, draws: &[Vec<f64>]) -> (Vec<DrawOut>, Vec<f64>) {
     let g_n = model.n_geos();
     let t_n = model.n_times;
     let tf = model.n_fit;
@@ -238,7 +239,6 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
             (outs, sum)
         })
         .collect();
-    let nd = draws.len();
     // posterior-mean prediction: block sums in block order
     let mut pred = vec![0.0; g_n * t_n];
     for (_, sum) in &blocks {
@@ -246,11 +246,18 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
             *a += b;
         }
     }
-    pred.iter_mut().for_each(|a| *a /= nd as f64);
-    let outs: Vec<DrawOut> = blocks.into_iter().flat_map(|(o, _)| o).collect();
+    pred.iter_mut().for_each(|a| *a /= draws.len() as f64);
+    (blocks.into_iter().flat_map(|(o, _)| o).collect(), pred)
+}
+
+/// Each channel's ROI, marginal ROI, cost per KPI, contribution and contribution share over the
+/// fitted periods, from the per-draw pass.
+fn channel_summaries(model: &MmmModel, outs: &[DrawOut], actual_kpi: &[f64]) -> Vec<ChannelSummary> {
+    let t_n = model.n_times;
+    let tf = model.n_fit;
     let col = |f: &dyn Fn(&DrawOut) -> f64| -> Vec<f64> { outs.iter().map(f).collect() };
-    let kpi_total_fit: f64 = (0..g_n).map(|g| (0..tf).map(|t| actual_kpi[g * t_n + t]).sum::<f64>()).sum();
-    let channels = (0..c_n)
+    let kpi_total_fit: f64 = (0..model.n_geos()).map(|g| (0..tf).map(|t| actual_kpi[g * t_n + t]).sum::<f64>()).sum();
+    (0..model.channels.len())
         .map(|c| {
             let ch = &model.channels[c];
             ChannelSummary {
@@ -263,7 +270,28 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
                 contribution_share: Stat::of(&col(&|o| o.contrib_total[c] / kpi_total_fit)),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The channels' part of [`analyse`] alone (ROI, marginal ROI, contributions), the same figures
+/// without the per-period rows, response curves, parameter summaries and lift checks: for callers
+/// that fit many models and read only the channels (the loop's simulator; about a third of the
+/// full analysis' work, the response curves being most of the rest).
+pub fn analyse_channels(model: &MmmModel, draws: &[Vec<f64>], actual_kpi: &[f64]) -> Vec<ChannelSummary> {
+    let (outs, _) = draw_pass(model, draws);
+    channel_summaries(model, &outs, actual_kpi)
+}
+
+/// Analyses unconstrained posterior draws of `model`. `time_labels` are the data's period labels.
+pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], actual_kpi: &[f64]) -> Analysis {
+    let g_n = model.n_geos();
+    let t_n = model.n_times;
+    let tf = model.n_fit;
+    let c_n = model.channels.len();
+    let (outs, pred) = draw_pass(model, draws);
+    let nd = draws.len();
+    let col = |f: &dyn Fn(&DrawOut) -> f64| -> Vec<f64> { outs.iter().map(f).collect() };
+    let channels = channel_summaries(model, &outs, actual_kpi);
     // fit metrics of the posterior-mean prediction
     let cells = |range: std::ops::Range<usize>| -> Vec<(f64, f64)> {
         (0..g_n).flat_map(|g| range.clone().map(move |t| g * t_n + t)).map(|i| (actual_kpi[i], pred[i])).collect()
