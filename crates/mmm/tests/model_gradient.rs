@@ -133,18 +133,32 @@ proptest! {
         prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
     }
 
-    /// Every combination of centred / non-centred hierarchy blocks (intercepts, each channel).
+    /// Every combination of centred / non-centred hierarchy blocks (intercepts, each channel), the
+    /// geo intercepts by their fitted levels (bit 8) and partially centred (bit 16).
     #[test]
     fn geo_gradient_matches_finite_differences_in_every_centring(
-        which in 0usize..12, blocks in 0u8..8, seed in 0u64..1000, spread in 0.1f64..1.5
+        which in 0usize..12, blocks in 0u8..32, seed in 0u64..1000, spread in 0.1f64..1.5
     ) {
         let (spec, data) = variant(which, true);
         let mut model = MmmModel::new(&spec, &data).unwrap();
-        model.set_centring(&Centring { intercept: blocks & 1 == 1, beta: vec![blocks & 2 == 2, blocks & 4 == 4] });
+        model.set_centring(&centring(blocks));
         let q = random_point(&model, seed, spread);
         prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
     }
 }
+
+/// Bits of `blocks`: 1 intercepts centred, 2 and 4 channels 0 and 1 centred, 8 intercepts by their
+/// fitted levels, 16 intercepts partially centred with w = 0.4 (levels win over 16, 16 over 1).
+fn centring(blocks: u8) -> Centring {
+    Centring {
+        intercept: blocks & 1 == 1,
+        intercept_levels: blocks & 8 == 8,
+        intercept_power: (blocks & 16 == 16).then_some(PARTIAL_POWER),
+        beta: vec![blocks & 2 == 2, blocks & 4 == 4],
+    }
+}
+
+const PARTIAL_POWER: f64 = 0.4;
 
 fn random_point(model: &MmmModel, seed: u64, spread: f64) -> Vec<f64> {
     use rand::{RngExt, SeedableRng};
@@ -328,15 +342,19 @@ fn roi_parametrisation_reproduces_the_sampled_roi() {
 
 /// The centred and non-centred forms are one model: at the same constrained values (points mapped
 /// by `convert_point`), log p_centred(d) = log p_non-centred(z) − Σ_blocks G·ln s, the log Jacobian
-/// of z = d/s (G deviations per centred block, s the block's scale); the map round-trips.
+/// of z = d/s (G deviations per centred block, s the block's scale); the map round-trips. The geo
+/// levels form (bit 8) adds ln σ_a − ½ln G to the centred intercepts' density (the Jacobian of
+/// (ℓ, v) ↦ (δ, μ_a), see `MmmModel::to_model_coords`); the partially centred form (bit 16,
+/// u = δ/σ_a^w) differs from the non-centred by −G·(1 − w)·ln σ_a.
 #[test]
 fn centred_and_non_centred_forms_differ_by_the_jacobian() {
     for which in 0..6 {
         let (spec, data) = variant(which, true);
         let base = MmmModel::new(&spec, &data).unwrap().non_centred();
-        for blocks in 1u8..8 {
+        for blocks in 1u8..32 {
             let mut model = base.clone();
-            model.set_centring(&Centring { intercept: blocks & 1 == 1, beta: vec![blocks & 2 == 2, blocks & 4 == 4] });
+            model.set_centring(&centring(blocks));
+            assert_eq!(model.baseline.geo_levels, blocks & 8 == 8);
             let q0 = random_point(&base, 7 + which as u64, 0.6);
             let q1 = model.convert_point(&base, &q0);
             let back = base.convert_point(&model, &q1);
@@ -355,8 +373,14 @@ fn centred_and_non_centred_forms_differ_by_the_jacobian() {
                 (base.logp_grad(&q0, &mut vec![0.0; n]).unwrap(), model.logp_grad(&q1, &mut vec![0.0; n]).unwrap());
             let g_n = model.n_geos() as f64;
             let mut jac = 0.0;
-            if blocks & 1 == 1 {
-                jac += g_n * x1.values[model.baseline.geo_intercept.unwrap().0].ln();
+            let s_a = x1.values[model.baseline.geo_intercept.unwrap().0];
+            if blocks & 8 == 8 {
+                jac += g_n * s_a.ln() - (s_a.ln() - 0.5 * g_n.ln());
+            } else if blocks & 16 == 16 {
+                assert_eq!(model.intercept_power(), PARTIAL_POWER);
+                jac += g_n * (1.0 - PARTIAL_POWER) * s_a.ln();
+            } else if blocks & 1 == 1 {
+                jac += g_n * s_a.ln();
             }
             for (c, on) in [(0, blocks & 2 == 2), (1, blocks & 4 == 4)] {
                 if on {

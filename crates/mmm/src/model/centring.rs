@@ -45,10 +45,16 @@ use super::MmmModel;
 use crate::spec::{ModelSpec, Pooling};
 
 /// Which hierarchy blocks are centred.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Centring {
     /// The geo intercepts.
     pub intercept: bool,
+    /// The geo intercepts by the geos' fitted levels ([`MmmModel::set_centring`]; overrides
+    /// `intercept`, needs an intercept prior on the whole real line).
+    pub intercept_levels: bool,
+    /// The geo intercepts partially centred with this power w ∈ (0, 1) (u = δ/σ_a^w; overrides
+    /// `intercept` when neither 0 nor 1, see [`MmmModel::set_centring`]).
+    pub intercept_power: Option<f64>,
     /// Per channel, the geo effects (ignored for channels without partial pooling).
     pub beta: Vec<bool>,
 }
@@ -68,7 +74,12 @@ pub const CENTRE_ABOVE_KAPPA: f64 = 1.0;
 impl CentringChoice {
     pub fn centred(&self) -> Centring {
         let on = |k: &Option<f64>| k.is_some_and(|k| k > CENTRE_ABOVE_KAPPA);
-        Centring { intercept: on(&self.intercept_kappa), beta: self.beta_kappa.iter().map(on).collect() }
+        Centring {
+            intercept: on(&self.intercept_kappa),
+            intercept_levels: false,
+            intercept_power: None,
+            beta: self.beta_kappa.iter().map(on).collect(),
+        }
     }
 }
 
@@ -203,19 +214,27 @@ pub fn choose(model: &MmmModel, spec: &ModelSpec) -> CentringChoice {
 }
 
 impl MmmModel {
-    /// (scale index, first deviation index) of every centred hierarchy block.
-    pub(crate) fn centred_blocks(&self) -> Vec<(usize, usize)> {
+    /// The power w of the geo-intercept block: u_g = δ_g/σ_a^w (0 centred, or by levels, whose
+    /// model coordinates are the centred deviations; 1 non-centred; in between partially centred).
+    pub fn intercept_power(&self) -> f64 {
+        if self.baseline.geo_centred { 0.0 } else { self.baseline.geo_power }
+    }
+
+    /// (scale index, first deviation index, power w) of every centred (w = 0) or partially centred
+    /// (0 < w < 1) hierarchy block sampled as such (not the geo-levels block).
+    pub(crate) fn centred_blocks(&self) -> Vec<(usize, usize, f64)> {
         let mut out = Vec::new();
         if let Some((si, us)) = self.baseline.geo_intercept
-            && self.baseline.geo_centred
+            && self.intercept_power() < 1.0
+            && !self.baseline.geo_levels
         {
-            out.push((si, us));
+            out.push((si, us, self.intercept_power()));
         }
         for ch in &self.channels {
             if let (Some(ti), Some(zs)) = (ch.tau_idx, ch.z_start)
                 && ch.geo_centred
             {
-                out.push((ti, zs));
+                out.push((ti, zs, 0.0));
             }
         }
         out
@@ -223,7 +242,12 @@ impl MmmModel {
 
     /// The blocks' current centring.
     pub fn centring(&self) -> Centring {
-        Centring { intercept: self.baseline.geo_centred, beta: self.channels.iter().map(|c| c.geo_centred).collect() }
+        Centring {
+            intercept: self.baseline.geo_centred,
+            intercept_levels: self.baseline.geo_levels,
+            intercept_power: (self.baseline.geo_power != 1.0).then_some(self.baseline.geo_power),
+            beta: self.channels.iter().map(|c| c.geo_centred).collect(),
+        }
     }
 
     /// Sets which hierarchy blocks are centred and names their coordinates accordingly:
@@ -231,11 +255,26 @@ impl MmmModel {
     /// `intercept_geo_dev[g]` / `beta_geo_dev[c,g]` centred (the deviations a_g − μ_a and
     /// ln β(g,c) − ln β_c). Blocks the model does not have are ignored. The density changes (a
     /// different parametrisation of the same model): map points with [`MmmModel::convert_point`].
+    ///
+    /// `intercept_levels` samples the geo intercepts by the geos' fitted levels (see
+    /// [`MmmModel::to_model_coords`]) when the intercept's prior is on the whole real line (else
+    /// the block is centred or not as `intercept` says); its model coordinates are the centred
+    /// deviations (`intercept_geo_dev[g]`), and it replaces the national level coordinate.
     pub fn set_centring(&mut self, centring: &Centring) {
         let g_n = self.n_geos();
+        let real_intercept = self.params[self.baseline.intercept_idx].transform == crate::priors::Transform::Identity;
+        let levels = centring.intercept_levels && real_intercept && self.baseline.geo_intercept.is_some();
+        self.baseline.geo_levels = levels;
+        self.level_coord = real_intercept && !levels;
         if let Some((_, us)) = self.baseline.geo_intercept {
-            self.baseline.geo_centred = centring.intercept;
-            let kind = if centring.intercept { "dev" } else { "z" };
+            let partial = centring.intercept_power.filter(|w| *w > 0.0 && *w < 1.0 && !levels);
+            self.baseline.geo_centred = (centring.intercept && partial.is_none()) || levels;
+            self.baseline.geo_power = partial.unwrap_or(1.0);
+            let kind = match (self.baseline.geo_centred, partial) {
+                (true, _) => "dev",
+                (false, Some(_)) => "pc",
+                (false, None) => "z",
+            };
             for g in 0..g_n {
                 self.params[us + g].name = format!("intercept_geo_{kind}[{}]", self.geos[g]);
             }
@@ -263,13 +302,15 @@ impl MmmModel {
     pub fn convert_point(&self, from: &MmmModel, q: &[f64]) -> Vec<f64> {
         let mut qm = vec![0.0; q.len()];
         from.to_model_coords(q, &mut qm);
-        let mut blocks: Vec<(usize, usize, bool, bool)> = Vec::new();
+        // (scale, first index, power w before, power w after): d = s^w_before·u, u' = d/s^w_after
+        let power = |centred: bool| if centred { 0.0 } else { 1.0 };
+        let mut blocks: Vec<(usize, usize, f64, f64)> = Vec::new();
         if let (Some((si, us)), Some(_)) = (self.baseline.geo_intercept, from.baseline.geo_intercept) {
-            blocks.push((si, us, from.baseline.geo_centred, self.baseline.geo_centred));
+            blocks.push((si, us, from.intercept_power(), self.intercept_power()));
         }
         for (a, b) in from.channels.iter().zip(&self.channels) {
             if let (Some(ti), Some(zs)) = (b.tau_idx, b.z_start) {
-                blocks.push((ti, zs, a.geo_centred, b.geo_centred));
+                blocks.push((ti, zs, power(a.geo_centred), power(b.geo_centred)));
             }
         }
         for (si, start, was, now) in blocks {
@@ -278,7 +319,7 @@ impl MmmModel {
             }
             let s = self.params[si].transform.constrain(qm[si]).x;
             for v in &mut qm[start..start + self.n_geos()] {
-                *v = if now { *v * s } else { *v / s };
+                *v *= s.powf(was - now);
             }
         }
         self.to_sampling_coords(&qm)
@@ -314,7 +355,7 @@ impl MmmModel {
             let s = self.params[si].transform.constrain(qm[si]).x;
             for g in 0..g_n {
                 let d = means[g] - overall;
-                qm[us + g] = if self.baseline.geo_centred { d } else { d / s };
+                qm[us + g] = d / s.powf(self.intercept_power());
             }
         }
         if g_n > 1 && tf > 1 {
@@ -327,6 +368,11 @@ impl MmmModel {
         let mut q = self.to_sampling_coords(&qm);
         if self.level_coord {
             q[self.baseline.intercept_idx] = overall;
+        }
+        if let Some((_, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+            // each geo's fitted level at its mean scaled KPI, the global intercept at their mean (v = 0)
+            q[us..us + g_n].copy_from_slice(&means);
+            q[self.baseline.intercept_idx] = 0.0;
         }
         q
     }

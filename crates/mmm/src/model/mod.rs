@@ -118,6 +118,13 @@ pub struct BaselineModel {
     /// Geo intercepts centred: the block holds δ_g = a_g − μ_a ~ N(0, σ_a) instead of u_g = δ_g/σ_a
     /// (see [`centring`]).
     pub geo_centred: bool,
+    /// Geo intercepts by the geos' fitted levels (see [`MmmModel::to_model_coords`]): the block
+    /// holds ℓ_g and the intercept coordinate v; the model coordinates are the centred deviations
+    /// (`geo_centred` is set too).
+    pub geo_levels: bool,
+    /// Partial centring of the geo intercepts (not centred, not by levels): the block holds
+    /// u_g = δ_g/σ_a^w ~ N(0, σ_a^(1−w)) with this w (1: non-centred; see [`centring`]).
+    pub geo_power: f64,
     /// National design columns X[t·p + j] over all periods (trend, Fourier), with the coefficient
     /// index of each column.
     pub design: Vec<f64>,
@@ -406,6 +413,8 @@ impl MmmModel {
             intercept_idx,
             geo_intercept,
             geo_centred: false,
+            geo_levels: false,
+            geo_power: 1.0,
             design,
             design_idx,
             controls,
@@ -497,11 +506,37 @@ impl MmmModel {
     /// else in the mean (geo deviations, trend, seasonality, controls, media): another
     /// shear, so again no Jacobian term, and ∂/∂rest|_ℓ = ∂/∂rest|_{μ_a} − ∂/∂μ_a·∂h/∂rest, which the
     /// density computes by taking ∂/∂μ_a / N off every cell's adjoint.
+    ///
+    /// With `baseline.geo_levels` (geo models, see [`centring`]) the geo intercepts are sampled the
+    /// same way, one level per geo: the block holds ℓ_g = a_g + h_g, h_g the mean over geo g's
+    /// fitted cells of everything else in its mean (trend, seasonality, controls, media), which the
+    /// data pin to about σ/√T whatever the pooling scale σ_a; and the intercept coordinate holds
+    /// v = √G·(μ_a − ā)/σ_a, ā = mean_g a_g, the global intercept standardised around the geos'
+    /// mean level (given the a_g, μ_a ~ N(ā, σ_a/√G) up to its own prior, so v ≈ N(0, 1) at every
+    /// σ_a). The model coordinates are the centred deviations δ_g = a_g − μ_a and μ_a. The map
+    /// (ℓ, v) ↦ (a, μ_a) ↦ (δ, μ_a) has Jacobian determinant σ_a/√G (the shear a = ℓ − h and
+    /// δ = a − μ_a are unit), so the density gains ln σ_a − ½ln G over the centred model's. The
+    /// hierarchy's terms then read, with S = Σ_g (a_g − ā)² (Σ_g (a_g − μ_a)² = S + σ_a²v²):
+    /// Σ_g ln N(a_g | μ_a, σ_a) + ln σ_a − ½ln G = −S/(2σ_a²) − v²/2 − (G − 1)·ln σ_a − ½ln G (+ const),
+    /// a classical centred hierarchy (no funnel where each geo's data pin its level, which they do
+    /// for intercepts: T periods each) whose global mean needs no step size of its own.
     pub fn to_model_coords(&self, q: &[f64], out: &mut [f64]) {
         self.response_to_model(q, out, &mut []);
         if self.level_coord {
             let i = self.baseline.intercept_idx;
             out[i] = q[i] - self.level_shift(out);
+        }
+        if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+            let g_n = self.n_geos();
+            let h = self.geo_level_shifts(out);
+            let s = self.params[si].transform.constrain(q[si]).x;
+            let a: Vec<f64> = (0..g_n).map(|g| q[us + g] - h[g]).collect();
+            let a_bar = a.iter().sum::<f64>() / g_n as f64;
+            let mu = a_bar + s * q[self.baseline.intercept_idx] / (g_n as f64).sqrt();
+            out[self.baseline.intercept_idx] = mu;
+            for g in 0..g_n {
+                out[us + g] = a[g] - mu;
+            }
         }
     }
 
@@ -530,29 +565,56 @@ impl MmmModel {
             let i = self.baseline.intercept_idx;
             q[i] = q_model[i] + self.level_shift(q_model);
         }
+        if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+            let g_n = self.n_geos();
+            let h = self.geo_level_shifts(q_model);
+            let s = self.params[si].transform.constrain(q_model[si]).x;
+            let mu = q_model[self.baseline.intercept_idx];
+            let dev_bar = (0..g_n).map(|g| q_model[us + g]).sum::<f64>() / g_n as f64;
+            q[self.baseline.intercept_idx] = -dev_bar * (g_n as f64).sqrt() / s;
+            for g in 0..g_n {
+                q[us + g] = mu + q_model[us + g] + h[g];
+            }
+        }
         q
+    }
+
+    /// h_g: the mean over geo g's fitted cells of the model's mean without the geo's intercept a_g
+    /// (trend, seasonality, controls, media), at model coordinates `q_model` (whose intercept
+    /// coordinates are not read).
+    pub fn geo_level_shifts(&self, q_model: &[f64]) -> Vec<f64> {
+        let values = self.params.iter().zip(q_model).map(|(p, &y)| p.transform.constrain(y).x).collect();
+        let p = self.unpack_values(values);
+        let t_n = self.n_times;
+        let base = self.baseline_scaled(&p);
+        let mut f = vec![0.0; t_n];
+        (0..self.n_geos())
+            .map(|g| {
+                let mut total: f64 = (0..self.n_fit).map(|t| base[g * t_n + t] - p.intercept[g]).sum();
+                for c in 0..self.channels.len() {
+                    self.channel_feature(
+                        c,
+                        &p.theta[c],
+                        &p.phi[c],
+                        &self.channels[c].x[g * t_n..(g + 1) * t_n],
+                        &mut f,
+                    );
+                    total += p.beta_geo[c][g] * p.obs_factor[c] * f[..self.n_fit].iter().sum::<f64>();
+                }
+                total / self.n_fit as f64
+            })
+            .collect()
     }
 
     /// h: the mean over fitted cells of the model's mean without the global intercept μ_a (geo
     /// deviations included, so ℓ is the whole fitted level), at model coordinates `q_model` (whose
     /// intercept coordinate is not read).
     pub fn level_shift(&self, q_model: &[f64]) -> f64 {
+        let h = self.geo_level_shifts(q_model);
         let values = self.params.iter().zip(q_model).map(|(p, &y)| p.transform.constrain(y).x).collect();
         let p = self.unpack_values(values);
-        let t_n = self.n_times;
-        let base = self.baseline_scaled(&p);
-        let mut total = 0.0;
-        let mut f = vec![0.0; t_n];
-        for g in 0..self.n_geos() {
-            for t in 0..self.n_fit {
-                total += base[g * t_n + t] - p.values[self.baseline.intercept_idx];
-            }
-            for c in 0..self.channels.len() {
-                self.channel_feature(c, &p.theta[c], &p.phi[c], &self.channels[c].x[g * t_n..(g + 1) * t_n], &mut f);
-                total += p.beta_geo[c][g] * p.obs_factor[c] * f[..self.n_fit].iter().sum::<f64>();
-            }
-        }
-        total / (self.n_geos() * self.n_fit) as f64
+        let mu = p.values[self.baseline.intercept_idx];
+        h.iter().zip(&p.intercept).map(|(hg, a)| hg + a - mu).sum::<f64>() / self.n_geos() as f64
     }
 
     /// ln s(1; φ) of a response coordinate's channel at the φ coordinates of `q` (sampling and
