@@ -188,13 +188,18 @@ fn gradient_matches_finite_differences_at_edge_values() {
 
 /// The density's value equals priors + Jacobians + Normal log-likelihood + lift terms computed
 /// directly from the unpacked parameters, the feature function and the baseline.
+/// Geo models in their default form and with the geo intercepts non-centred (0), by levels (8) and
+/// partially centred (16).
 #[test]
 fn density_value_equals_the_model_written_out() {
     for which in [0usize, 1, 2, 3, 6, 7] {
-        for geo in [false, true] {
+        for (geo, form) in [(false, None), (true, None), (true, Some(0u8)), (true, Some(8)), (true, Some(16))] {
             let (mut spec, data) = variant(which, geo);
             spec.likelihood = Likelihood::Normal;
-            let model = MmmModel::new(&spec, &data).unwrap();
+            let mut model = MmmModel::new(&spec, &data).unwrap();
+            if let Some(blocks) = form {
+                model.set_centring(&centring(blocks));
+            }
             let q = random_point(&model, 7, 0.5);
             let mut g = vec![0.0; model.dim()];
             let lp = model.logp_grad(&q, &mut g).unwrap();
@@ -204,25 +209,33 @@ fn density_value_equals_the_model_written_out() {
             // model's there
             let mut qm = vec![0.0; q.len()];
             model.to_model_coords(&q, &mut qm);
-            // the scale of each centred deviation: N(0, s) without its ½ln 2π (the non-centred
-            // auxiliaries' N(0, 1) leaves it out too)
+            // the scale and power w of each (partially) centred deviation u = d/s^w ~ N(0, s^(1−w)),
+            // without its ½ln 2π (the non-centred auxiliaries' N(0, 1) leaves it out too)
             let mut centred_scale = vec![None; q.len()];
             let g_n = model.n_geos();
-            if let Some((si, us)) = model.baseline.geo_intercept.filter(|_| model.baseline.geo_centred) {
-                (us..us + g_n).for_each(|i| centred_scale[i] = Some(si));
+            if let Some((si, us)) = model.baseline.geo_intercept.filter(|_| model.intercept_power() < 1.0) {
+                (us..us + g_n).for_each(|i| centred_scale[i] = Some((si, model.intercept_power())));
             }
             for ch in model.channels.iter().filter(|ch| ch.geo_centred) {
                 let (ti, zs) = (ch.tau_idx.unwrap(), ch.z_start.unwrap());
-                (zs..zs + g_n).for_each(|i| centred_scale[i] = Some(ti));
+                (zs..zs + g_n).for_each(|i| centred_scale[i] = Some((ti, 0.0)));
             }
             let mut expect = 0.0;
             for (i, info) in model.params.iter().enumerate() {
                 let c = info.transform.constrain(qm[i]);
                 expect += match (info.prior, centred_scale[i]) {
                     (Some(pr), _) => pr.ln_pdf(c.x) + c.log_jac,
-                    (None, Some(si)) => -0.5 * (qm[i] / p.values[si]).powi(2) - p.values[si].ln(),
+                    (None, Some((si, w))) => {
+                        let sd = p.values[si].powf(1.0 - w);
+                        -0.5 * (qm[i] / sd).powi(2) - sd.ln()
+                    }
                     (None, None) => -0.5 * qm[i] * qm[i],
                 };
+            }
+            if model.baseline.geo_levels {
+                // the Jacobian of (ℓ, v) ↦ (δ, μ_a): σ_a/√G
+                let s_a = p.values[model.baseline.geo_intercept.unwrap().0];
+                expect += s_a.ln() - 0.5 * (g_n as f64).ln();
             }
             let t_n = model.n_times;
             let mut mean = model.baseline_scaled(&p);
@@ -269,7 +282,9 @@ fn sampling_coordinates_preserve_the_density() {
     for which in [0usize, 1, 2, 3] {
         for geo in [false, true] {
             let (spec, data) = variant(which, geo);
-            let model = MmmModel::new(&spec, &data).unwrap();
+            let mut model = MmmModel::new(&spec, &data).unwrap();
+            // the geo-levels form's map is not a unit shear (see centred_and_non_centred_forms_...)
+            model.set_centring(&Centring { intercept_levels: false, ..model.centring() });
             if model.response_coords.is_empty() && !model.level_coord {
                 continue;
             }

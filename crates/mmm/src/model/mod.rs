@@ -10,9 +10,10 @@
 //! - β(g,c) = β_c·exp(d_{g,c}), d_{g,c} ~ N(0, τ_c) (partial pooling, log-normal hierarchy, geo
 //!   models only); complete pooling: β(g,c) = β_c.
 //! - Each hierarchy block (the geo intercepts; each channel's geo effects) can be sampled centred
-//!   (the deviations δ, d themselves) or non-centred (u = δ/σ_a, z = d/τ_c ~ N(0, 1));
-//!   [`MmmModel::new`] builds every block non-centred, [`MmmModel::set_centring`] switches: see
-//!   [`centring`] for the measurements behind the default.
+//!   (the deviations δ, d themselves) or non-centred (u = δ/σ_a, z = d/τ_c ~ N(0, 1)); the geo
+//!   intercepts also by the geos' fitted levels or partially centred. [`MmmModel::new`] picks the
+//!   form per block from the data ([`MmmModel::sampling_centring`]), [`MmmModel::set_centring`]
+//!   switches: see [`centring`] for the measurements behind the default.
 //! - ROI priors (Meridian's parametrisation): the sampled parameter is ROI_c and
 //!   β_c = ROI_c · Σ_{g,t} spend / Σ_{g,t} exp(τ_c z_{g,c})·κ_g·rpk(g,t)·f_c(g,t), sums over the
 //!   fitted period, so that the model's ROI over the fitted period is exactly ROI_c.
@@ -452,9 +453,10 @@ impl MmmModel {
             .map(|(c, ch)| ResponseCoord { channel: c, beta: ch.effect_idx, phi: ch.phi_idx.clone() })
             .collect();
         model.lift = crate::calibration::build_lift_terms(&model, spec, data)?;
-        // every block is sampled non-centred; the choice steers the mode search (see `centring`)
+        // the sampled form of each block; the κ choice also steers the mode search (see `centring`)
         model.centring_choice = centring::choose(&model, spec);
-        model.set_centring(&centring::Centring::default());
+        let form = model.sampling_centring();
+        model.set_centring(&form);
         Ok(model)
     }
 
@@ -610,11 +612,22 @@ impl MmmModel {
     /// deviations included, so ℓ is the whole fitted level), at model coordinates `q_model` (whose
     /// intercept coordinate is not read).
     pub fn level_shift(&self, q_model: &[f64]) -> f64 {
-        let h = self.geo_level_shifts(q_model);
         let values = self.params.iter().zip(q_model).map(|(p, &y)| p.transform.constrain(y).x).collect();
         let p = self.unpack_values(values);
-        let mu = p.values[self.baseline.intercept_idx];
-        h.iter().zip(&p.intercept).map(|(hg, a)| hg + a - mu).sum::<f64>() / self.n_geos() as f64
+        let t_n = self.n_times;
+        let base = self.baseline_scaled(&p);
+        let mut total = 0.0;
+        let mut f = vec![0.0; t_n];
+        for g in 0..self.n_geos() {
+            for t in 0..self.n_fit {
+                total += base[g * t_n + t] - p.values[self.baseline.intercept_idx];
+            }
+            for c in 0..self.channels.len() {
+                self.channel_feature(c, &p.theta[c], &p.phi[c], &self.channels[c].x[g * t_n..(g + 1) * t_n], &mut f);
+                total += p.beta_geo[c][g] * p.obs_factor[c] * f[..self.n_fit].iter().sum::<f64>();
+            }
+        }
+        total / (self.n_geos() * self.n_fit) as f64
     }
 
     /// ln s(1; φ) of a response coordinate's channel at the φ coordinates of `q` (sampling and
