@@ -111,8 +111,9 @@ impl MmmModel {
     ///   the leapfrog steps per draw from 65–79 to 31 and raised the min bulk ESS from 305 to 500,
     ///   but max R-hat rose from 1.008 to 1.011 (intercept), the min tail ESS fell from 354 to 237
     ///   (intercept_geo_sd), the whole fit took 301 s of CPU against 193 s non-centred (seed 2; the
-    ///   warm-up's trajectories are longer), and the Laplace fallback in that form fails on
-    ///   `data/demo_geo` (Hessian not negative definite).
+    ///   warm-up's trajectories are longer), on seed 2 it had not finished after 1042 s of CPU
+    ///   (stopped), and the Laplace fallback in that form fails on `data/demo_geo` (Hessian not
+    ///   negative definite).
     pub fn sampling_centring(&self) -> Centring {
         let few = self.n_geos() < MIN_GEOS_FOR_POOLING_SCALE;
         Centring {
