@@ -19,6 +19,8 @@
 //! | PyMC 2-geo, intercepts non-centred (before), target_accept 0.8 | 42, 2 | 149, 132 | 1.007 | 843 / 758 | not met |
 //! | Meridian 20-geo, intercepts non-centred (the default, unchanged), target_accept 0.9 | 42, 2 | 28, 62 | 1.008, 1.006 | 305 / 350 (intercept_geo_sd) | not met |
 //! | Meridian 20-geo, intercepts by levels (not the default), target_accept 0.9 | 42 (seed 2: unfinished after 1042 s CPU) | 12 | 1.0113 (intercept) | 500 / 237 (intercept_geo_sd) | not met |
+//! | Meridian 20-geo, intercepts partially centred w = ½ (not the default) | 42 | 10 | 1.0161 (intercept_geo_sd) | 456 / 326 | not met |
+//! | Meridian 20-geo, intercepts partially centred w = ¼ (not the default) | 42 | 45 | 1.0108 | 355 / 210 | not met |
 //!
 //! This test itself, run on the PyMC 2-geo example
 //! (`MMLOOP_GEO_CONFIG=examples/pymc_mmm_multidimensional_example.toml`), passes and prints the
