@@ -1,7 +1,8 @@
 //! Profiling NUTS on the MMM examples: prints per-chain tree depth, steps, step size, worst-ESS
 //! parameters and wall time for several sampler set-ups (`MMLOOP_PROFILE_RUNS`, comma-separated:
 //! default, lowrank, prior, lowrank90, lowrank95, dense, accept90, mindepth0, mindepth4, mindepth5, dense_md4, dense_md5,
-//! tune500, tune300, lowrank500, seedN, long, plainlong).
+//! tune500, tune300, lowrank500, seedN, long, plainlong, form_levels / form_nc / form_cint / form_auto /
+//! form_autolevels with an optional @seed).
 //! Run: `cargo run --release -p mmloop-mmm --example nuts_profile`
 //! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
 
@@ -9,6 +10,7 @@ use mmloop_inference::{Init, MassMatrix, NutsSettings};
 use mmloop_mmm::Dataset;
 use mmloop_mmm::config::load_config;
 use mmloop_mmm::model::MmmModel;
+use mmloop_mmm::model::centring::Centring;
 use std::time::Instant;
 
 fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
@@ -25,11 +27,13 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
     let s = mmloop_inference::summary(&constrained);
     let d = &s.diagnostics;
     eprintln!(
-        "== {label}: wall {wall:.2}s  max_rhat {:.4} ({:?})  min_ess_bulk {:.0} ({:?})  ess_bulk/s {:.0}  div {}  maxdepth {}",
+        "== {label}: wall {wall:.2}s  max_rhat {:.4} ({:?})  min_ess_bulk {:.0} ({:?})  min_ess_tail {:.0} ({:?})  ess_bulk/s {:.0}  div {}  maxdepth {}",
         d.max_rhat,
         d.max_rhat_param,
         d.min_ess_bulk,
         d.min_ess_bulk_param,
+        d.min_ess_tail,
+        d.min_ess_tail_param,
         d.min_ess_bulk / wall,
         d.divergences,
         d.max_tree_depth_hits
@@ -45,6 +49,35 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
             "   chain {c}: step {:.4}  mean n_steps {mean_steps:.1}  depth hist {:?}  warmup {:.2}s sampling {:.2}s  warmup div {}",
             w.step_size, hist, w.warmup_seconds, w.sampling_seconds, w.divergences
         );
+    }
+    if d.divergences > 0 {
+        // where the divergent transitions end (the kept point after each): per sampling
+        // coordinate, the divergent draws' mean and sd in units of the posterior sd; a funnel or a
+        // ridge shows as a shifted mean or a shrunken sd in the coordinates that carry it
+        let all: Vec<&Vec<f64>> = post.draws.iter().flatten().collect();
+        let div: Vec<&Vec<f64>> = post
+            .draws
+            .iter()
+            .zip(&post.sample_stats)
+            .flat_map(|(ch, st)| ch.iter().zip(st).filter(|(_, s)| s.divergent).map(|(q, _)| q))
+            .collect();
+        let (n, nd) = (all.len() as f64, div.len() as f64);
+        let mut shifts: Vec<(f64, f64, usize)> = (0..model.params.len())
+            .map(|j| {
+                let m = all.iter().map(|q| q[j]).sum::<f64>() / n;
+                let sd = (all.iter().map(|q| (q[j] - m).powi(2)).sum::<f64>() / n).sqrt().max(1e-300);
+                let md = div.iter().map(|q| q[j]).sum::<f64>() / nd;
+                let sdd = (div.iter().map(|q| (q[j] - md).powi(2)).sum::<f64>() / nd).sqrt();
+                ((md - m) / sd, sdd / sd, j)
+            })
+            .collect();
+        shifts.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+        for (z, r, j) in shifts.iter().take(6) {
+            eprintln!("   divergent at {:30} mean shift {z:+.2} sd, sd ratio {r:.2}", model.params[*j].name);
+        }
+        let per_chain: Vec<usize> =
+            post.sample_stats.iter().map(|st| st.iter().filter(|s| s.divergent).count()).collect();
+        eprintln!("   divergences per chain {per_chain:?}");
     }
     if std::env::var("MMLOOP_PROFILE_CORR").is_ok() {
         // strongest posterior correlations between sampling coordinates (what a diagonal metric
@@ -66,6 +99,15 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
             eprintln!("   corr {:+.3}  {} ~ {}", r, model.params[*i].name, model.params[*j].name);
         }
     }
+    if let Ok(prefix) = std::env::var("MMLOOP_PROFILE_SHOW") {
+        // every parameter whose name starts with the given prefix
+        for p in s.params.iter().filter(|p| p.name.starts_with(&prefix)) {
+            eprintln!(
+                "   {:30} mean {:9.4} sd {:8.4} q05 {:9.4} q95 {:9.4} rhat {:.4} ess_bulk {:6.0} ess_tail {:6.0}",
+                p.name, p.mean, p.sd, p.q05, p.q95, p.rhat, p.ess_bulk, p.ess_tail
+            );
+        }
+    }
     let mut ps = s.params.clone();
     ps.sort_by(|a, b| a.ess_bulk.total_cmp(&b.ess_bulk));
     for p in ps.iter().take(5) {
@@ -82,9 +124,11 @@ fn main() {
     let spec = load_config(&path).expect("config");
     let data = Dataset::load(&spec).expect("data");
     let model = MmmModel::new(&spec, &data).expect("model");
+    eprintln!("information ratios κ: {:?}", model.centring_choice);
     let base = mmloop_mmm::fit::nuts_settings(&model, &spec);
     let which = std::env::var("MMLOOP_PROFILE_RUNS").unwrap_or_else(|_| "default,lowrank,prior".into());
     let mut plain = model.clone();
+    plain.set_centring(&Centring { intercept_levels: false, ..model.centring() });
     plain.response_coords.clear();
     plain.level_coord = false;
     for run in which.split(',') {
@@ -111,6 +155,38 @@ fn main() {
             report(&plain, run, &s);
             continue;
         }
+        if let Some(form) = run.strip_prefix("form_") {
+            // `form_X@N`: on seed N
+            let (form, seed) = form.split_once('@').map_or((form, None), |(f, n)| (f, Some(n)));
+            if let Some(n) = seed {
+                s.seed = n.parse().expect("form_X@N");
+            }
+            // the model in another form of its hierarchy blocks: "levels" (geo intercepts by their
+            // fitted levels), "nc" (every block non-centred), "cint" (intercepts centred), "auto"
+            // (the κ rule's choice)
+            let mut m = model.clone();
+            let c = match form {
+                "levels" => Centring { intercept_levels: true, ..m.centring() },
+                "nc" => Centring::default(),
+                "cint" => Centring { intercept: true, intercept_levels: false, ..m.centring() },
+                "auto" => m.centring_choice.centred(),
+                "autolevels" => Centring { intercept_levels: true, ..m.centring_choice.centred() },
+                // `pcNN`: intercepts partially centred with w = NN/100
+                pc if pc.starts_with("pc") => Centring {
+                    intercept_levels: false,
+                    intercept_power: Some(pc[2..].parse::<f64>().expect("form_pcNN") / 100.0),
+                    ..m.centring()
+                },
+                other => {
+                    eprintln!("unknown form {other}");
+                    continue;
+                }
+            };
+            m.set_centring(&c);
+            s.init = Init::Around { center: mmloop_mmm::fit::nuts_init_center(&m, s.seed), radius: 0.1 };
+            report(&m, run, &s);
+            continue;
+        }
         match run {
             "default" => {}
             "lowrank" => s.mass_matrix = MassMatrix::low_rank(),
@@ -125,6 +201,7 @@ fn main() {
             }
             "dense" => s.mass_matrix = MassMatrix::Dense,
             "accept90" => s.target_accept = 0.9,
+            "accept95" => s.target_accept = 0.95,
             "mindepth0" => s.min_tree_depth = 0,
             "mindepth4" => s.min_tree_depth = 4,
             "mindepth5" => s.min_tree_depth = 5,

@@ -62,6 +62,11 @@
 //! to what you believe, or use `kind = "complete"` to fit one effect for all geos. A fit warns when
 //! a hierarchy is prior-dominated: fewer than 3 geos, or a channel whose per-geo data carry less
 //! than 1/9 of the pooling prior's precision (`model::centring::prior_dominated_warnings`).
+//! A scale the data cannot bound also makes the posterior harder to sample (its geometry changes
+//! along the scale's wide posterior): the geo intercepts of a model with fewer than 3 geos are
+//! sampled partially centred (`model::centring`, `MmmModel::sampling_centring`), and a two-geo
+//! model needs `target_accept = 0.95` to leave no divergences
+//! (`examples/pymc_mmm_multidimensional_example.toml` has the measurements).
 //!
 //! The yearly default assumes weekly data; `Dataset::load` rejects it for dates spaced otherwise (set
 //! `seasonality = [{ period = 365.25, order = 2 }]` for daily data, `12` for monthly, or `[]` for none).

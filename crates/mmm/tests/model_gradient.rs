@@ -133,18 +133,32 @@ proptest! {
         prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
     }
 
-    /// Every combination of centred / non-centred hierarchy blocks (intercepts, each channel).
+    /// Every combination of centred / non-centred hierarchy blocks (intercepts, each channel), the
+    /// geo intercepts by their fitted levels (bit 8) and partially centred (bit 16).
     #[test]
     fn geo_gradient_matches_finite_differences_in_every_centring(
-        which in 0usize..12, blocks in 0u8..8, seed in 0u64..1000, spread in 0.1f64..1.5
+        which in 0usize..12, blocks in 0u8..32, seed in 0u64..1000, spread in 0.1f64..1.5
     ) {
         let (spec, data) = variant(which, true);
         let mut model = MmmModel::new(&spec, &data).unwrap();
-        model.set_centring(&Centring { intercept: blocks & 1 == 1, beta: vec![blocks & 2 == 2, blocks & 4 == 4] });
+        model.set_centring(&centring(blocks));
         let q = random_point(&model, seed, spread);
         prop_assert!(check_gradient(&model, &q).is_ok(), "{:?}", check_gradient(&model, &q));
     }
 }
+
+/// Bits of `blocks`: 1 intercepts centred, 2 and 4 channels 0 and 1 centred, 8 intercepts by their
+/// fitted levels, 16 intercepts partially centred with w = 0.4 (levels win over 16, 16 over 1).
+fn centring(blocks: u8) -> Centring {
+    Centring {
+        intercept: blocks & 1 == 1,
+        intercept_levels: blocks & 8 == 8,
+        intercept_power: (blocks & 16 == 16).then_some(PARTIAL_POWER),
+        beta: vec![blocks & 2 == 2, blocks & 4 == 4],
+    }
+}
+
+const PARTIAL_POWER: f64 = 0.4;
 
 fn random_point(model: &MmmModel, seed: u64, spread: f64) -> Vec<f64> {
     use rand::{RngExt, SeedableRng};
@@ -174,13 +188,18 @@ fn gradient_matches_finite_differences_at_edge_values() {
 
 /// The density's value equals priors + Jacobians + Normal log-likelihood + lift terms computed
 /// directly from the unpacked parameters, the feature function and the baseline.
+/// Geo models in their default form and with the geo intercepts non-centred (0), by levels (8) and
+/// partially centred (16).
 #[test]
 fn density_value_equals_the_model_written_out() {
     for which in [0usize, 1, 2, 3, 6, 7] {
-        for geo in [false, true] {
+        for (geo, form) in [(false, None), (true, None), (true, Some(0u8)), (true, Some(8)), (true, Some(16))] {
             let (mut spec, data) = variant(which, geo);
             spec.likelihood = Likelihood::Normal;
-            let model = MmmModel::new(&spec, &data).unwrap();
+            let mut model = MmmModel::new(&spec, &data).unwrap();
+            if let Some(blocks) = form {
+                model.set_centring(&centring(blocks));
+            }
             let q = random_point(&model, 7, 0.5);
             let mut g = vec![0.0; model.dim()];
             let lp = model.logp_grad(&q, &mut g).unwrap();
@@ -190,25 +209,33 @@ fn density_value_equals_the_model_written_out() {
             // model's there
             let mut qm = vec![0.0; q.len()];
             model.to_model_coords(&q, &mut qm);
-            // the scale of each centred deviation: N(0, s) without its ½ln 2π (the non-centred
-            // auxiliaries' N(0, 1) leaves it out too)
+            // the scale and power w of each (partially) centred deviation u = d/s^w ~ N(0, s^(1−w)),
+            // without its ½ln 2π (the non-centred auxiliaries' N(0, 1) leaves it out too)
             let mut centred_scale = vec![None; q.len()];
             let g_n = model.n_geos();
-            if let Some((si, us)) = model.baseline.geo_intercept.filter(|_| model.baseline.geo_centred) {
-                (us..us + g_n).for_each(|i| centred_scale[i] = Some(si));
+            if let Some((si, us)) = model.baseline.geo_intercept.filter(|_| model.intercept_power() < 1.0) {
+                (us..us + g_n).for_each(|i| centred_scale[i] = Some((si, model.intercept_power())));
             }
             for ch in model.channels.iter().filter(|ch| ch.geo_centred) {
                 let (ti, zs) = (ch.tau_idx.unwrap(), ch.z_start.unwrap());
-                (zs..zs + g_n).for_each(|i| centred_scale[i] = Some(ti));
+                (zs..zs + g_n).for_each(|i| centred_scale[i] = Some((ti, 0.0)));
             }
             let mut expect = 0.0;
             for (i, info) in model.params.iter().enumerate() {
                 let c = info.transform.constrain(qm[i]);
                 expect += match (info.prior, centred_scale[i]) {
                     (Some(pr), _) => pr.ln_pdf(c.x) + c.log_jac,
-                    (None, Some(si)) => -0.5 * (qm[i] / p.values[si]).powi(2) - p.values[si].ln(),
+                    (None, Some((si, w))) => {
+                        let sd = p.values[si].powf(1.0 - w);
+                        -0.5 * (qm[i] / sd).powi(2) - sd.ln()
+                    }
                     (None, None) => -0.5 * qm[i] * qm[i],
                 };
+            }
+            if model.baseline.geo_levels {
+                // the Jacobian of (ℓ, v) ↦ (δ, μ_a): σ_a/√G
+                let s_a = p.values[model.baseline.geo_intercept.unwrap().0];
+                expect += s_a.ln() - 0.5 * (g_n as f64).ln();
             }
             let t_n = model.n_times;
             let mut mean = model.baseline_scaled(&p);
@@ -255,7 +282,9 @@ fn sampling_coordinates_preserve_the_density() {
     for which in [0usize, 1, 2, 3] {
         for geo in [false, true] {
             let (spec, data) = variant(which, geo);
-            let model = MmmModel::new(&spec, &data).unwrap();
+            let mut model = MmmModel::new(&spec, &data).unwrap();
+            // the geo-levels form's map is not a unit shear (see centred_and_non_centred_forms_...)
+            model.set_centring(&Centring { intercept_levels: false, ..model.centring() });
             if model.response_coords.is_empty() && !model.level_coord {
                 continue;
             }
@@ -328,15 +357,19 @@ fn roi_parametrisation_reproduces_the_sampled_roi() {
 
 /// The centred and non-centred forms are one model: at the same constrained values (points mapped
 /// by `convert_point`), log p_centred(d) = log p_non-centred(z) − Σ_blocks G·ln s, the log Jacobian
-/// of z = d/s (G deviations per centred block, s the block's scale); the map round-trips.
+/// of z = d/s (G deviations per centred block, s the block's scale); the map round-trips. The geo
+/// levels form (bit 8) adds ln σ_a − ½ln G to the centred intercepts' density (the Jacobian of
+/// (ℓ, v) ↦ (δ, μ_a), see `MmmModel::to_model_coords`); the partially centred form (bit 16,
+/// u = δ/σ_a^w) differs from the non-centred by −G·(1 − w)·ln σ_a.
 #[test]
 fn centred_and_non_centred_forms_differ_by_the_jacobian() {
     for which in 0..6 {
         let (spec, data) = variant(which, true);
         let base = MmmModel::new(&spec, &data).unwrap().non_centred();
-        for blocks in 1u8..8 {
+        for blocks in 1u8..32 {
             let mut model = base.clone();
-            model.set_centring(&Centring { intercept: blocks & 1 == 1, beta: vec![blocks & 2 == 2, blocks & 4 == 4] });
+            model.set_centring(&centring(blocks));
+            assert_eq!(model.baseline.geo_levels, blocks & 8 == 8);
             let q0 = random_point(&base, 7 + which as u64, 0.6);
             let q1 = model.convert_point(&base, &q0);
             let back = base.convert_point(&model, &q1);
@@ -355,8 +388,14 @@ fn centred_and_non_centred_forms_differ_by_the_jacobian() {
                 (base.logp_grad(&q0, &mut vec![0.0; n]).unwrap(), model.logp_grad(&q1, &mut vec![0.0; n]).unwrap());
             let g_n = model.n_geos() as f64;
             let mut jac = 0.0;
-            if blocks & 1 == 1 {
-                jac += g_n * x1.values[model.baseline.geo_intercept.unwrap().0].ln();
+            let s_a = x1.values[model.baseline.geo_intercept.unwrap().0];
+            if blocks & 8 == 8 {
+                jac += g_n * s_a.ln() - (s_a.ln() - 0.5 * g_n.ln());
+            } else if blocks & 16 == 16 {
+                assert_eq!(model.intercept_power(), PARTIAL_POWER);
+                jac += g_n * (1.0 - PARTIAL_POWER) * s_a.ln();
+            } else if blocks & 1 == 1 {
+                jac += g_n * s_a.ln();
             }
             for (c, on) in [(0, blocks & 2 == 2), (1, blocks & 4 == 4)] {
                 if on {

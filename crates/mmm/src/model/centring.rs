@@ -15,21 +15,29 @@
 //! the prior).
 //!
 //! ## What the default does, and why
-//! [`MmmModel::new`] builds every block **non-centred**; [`MmmModel::set_centring`] centres
-//! blocks (the density, its gradient and the point map [`MmmModel::convert_point`] support every
-//! combination). Measured on a 12-geo × 4-channel Hill world (geo-intercept κ ≈ 3000–9000, channel
-//! κ ≈ 0.01–0.4, so the rule centres the intercepts only), NUTS 2 chains × 300 warm-up + 200 draws:
-//! intercepts centred, max R-hat 1.59 / 1.54 and 23 / 46 divergences (seeds 1, 2); non-centred,
-//! 1.18 / 1.12 and 1 / 0. The Laplace fits agree (in-sample R² 0.998 both ways, NUTS 0.998). The
-//! centred *deviations* δ_g = a_g − μ_a are pinned relative to each other by the data but their
-//! common mode only by the prior (sd σ_a/√G; the sampling coordinates hold the fitted level, so a
-//! shift of every δ_g is a shift of μ_a the data do not see): a direction a diagonal metric cannot
-//! //! follow. The classical centred form (the geo levels a_g ~ N(μ_a, σ_a) themselves) avoids that and
-//! is the next step. Until it exists the automatic choice steers the **mode search** only
-//! (`fit::mode_search`): L-BFGS converges in the centred form where κ ≫ 1 and stalls on the
-//! non-centred ridge (same world: |∇log p| ≈ 40–70 after 2000 iterations, and a seed-3 fit whose
-//! Newton polish could not reach a concave point), and the point is then mapped into the sampled
-//! non-centred form. κ also drives the prior-domination warnings ([`prior_dominated_warnings`]).
+//! [`MmmModel::new`] samples each block in the form [`MmmModel::sampling_centring`] picks from κ
+//! and the number of geos; [`MmmModel::set_centring`] switches forms (the density, its gradient and
+//! the point map [`MmmModel::convert_point`] support every combination). Besides centred and
+//! non-centred, the geo intercepts have two more forms:
+//! - *by levels* (`intercept_levels`): the block holds each geo's fitted level ℓ_g = a_g + h_g and
+//!   the intercept coordinate the standardised global mean v = √G·(μ_a − ā)/σ_a (see
+//!   [`MmmModel::to_model_coords`]): the classical centred hierarchy a_g ~ N(μ_a, σ_a) in the
+//!   coordinates the data pin, meant for κ_a ≫ 1 with σ_a identified (G ≥ 3); measured but not
+//!   yet the default (see [`MmmModel::sampling_centring`]).
+//!   Plain centred deviations δ_g = a_g − μ_a are not: their common mode is pinned only by the
+//!   prior (sd σ_a/√G; the level coordinate holds the fitted level, so a shift of every δ_g is a
+//!   shift of μ_a the data do not see), a funnel in σ_a — measured on a 12-geo × 4-channel Hill
+//!   world (κ_a ≈ 3000–9000), 2 chains × 300 + 200: max R-hat 1.59 / 1.54 and 23 / 46 divergences
+//!   centred against 1.18 / 1.12 and 1 / 0 non-centred;
+//! - *partially centred* (`intercept_power` w): u = δ/σ_a^w ~ N(0, σ_a^(1−w)) (Papaspiliopoulos,
+//!   Roberts & Sköld 2007), for two geos, where σ_a is not identified and its posterior spans both
+//!   regimes.
+//!
+//! The automatic choice also steers the **mode search** of the Laplace fit (`fit::mode_search`, in
+//! the centred/non-centred forms [`CentringChoice::centred`] gives): L-BFGS converges in the
+//! centred form where κ ≫ 1 and stalls on the non-centred ridge (same world: |∇log p| ≈ 40–70
+//! after 2000 iterations), and the point is then mapped into the sampled form. κ also drives the
+//! prior-domination warnings ([`prior_dominated_warnings`]).
 //!
 //! κ is estimated from the data before any fit, so it is a fixed function of the config and the
 //! data (a saved fit rebuilds the same parameter layout):
@@ -45,10 +53,16 @@ use super::MmmModel;
 use crate::spec::{ModelSpec, Pooling};
 
 /// Which hierarchy blocks are centred.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Centring {
     /// The geo intercepts.
     pub intercept: bool,
+    /// The geo intercepts by the geos' fitted levels ([`MmmModel::set_centring`]; overrides
+    /// `intercept`, needs an intercept prior on the whole real line).
+    pub intercept_levels: bool,
+    /// The geo intercepts partially centred with this power w ∈ (0, 1) (u = δ/σ_a^w; overrides
+    /// `intercept` when neither 0 nor 1, see [`MmmModel::set_centring`]).
+    pub intercept_power: Option<f64>,
     /// Per channel, the geo effects (ignored for channels without partial pooling).
     pub beta: Vec<bool>,
 }
@@ -68,7 +82,48 @@ pub const CENTRE_ABOVE_KAPPA: f64 = 1.0;
 impl CentringChoice {
     pub fn centred(&self) -> Centring {
         let on = |k: &Option<f64>| k.is_some_and(|k| k > CENTRE_ABOVE_KAPPA);
-        Centring { intercept: on(&self.intercept_kappa), beta: self.beta_kappa.iter().map(on).collect() }
+        Centring {
+            intercept: on(&self.intercept_kappa),
+            intercept_levels: false,
+            intercept_power: None,
+            beta: self.beta_kappa.iter().map(on).collect(),
+        }
+    }
+}
+
+/// The power w of a geo-intercept block with fewer geos than [`MIN_GEOS_FOR_POOLING_SCALE`]:
+/// partially centred, u = δ/σ_a^w (see [`MmmModel::sampling_centring`]).
+pub const FEW_GEOS_INTERCEPT_POWER: f64 = 0.5;
+
+impl MmmModel {
+    /// The form NUTS samples each hierarchy block in:
+    /// - geo intercepts with fewer geos than [`MIN_GEOS_FOR_POOLING_SCALE`]: partially centred
+    ///   with w = [`FEW_GEOS_INTERCEPT_POWER`]. The data cannot bound σ_a then, so its posterior
+    ///   spans both regimes: σ_a ≫ ε (ε the sd to which the data pin a geo's deviation), where
+    ///   u = δ/σ_a^w has width ε/σ_a^w, and σ_a ≪ ε, where it has width σ_a^(1−w); w = ½ balances
+    ///   the two ends (non-centred, w = 1, leaves widths down to ε/σ_a: a funnel towards large σ_a;
+    ///   centred and by levels, w = 0, widths down to σ_a: a funnel towards σ_a → 0). PyMC 2-geo
+    ///   example, NUTS 4 × (1000 + 1000), target_accept 0.8, seeds 42 / 2: 132–149 divergences
+    ///   non-centred, 306–386 by levels (at small σ_a), 35–59 with w = ½ (5–10 at 0.9, 0–3 at 0.95
+    ///   on seeds 1–5).
+    /// - every other block non-centred. The geo intercepts by levels are not the default yet: on
+    ///   the Meridian 20-geo example (κ_a = 15.6), seed 42, they cut the divergences from 28 to 12,
+    ///   the leapfrog steps per draw from 65–79 to 31 and raised the min bulk ESS from 305 to 500,
+    ///   but max R-hat rose from 1.008 to 1.011 (intercept), the min tail ESS fell from 354 to 237
+    ///   (intercept_geo_sd), the whole fit took 301 s of CPU against 193 s non-centred (seed 2; the
+    ///   warm-up's trajectories are longer), on seed 2 it had not finished after 1042 s of CPU
+    ///   (stopped), and the Laplace fallback in that form fails on `data/demo_geo` (Hessian not
+    ///   negative definite). Partially centred on the same example, seed 42: w = ½ 10 divergences,
+    ///   R-hat 1.016 (intercept_geo_sd), min bulk / tail ESS 456 / 326; w = ¼ 45 divergences, R-hat
+    ///   1.011, ESS 355 / 210 (183 and 178 s of CPU): no form meets the bar there yet.
+    pub fn sampling_centring(&self) -> Centring {
+        let few = self.n_geos() < MIN_GEOS_FOR_POOLING_SCALE;
+        Centring {
+            intercept: false,
+            intercept_levels: false,
+            intercept_power: few.then_some(FEW_GEOS_INTERCEPT_POWER),
+            beta: vec![false; self.channels.len()],
+        }
     }
 }
 
@@ -203,19 +258,27 @@ pub fn choose(model: &MmmModel, spec: &ModelSpec) -> CentringChoice {
 }
 
 impl MmmModel {
-    /// (scale index, first deviation index) of every centred hierarchy block.
-    pub(crate) fn centred_blocks(&self) -> Vec<(usize, usize)> {
+    /// The power w of the geo-intercept block: u_g = δ_g/σ_a^w (0 centred, or by levels, whose
+    /// model coordinates are the centred deviations; 1 non-centred; in between partially centred).
+    pub fn intercept_power(&self) -> f64 {
+        if self.baseline.geo_centred { 0.0 } else { self.baseline.geo_power }
+    }
+
+    /// (scale index, first deviation index, power w) of every centred (w = 0) or partially centred
+    /// (0 < w < 1) hierarchy block sampled as such (not the geo-levels block).
+    pub(crate) fn centred_blocks(&self) -> Vec<(usize, usize, f64)> {
         let mut out = Vec::new();
         if let Some((si, us)) = self.baseline.geo_intercept
-            && self.baseline.geo_centred
+            && self.intercept_power() < 1.0
+            && !self.baseline.geo_levels
         {
-            out.push((si, us));
+            out.push((si, us, self.intercept_power()));
         }
         for ch in &self.channels {
             if let (Some(ti), Some(zs)) = (ch.tau_idx, ch.z_start)
                 && ch.geo_centred
             {
-                out.push((ti, zs));
+                out.push((ti, zs, 0.0));
             }
         }
         out
@@ -223,7 +286,12 @@ impl MmmModel {
 
     /// The blocks' current centring.
     pub fn centring(&self) -> Centring {
-        Centring { intercept: self.baseline.geo_centred, beta: self.channels.iter().map(|c| c.geo_centred).collect() }
+        Centring {
+            intercept: self.baseline.geo_centred,
+            intercept_levels: self.baseline.geo_levels,
+            intercept_power: (self.baseline.geo_power != 1.0).then_some(self.baseline.geo_power),
+            beta: self.channels.iter().map(|c| c.geo_centred).collect(),
+        }
     }
 
     /// Sets which hierarchy blocks are centred and names their coordinates accordingly:
@@ -231,11 +299,26 @@ impl MmmModel {
     /// `intercept_geo_dev[g]` / `beta_geo_dev[c,g]` centred (the deviations a_g − μ_a and
     /// ln β(g,c) − ln β_c). Blocks the model does not have are ignored. The density changes (a
     /// different parametrisation of the same model): map points with [`MmmModel::convert_point`].
+    ///
+    /// `intercept_levels` samples the geo intercepts by the geos' fitted levels (see
+    /// [`MmmModel::to_model_coords`]) when the intercept's prior is on the whole real line (else
+    /// the block is centred or not as `intercept` says); its model coordinates are the centred
+    /// deviations (`intercept_geo_dev[g]`), and it replaces the national level coordinate.
     pub fn set_centring(&mut self, centring: &Centring) {
         let g_n = self.n_geos();
+        let real_intercept = self.params[self.baseline.intercept_idx].transform == crate::priors::Transform::Identity;
+        let levels = centring.intercept_levels && real_intercept && self.baseline.geo_intercept.is_some();
+        self.baseline.geo_levels = levels;
+        self.level_coord = real_intercept && !levels;
         if let Some((_, us)) = self.baseline.geo_intercept {
-            self.baseline.geo_centred = centring.intercept;
-            let kind = if centring.intercept { "dev" } else { "z" };
+            let partial = centring.intercept_power.filter(|w| *w > 0.0 && *w < 1.0 && !levels);
+            self.baseline.geo_centred = (centring.intercept && partial.is_none()) || levels;
+            self.baseline.geo_power = partial.unwrap_or(1.0);
+            let kind = match (self.baseline.geo_centred, partial) {
+                (true, _) => "dev",
+                (false, Some(_)) => "pc",
+                (false, None) => "z",
+            };
             for g in 0..g_n {
                 self.params[us + g].name = format!("intercept_geo_{kind}[{}]", self.geos[g]);
             }
@@ -263,13 +346,15 @@ impl MmmModel {
     pub fn convert_point(&self, from: &MmmModel, q: &[f64]) -> Vec<f64> {
         let mut qm = vec![0.0; q.len()];
         from.to_model_coords(q, &mut qm);
-        let mut blocks: Vec<(usize, usize, bool, bool)> = Vec::new();
+        // (scale, first index, power w before, power w after): d = s^w_before·u, u' = d/s^w_after
+        let power = |centred: bool| if centred { 0.0 } else { 1.0 };
+        let mut blocks: Vec<(usize, usize, f64, f64)> = Vec::new();
         if let (Some((si, us)), Some(_)) = (self.baseline.geo_intercept, from.baseline.geo_intercept) {
-            blocks.push((si, us, from.baseline.geo_centred, self.baseline.geo_centred));
+            blocks.push((si, us, from.intercept_power(), self.intercept_power()));
         }
         for (a, b) in from.channels.iter().zip(&self.channels) {
             if let (Some(ti), Some(zs)) = (b.tau_idx, b.z_start) {
-                blocks.push((ti, zs, a.geo_centred, b.geo_centred));
+                blocks.push((ti, zs, power(a.geo_centred), power(b.geo_centred)));
             }
         }
         for (si, start, was, now) in blocks {
@@ -278,7 +363,7 @@ impl MmmModel {
             }
             let s = self.params[si].transform.constrain(qm[si]).x;
             for v in &mut qm[start..start + self.n_geos()] {
-                *v = if now { *v * s } else { *v / s };
+                *v *= s.powf(was - now);
             }
         }
         self.to_sampling_coords(&qm)
@@ -314,7 +399,7 @@ impl MmmModel {
             let s = self.params[si].transform.constrain(qm[si]).x;
             for g in 0..g_n {
                 let d = means[g] - overall;
-                qm[us + g] = if self.baseline.geo_centred { d } else { d / s };
+                qm[us + g] = d / s.powf(self.intercept_power());
             }
         }
         if g_n > 1 && tf > 1 {
@@ -327,6 +412,11 @@ impl MmmModel {
         let mut q = self.to_sampling_coords(&qm);
         if self.level_coord {
             q[self.baseline.intercept_idx] = overall;
+        }
+        if let Some((_, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+            // each geo's fitted level at its mean scaled KPI, the global intercept at their mean (v = 0)
+            q[us..us + g_n].copy_from_slice(&means);
+            q[self.baseline.intercept_idx] = 0.0;
         }
         q
     }

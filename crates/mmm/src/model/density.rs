@@ -151,10 +151,10 @@ impl MmmModel {
             phi.push(ph);
         }
         let bl = &self.baseline;
+        let w = self.intercept_power();
         let intercept = (0..g_n)
             .map(|g| match bl.geo_intercept {
-                Some((_, us)) if bl.geo_centred => values[bl.intercept_idx] + values[us + g],
-                Some((si, us)) => values[bl.intercept_idx] + values[si] * values[us + g],
+                Some((si, us)) => values[bl.intercept_idx] + values[si].powf(w) * values[us + g],
                 None => values[bl.intercept_idx],
             })
             .collect();
@@ -217,6 +217,7 @@ impl LogDensity for MmmModel {
             + 3 * c_n * g_n
             + c_n
             + 2 * n_coef
+            + g_n
             + 2 * self.response_coords.len();
         SCRATCH.with(|cell| {
             let mut buf = cell.borrow_mut();
@@ -276,7 +277,9 @@ impl MmmModel {
         let (coef_design, rest) = rest.split_at_mut(pd);
         let (coef_control, rest) = rest.split_at_mut(k_n);
         let (g_design, rest) = rest.split_at_mut(pd);
-        let g_control = &mut rest[..k_n];
+        let (g_control, rest) = rest.split_at_mut(k_n);
+        // geo-levels form: ∂(hierarchy terms)/∂a_g, then the whole ∂/∂a_g
+        let ga_levels = &mut rest[..g_n];
         gx.fill(0.0);
         g_design.fill(0.0);
         g_control.fill(0.0);
@@ -284,13 +287,19 @@ impl MmmModel {
         // --- priors and Jacobians ---------------------------------------------------------
         let mut lp = 0.0;
         let level = self.level_coord.then_some(self.baseline.intercept_idx);
+        // geo-levels form (see `MmmModel::to_model_coords`): (σ_a index, first ℓ_g index)
+        let levels = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels);
+        let in_levels = |i: usize| levels.is_some_and(|(_, us)| (us..us + g_n).contains(&i));
         for (i, p) in self.params.iter().enumerate() {
             let c = p.transform.constrain(q[i]);
             vals[i] = c.x;
             dxdy[i] = c.dx_dy;
             match p.prior {
-                // the intercept's prior is evaluated once μ_a = ℓ − h is known
-                Some(_) if level == Some(i) => grad[i] = 0.0,
+                // the intercept's prior is evaluated once μ_a = ℓ − h is known (or, with geo levels,
+                // μ_a = ā + σ_a·v/√G)
+                Some(_) if level == Some(i) || (levels.is_some() && i == self.baseline.intercept_idx) => grad[i] = 0.0,
+                // geo levels ℓ_g: their terms come with the hierarchy's, below
+                None if in_levels(i) => grad[i] = 0.0,
                 Some(pr) => {
                     let (l, d) = pr.ln_pdf_and_deriv(c.x);
                     lp += l + c.log_jac;
@@ -304,16 +313,18 @@ impl MmmModel {
                 }
             }
         }
-        // centred hierarchy blocks: the auxiliaries are the deviations d ~ N(0, s) themselves, so their
-        // term is −½(d/s)² − ln s (the loop above gave them −½d²) and s's gradient gains d²/s³ − 1/s
-        for (scale, start) in self.centred_blocks() {
+        // centred (w = 0) and partially centred (0 < w < 1) hierarchy blocks: the auxiliaries are
+        // u = d/s^w ~ N(0, s^(1−w)) (the deviations d themselves when centred), so their term is
+        // −½u²/s^(2(1−w)) − (1−w)·ln s (the loop above gave them −½u²) and s's gradient gains
+        // (1−w)·(u²/s^(3−2w) − 1/s)
+        for (scale, start, w) in self.centred_blocks() {
             let s_val = vals[scale];
-            let inv2 = 1.0 / (s_val * s_val);
+            let inv2 = s_val.powf(-2.0 * (1.0 - w));
             for i in start..start + g_n {
                 let d = q[i];
-                lp += 0.5 * d * d - 0.5 * d * d * inv2 - s_val.ln();
+                lp += 0.5 * d * d - 0.5 * d * d * inv2 - (1.0 - w) * s_val.ln();
                 grad[i] = -d * inv2;
-                gx[scale] += d * d * inv2 / s_val - 1.0 / s_val;
+                gx[scale] += (1.0 - w) * (d * d * inv2 / s_val - 1.0 / s_val);
             }
         }
         if !lp.is_finite() {
@@ -333,10 +344,12 @@ impl MmmModel {
         }
         // with the level coordinate, μ_a is added after the media, once h is known
         let mu_now = if level.is_some() { 0.0 } else { vals[bl.intercept_idx] };
+        let w_int = self.intercept_power();
         for g in 0..g_n {
             let a = match bl.geo_intercept {
-                Some((_, us)) if bl.geo_centred => mu_now + vals[us + g],
-                Some((si, us)) => mu_now + vals[si] * vals[us + g],
+                // geo levels: a_g = ℓ_g − h_g is added after the media, once h_g is known
+                Some(_) if levels.is_some() => 0.0,
+                Some((si, us)) => mu_now + vals[si].powf(w_int) * vals[us + g],
                 None => mu_now,
             };
             let m = &mut resid[g * tf..(g + 1) * tf];
@@ -421,6 +434,41 @@ impl MmmModel {
             level_prior_d = d;
         }
 
+        // --- geo levels: a_g = ℓ_g − h_g, μ_a = ā + σ_a·v/√G, the hierarchy's terms ---------------
+        if let Some((si, us)) = levels {
+            let ia = bl.intercept_idx;
+            let gf = g_n as f64;
+            let mut a_bar = 0.0;
+            for g in 0..g_n {
+                let m = &mut resid[g * tf..(g + 1) * tf];
+                let a = q[us + g] - m.iter().sum::<f64>() / tf as f64;
+                for mt in m.iter_mut() {
+                    *mt += a;
+                }
+                ga_levels[g] = a;
+                a_bar += a / gf;
+            }
+            let s_val = vals[si];
+            let v = q[ia];
+            let mu = a_bar + s_val * v / gf.sqrt();
+            let ss: f64 = ga_levels.iter().map(|a| (a - a_bar) * (a - a_bar)).sum();
+            let prior = self.params[ia].prior.expect("the intercept has a prior");
+            let (l, dmu) = prior.ln_pdf_and_deriv(mu);
+            lp += l - 0.5 * ss / (s_val * s_val) - 0.5 * v * v - (gf - 1.0) * s_val.ln() - 0.5 * gf.ln();
+            gx[ia] += -v + dmu * s_val / gf.sqrt();
+            gx[si] += ss / (s_val * s_val * s_val) - (gf - 1.0) / s_val + dmu * v / gf.sqrt();
+            vals[ia] = mu;
+            for g in 0..g_n {
+                let a = ga_levels[g];
+                vals[us + g] = a - mu;
+                // ∂/∂a_g of the hierarchy's terms; the likelihood's part is added below
+                ga_levels[g] = -(a - a_bar) / (s_val * s_val) + dmu / gf;
+            }
+            if !lp.is_finite() {
+                return Err(LogDensityError::Recoverable("log density not finite".into()));
+            }
+        }
+
         // --- likelihood: resid ← ∂ll/∂μ ---------------------------------------------------------
         let sigma = vals[self.sigma_idx];
         let mut ll = 0.0;
@@ -471,6 +519,20 @@ impl MmmModel {
             let level_shift = level_grad / n_cells as f64;
             for m in resid.iter_mut() {
                 *m -= level_shift;
+            }
+        }
+
+        // --- geo levels: ∂/∂ℓ_g = ∂/∂a_g; the rest sees a_g = ℓ_g − h_g, h_g a mean over geo g's
+        // cells, so each of them loses (∂/∂a_g)/T
+        if let Some((_, us)) = levels {
+            for g in 0..g_n {
+                let m = &mut resid[g * tf..(g + 1) * tf];
+                let ga = m.iter().sum::<f64>() + ga_levels[g];
+                gx[us + g] += ga;
+                let shift = ga / tf as f64;
+                for mt in m.iter_mut() {
+                    *mt -= shift;
+                }
             }
         }
 
@@ -608,16 +670,20 @@ impl MmmModel {
             }
             g_mu += ga;
             match bl.geo_intercept {
-                Some((_, us)) if bl.geo_centred => gx[us + g] += ga,
+                Some(_) if levels.is_some() => {}
+                // δ_g = σ_a^w·u_g: ∂/∂σ_a = ga·w·σ_a^(w−1)·u_g, ∂/∂u_g = ga·σ_a^w
                 Some((si, us)) => {
-                    gx[si] += ga * vals[us + g];
-                    gx[us + g] += ga * vals[si];
+                    if w_int != 0.0 {
+                        gx[si] += ga * w_int * vals[si].powf(w_int - 1.0) * vals[us + g];
+                    }
+                    gx[us + g] += ga * vals[si].powf(w_int);
                 }
                 None => {}
             }
         }
         match level {
             Some(ia) => gx[ia] = level_grad,
+            None if levels.is_some() => {}
             None => gx[bl.intercept_idx] += g_mu,
         }
         for t in 0..tf {

@@ -10,9 +10,10 @@
 //! - β(g,c) = β_c·exp(d_{g,c}), d_{g,c} ~ N(0, τ_c) (partial pooling, log-normal hierarchy, geo
 //!   models only); complete pooling: β(g,c) = β_c.
 //! - Each hierarchy block (the geo intercepts; each channel's geo effects) can be sampled centred
-//!   (the deviations δ, d themselves) or non-centred (u = δ/σ_a, z = d/τ_c ~ N(0, 1));
-//!   [`MmmModel::new`] builds every block non-centred, [`MmmModel::set_centring`] switches: see
-//!   [`centring`] for the measurements behind the default.
+//!   (the deviations δ, d themselves) or non-centred (u = δ/σ_a, z = d/τ_c ~ N(0, 1)); the geo
+//!   intercepts also by the geos' fitted levels or partially centred. [`MmmModel::new`] picks the
+//!   form per block from the data ([`MmmModel::sampling_centring`]), [`MmmModel::set_centring`]
+//!   switches: see [`centring`] for the measurements behind the default.
 //! - ROI priors (Meridian's parametrisation): the sampled parameter is ROI_c and
 //!   β_c = ROI_c · Σ_{g,t} spend / Σ_{g,t} exp(τ_c z_{g,c})·κ_g·rpk(g,t)·f_c(g,t), sums over the
 //!   fitted period, so that the model's ROI over the fitted period is exactly ROI_c.
@@ -118,6 +119,13 @@ pub struct BaselineModel {
     /// Geo intercepts centred: the block holds δ_g = a_g − μ_a ~ N(0, σ_a) instead of u_g = δ_g/σ_a
     /// (see [`centring`]).
     pub geo_centred: bool,
+    /// Geo intercepts by the geos' fitted levels (see [`MmmModel::to_model_coords`]): the block
+    /// holds ℓ_g and the intercept coordinate v; the model coordinates are the centred deviations
+    /// (`geo_centred` is set too).
+    pub geo_levels: bool,
+    /// Partial centring of the geo intercepts (not centred, not by levels): the block holds
+    /// u_g = δ_g/σ_a^w ~ N(0, σ_a^(1−w)) with this w (1: non-centred; see [`centring`]).
+    pub geo_power: f64,
     /// National design columns X[t·p + j] over all periods (trend, Fourier), with the coefficient
     /// index of each column.
     pub design: Vec<f64>,
@@ -406,6 +414,8 @@ impl MmmModel {
             intercept_idx,
             geo_intercept,
             geo_centred: false,
+            geo_levels: false,
+            geo_power: 1.0,
             design,
             design_idx,
             controls,
@@ -443,9 +453,10 @@ impl MmmModel {
             .map(|(c, ch)| ResponseCoord { channel: c, beta: ch.effect_idx, phi: ch.phi_idx.clone() })
             .collect();
         model.lift = crate::calibration::build_lift_terms(&model, spec, data)?;
-        // every block is sampled non-centred; the choice steers the mode search (see `centring`)
+        // the sampled form of each block; the κ choice also steers the mode search (see `centring`)
         model.centring_choice = centring::choose(&model, spec);
-        model.set_centring(&centring::Centring::default());
+        let form = model.sampling_centring();
+        model.set_centring(&form);
         Ok(model)
     }
 
@@ -497,11 +508,37 @@ impl MmmModel {
     /// else in the mean (geo deviations, trend, seasonality, controls, media): another
     /// shear, so again no Jacobian term, and ∂/∂rest|_ℓ = ∂/∂rest|_{μ_a} − ∂/∂μ_a·∂h/∂rest, which the
     /// density computes by taking ∂/∂μ_a / N off every cell's adjoint.
+    ///
+    /// With `baseline.geo_levels` (geo models, see [`centring`]) the geo intercepts are sampled the
+    /// same way, one level per geo: the block holds ℓ_g = a_g + h_g, h_g the mean over geo g's
+    /// fitted cells of everything else in its mean (trend, seasonality, controls, media), which the
+    /// data pin to about σ/√T whatever the pooling scale σ_a; and the intercept coordinate holds
+    /// v = √G·(μ_a − ā)/σ_a, ā = mean_g a_g, the global intercept standardised around the geos'
+    /// mean level (given the a_g, μ_a ~ N(ā, σ_a/√G) up to its own prior, so v ≈ N(0, 1) at every
+    /// σ_a). The model coordinates are the centred deviations δ_g = a_g − μ_a and μ_a. The map
+    /// (ℓ, v) ↦ (a, μ_a) ↦ (δ, μ_a) has Jacobian determinant σ_a/√G (the shear a = ℓ − h and
+    /// δ = a − μ_a are unit), so the density gains ln σ_a − ½ln G over the centred model's. The
+    /// hierarchy's terms then read, with S = Σ_g (a_g − ā)² (Σ_g (a_g − μ_a)² = S + σ_a²v²):
+    /// Σ_g ln N(a_g | μ_a, σ_a) + ln σ_a − ½ln G = −S/(2σ_a²) − v²/2 − (G − 1)·ln σ_a − ½ln G (+ const),
+    /// a classical centred hierarchy (no funnel where each geo's data pin its level, which they do
+    /// for intercepts: T periods each) whose global mean needs no step size of its own.
     pub fn to_model_coords(&self, q: &[f64], out: &mut [f64]) {
         self.response_to_model(q, out, &mut []);
         if self.level_coord {
             let i = self.baseline.intercept_idx;
             out[i] = q[i] - self.level_shift(out);
+        }
+        if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+            let g_n = self.n_geos();
+            let h = self.geo_level_shifts(out);
+            let s = self.params[si].transform.constrain(q[si]).x;
+            let a: Vec<f64> = (0..g_n).map(|g| q[us + g] - h[g]).collect();
+            let a_bar = a.iter().sum::<f64>() / g_n as f64;
+            let mu = a_bar + s * q[self.baseline.intercept_idx] / (g_n as f64).sqrt();
+            out[self.baseline.intercept_idx] = mu;
+            for g in 0..g_n {
+                out[us + g] = a[g] - mu;
+            }
         }
     }
 
@@ -530,7 +567,45 @@ impl MmmModel {
             let i = self.baseline.intercept_idx;
             q[i] = q_model[i] + self.level_shift(q_model);
         }
+        if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+            let g_n = self.n_geos();
+            let h = self.geo_level_shifts(q_model);
+            let s = self.params[si].transform.constrain(q_model[si]).x;
+            let mu = q_model[self.baseline.intercept_idx];
+            let dev_bar = (0..g_n).map(|g| q_model[us + g]).sum::<f64>() / g_n as f64;
+            q[self.baseline.intercept_idx] = -dev_bar * (g_n as f64).sqrt() / s;
+            for g in 0..g_n {
+                q[us + g] = mu + q_model[us + g] + h[g];
+            }
+        }
         q
+    }
+
+    /// h_g: the mean over geo g's fitted cells of the model's mean without the geo's intercept a_g
+    /// (trend, seasonality, controls, media), at model coordinates `q_model` (whose intercept
+    /// coordinates are not read).
+    pub fn geo_level_shifts(&self, q_model: &[f64]) -> Vec<f64> {
+        let values = self.params.iter().zip(q_model).map(|(p, &y)| p.transform.constrain(y).x).collect();
+        let p = self.unpack_values(values);
+        let t_n = self.n_times;
+        let base = self.baseline_scaled(&p);
+        let mut f = vec![0.0; t_n];
+        (0..self.n_geos())
+            .map(|g| {
+                let mut total: f64 = (0..self.n_fit).map(|t| base[g * t_n + t] - p.intercept[g]).sum();
+                for c in 0..self.channels.len() {
+                    self.channel_feature(
+                        c,
+                        &p.theta[c],
+                        &p.phi[c],
+                        &self.channels[c].x[g * t_n..(g + 1) * t_n],
+                        &mut f,
+                    );
+                    total += p.beta_geo[c][g] * p.obs_factor[c] * f[..self.n_fit].iter().sum::<f64>();
+                }
+                total / self.n_fit as f64
+            })
+            .collect()
     }
 
     /// h: the mean over fitted cells of the model's mean without the global intercept μ_a (geo

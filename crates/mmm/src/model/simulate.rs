@@ -199,7 +199,7 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
                 opts.channels[c].2
             } else if n.starts_with("beta_geo_sd[") {
                 opts.tau.max(1e-3)
-            } else if ["beta_geo_z[", "intercept_geo_z[", "beta_geo_dev[", "intercept_geo_dev["]
+            } else if ["beta_geo_z[", "intercept_geo_z[", "beta_geo_dev[", "intercept_geo_dev[", "intercept_geo_pc["]
                 .iter()
                 .any(|pre| n.starts_with(pre))
             {
@@ -224,11 +224,22 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
         truth.push((p.name.clone(), v));
         q[i] = p.transform.unconstrain(v);
     }
-    for (scale, start) in model.centred_blocks() {
-        let sd = truth[scale].1;
+    // model coordinates of a block with power w hold u = d/s^w ~ N(0, s^(1−w)) (the deviations
+    // themselves when centred, or by levels): scale the standard normals by s^(1−w)
+    let mut blocks = Vec::new();
+    if let Some((si, us)) = model.baseline.geo_intercept {
+        blocks.push((si, us, model.intercept_power()));
+    }
+    for ch in model.channels.iter().filter(|c| c.geo_centred) {
+        if let (Some(ti), Some(zs)) = (ch.tau_idx, ch.z_start) {
+            blocks.push((ti, zs, 0.0));
+        }
+    }
+    for (scale, start, w) in blocks {
+        let f = truth[scale].1.powf(1.0 - w);
         for i in start..start + g_n {
-            truth[i].1 *= sd;
-            q[i] *= sd;
+            truth[i].1 *= f;
+            q[i] *= f;
         }
     }
     let q = model.to_sampling_coords(&q);

@@ -1,0 +1,91 @@
+//! The convergence bar of issue 16 on the shipped geo examples: fitted by NUTS at the example's
+//! own settings (4 chains × (1000 warm-up + 1000 draws) unless the config says otherwise), every
+//! seed must give max R-hat ≤ 1.01, at most 0.1 % divergent post-warm-up transitions, and min bulk
+//! and tail ESS ≥ 400 (on the constrained parameters, as `summary.json` reports them).
+//!
+//! Run (dev profile; one 20-geo fit is minutes on a loaded 2-core machine):
+//! `MMLOOP_GEO_CONFIG=examples/meridian_geo_media.toml MMLOOP_GEO_SEEDS=1,2,3,4,5 nice cargo test -p mmloop-mmm --test geo_convergence -- --ignored --nocapture`
+//! (`MMLOOP_GEO_CONFIG` relative to the repository root, default the Meridian 20-geo example;
+//! `MMLOOP_GEO_SEEDS` default 1..=5). Each fit's figures are printed before the assertion.
+//!
+//! Measured with `examples/nuts_profile.rs` (the same fit: the model's default form, the
+//! example's settings, chains started around the mode found for the seed), dev profile, nice 12
+//! on the 2-core machine at load 7–10 from other work (wall times are upper bounds):
+//!
+//! | example | seeds | divergences | max R-hat | min bulk / tail ESS | bar |
+//! |---|---|---|---|---|---|
+//! | PyMC 2-geo (intercepts partially centred, target_accept 0.95) | 1–5 | 2, 0, 3, 1, 0 | ≤ 1.0082 | ≥ 567 / ≥ 505 | met |
+//! | PyMC 2-geo, the same at target_accept 0.9 | 1–5, 42 | 5–10 | ≤ 1.006 | ≥ 584 | not met |
+//! | PyMC 2-geo, intercepts non-centred (before), target_accept 0.8 | 42, 2 | 149, 132 | 1.007 | 843 / 758 | not met |
+//! | Meridian 20-geo, intercepts non-centred (the default, unchanged), target_accept 0.9 | 42, 2 | 28, 62 | 1.008, 1.006 | 305 / 350 (intercept_geo_sd) | not met |
+//! | Meridian 20-geo, intercepts by levels (not the default), target_accept 0.9 | 42 (seed 2: unfinished after 1042 s CPU) | 12 | 1.0113 (intercept) | 500 / 237 (intercept_geo_sd) | not met |
+//! | Meridian 20-geo, intercepts partially centred w = ½ (not the default) | 42 | 10 | 1.0161 (intercept_geo_sd) | 456 / 326 | not met |
+//! | Meridian 20-geo, intercepts partially centred w = ¼ (not the default) | 42 | 45 | 1.0108 | 355 / 210 | not met |
+//!
+//! This test itself, run on the PyMC 2-geo example
+//! (`MMLOOP_GEO_CONFIG=examples/pymc_mmm_multidimensional_example.toml`), passes and prints the
+//! figures of the first row (the fits are deterministic under the seed), 3–4 s wall per fit. It
+//! fails on the Meridian 20-geo example (not run through this test: 20–25 min per fit at that
+//! load), whose divergences sit at small intercept_geo_sd
+//! (−2 to −2.5 posterior sd) with large |u_g|: the non-centred ridge of a block the data pin.
+//!
+//! Not measured in this session: the Meridian 40-geo example and `data/demo_geo` (10 geos).
+
+use mmloop_mmm::Dataset;
+use mmloop_mmm::config::load_config;
+use mmloop_mmm::fitdir::Diagnostics;
+use std::path::PathBuf;
+
+/// The issue's bar.
+const MAX_RHAT: f64 = 1.01;
+const MAX_DIVERGENT_SHARE: f64 = 0.001;
+const MIN_ESS: f64 = 400.0;
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+#[test]
+#[ignore = "minutes per fit; passes on the PyMC 2-geo example, FAILS on the Meridian 20-geo one (divergences, intercept_geo_sd ESS): MMLOOP_GEO_CONFIG=examples/pymc_mmm_multidimensional_example.toml cargo test -p mmloop-mmm --test geo_convergence -- --ignored --nocapture"]
+fn geo_example_meets_the_convergence_bar_on_every_seed() {
+    let config =
+        root().join(std::env::var("MMLOOP_GEO_CONFIG").unwrap_or_else(|_| "examples/meridian_geo_media.toml".into()));
+    let seeds: Vec<u64> = std::env::var("MMLOOP_GEO_SEEDS")
+        .map(|s| s.split(',').map(|v| v.trim().parse().expect("MMLOOP_GEO_SEEDS: comma-separated integers")).collect())
+        .unwrap_or_else(|_| (1..=5).collect());
+    let mut failures = Vec::new();
+    for seed in seeds {
+        let mut spec = load_config(&config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        spec.fit.method = mmloop_mmm::spec::FitMethod::Nuts;
+        spec.fit.seed = seed;
+        let data = Dataset::load(&spec).unwrap();
+        let t0 = std::time::Instant::now();
+        let options = mmloop_mmm::fit::FitOptions { quiet: true, ..Default::default() };
+        let fit =
+            mmloop_mmm::fit::fit_with(&spec, &data, options).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        let secs = t0.elapsed().as_secs_f64();
+        let Diagnostics::Nuts(d) = &fit.diagnostics else { panic!("a NUTS fit reports NUTS diagnostics") };
+        let transitions = (d.chains * d.draws_per_chain) as f64;
+        let line = format!(
+            "{} seed {seed}: {secs:.0} s wall; max R-hat {:.4} ({:?}), min bulk ESS {:.0} ({:?}), min tail ESS {:.0} ({:?}), \
+             {} divergences of {transitions}",
+            config.display(),
+            d.max_rhat,
+            d.max_rhat_param,
+            d.min_ess_bulk,
+            d.min_ess_bulk_param,
+            d.min_ess_tail,
+            d.min_ess_tail_param,
+            d.divergences
+        );
+        eprintln!("{line}");
+        let ok = d.max_rhat <= MAX_RHAT
+            && (d.divergences as f64) <= MAX_DIVERGENT_SHARE * transitions
+            && d.min_ess_bulk >= MIN_ESS
+            && d.min_ess_tail >= MIN_ESS;
+        if !ok {
+            failures.push(line);
+        }
+    }
+    assert!(failures.is_empty(), "below the bar:\n{}", failures.join("\n"));
+}
