@@ -3,6 +3,7 @@
 
 use crate::analysis::{Analysis, ChannelSummary, analyse};
 use crate::dataset::Dataset;
+use crate::model::centring::Centring;
 use crate::model::{MmmModel, ModelError};
 use crate::output::Draws;
 use crate::spec::{FitMethod, ModelSpec};
@@ -607,9 +608,20 @@ pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset,
     let dir = dir.as_ref();
     let spec = crate::config::load_config(dir.join("config.toml")).map_err(|e| LoadError::Config(Box::new(e)))?;
     let data = Dataset::load(&spec).map_err(Box::new)?;
-    let model = MmmModel::new(&spec, &data)?;
+    let mut model = MmmModel::new(&spec, &data)?;
     let path = dir.join("posterior_unconstrained.parquet");
     let table = mmloop_data::Table::read(&path)?;
+    // A fit written before a block's default form changed names the parameters of its own form
+    // (two-geo intercepts were sampled non-centred, `intercept_geo_z`, until they became partially
+    // centred, `intercept_geo_pc`): load it in the form its columns name. The draws and the model
+    // then share coordinates, and every figure derived from them is the same.
+    if !model.names().iter().all(|n| table.has_column(n)) {
+        let mut old = model.clone();
+        old.set_centring(&Centring { intercept_power: None, ..model.centring() });
+        if old.names().iter().all(|n| table.has_column(n)) {
+            model = old;
+        }
+    }
     let cols: Vec<Vec<f64>> = model.names().iter().map(|n| table.f64_column(n)).collect::<Result<_, _>>()?;
     let n = table.n_rows();
     let chain = table.f64_column("chain")?;
