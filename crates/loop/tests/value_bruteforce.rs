@@ -64,6 +64,8 @@ use std::path::Path;
 const HORIZON: usize = 13;
 /// Readout grid spacing in σ for both computations.
 const SPACING: f64 = 1.0;
+/// Shifted readout grids, the same for both computations (one: every node is a refit).
+const REPLICATES: usize = 1;
 /// Readouts whose quadrature weight is below this are not refitted (their mass is reported).
 const MIN_WEIGHT: f64 = 1e-4;
 const CHAINS: usize = 4;
@@ -93,7 +95,8 @@ fn reweighting(fit: &FittedModel, test: &HypotheticalTest, id: u64) -> (f64, Tes
     let prior = PriorOptimum::new(&fast).unwrap();
     let lift = price_test(fit, test).unwrap();
     let signal = TestSignal::new(id, format!("go-dark {}", test.channels[0]), lift.per_draw.clone(), lift.sd);
-    let settings = EvoiSettings { quadrature_spacing: SPACING, ..Default::default() };
+    let settings =
+        EvoiSettings { quadrature_spacing: SPACING, quadrature_replicates: REPLICATES, ..Default::default() };
     let rw = evoi(&fast, &prior, &[&signal], &settings).unwrap();
     (rw.evoi, signal, rw.k_hat_max, rw.ess_min)
 }
@@ -158,7 +161,7 @@ fn evoi_by_reweighting_agrees_with_a_brute_force_preposterior_that_refits() {
             ((n_batches - 1) as f64 / n_batches as f64 * jack.iter().map(|j| (j - jm).powi(2)).sum::<f64>()).sqrt();
 
         let (term, _) = build_term(&fit, &test).unwrap();
-        let nodes = readout_quadrature(&signal, SPACING, EvoiSettings::default().seed);
+        let nodes = readout_quadrature(&signal, SPACING, EvoiSettings::default().seed, REPLICATES);
         let (mut brute, mut var_bf, mut skipped, mut refits) = (0.0, 0.0, 0.0, 0);
         for (y, w) in &nodes {
             if *w < MIN_WEIGHT {
