@@ -58,6 +58,15 @@ pub struct RankArgs {
     /// Largest total cost of the portfolio's tests (money).
     #[arg(long, allow_negative_numbers = true, value_parser = crate::panel_args::real)]
     pub test_budget: Option<f64>,
+    /// The portfolio's materiality floor as a share of the decision's EVPI (0 to below 1): a test is
+    /// picked only if its marginal net value beats this floor by more than 2 Monte-Carlo errors.
+    #[arg(
+        long,
+        default_value_t = mmloop_loop::rank::DEFAULT_MATERIALITY,
+        allow_negative_numbers = true,
+        value_parser = crate::panel_args::real
+    )]
+    pub materiality: f64,
     /// Channels to test, comma separated; join channels moved together with `+` (tv+search).
     /// Default: every channel alone.
     #[arg(long, value_delimiter = ',')]
@@ -189,7 +198,8 @@ fn settings(a: &RankArgs) -> anyhow::Result<(CandidateOptions, RankSettings)> {
         budget: a.budget,
         relative: a.relative,
         value_per_kpi: a.value_per_kpi,
-        constraints: PortfolioConstraints { max_tests: a.max_tests, test_budget: a.test_budget },
+        constraints: PortfolioConstraints { max_tests: a.max_tests, test_budget: a.test_budget, ..Default::default() },
+        materiality: a.materiality,
         portfolio_pool: a.pool,
         thresholds,
         evoi: EvoiSettings { n_readouts: a.readouts, seed: a.seed, ..Default::default() },

@@ -188,7 +188,7 @@ impl TestChooser for RankChooser {
             });
         }
         if tests.is_empty() && !learn_now {
-            notes.push("no test is worth its cost this cycle (every marginal net value ≤ 0)".into());
+            notes.push(format!("no test is worth its cost this cycle: {}", ranking.portfolio.greedy.stop_reason));
         }
         let picked: Vec<usize> = picks.iter().map(|p| p.candidate).collect();
         let mut by_eig: Vec<usize> = (0..ranking.candidates.len()).filter(|i| !picked.contains(i)).collect();

@@ -72,7 +72,7 @@ pub use report::{portfolio_table, quadrant_table, ranking_csv, ranking_table};
 use crate::value::{
     BudgetDecision, Classification, Estimator, Evoi, EvoiSettings, Evpi, MonteCarloEig, PortfolioConstraints,
     PriorOptimum, TestSignal, Thresholds, ValueError, ValueUnit, classify, eig_monte_carlo, eig_single, evoi, evpi,
-    exhaustive_portfolio, greedy_portfolio,
+    exhaustive_portfolio, greedy_portfolio_with_error, paired_marginal,
 };
 use mmloop_geolift::Progress;
 use mmloop_mmm::optimize::{FittedModel, OutcomeUnit, PlanningBasis, SolverSettings, relative_bounds};
@@ -321,7 +321,18 @@ pub struct RankSettings {
     pub bounds: Vec<(String, f64, f64)>,
     /// Money per KPI unit (default: the model's revenue per KPI if it has one, else 1: the KPI is money).
     pub value_per_kpi: Option<f64>,
+    /// The portfolio's constraints and stop rule; its `net_floor` is set by the ranking from
+    /// `materiality` (whatever it holds here).
     pub constraints: PortfolioConstraints,
+    /// The materiality floor of the portfolio's stop rule as a share of the decision's EVPI (in
+    /// [0, 1); default 0.01): a test is picked only if its marginal net value exceeds
+    /// `materiality` × EVPI plus `constraints.error_z` Monte-Carlo standard errors
+    /// ([`crate::value::portfolio`]). EVPI is the value of knowing every channel's response
+    /// exactly, the most any test can be worth to this decision, so the default asks a test to be
+    /// worth at least 1 % of what is at stake — a scale-free floor that is never a fixed sum of
+    /// money, and that removes the values of cents the finite draws' optimiser's curse leaves on
+    /// irrelevant tests.
+    pub materiality: f64,
     /// The portfolio chooses among the this-many candidates of largest single net value.
     pub portfolio_pool: usize,
     /// The exhaustive optimum is computed beside the greedy one when the pool has at most this many.
@@ -341,6 +352,10 @@ pub struct RankSettings {
     pub steady_state: bool,
 }
 
+/// The default materiality floor of the portfolio: 1 % of the decision's EVPI (see
+/// [`RankSettings::materiality`]).
+pub const DEFAULT_MATERIALITY: f64 = 0.01;
+
 impl Default for RankSettings {
     fn default() -> Self {
         Self {
@@ -350,6 +365,7 @@ impl Default for RankSettings {
             bounds: Vec::new(),
             value_per_kpi: None,
             constraints: PortfolioConstraints::default(),
+            materiality: DEFAULT_MATERIALITY,
             portfolio_pool: 10,
             exhaustive_max: 8,
             thresholds: Thresholds::default(),
@@ -389,6 +405,21 @@ impl RankSettings {
         {
             return Err(bad("--test-budget", format!("{b} is not a budget: give a finite amount of money ≥ 0")));
         }
+        if !(self.materiality.is_finite() && (0.0..1.0).contains(&self.materiality)) {
+            return Err(bad(
+                "--materiality",
+                format!("{} is not a share of the EVPI from 0 (no floor) to below 1", self.materiality),
+            ));
+        }
+        if !(self.constraints.error_z.is_finite() && self.constraints.error_z >= 0.0) {
+            return Err(bad(
+                "error_z",
+                format!("{} is not a number of Monte-Carlo standard errors ≥ 0", self.constraints.error_z),
+            ));
+        }
+        if self.evoi.quadrature_replicates == 0 {
+            return Err(bad("quadrature_replicates", "a single test's EVOI needs at least 1 shifted readout grid"));
+        }
         if self.portfolio_pool == 0 {
             return Err(bad("--pool", "the portfolio needs at least 1 candidate to choose from"));
         }
@@ -424,12 +455,17 @@ impl RankSettings {
 /// `null` in JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PortfolioReport {
+    /// As used: `net_floor` is `materiality` × EVPI.
     pub constraints: PortfolioConstraints,
+    /// The materiality floor as a share of the EVPI.
+    pub materiality: f64,
     /// The candidates the portfolio chose among (largest single net value first).
     pub pool: Vec<String>,
     pub greedy: crate::value::Portfolio,
     pub exhaustive: Option<crate::value::Portfolio>,
-    /// Greedy net value / exhaustive net value (1 when both are empty).
+    /// Greedy net value / exhaustive net value (1 when both are empty). The exhaustive optimum
+    /// maximises the point estimates without the greedy's materiality floor and error margin, so a
+    /// ratio below 1 can also mean the greedy declined tests the estimates cannot vouch for.
     pub greedy_to_exhaustive: Option<f64>,
     /// Joint EVOIs computed (each a preposterior analysis).
     pub sets_evaluated: usize,
@@ -515,6 +551,62 @@ fn skew_kurt(x: &[f64]) -> (f64, f64) {
     let m3 = x.iter().map(|v| (v - m).powi(3)).sum::<f64>() / n;
     let m4 = x.iter().map(|v| (v - m).powi(4)).sum::<f64>() / n;
     (m3 / m2.powf(1.5), m4 / (m2 * m2) - 3.0)
+}
+
+/// The joint EVOIs the portfolio asks for, cached: a single candidate's is its ranking EVOI (the
+/// shifted quadrature); a set's, or a set's marginal over a smaller one, by Monte Carlo on common
+/// readouts (the same seed: readout s of S ∪ {c} extends readout s of S), so the marginal is the
+/// paired difference with its own standard error ([`paired_marginal`]).
+struct SetValues<'a, P: crate::value::DecisionProblem> {
+    problem: &'a P,
+    prior: &'a PriorOptimum,
+    signals: &'a [TestSignal],
+    /// Pool position → candidate index.
+    pool: &'a [usize],
+    /// Pool position → the candidate's own EVOI.
+    singles: Vec<&'a Evoi>,
+    settings: &'a EvoiSettings,
+    /// Monte-Carlo EVOIs of sets of pool positions (sorted), singletons included when a marginal needs one.
+    monte_carlo: HashMap<Vec<usize>, Evoi>,
+    evaluated: usize,
+    progress: &'a dyn Progress,
+}
+
+impl<P: crate::value::DecisionProblem> SetValues<'_, P> {
+    fn monte_carlo(&mut self, set: &[usize]) -> Result<&Evoi, ValueError> {
+        if !self.monte_carlo.contains_key(set) {
+            let s: Vec<&TestSignal> = set.iter().map(|&k| &self.signals[self.pool[k]]).collect();
+            // plain Monte Carlo for singletons too, so that they pair with their supersets
+            let mc = EvoiSettings { quadrature_spacing: 0.0, ..*self.settings };
+            let e = evoi(self.problem, self.prior, &s, &mc)?;
+            self.evaluated += 1;
+            self.progress.inc(1);
+            self.monte_carlo.insert(set.to_vec(), e);
+        }
+        Ok(&self.monte_carlo[set])
+    }
+
+    fn joint(&mut self, set: &[usize]) -> Result<f64, ValueError> {
+        match set {
+            [] => Ok(0.0),
+            [k] => Ok(self.singles[*k].evoi),
+            _ => Ok(self.monte_carlo(set)?.evoi),
+        }
+    }
+
+    fn marginal(&mut self, base: &[usize], c: usize) -> Result<crate::value::Marginal, ValueError> {
+        if base.is_empty() {
+            let e = self.singles[c];
+            return Ok(crate::value::Marginal { joint: e.evoi, gain: e.evoi, mcse: e.mcse });
+        }
+        let mut trial = base.to_vec();
+        trial.push(c);
+        trial.sort_unstable();
+        let with = self.monte_carlo(&trial)?.clone();
+        let b = self.monte_carlo(base)?;
+        let m = paired_marginal(b, &with)?;
+        Ok(crate::value::Marginal { joint: with.evoi, gain: m.gain, mcse: m.mcse })
+    }
 }
 
 /// Ranks `candidates` on `fit` (see the module documentation). Deterministic given
@@ -655,26 +747,24 @@ pub fn rank(
             cost: ranked[i].cost.cost,
         })
         .collect();
-    let mut cache: HashMap<Vec<usize>, f64> = HashMap::new();
-    for (k, &i) in pool.iter().enumerate() {
-        cache.insert(vec![k], ranked[i].evoi.evoi);
-    }
-    let mut evaluated = 0usize;
-    let mut joint = |set: &[usize]| -> Result<f64, ValueError> {
-        if let Some(&v) = cache.get(set) {
-            return Ok(v);
-        }
-        let s: Vec<&TestSignal> = set.iter().map(|&k| &signals[pool[k]]).collect();
-        let v = evoi(&problem, &prior, &s, &settings.evoi)?.evoi;
-        evaluated += 1;
-        progress.inc(1);
-        cache.insert(set.to_vec(), v);
-        Ok(v)
+    let mut constraints = settings.constraints.clone();
+    constraints.net_floor = settings.materiality * evpi_all.evpi;
+    let mut values = SetValues {
+        problem: &problem,
+        prior: &prior,
+        signals: &signals,
+        pool: &pool,
+        singles: pool.iter().map(|&i| &ranked[i].evoi).collect(),
+        settings: &settings.evoi,
+        monte_carlo: HashMap::new(),
+        evaluated: 0,
+        progress,
     };
     progress.stage("rank: choosing the portfolio");
-    let greedy = greedy_portfolio(&pool_candidates, &settings.constraints, &mut joint)?;
+    let greedy =
+        greedy_portfolio_with_error(&pool_candidates, &constraints, |set: &[usize], c: usize| values.marginal(set, c))?;
     let exhaustive = if pool.len() <= settings.exhaustive_max {
-        Some(exhaustive_portfolio(&pool_candidates, &settings.constraints, &mut joint)?)
+        Some(exhaustive_portfolio(&pool_candidates, &constraints, |set: &[usize]| values.joint(set))?)
     } else {
         notes.push(format!(
             "the exhaustive portfolio was not computed: the pool has {} candidates (more than {})",
@@ -683,6 +773,7 @@ pub fn rank(
         ));
         None
     };
+    let evaluated = values.evaluated;
     progress.finish();
     let remap = |mut p: crate::value::Portfolio| {
         for pick in &mut p.picks {
@@ -695,7 +786,8 @@ pub fn rank(
     let greedy_to_exhaustive =
         exhaustive.as_ref().map(|e| if e.net_value > 0.0 { greedy.net_value / e.net_value } else { 1.0 });
     let portfolio = PortfolioReport {
-        constraints: settings.constraints.clone(),
+        constraints,
+        materiality: settings.materiality,
         pool: pool.iter().map(|&i| candidates[i].name.clone()).collect(),
         greedy,
         exhaustive,

@@ -191,13 +191,22 @@ fn portfolio_lines(s: &mut String, title: &str, p: &Portfolio, r: &Ranking, marg
         if marginal {
             let _ = writeln!(
                 s,
-                "  {}. {}  (marginal EVOI {}, cost {}, marginal net {})",
+                "  {}. {}  (marginal EVOI {} ± {}, cost {}, marginal net {} > threshold {})",
                 i + 1,
                 c.name,
                 money(pick.marginal_evoi),
+                money(pick.mcse),
                 money(c.cost.cost),
-                money(pick.marginal_net)
+                money(pick.marginal_net),
+                money(pick.threshold)
             );
+            if !pick.tied_with.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "     equal within Monte-Carlo error to {}: chosen as the cheapest, then the smallest",
+                    pick.tied_with.join(", ")
+                );
+            }
         } else {
             let _ = writeln!(s, "  {}. {}", i + 1, c.name);
         }
@@ -215,11 +224,20 @@ pub fn portfolio_table(r: &Ranking) -> String {
         p.constraints.test_budget.map(|b| format!(", test budget {}", money(b))).unwrap_or_default(),
         p.pool.len()
     );
+    let _ = writeln!(
+        s,
+        "a test is picked when its marginal net value exceeds the materiality floor {} ({} % of the EVPI) by more \
+         than {} × its Monte-Carlo error (± below)",
+        money(p.constraints.net_floor),
+        100.0 * p.materiality,
+        p.constraints.error_z
+    );
     if p.greedy.picks.is_empty() {
-        let _ = writeln!(s, "  no test adds value net of its cost: run none this cycle");
+        let _ = writeln!(s, "  no test adds value net of its cost beyond the floor and the error: run none this cycle");
     } else {
         portfolio_lines(&mut s, "greedy", &p.greedy, r, true);
     }
+    let _ = writeln!(s, "  the greedy stopped: {}", p.greedy.stop_reason);
     if let Some(e) = &p.exhaustive {
         portfolio_lines(&mut s, "exhaustive optimum", e, r, false);
         if let Some(q) = p.greedy_to_exhaustive {

@@ -140,7 +140,7 @@ pub fn choose(
                 .iter()
                 .map(|c| value::Candidate { name: c.name.clone(), geos: geos_of(c, all), cost: 0.0 })
                 .collect();
-            let constraints = PortfolioConstraints { max_tests: k, test_budget: None };
+            let constraints = PortfolioConstraints { max_tests: k, test_budget: None, ..Default::default() };
             let p = value::greedy_portfolio(&pool, &constraints, |set: &[usize]| {
                 let s: Vec<&TestSignal> = set.iter().map(|&i| &signals[i]).collect();
                 value::eig_joint(&s)

@@ -21,7 +21,9 @@
 //! Readouts. For one test, y is one-dimensional and E_y[·] = ∫ gain(y) p(y) dy with the predictive
 //! p(y) = (1/N) Σ_d N(y; L_d, σ²) known exactly, so the integral is taken by a randomly shifted
 //! trapezoid rule on a grid of y (spacing σ by default; `trapezoid_nodes`): unbiased, and its
-//! seed-to-seed spread is well under 1 % where 400 Monte-Carlo readouts spread 8–16 %. For a set of tests,
+//! seed-to-seed spread is well under 1 % where 400 Monte-Carlo readouts spread 8–16 %; the mean of
+//! R independently shifted rules (default 8) is reported with its standard error over the rules
+//! ([`EvoiSettings::quadrature_replicates`]). For a set of tests,
 //! readouts are drawn from the posterior predictive: draw d_s uniformly,
 //! y_{s,j} = L_{j,d_s} + σ_j ε_{s,j}. The re-optimisation of every readout goes through
 //! [`DecisionProblem::readout_values`]; [`super::separable::SeparableBudget`] does it for the budget
@@ -37,7 +39,9 @@
 //! regression of v(a) on L (c_a = Cov(L, v(a)), Σ_L = Cov(L), m = E L, D = diag σ²) composed with the
 //! conjugate normal update E[L | y] = m + Σ_L (Σ_L + D)⁻¹ (y − m); then
 //! EVOI ≈ E_y[ max_{a∈A} E[v(a)|y] − E[v(a₀)|y] ]. It is exact when the values are linear in L and L
-//! is Gaussian, and a lower bound in the action set (A is finite).
+//! is Gaussian, and a lower bound in the action set (A is finite). For one test the unhealthy share
+//! is taken on a fixed, finer midpoint grid of readouts, not the random one, so which estimator is
+//! used is a property of the test and the draws, the same for every seed.
 //!
 //! EVPI = E_d[ max_a v_d(a) − v_d(a₀) ]: the value of knowing the draw; EVOI of any test is ≤ EVPI.
 
@@ -256,11 +260,20 @@ pub struct EvoiSettings {
     /// `n_readouts`): unbiased, and far less seed-dependent than Monte Carlo (only the grid's offset
     /// is random). Sets of tests use Monte Carlo.
     pub quadrature_spacing: f64,
+    /// Independent random shifts of the single-test readout grid (R ≥ 1). The estimate is the mean
+    /// of the R shifted rules and, for R ≥ 2, its standard error is their standard deviation / √R
+    /// (independent replicates of a randomised quadrature: each is unbiased, so the spread of R of
+    /// them is an honest error estimate; Owen 2013, *Monte Carlo theory, methods and examples*,
+    /// §17.2; L'Ecuyer & Lemieux 2002). With R = 1 the reported error is the interleaved rules'
+    /// scale (see `trapezoid_nodes`), which is not a standard error. The portfolio's stop rule
+    /// ([`super::portfolio`]) needs the standard error, hence the default 8 (7 degrees of freedom, at
+    /// 8× the readouts of one rule).
+    pub quadrature_replicates: usize,
 }
 
 impl Default for EvoiSettings {
-    /// A single test: the shifted trapezoid rule at spacing σ (≈ 20–40 readouts). A set of tests:
-    /// 400 plain Monte-Carlo readouts.
+    /// A single test: 8 independently shifted trapezoid rules at spacing σ (≈ 20–40 readouts each). A
+    /// set of tests: 400 plain Monte-Carlo readouts.
     fn default() -> Self {
         Self {
             n_readouts: 400,
@@ -272,6 +285,7 @@ impl Default for EvoiSettings {
             force: None,
             stratified: false,
             quadrature_spacing: 1.0,
+            quadrature_replicates: 8,
         }
     }
 }
@@ -281,7 +295,8 @@ impl Default for EvoiSettings {
 pub struct Evoi {
     /// The reported EVOI, from `estimator`.
     pub evoi: f64,
-    /// Its Monte-Carlo standard error (sd of the per-readout gains / √readouts).
+    /// Its Monte-Carlo standard error: sd of the per-readout gains / √readouts (Monte Carlo), sd
+    /// of the shifted rules / √rules (quadrature; see `sampling`).
     pub mcse: f64,
     pub estimator: Estimator,
     pub importance: f64,
@@ -291,7 +306,8 @@ pub struct Evoi {
     pub k_hat_median: f64,
     pub k_hat_max: f64,
     /// Predictive mass (share) of readouts with unhealthy weights: k̂ > `k_threshold` or
-    /// ESS < `ess_threshold`.
+    /// ESS < `ess_threshold`. For one test it (and the k̂ and ESS figures) is taken on an unshifted
+    /// midpoint grid at a quarter of the spacing, so the estimator chosen does not depend on the seed.
     pub unhealthy_share: f64,
     /// The k̂ threshold used, min(k_max, 1 − 1/log₁₀ S) for the S draws ([`health_thresholds`]).
     pub k_threshold: f64,
@@ -307,9 +323,81 @@ pub struct Evoi {
     /// Readouts evaluated (quadrature nodes, or simulated readouts).
     pub n_readouts: usize,
     pub unit: ValueUnit,
-    /// How the readouts were placed; with [`Sampling::Quadrature`] the `mcse` fields are half the
-    /// difference of the two interleaved half-resolution rules (an error scale), not a standard error.
+    /// How the readouts were placed. With [`Sampling::Quadrature`] the `mcse` fields are the
+    /// standard error over the [`EvoiSettings::quadrature_replicates`] shifted rules (with a single
+    /// rule: half the difference of its two interleaved half-resolution rules, an error scale, not
+    /// a standard error).
     pub sampling: Sampling,
+    /// Shifted rules averaged (quadrature; 1 for Monte Carlo).
+    pub replicates: usize,
+    /// Every evaluated readout's weight and gain under both estimators, in readout order (not
+    /// serialised): what a paired difference between two sets evaluated on the same readouts needs
+    /// ([`paired_marginal`]).
+    #[serde(skip)]
+    pub readouts: Vec<ReadoutGain>,
+}
+
+/// One evaluated readout of an [`Evoi`]: its weight in the estimate and its gain under each
+/// estimator (Σ weight·gain is the estimate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadoutGain {
+    pub weight: f64,
+    pub importance: f64,
+    pub gaussian_linear: f64,
+}
+
+impl ReadoutGain {
+    fn gain(&self, e: Estimator) -> f64 {
+        match e {
+            Estimator::Importance => self.importance,
+            Estimator::GaussianLinear => self.gaussian_linear,
+        }
+    }
+}
+
+/// What adding tests to a set adds to its EVOI, and the Monte-Carlo standard error of that.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PairedMarginal {
+    /// EVOI(S ∪ C) − EVOI(S), estimated on common readouts.
+    pub gain: f64,
+    /// Its Monte-Carlo standard error.
+    pub mcse: f64,
+}
+
+/// The marginal EVOI of `with` (the set S ∪ C) over `base` (the set S), paired on common readouts.
+///
+/// Both must be Monte-Carlo EVOIs ([`Sampling::MonteCarlo`]) with the same seed and number of
+/// readouts: readout s of every set then uses the same posterior draw d_s and, for each test, the
+/// same noise ε_{s,j} (the noise stream is keyed by the test, not the set), so readout s of S ∪ C
+/// extends readout s of S. The marginal is the mean of the paired differences
+/// δ_s = g_{S∪C}(y_s) − g_S(y_s) and its standard error sd(δ)/√n — far smaller than the errors of the
+/// two EVOIs when C adds little, because the large, shared part of the gains cancels readout by
+/// readout. Both sets are read with the estimator `with` uses (a difference of two estimators would
+/// carry their disagreement). An empty `base` (no readouts: EVOI(∅) = 0 exactly) gives `with`'s own
+/// estimate and error, whatever its sampling.
+pub fn paired_marginal(base: &Evoi, with: &Evoi) -> Result<PairedMarginal, ValueError> {
+    if base.n_readouts == 0 {
+        return Ok(PairedMarginal { gain: with.evoi, mcse: with.mcse });
+    }
+    if base.sampling != Sampling::MonteCarlo
+        || with.sampling != Sampling::MonteCarlo
+        || base.readouts.len() != with.readouts.len()
+    {
+        return Err(ValueError::BadOption {
+            option: "paired_marginal",
+            message: format!(
+                "a paired marginal needs two Monte-Carlo EVOIs on the same readouts, got {:?} with {} and {:?} with {}",
+                base.sampling,
+                base.readouts.len(),
+                with.sampling,
+                with.readouts.len()
+            ),
+        });
+    }
+    let e = with.estimator;
+    let d: Vec<f64> = with.readouts.iter().zip(&base.readouts).map(|(a, b)| a.gain(e) - b.gain(e)).collect();
+    let (gain, mcse) = mean_mcse(&d);
+    Ok(PairedMarginal { gain, mcse })
 }
 
 fn mean_mcse(x: &[f64]) -> (f64, f64) {
@@ -450,10 +538,13 @@ pub enum Sampling {
 /// scale σ (of the order exp(−2π²σ²/h²) for an analytic integrand; Trefethen & Weideman 2014, §5);
 /// where the decision switches discretely the gain has kinks and the error is O(h²) — a fixed,
 /// unshifted grid is then biased (measured 3 % on the two-action toy at h = σ), the shift makes that
-/// error random and mean-zero. The even- and odd-indexed points are two interleaved rules at 2h;
-/// half their difference is reported as the error scale. Points whose mass h·p is below 1e-12 are
-/// dropped (the gain is bounded by the EVPI, so they move the estimate by < 1e-12 per point·EVPI).
-fn trapezoid_nodes(t: &TestSignal, spacing: f64, seed: u64) -> Vec<Node> {
+/// error random and mean-zero. Replicate r uses its own offset U_r (keyed by the seed, the test and
+/// r), so R replicates are R independent unbiased estimates; their mean is reported, with their
+/// standard deviation / √R as its standard error. With one rule, the even- and odd-indexed points
+/// are two interleaved rules at 2h and half their difference is reported as the error scale. Points
+/// whose mass h·p is below 1e-12 are dropped (the gain is bounded by the EVPI, so they move the
+/// estimate by < 1e-12 per point·EVPI).
+fn trapezoid_nodes(t: &TestSignal, spacing: f64, shift: f64, replicate: usize) -> Vec<Node> {
     let sigma = t.sigma;
     let h = spacing * sigma;
     let mut sorted = t.lifts.clone();
@@ -464,7 +555,6 @@ fn trapezoid_nodes(t: &TestSignal, spacing: f64, seed: u64) -> Vec<Node> {
     let i_lo = ((sorted[0] - w - mean) / h).floor() as i64;
     let i_hi = ((sorted[n - 1] + w - mean) / h).ceil() as i64;
     let norm = 1.0 / (n as f64 * sigma * std::f64::consts::TAU.sqrt());
-    let shift = rng::uniform(seed, 0x5EED_5EED ^ t.id, 0);
     let mut nodes = Vec::new();
     for i in i_lo - 1..=i_hi {
         let y = mean + (i as f64 + shift) * h;
@@ -475,24 +565,39 @@ fn trapezoid_nodes(t: &TestSignal, spacing: f64, seed: u64) -> Vec<Node> {
             continue;
         }
         // weight h·p; the interleaved rules at 2h take the even and the odd points
-        nodes.push(Node { y: vec![y], omega: h * p, check: i.rem_euclid(2) == 0 });
+        nodes.push(Node { y: vec![y], omega: h * p, replicate, even: i.rem_euclid(2) == 0 });
     }
     nodes
 }
 
+/// The health grid of a single test (which estimator) is this many times finer than its value grid.
+const HEALTH_REFINE: f64 = 4.0;
+
+/// The random offset U of shifted rule `replicate` of test `t`'s readout grid.
+fn grid_shift(t: &TestSignal, seed: u64, replicate: usize) -> f64 {
+    rng::uniform(seed, 0x5EED_5EED ^ t.id, replicate as u64)
+}
+
 /// The single-test readout grid [`evoi`] integrates over (see `trapezoid_nodes`): (y, weight) pairs
-/// whose weights sum to ≈ 1, for the test `t` at `spacing`·σ and `seed`. Public so a brute-force
-/// preposterior (refitting on each readout) can be run on the very same readouts.
-pub fn readout_quadrature(t: &TestSignal, spacing: f64, seed: u64) -> Vec<(f64, f64)> {
-    trapezoid_nodes(t, spacing, seed).into_iter().map(|nd| (nd.y[0], nd.omega)).collect()
+/// whose weights sum to ≈ 1, for the test `t` at `spacing`·σ, `seed` and `replicates` shifted rules
+/// (each rule's weights divided by `replicates`). Public so a brute-force preposterior (refitting on
+/// each readout) can be run on the very same readouts.
+pub fn readout_quadrature(t: &TestSignal, spacing: f64, seed: u64, replicates: usize) -> Vec<(f64, f64)> {
+    let r = replicates.max(1);
+    (0..r)
+        .flat_map(|k| trapezoid_nodes(t, spacing, grid_shift(t, seed, k), k))
+        .map(|nd| (nd.y[0], nd.omega / r as f64))
+        .collect()
 }
 
 /// One readout to evaluate: its value y and its weight in the estimate.
 struct Node {
     y: Vec<f64>,
     omega: f64,
-    /// Even-indexed on the quadrature grid (the interleaved half-resolution rules).
-    check: bool,
+    /// The shifted rule it belongs to (quadrature; 0 otherwise).
+    replicate: usize,
+    /// Even-indexed on its quadrature grid (the interleaved half-resolution rules).
+    even: bool,
 }
 
 /// EVOI of reading out `tests` together (one test: a slice of one). See the module doc.
@@ -526,6 +631,12 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
             ),
         });
     }
+    if quadrature && settings.quadrature_replicates == 0 {
+        return Err(ValueError::BadOption {
+            option: "quadrature_replicates",
+            message: "the single-test readout integral needs at least 1 shifted rule, got 0".into(),
+        });
+    }
     if !quadrature && settings.n_readouts < 2 {
         return Err(ValueError::BadOption {
             option: "n_readouts",
@@ -554,6 +665,8 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
             n_readouts: 0,
             unit,
             sampling: Sampling::MonteCarlo,
+            replicates: 1,
+            readouts: Vec::new(),
         });
     }
     let means: Vec<f64> = tests.iter().map(|t| t.lifts.iter().sum::<f64>() / n as f64).collect();
@@ -566,7 +679,13 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         Sampling::MonteCarlo
     };
     let nodes: Vec<Node> = match sampling {
-        Sampling::Quadrature => trapezoid_nodes(tests[0], settings.quadrature_spacing, seed),
+        Sampling::Quadrature => {
+            let r = settings.quadrature_replicates;
+            (0..r)
+                .flat_map(|k| trapezoid_nodes(tests[0], settings.quadrature_spacing, grid_shift(tests[0], seed, k), k))
+                .map(|nd| Node { omega: nd.omega / r as f64, ..nd })
+                .collect()
+        }
         Sampling::Stratified => {
             let p = Predictive::new(tests[0]);
             let s_n = settings.n_readouts;
@@ -574,7 +693,8 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
                 .map(|s| Node {
                     y: vec![p.quantile((s as f64 + rng::uniform(seed, 0, s as u64)) / s_n as f64)],
                     omega: 1.0 / s_n as f64,
-                    check: false,
+                    replicate: 0,
+                    even: false,
                 })
                 .collect()
         }
@@ -582,21 +702,37 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
             .map(|s| {
                 let d = rng::index(seed, 0, s as u64, n);
                 let y = tests.iter().map(|t| t.lifts[d] + t.sigma * rng::normal(seed, 1 + t.id, s as u64)).collect();
-                Node { y, omega: 1.0 / settings.n_readouts as f64, check: false }
+                Node { y, omega: 1.0 / settings.n_readouts as f64, replicate: 0, even: false }
             })
             .collect(),
     };
     // each readout's Pareto-smoothed weights over the draws
-    let smoothed: Vec<super::psis::PsisResult> = nodes
-        .par_iter()
-        .map(|node| {
-            let lr: Vec<f64> = (0..n)
-                .map(|dd| tests.iter().zip(&node.y).map(|(t, yy)| -0.5 * ((yy - t.lifts[dd]) / t.sigma).powi(2)).sum())
-                .collect();
-            psis_smooth(&lr)
-        })
-        .collect();
-    let (k_hats, esses): (Vec<f64>, Vec<f64>) = smoothed.iter().map(|p| (p.k_hat, p.ess)).unzip();
+    let smooth = |y: &[f64]| {
+        let lr: Vec<f64> = (0..n)
+            .map(|dd| tests.iter().zip(y).map(|(t, yy)| -0.5 * ((yy - t.lifts[dd]) / t.sigma).powi(2)).sum())
+            .collect();
+        psis_smooth(&lr)
+    };
+    let smoothed: Vec<super::psis::PsisResult> = nodes.par_iter().map(|node| smooth(&node.y)).collect();
+    // The weights' health decides the estimator, a discrete choice: it must be a property of the
+    // test and the draws, not of the random readouts, or a test whose unhealthy share sits near the
+    // tolerance switches estimator with the seed (measured on the national demo: a go-dark at
+    // 4.7–5.1 % against 5 % gave 193 or 117 by seed). For one test the share is the integral of
+    // 1[unhealthy(y)]·p(y), taken on an unshifted midpoint grid (offset ½) at a quarter of the
+    // spacing: an indicator's integral errs by up to a node's mass at each switch, so the grid is
+    // finer than the value's (it costs Pareto fits only, no re-optimisation), and it is the same
+    // for every seed. Sets keep their Monte-Carlo readouts.
+    let health: Vec<(f64, f64, f64)> = if sampling == Sampling::Quadrature {
+        trapezoid_nodes(tests[0], settings.quadrature_spacing / HEALTH_REFINE, 0.5, 0)
+            .par_iter()
+            .map(|node| {
+                let p = smooth(&node.y);
+                (node.omega, p.k_hat, p.ess)
+            })
+            .collect()
+    } else {
+        nodes.iter().zip(&smoothed).map(|(node, p)| (node.omega, p.k_hat, p.ess)).collect()
+    };
     let weights: Vec<Vec<f64>> = smoothed.into_iter().map(|p| p.weights).collect();
     // functionals of the per-draw values: the mean, and Cov(L_j, v) for each test
     let mut functionals = vec![vec![1.0 / n as f64; n]];
@@ -628,32 +764,34 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         match sampling {
             Sampling::MonteCarlo => mean_mcse(g),
             Sampling::Stratified => stratified_mean_mcse(g),
-            Sampling::Quadrature => {
+            Sampling::Quadrature if settings.quadrature_replicates == 1 => {
                 // the error scale: half the difference of the two interleaved rules at 2h
                 let rule = |even: bool| -> f64 {
-                    nodes.iter().zip(g).filter(|(nd, _)| nd.check == even).map(|(nd, x)| 2.0 * nd.omega * x).sum()
+                    nodes.iter().zip(g).filter(|(nd, _)| nd.even == even).map(|(nd, x)| 2.0 * nd.omega * x).sum()
                 };
                 let (even, odd) = (rule(true), rule(false));
                 (0.5 * (even + odd), 0.5 * (even - odd).abs())
+            }
+            Sampling::Quadrature => {
+                // R independent shifted rules: their mean and its standard error
+                let r = settings.quadrature_replicates;
+                let mut rules = vec![0.0; r];
+                for (nd, x) in nodes.iter().zip(g) {
+                    rules[nd.replicate] += r as f64 * nd.omega * x;
+                }
+                mean_mcse(&rules)
             }
         }
     };
     let (importance, importance_mcse) = estimate(&gains);
     let (gaussian_linear, gaussian_linear_mcse) = estimate(&lin_gains);
 
-    let main: Vec<usize> = (0..nodes.len()).collect();
-    let mass: f64 = main.iter().map(|&r| nodes[r].omega).sum();
+    let mass: f64 = health.iter().map(|h| h.0).sum();
     // the predictive probability of an unhealthy readout (its share among equally likely MC readouts)
     let (k_thr, ess_thr) = health_thresholds(n, settings);
     // k̂ NaN: no tail could be fitted (too few draws); ∞: the weights are degenerate
-    let unhealthy = main
-        .iter()
-        .filter(|&&r| k_hats[r] > k_thr || esses[r] < ess_thr)
-        .map(|&r| nodes[r].omega)
-        .sum::<f64>()
-        .max(0.0)
-        / mass;
-    let no_k = (main.iter().filter(|&&r| k_hats[r].is_nan()).map(|&r| nodes[r].omega).sum::<f64>() / mass).max(0.0);
+    let unhealthy = health.iter().filter(|h| h.1 > k_thr || h.2 < ess_thr).map(|h| h.0).sum::<f64>().max(0.0) / mass;
+    let no_k = (health.iter().filter(|h| h.1.is_nan()).map(|h| h.0).sum::<f64>() / mass).max(0.0);
     let estimator = settings.force.unwrap_or(if unhealthy <= settings.max_unhealthy_share {
         Estimator::Importance
     } else {
@@ -689,8 +827,8 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         Estimator::Importance => (importance, importance_mcse),
         Estimator::GaussianLinear => (gaussian_linear, gaussian_linear_mcse),
     };
-    let ks: Vec<f64> = main.iter().map(|&r| k_hats[r]).collect();
-    let es: Vec<f64> = main.iter().map(|&r| esses[r]).collect();
+    let ks: Vec<f64> = health.iter().map(|h| h.1).collect();
+    let es: Vec<f64> = health.iter().map(|h| h.2).collect();
     Ok(Evoi {
         evoi,
         mcse,
@@ -709,9 +847,15 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
         estimator_reason,
         ess_min: es.iter().cloned().fold(f64::INFINITY, f64::min),
         ess_median: median(es),
-        n_readouts: main.len(),
+        n_readouts: nodes.len(),
         unit,
         sampling,
+        replicates: if sampling == Sampling::Quadrature { settings.quadrature_replicates } else { 1 },
+        readouts: nodes
+            .iter()
+            .zip(gains.iter().zip(&lin_gains))
+            .map(|(nd, (&importance, &gaussian_linear))| ReadoutGain { weight: nd.omega, importance, gaussian_linear })
+            .collect(),
     })
 }
 

@@ -19,7 +19,8 @@
 //!   sample size that decide which EVOI estimator is trustworthy.
 //! - [`quadrant`]: the 2×2 of EIG against an information target and EVOI against the test's cost.
 //! - [`portfolio`]: greedy (and, on small sets, exhaustive) choice of the tests to run together,
-//!   by the joint EVOI of the set net of its cost, under a test-count, geo and budget constraint.
+//!   by the joint EVOI of the set net of its cost, under a test-count, geo and budget constraint; a
+//!   greedy pick must clear a materiality floor by more than its Monte-Carlo error.
 //!
 //! Randomness is counter-based ([`rng`]): the normal deviate of readout `s` of candidate `id`
 //! depends only on (seed, id, s), so candidates share common random numbers, results do not depend
@@ -39,10 +40,14 @@ mod tests;
 
 pub use eig::{MonteCarloEig, eig_joint, eig_monte_carlo, eig_single, lift_covariance};
 pub use evoi::{
-    BudgetDecision, DecisionProblem, EVPI_BATCH, Estimator, Evoi, EvoiSettings, Evpi, PriorOptimum, ReadoutValue,
-    Sampling, TestSignal, ValueUnit, evoi, evpi, health_thresholds, readout_quadrature, readout_values_by_optimiser,
+    BudgetDecision, DecisionProblem, EVPI_BATCH, Estimator, Evoi, EvoiSettings, Evpi, PairedMarginal, PriorOptimum,
+    ReadoutGain, ReadoutValue, Sampling, TestSignal, ValueUnit, evoi, evpi, health_thresholds, paired_marginal,
+    readout_quadrature, readout_values_by_optimiser,
 };
-pub use portfolio::{Candidate, Pick, Portfolio, PortfolioConstraints, exhaustive_portfolio, greedy_portfolio};
+pub use portfolio::{
+    Candidate, Marginal, Pick, Portfolio, PortfolioConstraints, exhaustive_portfolio, greedy_portfolio,
+    greedy_portfolio_with_error,
+};
 pub use psis::{PsisResult, ess, psis_smooth};
 pub use quadrant::{Classification, Quadrant, Thresholds, classify};
 pub use separable::{DEFAULT_NODES, DP_UNITS, SeparableBudget};

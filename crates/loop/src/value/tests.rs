@@ -739,7 +739,7 @@ fn portfolio_respects_geos_count_and_test_budget() {
     geos.sort();
     geos.dedup();
     assert_eq!(geos.len(), 3, "no geo twice");
-    let c = PortfolioConstraints { max_tests: 5, test_budget: Some(2.0) };
+    let c = PortfolioConstraints { max_tests: 5, test_budget: Some(2.0), ..Default::default() };
     assert_eq!(greedy_portfolio(&cands, &c, value).unwrap().picks.len(), 2);
     let e = exhaustive_portfolio(&cands, &c, value).unwrap();
     assert_eq!(e.picks.len(), 2);
@@ -789,6 +789,197 @@ fn the_chosen_portfolio_does_not_hinge_on_the_seed() {
     assert!(chosen.iter().all(|c| *c == chosen[0]), "portfolio changes with the seed: {chosen:?}");
 }
 
+/// Fixed, additive marginal values: candidate i adds `gain[i] ± se[i]` to any set.
+fn fixed_marginals(gain: &[f64], se: &[f64]) -> impl FnMut(&[usize], usize) -> Result<Marginal, ValueError> {
+    let (gain, se) = (gain.to_vec(), se.to_vec());
+    move |set: &[usize], c: usize| {
+        let joint = set.iter().map(|&i| gain[i]).sum::<f64>() + gain[c];
+        Ok(Marginal { joint, gain: gain[c], mcse: se[c] })
+    }
+}
+
+/// The stop rule: a pick's marginal net value must exceed the floor by z Monte-Carlo errors. A
+/// value that is noise (0.03 ± 0.05) is never picked at z = 2, a value below the floor (0.4 ± 0.01
+/// against 0.5) neither; a value far above both (10 ± 1 at cost 2) is. Without the rule (floor 0,
+/// z 0: the old "marginal net > 0") both would be picked.
+#[test]
+fn a_pick_must_clear_the_materiality_floor_by_its_monte_carlo_error() {
+    let cands: Vec<Candidate> = [("noise", 0.0), ("below floor", 0.0), ("real", 2.0)]
+        .iter()
+        .enumerate()
+        .map(|(i, (n, cost))| Candidate { name: n.to_string(), geos: vec![format!("g{i}")], cost: *cost })
+        .collect();
+    let (gain, se) = ([0.03, 0.4, 10.0], [0.05, 0.01, 1.0]);
+    let rule = PortfolioConstraints { net_floor: 0.5, error_z: 2.0, ..Default::default() };
+    let p = greedy_portfolio_with_error(&cands, &rule, fixed_marginals(&gain, &se)).unwrap();
+    let names: Vec<&str> = p.picks.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["real"]);
+    let pick = &p.picks[0];
+    assert_eq!((pick.marginal_net, pick.mcse, pick.threshold), (8.0, 1.0, 2.5));
+    // it says why it stopped: the best remaining candidate and its threshold
+    assert!(p.stop_reason.contains("below floor") && p.stop_reason.contains("threshold"), "{}", p.stop_reason);
+    // the floor alone: at floor 0 the precise small value is picked, the noise still is not
+    let no_floor = PortfolioConstraints { net_floor: 0.0, ..rule.clone() };
+    let p = greedy_portfolio_with_error(&cands, &no_floor, fixed_marginals(&gain, &se)).unwrap();
+    let names: Vec<&str> = p.picks.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["real", "below floor"]);
+    assert!(p.stop_reason.contains("noise") && p.stop_reason.contains("not distinguishable"), "{}", p.stop_reason);
+    // the old rule picks everything with a positive estimate
+    let old = PortfolioConstraints { net_floor: 0.0, error_z: 0.0, ..rule.clone() };
+    assert_eq!(greedy_portfolio_with_error(&cands, &old, fixed_marginals(&gain, &se)).unwrap().picks.len(), 3);
+    // bad settings name themselves
+    let bad = PortfolioConstraints { net_floor: -1.0, ..rule.clone() };
+    let e = greedy_portfolio_with_error(&cands, &bad, fixed_marginals(&gain, &se)).unwrap_err().to_string();
+    assert!(e.contains("net_floor"), "{e}");
+    let bad = PortfolioConstraints { error_z: f64::NAN, ..rule };
+    let e = greedy_portfolio_with_error(&cands, &bad, fixed_marginals(&gain, &se)).unwrap_err().to_string();
+    assert!(e.contains("error_z"), "{e}");
+}
+
+/// Two candidates whose marginal net values differ by less than their Monte-Carlo error are a tie:
+/// the cheaper is picked whichever estimate happens to be larger, and the other is named; when the
+/// errors are small enough to tell them apart, the larger value wins.
+#[test]
+fn candidates_equal_within_monte_carlo_error_resolve_by_cost_then_size_not_by_noise() {
+    let cands = vec![
+        Candidate { name: "dear".into(), geos: vec!["g0".into()], cost: 0.5 },
+        Candidate { name: "cheap".into(), geos: vec!["g0".into(), "g1".into()], cost: 0.0 },
+    ];
+    let rule = PortfolioConstraints { max_tests: 1, ..Default::default() };
+    // nets 4.8 vs 4.5, difference 0.3 < 2·√(0.5² + 0.5²) = 1.41: a tie, the cheaper wins
+    for gains in [[5.3, 4.5], [4.5, 5.3]] {
+        let p = greedy_portfolio_with_error(&cands, &rule, fixed_marginals(&gains, &[0.5, 0.5])).unwrap();
+        assert_eq!(p.picks[0].name, "cheap", "gains {gains:?}");
+        assert_eq!(p.picks[0].tied_with, ["dear"]);
+    }
+    // 0.3 > 2·√(0.1² + 0.1²) = 0.28: told apart, the larger net value wins
+    let p = greedy_portfolio_with_error(&cands, &rule, fixed_marginals(&[5.3, 4.5], &[0.1, 0.1])).unwrap();
+    assert_eq!(p.picks[0].name, "dear");
+    assert!(p.picks[0].tied_with.is_empty());
+    // equal cost: the one occupying fewer geo-cells
+    let same_cost: Vec<Candidate> = cands.iter().map(|c| Candidate { cost: 0.0, ..c.clone() }).collect();
+    let p = greedy_portfolio_with_error(&same_cost, &rule, fixed_marginals(&[4.5, 5.3], &[0.5, 0.5])).unwrap();
+    assert_eq!(p.picks[0].name, "dear");
+}
+
+/// The rank-style portfolio on the budget problem: singletons by the shifted quadrature (8
+/// replicates), sets by Monte Carlo with the marginal paired on common readouts. An informative
+/// heavy-up is picked; a test whose implied lift is independent of every channel's response (pure
+/// noise for the decision: its true EVOI is 0, its estimate is the finite draws' optimiser's curse)
+/// is not, whether alone or beside the informative one; and the portfolio is the same on 1 and 2
+/// threads.
+#[test]
+fn a_noise_candidate_is_not_picked_an_informative_one_is_whatever_the_thread_count() {
+    let m = model(1000, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let p = decision(&m, 200.0, ValueUnit::Kpi);
+    let fast = p.separable(DEFAULT_NODES).unwrap();
+    let prior = PriorOptimum::new(&fast).unwrap();
+    let pi = evpi(&fast, &prior, 1000, 0).unwrap();
+    let informative = heavy_up(&m, 0, 2, 40.0, 40.0, 0.2, 2.0);
+    let lifts = normal_draws(1000, 5.0, 2.0, 77);
+    let noise = TestSignal::new(1, "noise", lifts, 2.0);
+    let signals = [informative, noise];
+    let settings = EvoiSettings::default();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            let singles: Vec<Evoi> = signals.iter().map(|t| evoi(&fast, &prior, &[t], &settings).unwrap()).collect();
+            let mc = EvoiSettings { quadrature_spacing: 0.0, ..settings };
+            let set_evoi = |set: &[usize]| {
+                let s: Vec<&TestSignal> = set.iter().map(|&i| &signals[i]).collect();
+                evoi(&fast, &prior, &s, &mc)
+            };
+            let cands: Vec<Candidate> = signals
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Candidate { name: t.name.clone(), geos: vec![format!("g{i}")], cost: 0.0 })
+                .collect();
+            let rule = PortfolioConstraints { net_floor: 0.01 * pi.evpi, ..Default::default() };
+            let portfolio = greedy_portfolio_with_error(&cands, &rule, |set: &[usize], c: usize| {
+                if set.is_empty() {
+                    let e = &singles[c];
+                    return Ok(Marginal { joint: e.evoi, gain: e.evoi, mcse: e.mcse });
+                }
+                let mut trial = set.to_vec();
+                trial.push(c);
+                trial.sort_unstable();
+                let with = set_evoi(&trial)?;
+                let pm = paired_marginal(&set_evoi(set)?, &with)?;
+                Ok(Marginal { joint: with.evoi, gain: pm.gain, mcse: pm.mcse })
+            })
+            .unwrap();
+            (singles, portfolio)
+        })
+    };
+    let (a, b) = (run(1), run(2));
+    assert_eq!(a, b, "the same values and portfolio on 1 and 2 threads");
+    let (singles, portfolio) = a;
+    for e in &singles {
+        eprintln!("single EVOI {:.5} ± {:.5} ({:?})", e.evoi, e.mcse, e.estimator);
+    }
+    eprintln!("EVPI {:.4}, floor {:.5}; portfolio {:?}", pi.evpi, 0.01 * pi.evpi, portfolio.picks);
+    eprintln!("stopped: {}", portfolio.stop_reason);
+    let names: Vec<&str> = portfolio.picks.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, [signals[0].name.as_str()]);
+    let pick = &portfolio.picks[0];
+    assert!(pick.marginal_net > pick.threshold + 5.0 * pick.mcse, "clearly above: {pick:?}");
+    assert!(portfolio.stop_reason.contains("noise"), "{}", portfolio.stop_reason);
+}
+
+/// Paired on common readouts, the marginal of adding a test to a set has a standard error far
+/// below that of the difference of two independent estimates, and its point value is exactly the
+/// difference of the two Monte-Carlo EVOIs (the same readouts, the same estimator).
+#[test]
+fn the_paired_marginal_is_the_difference_of_the_sets_with_a_far_smaller_error() {
+    let m = model(1000, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let p = decision(&m, 200.0, ValueUnit::Kpi);
+    let fast = p.separable(DEFAULT_NODES).unwrap();
+    let prior = PriorOptimum::new(&fast).unwrap();
+    let a = heavy_up(&m, 0, 2, 40.0, 40.0, 0.2, 2.0);
+    let b = heavy_up(&m, 1, 4, 40.0, 40.0, 0.2, 4.0);
+    let mc = EvoiSettings { quadrature_spacing: 0.0, ..Default::default() };
+    let base = evoi(&fast, &prior, &[&a], &mc).unwrap();
+    let with = evoi(&fast, &prior, &[&a, &b], &mc).unwrap();
+    assert_eq!(base.estimator, with.estimator);
+    let pm = paired_marginal(&base, &with).unwrap();
+    let unpaired = (base.mcse.powi(2) + with.mcse.powi(2)).sqrt();
+    eprintln!(
+        "EVOI(a) {:.4} ± {:.4}, EVOI(a, b) {:.4} ± {:.4}; marginal of b {:.4} ± {:.4} paired, ± {unpaired:.4} unpaired",
+        base.evoi, base.mcse, with.evoi, with.mcse, pm.gain, pm.mcse
+    );
+    assert!((pm.gain - (with.evoi - base.evoi)).abs() < 1e-9 * with.evoi);
+    assert!(pm.mcse < 0.3 * unpaired, "paired {} unpaired {unpaired}", pm.mcse);
+    // a quadrature base cannot be paired with a Monte-Carlo set
+    let quad = evoi(&fast, &prior, &[&a], &EvoiSettings::default()).unwrap();
+    assert!(paired_marginal(&quad, &with).unwrap_err().to_string().contains("paired_marginal"));
+    // over the empty set the marginal is the set's own estimate and error
+    let none = evoi(&fast, &prior, &[], &mc).unwrap();
+    assert_eq!(paired_marginal(&none, &quad).unwrap(), PairedMarginal { gain: quad.evoi, mcse: quad.mcse });
+}
+
+/// The quadrature's reported standard error (over its 8 shifted rules) is honest: it matches the
+/// spread of the estimate over 20 seeds (root-mean-square reported error against the seeds' sd,
+/// within a factor 2 either way; the sd of 20 values is itself uncertain by ~16 %).
+#[test]
+fn the_quadrature_standard_error_matches_the_spread_over_seeds() {
+    let m = model(1000, &[0.4, 0.3, 0.5, 0.2, 0.35], 1.0);
+    let p = decision(&m, 200.0, ValueUnit::Kpi);
+    let fast = p.separable(DEFAULT_NODES).unwrap();
+    let prior = PriorOptimum::new(&fast).unwrap();
+    for c in [0, 2, 4] {
+        let t = heavy_up(&m, c as u64, c, 40.0, 40.0, 0.2, 4.0);
+        let runs: Vec<Evoi> = (0..20)
+            .map(|seed| evoi(&fast, &prior, &[&t], &EvoiSettings { seed, ..Default::default() }).unwrap())
+            .collect();
+        assert!(runs.iter().all(|e| e.sampling == Sampling::Quadrature && e.replicates == 8));
+        let v: Vec<f64> = runs.iter().map(|e| e.evoi).collect();
+        let mean = v.iter().sum::<f64>() / 20.0;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 19.0).sqrt();
+        let rms = (runs.iter().map(|e| e.mcse * e.mcse).sum::<f64>() / 20.0).sqrt();
+        eprintln!("ch{c}: EVOI {mean:.5}, sd over 20 seeds {sd:.2e}, reported standard error (rms) {rms:.2e}");
+        assert!(rms > 0.5 * sd && rms < 2.0 * sd, "reported {rms} against the seeds' sd {sd}");
+    }
+}
+
 #[test]
 fn weight_health_scales_with_the_draw_count() {
     let st = EvoiSettings::default();
@@ -801,7 +992,10 @@ fn weight_health_scales_with_the_draw_count() {
     assert!((k - (1.0 - 1.0 / 3.0)).abs() < 1e-12 && (e - 50.0).abs() < 1e-12, "{k} {e}");
 
     // 40 draws and a weakly informative test (σ = 5τ): the reweighting is healthy by ESS, k̂ cannot
-    // be estimated below 30 draws but can at 40; at 24 draws it cannot, and the ESS alone decides
+    // be estimated below 30 draws but can at 40; at 24 draws it cannot, and the ESS alone decides.
+    // The estimator follows the rule on the share: at 40 draws the fixed health grid (a quarter of
+    // the spacing) finds k̂ above its 0.38 threshold on 11 % of the readout mass, in the tails —
+    // the coarse random grid this test first ran on saw ≤ 5 % there by chance.
     for (n, k_available) in [(40usize, true), (24, false)] {
         let theta = normal_draws(n, 1.0, 1.0, 7);
         let p = Quadratic { theta: theta.clone(), c: 1.0 };
@@ -819,8 +1013,9 @@ fn weight_health_scales_with_the_draw_count() {
             e.k_hat_unavailable_share,
             e.estimator_reason
         );
-        assert_eq!(e.estimator, Estimator::Importance, "n {n}: {}", e.estimator_reason);
-        assert!(e.estimator_reason.starts_with("importance"));
+        let healthy = e.unhealthy_share <= st.max_unhealthy_share;
+        assert_eq!(e.estimator == Estimator::Importance, healthy, "n {n}: {}", e.estimator_reason);
+        assert_eq!(e.estimator_reason.starts_with("importance"), healthy);
         if k_available {
             assert_eq!(e.k_hat_unavailable_share, 0.0);
             assert!(e.k_hat_max.is_finite());
