@@ -77,7 +77,10 @@ fn time_ranking_ten_candidates_on_the_geo_demo() {
 /// search go-dark 4p: its unhealthy-weight share (4.7–5.1 % on the random grids) straddled the 5 %
 /// tolerance, so its estimator switched by seed (importance 193, Gaussian-linear 117); the share is
 /// now taken on a fixed grid four times finer, where it is above 5 % (the second run, 23 s on a
-/// quieter machine, gave the figures above).
+/// quieter machine, gave the figures above). With the defaults cut to 4 grids and a health grid
+/// twice finer (for `rank`'s 2 s benchmark; measured 2026-11-30, load ≈ 2, 0.3–0.4 s a ranking): the
+/// same empty portfolio on all 10 seeds, search go-dark 116.8 / 144.3 (cv 0.00 / 0.01 %), social
+/// go-dark 57.4 / 74.4 (0.12 / 0.06 %), search heavy-ups 6.6 / 10.3 (3.39 / 3.28 %).
 #[test]
 #[ignore = "a NUTS fit and 10 rankings, ~3 min; run with: \
             cargo test -p mmloop-loop --test rank_timing -- --ignored --nocapture seed"]

@@ -22,7 +22,7 @@
 //! p(y) = (1/N) Σ_d N(y; L_d, σ²) known exactly, so the integral is taken by a randomly shifted
 //! trapezoid rule on a grid of y (spacing σ by default; `trapezoid_nodes`): unbiased, and its
 //! seed-to-seed spread is well under 1 % where 400 Monte-Carlo readouts spread 8–16 %; the mean of
-//! R independently shifted rules (default 8) is reported with its standard error over the rules
+//! R independently shifted rules (default 4) is reported with its standard error over the rules
 //! ([`EvoiSettings::quadrature_replicates`]). For a set of tests,
 //! readouts are drawn from the posterior predictive: draw d_s uniformly,
 //! y_{s,j} = L_{j,d_s} + σ_j ε_{s,j}. The re-optimisation of every readout goes through
@@ -266,13 +266,17 @@ pub struct EvoiSettings {
     /// them is an honest error estimate; Owen 2013, *Monte Carlo theory, methods and examples*,
     /// §17.2; L'Ecuyer & Lemieux 2002). With R = 1 the reported error is the interleaved rules'
     /// scale (see `trapezoid_nodes`), which is not a standard error. The portfolio's stop rule
-    /// ([`super::portfolio`]) needs the standard error, hence the default 8 (7 degrees of freedom, at
-    /// 8× the readouts of one rule).
+    /// ([`super::portfolio`]) needs the standard error, hence the default 4 (3 degrees of freedom, at
+    /// 4× the readouts of one rule). 8 replicates (7 degrees of freedom) put `mmloop rank`'s
+    /// 100-candidate benchmark at 4.0 s, over its 2 s target; 4 at 2.0 s (both on a loaded machine,
+    /// one core taken), with the health grid below at half the spacing instead of a quarter. Coarser
+    /// rules (4 at spacing 2σ) are fast but miss the two-action toy's exact value by 8 %: the gain's
+    /// kink at the decision boundary needs spacing σ.
     pub quadrature_replicates: usize,
 }
 
 impl Default for EvoiSettings {
-    /// A single test: 8 independently shifted trapezoid rules at spacing σ (≈ 20–40 readouts each). A
+    /// A single test: 4 independently shifted trapezoid rules at spacing σ (≈ 20–40 readouts each). A
     /// set of tests: 400 plain Monte-Carlo readouts.
     fn default() -> Self {
         Self {
@@ -285,7 +289,7 @@ impl Default for EvoiSettings {
             force: None,
             stratified: false,
             quadrature_spacing: 1.0,
-            quadrature_replicates: 8,
+            quadrature_replicates: 4,
         }
     }
 }
@@ -307,7 +311,7 @@ pub struct Evoi {
     pub k_hat_max: f64,
     /// Predictive mass (share) of readouts with unhealthy weights: k̂ > `k_threshold` or
     /// ESS < `ess_threshold`. For one test it (and the k̂ and ESS figures) is taken on an unshifted
-    /// midpoint grid at a quarter of the spacing, so the estimator chosen does not depend on the seed.
+    /// midpoint grid at half the spacing, so the estimator chosen does not depend on the seed.
     pub unhealthy_share: f64,
     /// The k̂ threshold used, min(k_max, 1 − 1/log₁₀ S) for the S draws ([`health_thresholds`]).
     pub k_threshold: f64,
@@ -571,7 +575,7 @@ fn trapezoid_nodes(t: &TestSignal, spacing: f64, shift: f64, replicate: usize) -
 }
 
 /// The health grid of a single test (which estimator) is this many times finer than its value grid.
-const HEALTH_REFINE: f64 = 4.0;
+const HEALTH_REFINE: f64 = 2.0;
 
 /// The random offset U of shifted rule `replicate` of test `t`'s readout grid.
 fn grid_shift(t: &TestSignal, seed: u64, replicate: usize) -> f64 {
@@ -718,7 +722,7 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
     // test and the draws, not of the random readouts, or a test whose unhealthy share sits near the
     // tolerance switches estimator with the seed (measured on the national demo: a go-dark at
     // 4.7–5.1 % against 5 % gave 193 or 117 by seed). For one test the share is the integral of
-    // 1[unhealthy(y)]·p(y), taken on an unshifted midpoint grid (offset ½) at a quarter of the
+    // 1[unhealthy(y)]·p(y), taken on an unshifted midpoint grid (offset ½) at half the
     // spacing: an indicator's integral errs by up to a node's mass at each switch, so the grid is
     // finer than the value's (it costs Pareto fits only, no re-optimisation), and it is the same
     // for every seed. Sets keep their Monte-Carlo readouts.

@@ -25,7 +25,7 @@
 //! ```
 //!
 //! at level Φ(−z) under the normal approximation of the estimate (z = [`PortfolioConstraints::error_z`],
-//! default 2: 2.3 %; with the 7 degrees of freedom of 8 quadrature replicates, ≈ 4 %). f ≥ 0 is a
+//! default 2: 2.3 %; with the 3 degrees of freedom of 4 quadrature replicates, ≈ 7 %). f ≥ 0 is a
 //! stated materiality floor ([`PortfolioConstraints::net_floor`], the decision's unit; `mmloop
 //! rank` sets it to a share of the decision's EVPI, [`crate::rank::RankSettings::materiality`]). The
 //! floor is needed beside the error because s_c only measures the error of the readout integral

@@ -970,7 +970,9 @@ fn the_quadrature_standard_error_matches_the_spread_over_seeds() {
         let runs: Vec<Evoi> = (0..20)
             .map(|seed| evoi(&fast, &prior, &[&t], &EvoiSettings { seed, ..Default::default() }).unwrap())
             .collect();
-        assert!(runs.iter().all(|e| e.sampling == Sampling::Quadrature && e.replicates == 8));
+        assert!(runs.iter().all(
+            |e| e.sampling == Sampling::Quadrature && e.replicates == EvoiSettings::default().quadrature_replicates
+        ));
         let v: Vec<f64> = runs.iter().map(|e| e.evoi).collect();
         let mean = v.iter().sum::<f64>() / 20.0;
         let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 19.0).sqrt();
@@ -993,7 +995,7 @@ fn weight_health_scales_with_the_draw_count() {
 
     // 40 draws and a weakly informative test (σ = 5τ): the reweighting is healthy by ESS, k̂ cannot
     // be estimated below 30 draws but can at 40; at 24 draws it cannot, and the ESS alone decides.
-    // The estimator follows the rule on the share: at 40 draws the fixed health grid (a quarter of
+    // The estimator follows the rule on the share: at 40 draws the fixed health grid (half
     // the spacing) finds k̂ above its 0.38 threshold on 11 % of the readout mass, in the tails —
     // the coarse random grid this test first ran on saw ≤ 5 % there by chance.
     for (n, k_available) in [(40usize, true), (24, false)] {
