@@ -587,10 +587,15 @@ fn grid_shift(t: &TestSignal, seed: u64, replicate: usize) -> f64 {
 /// (each rule's weights divided by `replicates`). Public so a brute-force preposterior (refitting on
 /// each readout) can be run on the very same readouts.
 pub fn readout_quadrature(t: &TestSignal, spacing: f64, seed: u64, replicates: usize) -> Vec<(f64, f64)> {
-    let r = replicates.max(1);
+    replicated_nodes(t, spacing, seed, replicates.max(1)).into_iter().map(|nd| (nd.y[0], nd.omega)).collect()
+}
+
+/// `r` ≥ 1 independently shifted trapezoid rules for `t` (see `trapezoid_nodes`), each rule's
+/// weights divided by `r`, so that together they are the mean of the rules.
+fn replicated_nodes(t: &TestSignal, spacing: f64, seed: u64, r: usize) -> Vec<Node> {
     (0..r)
         .flat_map(|k| trapezoid_nodes(t, spacing, grid_shift(t, seed, k), k))
-        .map(|nd| (nd.y[0], nd.omega / r as f64))
+        .map(|nd| Node { omega: nd.omega / r as f64, ..nd })
         .collect()
 }
 
@@ -684,11 +689,7 @@ pub fn evoi<P: DecisionProblem + ?Sized>(
     };
     let nodes: Vec<Node> = match sampling {
         Sampling::Quadrature => {
-            let r = settings.quadrature_replicates;
-            (0..r)
-                .flat_map(|k| trapezoid_nodes(tests[0], settings.quadrature_spacing, grid_shift(tests[0], seed, k), k))
-                .map(|nd| Node { omega: nd.omega / r as f64, ..nd })
-                .collect()
+            replicated_nodes(tests[0], settings.quadrature_spacing, seed, settings.quadrature_replicates)
         }
         Sampling::Stratified => {
             let p = Predictive::new(tests[0]);
