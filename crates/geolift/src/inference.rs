@@ -819,34 +819,33 @@ mod tests {
         4.0 * (EXACT_90 * (1.0 - EXACT_90) / seeds as f64).sqrt()
     }
 
-    #[test]
-    fn sc_per_period_intervals_cover_a_constant_effect_at_the_exact_nominal_rate() {
-        let (cov, acc, s) =
-            coverage(|d| (SyntheticControl { demean: true }.estimate(d).unwrap(), PeriodModel::Sc), 1500, 6);
+    /// A coverage run `(coverage, test acceptance, seeds)` of 6 periods a seed against the exact
+    /// rate, both within [`tolerance`]. The test itself (p(τ) ≥ α at the true τ) is exact; the
+    /// interval is the hull of the accepted grid, so it covers about as often (a hole inside the
+    /// hull covers too, an accepted island the grid missed does not).
+    fn assert_exact_coverage(label: &str, (cov, acc, s): (f64, f64, usize)) {
         let tol = tolerance(s);
         eprintln!(
-            "sc: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)"
+            "{label}: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)"
         );
-        // the test itself (p(τ) ≥ α at the true τ) is exact; the interval is the hull of the accepted
-        // grid, so it covers about as often (a hole inside the hull covers too, an accepted island the
-        // grid missed does not)
-        assert!((acc - EXACT_90).abs() <= tol, "test acceptance {acc} vs exact {EXACT_90} ± {tol}");
-        assert!((cov - EXACT_90).abs() <= tol, "coverage {cov} vs {EXACT_90} ± {tol} (acc {acc})");
+        assert!((acc - EXACT_90).abs() <= tol, "{label}: test acceptance {acc} vs exact {EXACT_90} ± {tol}");
+        assert!((cov - EXACT_90).abs() <= tol, "{label}: coverage {cov} vs {EXACT_90} ± {tol} (acc {acc})");
+    }
+
+    #[test]
+    fn sc_per_period_intervals_cover_a_constant_effect_at_the_exact_nominal_rate() {
+        let run = coverage(|d| (SyntheticControl { demean: true }.estimate(d).unwrap(), PeriodModel::Sc), 1500, 6);
+        assert_exact_coverage("sc", run);
     }
 
     #[test]
     fn ascm_per_period_intervals_cover_a_constant_effect_at_the_exact_nominal_rate() {
-        let (cov, acc, s) = coverage(
+        let run = coverage(
             |d| (Ascm { demean: true, lambda: Some(5.0) }.estimate(d).unwrap(), PeriodModel::Ascm { lambda: 5.0 }),
             1000,
             6,
         );
-        let tol = tolerance(s);
-        eprintln!(
-            "ascm: coverage {cov:.4}, test acceptance {acc:.4}, exact {EXACT_90:.4} ± {tol:.4} ({s} seeds × 6 periods)"
-        );
-        assert!((acc - EXACT_90).abs() <= tol, "test acceptance {acc} vs exact {EXACT_90} ± {tol}");
-        assert!((cov - EXACT_90).abs() <= tol, "coverage {cov} vs {EXACT_90} ± {tol} (acc {acc})");
+        assert_exact_coverage("ascm", run);
     }
 
     #[test]
