@@ -42,6 +42,11 @@ pub struct SimulateArgs {
     /// Simulated readouts per EVOI evaluation (and EVPI draws).
     #[arg(long, default_value_t = 200, value_parser = crate::panel_args::count)]
     pub evoi_readouts: usize,
+    /// Start every Laplace fit cold from the model's default starts. By default a fit after an
+    /// arm's first cycle starts at that arm's previous mode beside one data-driven start (the same
+    /// modes, a fraction of the optimiser's work).
+    #[arg(long)]
+    pub cold_fits: bool,
     /// Re-run the first K worlds with NUTS fits and say whether the conclusions agree.
     #[arg(long, default_value_t = 0, value_parser = crate::panel_args::count)]
     pub nuts_check: usize,
@@ -85,6 +90,7 @@ fn settings(args: &SimulateArgs) -> anyhow::Result<SimSettings> {
         draws: args.draws,
         evoi_readouts: args.evoi_readouts,
         evpi_draws: args.evoi_readouts,
+        warm_start: !args.cold_fits,
         ..Default::default()
     };
     s.distribution.channels = channels_range(&args.channels)?;

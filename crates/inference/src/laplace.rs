@@ -62,6 +62,12 @@ pub struct LaplaceSettings {
     /// L-BFGS iterations between Hessian preconditionings (see [`Preconditioner`]); 0 runs plain
     /// L-BFGS in the density's own coordinates.
     pub precondition_every: u64,
+    /// Points to start from before the `init` starts: start k < `warm_starts.len()` begins at
+    /// `warm_starts[k]` (e.g. the mode of the same model fitted to slightly less data), the rest
+    /// are drawn from `init` as if the warm starts were not there (so the centre of `Init::Around`
+    /// is still tried, as start `warm_starts.len()`). A warm start where the density or its
+    /// gradient is not finite is replaced by a draw from `init`. `starts` counts both kinds.
+    pub warm_starts: Vec<Vec<f64>>,
 }
 
 impl Default for LaplaceSettings {
@@ -79,6 +85,7 @@ impl Default for LaplaceSettings {
             newton_iters: 20,
             disagree_nats: 0.5,
             precondition_every: 100,
+            warm_starts: Vec::new(),
         }
     }
 }
@@ -263,14 +270,23 @@ fn starting_point<D: LogDensity + ?Sized>(
     k: usize,
 ) -> Result<Vec<f64>, InferenceError> {
     let dim = density.dim();
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    rng.set_stream(k as u64 + 1);
-    let mut x = vec![0.0; dim];
     let mut grad = vec![0.0; dim];
+    if let Some(w) = settings.warm_starts.get(k)
+        && check_start(density, w, &mut grad, k)?.is_none()
+    {
+        return Ok(w.clone());
+    }
+    // the init starts are numbered after the warm ones (the same points with or without them); a
+    // warm start that failed its check draws from a stream of its own past every init start's
+    let n_warm = settings.warm_starts.len();
+    let k_init = if k < n_warm { settings.starts + k } else { k - n_warm };
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    rng.set_stream(k_init as u64 + 1);
+    let mut x = vec![0.0; dim];
     let mut last = String::from("no attempt made");
     for attempt in 0..settings.init_attempts {
         // Start 0 tries the centre of `Init::Around` itself first; the others scatter around it.
-        settings.init.candidate(&mut rng, k == 0 && attempt == 0, &mut x);
+        settings.init.candidate(&mut rng, k_init == 0 && attempt == 0, &mut x);
         match check_start(density, &x, &mut grad, k)? {
             None => return Ok(x),
             Some(reason) => last = reason,
@@ -503,6 +519,7 @@ pub fn find_mode<D: LogDensity + ?Sized>(
             "starts, init_attempts and lbfgs_memory must be at least 1".into(),
         ));
     }
+    check_warm_starts(density.dim(), settings)?;
     run_starts(density, settings)?
         .into_iter()
         .filter_map(|r| r.best.map(|(x, lp, _)| (x, lp)))
@@ -664,7 +681,17 @@ fn check_settings<D: LogDensity + ?Sized>(density: &D, settings: &LaplaceSetting
             center.len()
         )));
     }
-    Ok(())
+    check_warm_starts(dim, settings)
+}
+
+fn check_warm_starts(dim: usize, settings: &LaplaceSettings) -> Result<(), InferenceError> {
+    match settings.warm_starts.iter().position(|w| w.len() != dim) {
+        Some(k) => Err(InferenceError::InvalidModel(format!(
+            "warm start {k} has {} coordinates, the model has {dim}",
+            settings.warm_starts[k].len()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Hessian of log p at `x` by central differences of the analytic gradient, symmetrised:

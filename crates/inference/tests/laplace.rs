@@ -123,6 +123,58 @@ fn find_mode_returns_the_best_mode() {
     assert!(matches!(err, InferenceError::InvalidSettings(_)), "{err}");
 }
 
+/// A warm start is where start 0 begins: one at the lighter mode (+3) ends there, the init starts
+/// after it are the very points they are without it (numbered after the warm ones), and the heavier
+/// mode (−3) found by them is still the one kept.
+#[test]
+fn warm_start_is_start_zero_and_the_best_mode_is_still_kept() {
+    let cold = LaplaceSettings { starts: 8, ..settings() };
+    let warm = LaplaceSettings { starts: 9, warm_starts: vec![vec![3.2]], ..settings() };
+    let c = laplace(&Bimodal, &cold).unwrap().laplace.unwrap();
+    let w = laplace(&Bimodal, &warm).unwrap().laplace.unwrap();
+    assert_eq!(w.starts[0].start, vec![3.2]);
+    assert!((w.starts[0].end.as_ref().unwrap()[0] - 3.0).abs() < 1e-4, "{:?}", w.starts[0]);
+    for (a, b) in c.starts.iter().zip(&w.starts[1..]) {
+        assert_eq!(a.start, b.start, "init starts move with a warm start");
+    }
+    assert!((w.mode[0] + 3.0).abs() < 1e-6, "best mode is the heavier one: {}", w.mode[0]);
+}
+
+/// Started at the posterior mean of a conjugate model, the optimiser stops at once (a handful of
+/// iterations, against the cold starts' dozens), at the same mode.
+#[test]
+fn warm_start_at_the_mode_converges_at_once() {
+    let model = LinearRegression::synthetic(50, 4);
+    let (mean, _) = model.posterior();
+    let cold = laplace(&model, &LaplaceSettings { starts: 1, ..settings() }).unwrap().laplace.unwrap();
+    let warm = laplace(&model, &LaplaceSettings { starts: 1, warm_starts: vec![mean.clone()], ..settings() })
+        .unwrap()
+        .laplace
+        .unwrap();
+    eprintln!("iterations: cold {}, warm {}", cold.starts[0].iterations, warm.starts[0].iterations);
+    assert!(warm.starts[0].iterations < cold.starts[0].iterations, "{:?} vs {:?}", warm.starts, cold.starts);
+    for i in 0..4 {
+        assert!((warm.mode[i] - cold.mode[i]).abs() < 1e-6 * (1.0 + mean[i].abs()), "mode {i}");
+    }
+}
+
+/// A warm start outside the support is replaced by a draw from `init` (still inside it), and one
+/// of the wrong length is an error naming it.
+#[test]
+fn bad_warm_starts_are_replaced_or_named() {
+    let s = LaplaceSettings {
+        init: mmloop_inference::Init::Uniform { radius: 5.0 },
+        starts: 2,
+        warm_starts: vec![vec![-1.0]],
+        ..settings()
+    };
+    let info = laplace(&Walls, &s).unwrap().laplace.unwrap();
+    assert!(info.starts.iter().all(|st| st.start[0] > 0.0 && st.start[0] <= 5.0), "{:?}", info.starts);
+    assert_ne!(info.starts[0].start, info.starts[1].start, "the replacement is a point of its own");
+    let err = laplace(&Walls, &LaplaceSettings { warm_starts: vec![vec![1.0, 2.0]], ..s }).unwrap_err();
+    assert!(err.to_string().contains("warm start 0 has 2 coordinates"), "{err}");
+}
+
 /// log p = -x0²/2, nothing about x1: the negative Hessian is singular along x1.
 struct FlatDirection;
 

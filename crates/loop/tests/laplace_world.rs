@@ -281,3 +281,65 @@ fn laplace_probe() {
     eprintln!("FittedModel::from_fit: {:.2} s", (cpu_seconds() - t0));
     eprintln!("{}", roi_line(&a, &w.true_roi()).0);
 }
+
+/// Warm-started Laplace fits against cold ones along the simulator's cycles (arm `none`, the
+/// simulator's fit seeds): per cycle from 2 on, the model's default 4 cold starts, and the previous
+/// cycle's mode (each variant its own chain of fits, as in the simulator) beside 1 or 2
+/// data-driven starts. Prints each variant's CPU time and how often it misses the best mode any
+/// variant found by more than 0.5 nats (the Laplace fit's own threshold for "a different mode").
+#[test]
+#[ignore = "Laplace fits along 4 cycles of many worlds, minutes: WARM_WORLDS=12 cargo test -p mmloop-loop --test laplace_world -- --ignored --nocapture warm_starts_against"]
+fn warm_starts_against_cold_starts() {
+    use mmloop_loop::simulate::{Arm, SimSettings, run_arm_with};
+    use mmloop_mmm::fit::{WarmStart, fit_from};
+    use mmloop_mmm::fitdir::Diagnostics;
+    let n: usize = std::env::var("WARM_WORLDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    let s = SimSettings { cycles: 4, ..Default::default() };
+    let path = Path::new("world.csv");
+    let quiet = FitOptions { quiet: true, ..Default::default() };
+    // (name, data-driven starts, warm)
+    let variants = [("cold 4", 4, false), ("warm + 1", 1, true), ("warm + 2", 2, true)];
+    let (mut cpu, mut misses, mut fits) = (vec![0.0; variants.len()], vec![0usize; variants.len()], 0usize);
+    for w in 0..n {
+        let mut worlds = Vec::new();
+        run_arm_with(&s, w, Arm::None, &mut |_, wd| worlds.push(wd.clone())).unwrap();
+        let mut chain: Vec<Option<WarmStart>> = vec![None; variants.len()];
+        for (c, world) in worlds.iter().enumerate() {
+            let data = world.dataset(path);
+            let mut spec = world.model_spec(path).unwrap();
+            (spec.fit.chains, spec.fit.draws, spec.fit.seed) = (1, 400, s.fit_seed(w, c + 1));
+            let mut logps = Vec::new();
+            for (v, &(_, starts, warm)) in variants.iter().enumerate() {
+                let mut sv = spec.clone();
+                let start = chain[v].as_ref().filter(|_| warm && c > 0);
+                if start.is_some() {
+                    sv.fit.laplace_starts = starts;
+                }
+                let t0 = cpu_seconds();
+                let fit = fit_from(&sv, &data, quiet, start).unwrap();
+                if c > 0 {
+                    cpu[v] += cpu_seconds() - t0;
+                }
+                chain[v] = WarmStart::from_fit(&fit);
+                let Diagnostics::Laplace(l) = &fit.diagnostics else { unreachable!() };
+                logps.push(l.logp_at_mode);
+            }
+            if c == 0 {
+                continue;
+            }
+            let best = logps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            for (v, lp) in logps.iter().enumerate() {
+                misses[v] += usize::from(*lp < best - 0.5);
+            }
+            fits += 1;
+            eprintln!(
+                "world {w} cycle {}: {:?}",
+                c + 1,
+                logps.iter().map(|l| format!("{:.2}", l - best)).collect::<Vec<_>>()
+            );
+        }
+    }
+    for (v, (name, ..)) in variants.iter().enumerate() {
+        eprintln!("{name}: {:.1} s CPU over {fits} fits, {} miss the best mode by > 0.5 nats", cpu[v], misses[v]);
+    }
+}

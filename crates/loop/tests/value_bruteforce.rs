@@ -192,7 +192,8 @@ fn evoi_by_reweighting_agrees_with_a_brute_force_preposterior_that_refits() {
             settings.quiet = true;
             let post = mmloop_inference::sample_nuts(&model, &settings).unwrap();
             let (draws, diagnostics) = from_posterior(&model, &post);
-            let refit = FitResult { model, draws, method: FitMethod::Nuts, diagnostics, sample_stats: Vec::new() };
+            let refit =
+                FitResult { model, draws, method: FitMethod::Nuts, diagnostics, sample_stats: Vec::new(), mode: None };
             let fit_y = FittedModel::from_fit(&spec, &data, &refit).unwrap();
             let curves_y =
                 PlanningBasis::new(&fit_y, HORIZON, OutcomeUnit::Kpi).unwrap().curves(&fit_y, false).unwrap();
@@ -295,7 +296,7 @@ fn laplace_refit_under_responds_where_the_nuts_refit_matches_reweighting() {
             }
         };
         let (draws, diagnostics) = from_posterior(&model, &post);
-        let refit = FitResult { model, draws, method: s.fit.method, diagnostics, sample_stats: Vec::new() };
+        let refit = FitResult { model, draws, method: s.fit.method, diagnostics, sample_stats: Vec::new(), mode: None };
         let fit_y = FittedModel::from_fit(s, &data, &refit).unwrap();
         let rf = moments(&price_test(&fit_y, &test).unwrap().per_draw, None);
         // the conjugate (Gaussian) update of the lift by this readout

@@ -170,6 +170,45 @@ pub struct FitResult {
     pub diagnostics: crate::fitdir::Diagnostics,
     /// NUTS sampler statistics per chain and kept draw (empty for Laplace or a reloaded fit).
     pub sample_stats: Vec<Vec<mmloop_inference::DrawStats>>,
+    /// A Laplace fit's mode, in the model's own sampling coordinates (`None` for NUTS or a
+    /// reloaded fit): where a later fit of the same model may start ([`WarmStart`]).
+    pub mode: Option<Vec<f64>>,
+}
+
+/// A fit's posterior mode as the first start of a later Laplace fit of the same model on more data
+/// (the loop refits every cycle on one more quarter and a few more readouts; the mode moves little,
+/// and L-BFGS from there converges in a fraction of a cold start's evaluations).
+///
+/// The point is kept in the non-centred model coordinates (unconstrained parameter values, geo
+/// blocks as z = δ/s, no level or response shear), which mean the same numbers whatever the data,
+/// so it can be placed into a model whose centring choice or level coordinate moved with the new
+/// data ([`MmmModel::convert_point`], [`MmmModel::to_sampling_coords`]). A model with other
+/// parameters (another spec) takes no warm start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmStart {
+    names: Vec<String>,
+    point: Vec<f64>,
+}
+
+impl WarmStart {
+    /// The warm start of a Laplace fit made in this process (`None` for NUTS or a reloaded fit).
+    pub fn from_fit(result: &FitResult) -> Option<WarmStart> {
+        let q = result.mode.as_ref()?;
+        let nc = result.model.non_centred();
+        let mut point = vec![0.0; q.len()];
+        nc.to_model_coords(&nc.convert_point(&result.model, q), &mut point);
+        point.iter().all(|v| v.is_finite()).then(|| WarmStart { names: nc.names(), point })
+    }
+
+    /// The point in `target`'s sampling coordinates, `None` when `target` has other parameters.
+    pub fn point_for(&self, target: &MmmModel) -> Option<Vec<f64>> {
+        let nc = target.non_centred();
+        if nc.names() != self.names {
+            return None;
+        }
+        let q = target.convert_point(&nc, &nc.to_sampling_coords(&self.point));
+        q.iter().all(|v| v.is_finite()).then_some(q)
+    }
 }
 
 /// Run-time options that do not change the result.
@@ -188,6 +227,19 @@ pub fn fit(spec: &ModelSpec, data: &Dataset) -> Result<FitResult, FitError> {
 
 /// [`fit`] with run-time options (progress bar).
 pub fn fit_with(spec: &ModelSpec, data: &Dataset, options: FitOptions) -> Result<FitResult, FitError> {
+    fit_from(spec, data, options, None)
+}
+
+/// [`fit_with`], a Laplace fit starting its mode search at `warm` (an earlier fit's mode, see
+/// [`WarmStart`]) as well as at the spec's `laplace_starts` starts. The warm start is one more start,
+/// not a replacement: the data-driven starts still run, and the best mode is kept. NUTS fits and
+/// models with other parameters ignore it.
+pub fn fit_from(
+    spec: &ModelSpec,
+    data: &Dataset,
+    options: FitOptions,
+    warm: Option<&WarmStart>,
+) -> Result<FitResult, FitError> {
     let model = MmmModel::new(spec, data)?;
     let limit = match options.memory_limit {
         Some(b) => Some((b, "the memory limit given".to_string())),
@@ -196,12 +248,15 @@ pub fn fit_with(spec: &ModelSpec, data: &Dataset, options: FitOptions) -> Result
     if let Some((bytes, source)) = limit {
         check_memory(&model, spec, bytes, &source)?;
     }
-    let (draws, mut diagnostics, sample_stats) = match spec.fit.method {
+    let (draws, mut diagnostics, sample_stats, mode) = match spec.fit.method {
         FitMethod::Laplace => {
-            let (d, v) = laplace(&model, spec)?;
-            (d, v, Vec::new())
+            let (d, v, mode) = laplace(&model, spec, warm)?;
+            (d, v, Vec::new(), Some(mode))
         }
-        FitMethod::Nuts => nuts(&model, spec, options)?,
+        FitMethod::Nuts => {
+            let (d, v, stats) = nuts(&model, spec, options)?;
+            (d, v, stats, None)
+        }
     };
     // hierarchies the data cannot inform are reported with the fit's own warnings
     let prior_dominated = crate::model::centring::prior_dominated_warnings(&model, spec);
@@ -209,7 +264,7 @@ pub fn fit_with(spec: &ModelSpec, data: &Dataset, options: FitOptions) -> Result
         crate::fitdir::Diagnostics::Nuts(n) => n.warnings.extend(prior_dominated),
         crate::fitdir::Diagnostics::Laplace(l) => l.warnings.extend(prior_dominated),
     }
-    Ok(FitResult { model, draws, method: spec.fit.method, diagnostics, sample_stats })
+    Ok(FitResult { model, draws, method: spec.fit.method, diagnostics, sample_stats, mode })
 }
 
 /// The analysis of a fit against its data.
@@ -352,7 +407,12 @@ pub fn mode_search(
 ) -> Result<mmloop_inference::ModeSearch, mmloop_inference::InferenceError> {
     let to_target = |q: &[f64]| target.convert_point(model, q);
     let own_search = || -> Result<mmloop_inference::ModeSearch, mmloop_inference::InferenceError> {
-        let mut search = mmloop_inference::search_modes(model, settings)?;
+        // warm starts come in `target`'s coordinates
+        let own = mmloop_inference::LaplaceSettings {
+            warm_starts: settings.warm_starts.iter().map(|w| model.convert_point(target, w)).collect(),
+            ..settings.clone()
+        };
+        let mut search = mmloop_inference::search_modes(model, &own)?;
         if target.centring() != model.centring() {
             search.mode = to_target(&search.mode);
             for st in &mut search.starts {
@@ -422,10 +482,23 @@ fn centred_scales(model: &MmmModel, q: &[f64]) -> Vec<f64> {
 /// plus Σ G·ln s over the centred blocks, not the density NUTS reports). Where the centred
 /// approximation fails (a scale collapsing to 0, or a Hessian not negative definite) it is taken in
 /// the model's own form.
-fn laplace(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, crate::fitdir::Diagnostics), FitError> {
-    let settings = laplace_settings(model, spec);
+/// Returns the draws, the diagnostics and the mode in the model's own sampling coordinates.
+fn laplace(
+    model: &MmmModel,
+    spec: &ModelSpec,
+    warm: Option<&WarmStart>,
+) -> Result<(Draws, crate::fitdir::Diagnostics, Vec<f64>), FitError> {
+    let mut settings = laplace_settings(model, spec);
     let err = |e: mmloop_inference::InferenceError| FitError::Inference(e.to_string());
     let target = laplace_model(model);
+    if let Some(w) = warm.and_then(|w| w.point_for(&target)) {
+        settings.warm_starts = vec![w];
+        settings.starts += 1;
+    }
+    let own_mode = |post: &mmloop_inference::Posterior, from: &MmmModel| {
+        let mode = &post.laplace.as_ref().expect("a Laplace posterior").mode;
+        if from.centring() == model.centring() { mode.clone() } else { model.convert_point(from, mode) }
+    };
     let search = mode_search(model, &target, &settings).map_err(err)?;
     if target.centring() != model.centring() {
         let before = centred_scales(&target, &search.mode);
@@ -439,7 +512,9 @@ fn laplace(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, crate::fitdir::
                     }
                 }
                 post.param_names = model.names();
-                return Ok(from_posterior(model, &post));
+                let mode = own_mode(&post, &target);
+                let (draws, diagnostics) = from_posterior(model, &post);
+                return Ok((draws, diagnostics, mode));
             }
         }
         let own = mmloop_inference::ModeSearch {
@@ -456,10 +531,12 @@ fn laplace(model: &MmmModel, spec: &ModelSpec) -> Result<(Draws, crate::fitdir::
                 .collect(),
         };
         let post = mmloop_inference::laplace_at(model, &settings, own).map_err(err)?;
-        return Ok(from_posterior(model, &post));
+        let (draws, diagnostics) = from_posterior(model, &post);
+        return Ok((draws, diagnostics, own_mode(&post, model)));
     }
     let post = mmloop_inference::laplace_at(model, &settings, search).map_err(err)?;
-    Ok(from_posterior(model, &post))
+    let (draws, diagnostics) = from_posterior(model, &post);
+    Ok((draws, diagnostics, own_mode(&post, model)))
 }
 
 /// Where NUTS chains start: the posterior mode found by a short L-BFGS run from the data-driven
@@ -643,5 +720,5 @@ pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset,
     };
     let diagnostics = crate::fitdir::FitDir::open(dir)?.diagnostics()?;
     let method = diagnostics.method();
-    Ok((spec, data, FitResult { model, draws, method, diagnostics, sample_stats: Vec::new() }))
+    Ok((spec, data, FitResult { model, draws, method, diagnostics, sample_stats: Vec::new(), mode: None }))
 }

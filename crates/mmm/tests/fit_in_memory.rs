@@ -89,6 +89,7 @@ fn from_fit_refuses_draws_of_another_model() {
             warnings: Vec::new(),
         }),
         sample_stats: Vec::new(),
+        mode: None,
     };
     let e = FittedModel::from_fit(&spec, &data, &result).unwrap_err();
     assert!(matches!(e, PricingError::FitMismatch { draw: 1, .. }), "{e}");

@@ -149,7 +149,20 @@ pub fn fit_calibrated(
     cal: Option<&LedgerCalibration>,
     config: &Path,
 ) -> Result<FitResult, CycleError> {
-    mmloop_mmm::fit::fit_with(spec, data, options)
+    fit_calibrated_from(spec, data, options, cal, config, None)
+}
+
+/// [`fit_calibrated`] with a Laplace fit's mode search also starting at `warm`
+/// ([`mmloop_mmm::fit::fit_from`]).
+pub fn fit_calibrated_from(
+    spec: &ModelSpec,
+    data: &Dataset,
+    options: FitOptions,
+    cal: Option<&LedgerCalibration>,
+    config: &Path,
+    warm: Option<&mmloop_mmm::fit::WarmStart>,
+) -> Result<FitResult, CycleError> {
+    mmloop_mmm::fit::fit_from(spec, data, options, warm)
         .map_err(|source| CycleError::Fit { context: fit_error_context(cal, config), source })
 }
 

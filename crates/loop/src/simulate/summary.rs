@@ -273,6 +273,17 @@ pub fn summarise(result: &SimResult) -> Summary {
         ("relative_bounds", s.relative.to_string()),
         ("max_tests", s.max_tests.to_string()),
         ("laplace_draws", s.draws.to_string()),
+        (
+            "laplace_starts",
+            if s.warm_start {
+                format!(
+                    "cycle 1 the model's default; later cycles the arm's previous mode + {} data-driven",
+                    super::WARM_DATA_STARTS
+                )
+            } else {
+                "the model's default every cycle (--cold-fits)".into()
+            },
+        ),
         ("nuts", format!("{} chains x ({} tune + {} draws)", s.nuts_chains, s.nuts_tune, s.nuts_draws)),
         ("evoi_readouts", s.evoi_readouts.to_string()),
         ("evpi_draws", s.evpi_draws.to_string()),
