@@ -95,6 +95,11 @@ fn same_results_whatever_the_thread_count_with_the_stated_schema() {
         strip(&std::fs::read_to_string(a.join("summary.txt")).unwrap()),
         strip(&std::fs::read_to_string(b.join("summary.txt")).unwrap())
     );
+    // the checkpoints are gone once the outputs are written
+    let mut left: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["a", "b"]);
     let out = String::from_utf8_lossy(&oa.stdout);
     assert!(out.contains("misallocation cost per cycle"), "{out}");
     assert!(out.contains("none") && out.contains("oracle"), "{out}");
@@ -119,6 +124,7 @@ fn bad_options_are_named_and_nothing_is_written() {
         let t = text(&r);
         assert!(t.contains(expect), "{args:?}: {t}");
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} left a file");
     }
     // a directory of the user's files is refused before any work
     std::fs::create_dir_all(&out).unwrap();
@@ -126,4 +132,43 @@ fn bad_options_are_named_and_nothing_is_written() {
     let r = mmloop(&tiny(&out).iter().map(String::as_str).collect::<Vec<_>>(), "1");
     assert!(!r.status.success());
     assert_eq!(std::fs::read_to_string(out.join("mine.txt")).unwrap(), "keep");
+}
+
+/// Killed (SIGKILL) once a world is in its checkpoint and run again, `simulate` says it resumes,
+/// runs only the rest, and writes the results of an uninterrupted run.
+#[cfg(unix)]
+#[test]
+fn a_killed_run_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    let mut args = tiny(&whole);
+    args[2] = "3".into(); // --worlds 3
+    let o = mmloop(&args.iter().map(String::as_str).collect::<Vec<_>>(), "1");
+    assert!(o.status.success(), "{}", text(&o));
+    *args.last_mut().unwrap() = killed.display().to_string();
+    let checkpoint = dir.path().join(".killed.simulate-checkpoint.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmloop"))
+        .args(&args)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // header + one world
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&checkpoint).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(t0.elapsed().as_secs() < 120, "no world finished in 2 min");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!killed.exists(), "a killed run wrote its output");
+    let o = mmloop(&args.iter().map(String::as_str).collect::<Vec<_>>(), "1");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resuming: "), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(killed.join("results.csv")).unwrap(),
+        std::fs::read_to_string(whole.join("results.csv")).unwrap()
+    );
+    assert!(!checkpoint.exists());
 }

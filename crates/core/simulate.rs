@@ -16,7 +16,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 5, value_parser = crate::panel_args::count)]
     pub cycles: usize,
     /// Arms, comma-separated: evoi, eig, uncertainty, random, none, oracle; also evoi_nodecay (evoi
-    /// with evidence that never ages). random runs as many tests as evoi chose in the same cycle.
+    /// with evidence that never ages) and evoi_discard (evoi dropping readouts the discrepancy check
+    /// flags). random runs as many tests as evoi chose in the same cycle.
     #[arg(long, default_value = "evoi,eig,uncertainty,random,none,oracle")]
     pub arms: String,
     /// Master seed: worlds, noise, fits, designs and EVOI readouts all derive from it.
@@ -53,7 +54,9 @@ pub struct SimulateArgs {
     /// Worker threads (default: all cores). Results are identical whatever the number.
     #[arg(long, value_parser = crate::panel_args::count)]
     pub jobs: Option<usize>,
-    /// Output directory: results.csv, results.parquet, timings.csv, summary.json, summary.txt.
+    /// Output directory: results.csv, results.parquet, timings.csv, summary.json, summary.txt. A
+    /// killed run resumes when run again with the same options (any --worlds): finished worlds are
+    /// kept in .NAME.simulate-checkpoint.jsonl beside DIR until DIR is written.
     #[arg(long)]
     pub out: PathBuf,
     /// No progress bar.
@@ -123,8 +126,24 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let s = settings(&args)?;
     // refuse a bad output directory before the long work
     mmloop_data::OutputDir::check(&args.out, "simulate", &[])?;
+    // finished worlds are kept next to the output until it is written: a killed run resumes
+    let checkpoint = simulate::checkpoint::Checkpoint::open(&args.out, &s)?;
+    if let Some(note) = &checkpoint.replaced {
+        eprintln!("note: {note}");
+    }
+    let worlds: Vec<usize> = (0..s.worlds).collect();
+    let resumed = worlds.iter().filter(|w| checkpoint.done.contains_key(w)).count();
+    if resumed > 0 {
+        eprintln!(
+            "resuming: {resumed} of {} worlds were finished by an earlier run ({})",
+            s.worlds,
+            crate::say::arg(checkpoint.path())
+        );
+    }
     let pb = bar(s.worlds, args.quiet, "simulating");
-    let result = simulate::with_jobs(args.jobs, || simulate::simulate(&s, &|| pb.inc(1)))??;
+    let result = simulate::with_jobs(args.jobs, || {
+        simulate::simulate_resuming(&s, &worlds, &checkpoint.done, &|w, rows| checkpoint.record(w, rows), &|| pb.inc(1))
+    })??;
     pb.finish_and_clear();
     let mut summary = simulate::summarise(&result);
     let mut nuts_rows = None;
@@ -149,6 +168,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     out.write("summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
     out.write("summary.txt", text.as_bytes())?;
     let dir = out.commit()?;
+    checkpoint.remove()?;
     print!("{text}");
     crate::say::wrote(
         &dir,

@@ -116,7 +116,7 @@ pub fn choose(
     }
     let all = &fit.model.geos;
     let picked: Vec<usize> = match arm {
-        Arm::Evoi | Arm::EvoiNoDecay => {
+        Arm::Evoi | Arm::EvoiNoDecay | Arm::EvoiDiscard => {
             let ranking =
                 rank::rank(fit, &cands, &settings.rank_settings(seed, decision.budget, decision.bounds), &NoProgress)
                     .map_err(|e| format!("ranking: {e}"))?;

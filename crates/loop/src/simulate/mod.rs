@@ -28,6 +28,7 @@
 //! Arms differ only in what they decide. Worlds × arms run in parallel and are collected in order,
 //! so results are identical whatever the thread count.
 
+pub mod checkpoint;
 mod choose;
 mod summary;
 
@@ -51,11 +52,11 @@ use mmloop_mmm::fit::{FitOptions, WarmStart};
 use mmloop_mmm::optimize::FittedModel;
 use mmloop_mmm::spec::FitMethod;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// How an arm chooses the tests of a cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arm {
     /// The ranking's portfolio: greedy on joint EVOI net of cost ([`crate::rank::rank`]).
@@ -64,6 +65,12 @@ pub enum Arm {
     /// `drift` scenario above all. Not in the default arms.
     #[serde(rename = "evoi_nodecay")]
     EvoiNoDecay,
+    /// `evoi` that discards a readout from the ledger when the discrepancy check flags it (the
+    /// model's prediction and the readout disagree beyond the threshold) before it calibrates a
+    /// fit: what acting on the check buys, in the `biased_experiments` scenario above all. Not in
+    /// the default arms.
+    #[serde(rename = "evoi_discard")]
+    EvoiDiscard,
     /// Greedy on joint expected information gain alone (Gaussian, [`crate::value::eig_joint`]).
     Eig,
     /// The channels with the highest posterior ROI sd, each tested by its most precise design.
@@ -81,13 +88,22 @@ impl Arm {
     /// The default arms of `mmloop simulate`.
     pub const ALL: [Arm; 6] = [Arm::Evoi, Arm::Eig, Arm::Uncertainty, Arm::Random, Arm::None, Arm::Oracle];
     /// Every arm `--arms` accepts.
-    pub const KNOWN: [Arm; 7] =
-        [Arm::Evoi, Arm::EvoiNoDecay, Arm::Eig, Arm::Uncertainty, Arm::Random, Arm::None, Arm::Oracle];
+    pub const KNOWN: [Arm; 8] = [
+        Arm::Evoi,
+        Arm::EvoiNoDecay,
+        Arm::EvoiDiscard,
+        Arm::Eig,
+        Arm::Uncertainty,
+        Arm::Random,
+        Arm::None,
+        Arm::Oracle,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Arm::Evoi => "evoi",
             Arm::EvoiNoDecay => "evoi_nodecay",
+            Arm::EvoiDiscard => "evoi_discard",
             Arm::Eig => "eig",
             Arm::Uncertainty => "uncertainty",
             Arm::Random => "random",
@@ -331,38 +347,49 @@ const STREAM_FIT: u64 = 0x5349_4d46_0000_0000;
 const STREAM_CHOICE: u64 = 0x5349_4d43_0000_0000;
 
 /// One row of `results.csv`: a world, an arm, a cycle.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub world: usize,
     pub arm: Arm,
     pub cycle: usize,
     pub channels: usize,
     pub geos: usize,
+    #[serde(with = "checkpoint::exact_f64")]
     pub confounding: f64,
     /// Weeks observed when the cycle fitted and decided.
     pub weeks: usize,
     /// The budget over the horizon: the plan's total (the spend of the `horizon` weeks before
     /// cycle 1), the same every cycle.
+    #[serde(with = "checkpoint::exact_f64")]
     pub budget: f64,
     /// True incremental outcome of the true optimum within the bounds.
+    #[serde(with = "checkpoint::exact_f64")]
     pub oracle_outcome: f64,
     /// True outcome of the oracle minus that of the recommendation (money: the KPI is sales).
+    #[serde(with = "checkpoint::exact_f64")]
     pub misallocation_cost: f64,
     /// `misallocation_cost` / `oracle_outcome`.
+    #[serde(with = "checkpoint::exact_f64")]
     pub misallocation_share: f64,
     /// The plan's misallocation cost this cycle (what never moving from the plan would cost).
+    #[serde(with = "checkpoint::exact_f64")]
     pub start_cost: f64,
     /// Share of the achievable improvement over the plan captured; NaN when the plan is already
     /// optimal.
+    #[serde(with = "checkpoint::exact_f64")]
     pub decision_efficiency: f64,
     /// Posterior-mean ROI against the true ROI over the observed weeks (NaN for the oracle).
+    #[serde(with = "checkpoint::exact_f64")]
     pub roi_rmse: f64,
     /// Share of channels whose 90 % ROI interval covers the truth, and the mean interval width.
+    #[serde(with = "checkpoint::exact_f64")]
     pub coverage90: f64,
+    #[serde(with = "checkpoint::exact_f64")]
     pub width90: f64,
     /// Tests chosen this cycle (run during its weeks) and their true net cost: spend change minus
     /// the true incremental KPI with carry-over, summed (money; negative: the tests paid).
     pub tests: usize,
+    #[serde(with = "checkpoint::exact_f64")]
     pub test_cost: f64,
     /// The readouts calibrating this cycle's fit, and those of last cycle's tests whose
     /// pre-calibration prediction disagreed (|z| above the threshold).
@@ -372,7 +399,9 @@ pub struct Row {
     /// Last cycle's readouts whose 90 % interval covered the true window lift.
     pub readouts_covering_truth: usize,
     pub tested_channels: String,
+    #[serde(with = "checkpoint::exact_f64")]
     pub fit_seconds: f64,
+    #[serde(with = "checkpoint::exact_f64")]
     pub choose_seconds: f64,
 }
 
@@ -396,14 +425,35 @@ pub fn simulate_worlds(
     worlds: &[usize],
     progress: &(dyn Fn() + Sync),
 ) -> Result<SimResult, SimError> {
+    simulate_resuming(settings, worlds, &Default::default(), &|_, _| Ok(()), progress)
+}
+
+/// Hears of each world's rows as it finishes (any thread); an error stops the run.
+pub type WorldFinished<'a> = dyn Fn(usize, &[Row]) -> Result<(), SimError> + Sync + 'a;
+
+/// [`simulate_worlds`] that takes the rows of the worlds in `done` as they are (a run resumed from
+/// its [`checkpoint`]) and hands each world it runs to `finished` (from any thread; an error stops
+/// the run) before calling `progress`. The result is the same as a run of every world.
+pub fn simulate_resuming(
+    settings: &SimSettings,
+    worlds: &[usize],
+    done: &std::collections::BTreeMap<usize, Vec<Row>>,
+    finished: &WorldFinished<'_>,
+    progress: &(dyn Fn() + Sync),
+) -> Result<SimResult, SimError> {
     settings.validate()?;
     let t0 = std::time::Instant::now();
     let results: Vec<Result<Vec<Row>, SimError>> = worlds
         .par_iter()
         .map(|&w| {
-            let r = run_world(settings, w);
+            if let Some(rows) = done.get(&w) {
+                progress();
+                return Ok(rows.clone());
+            }
+            let rows = run_world(settings, w)?;
+            finished(w, &rows)?;
             progress();
-            r
+            Ok(rows)
         })
         .collect();
     let mut rows = Vec::new();
@@ -481,6 +531,8 @@ pub fn world_of(settings: &SimSettings, w: usize) -> Result<World, WorldError> {
 /// A readout waiting to be validated next cycle: the record, the prediction made when its test was
 /// chosen, and whether its interval covered the true window lift.
 struct Pending {
+    /// The readout's experiment id in the arm's ledger.
+    id: i64,
     record: mmloop_data::LiftTestRecord,
     prediction: crate::ledger::Prediction,
     covers: bool,
@@ -567,6 +619,11 @@ fn run_arm_shared(
             let d = validate::discrepancy(None, &p.record, &p.prediction, false, settings.threshold)
                 .map_err(|e| err(format!("validating a readout: {e}")))?;
             row.discrepancy_flags += usize::from(d.flagged);
+            if d.flagged && arm == Arm::EvoiDiscard {
+                let l = ledger.as_mut().ok_or_else(|| err("the ledger was lost".into()))?;
+                l.discard(p.id, "flagged by the discrepancy check (evoi_discard arm)")
+                    .map_err(|e| err(format!("discarding a flagged readout: {e}")))?;
+            }
         }
         let (allocation, chosen) = if arm == Arm::Oracle {
             (start.oracle_spend.clone(), Choice::default())
@@ -641,15 +698,22 @@ fn run_arm_shared(
         let runs = world.advance(h, &tests, &settings.readout).map_err(|e| err(e.to_string()))?;
         pending.clear();
         let mut records = Vec::new();
-        for (run, t) in runs.iter().zip(&chosen.tests) {
+        for (run, _) in runs.iter().zip(&chosen.tests) {
             row.test_cost += run.spend_change - run.true_lift_with_carryover;
             records.push(run.record.clone());
-            pending.push(Pending { record: run.record.clone(), prediction: t.prediction, covers: run.covers_truth() });
         }
         if !records.is_empty() {
             let l = ledger.as_mut().ok_or_else(|| err("the ledger was lost".into()))?;
-            l.add_readouts(&records, None).map_err(|e| err(format!("recording the readouts: {e}")))?;
+            let ids = l.add_readouts(&records, None).map_err(|e| err(format!("recording the readouts: {e}")))?;
             n_readouts += records.len();
+            for ((run, t), id) in runs.iter().zip(&chosen.tests).zip(ids) {
+                pending.push(Pending {
+                    id,
+                    record: run.record.clone(),
+                    prediction: t.prediction,
+                    covers: run.covers_truth(),
+                });
+            }
         }
         rows.push(row);
     }

@@ -621,10 +621,9 @@ pub fn terminal_summary(s: &Summary) -> String {
             pct(r.pooled_from_start),
         );
     }
-    let claim = s
-        .reductions
-        .iter()
-        .filter(|r| matches!(r.arm, Arm::Evoi | Arm::EvoiNoDecay | Arm::Eig | Arm::Uncertainty | Arm::Random));
+    let claim = s.reductions.iter().filter(|r| {
+        matches!(r.arm, Arm::Evoi | Arm::EvoiNoDecay | Arm::EvoiDiscard | Arm::Eig | Arm::Uncertainty | Arm::Random)
+    });
     for r in claim {
         let verdict = if r.from_first_cycle.median.is_finite() && r.from_first_cycle.median >= 0.9 {
             "holds"

@@ -231,3 +231,101 @@ fn bad_settings_name_the_option() {
     assert!(Arm::parse_list("evoi,evoi").unwrap_err().to_string().contains("listed twice"));
     assert_eq!(Arm::parse_list(" none , oracle").unwrap(), vec![Arm::None, Arm::Oracle]);
 }
+
+/// `evoi_discard` is `evoi` until a readout is flagged; the flagged readout then no longer
+/// calibrates its fits. Every readout here is 40× its true lift, so the check flags it (the one test
+/// is a small one: at 6× its readout still covered the true lift and was not flagged); the two arms
+/// agree on cycle 1 and on the flags of cycle 2, and their cycle-2 fits differ (evoi calibrates on
+/// the biased readout, evoi_discard does not). The settings' `worlds` is 1, but `run_world` takes any
+/// world index of the distribution.
+#[test]
+fn evoi_discard_drops_flagged_readouts_from_calibration() {
+    let mut s = SimSettings { worlds: 1, cycles: 2, ..tiny(&[Arm::Evoi, Arm::EvoiDiscard]) };
+    s.distribution.experiment_bias = crate::world::ExperimentBias { probability: 1.0, factor: (40.0, 40.0) };
+    // world 5 of these settings is the first where evoi's portfolio is not empty in cycle 1
+    let rows = run_world(&s, 5).unwrap();
+    let get = |arm: Arm, cycle: usize| rows.iter().find(|r| r.arm == arm && r.cycle == cycle).unwrap();
+    let (e1, d1, e2, d2) = (get(Arm::Evoi, 1), get(Arm::EvoiDiscard, 1), get(Arm::Evoi, 2), get(Arm::EvoiDiscard, 2));
+    assert!(e1.tests > 0, "evoi must test in cycle 1 for this check to mean anything: {e1:?}");
+    assert_eq!((e1.roi_rmse, e1.tests, &e1.tested_channels), (d1.roi_rmse, d1.tests, &d1.tested_channels));
+    assert!(e2.discrepancy_flags > 0, "a 40x readout must be flagged: {e2:?}");
+    assert_eq!(e2.discrepancy_flags, d2.discrepancy_flags);
+    assert_ne!(e2.roi_rmse, d2.roi_rmse, "the discarded readout still calibrated the fit");
+}
+
+/// Rows compared by their `Debug` form: NaN fields (the oracle's ROI RMSE) are equal to themselves.
+fn debug_rows(rows: &[Row]) -> Vec<String> {
+    rows.iter().map(|r| format!("{r:?}")).collect()
+}
+
+/// A run killed after world 0 and run again gives exactly an uninterrupted run's results: world 0
+/// is read back from the checkpoint (floats exact, NaN included), the line the kill cut short is
+/// ignored, world 1 runs and is appended.
+#[test]
+fn a_resumed_run_gives_the_uninterrupted_results() {
+    let s = tiny(&[Arm::None, Arm::Oracle]);
+    let full = simulate(&s, &|| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim");
+    {
+        let c = checkpoint::Checkpoint::open(&out, &s).unwrap();
+        assert!(c.done.is_empty() && c.replaced.is_none());
+        let world0: Vec<Row> = full.rows.iter().filter(|r| r.world == 0).cloned().collect();
+        c.record(0, &world0).unwrap();
+    }
+    let path = checkpoint::path_for(&out);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"world\":1,\"rows\":[{\"wor"); // the kill
+    std::fs::write(&path, text).unwrap();
+    let c = checkpoint::Checkpoint::open(&out, &s).unwrap();
+    assert_eq!(c.done.keys().copied().collect::<Vec<_>>(), vec![0]);
+    let ran = std::sync::Mutex::new(Vec::new());
+    let resumed = simulate_resuming(
+        &s,
+        &[0, 1],
+        &c.done,
+        &|w, rows| {
+            ran.lock().unwrap().push(w);
+            c.record(w, rows)
+        },
+        &|| {},
+    )
+    .unwrap();
+    assert_eq!(ran.into_inner().unwrap(), vec![1], "only the unfinished world runs");
+    assert_eq!(results_csv(&resumed), results_csv(&full), "the results (world 1's timings differ: it ran again)");
+    let world0 = |r: &SimResult| r.rows.iter().filter(|r| r.world == 0).cloned().collect::<Vec<_>>();
+    assert_eq!(debug_rows(&world0(&resumed)), debug_rows(&world0(&full)), "read back exactly, timings too");
+    assert!(full.rows.iter().any(|r| r.roi_rmse.is_nan()), "the oracle's NaN made the round trip");
+    let again = checkpoint::Checkpoint::open(&out, &s).unwrap();
+    assert_eq!(again.done.keys().copied().collect::<Vec<_>>(), vec![0, 1], "world 1 was appended");
+    again.remove().unwrap();
+    assert!(!path.exists());
+}
+
+/// The checkpoint knows its settings: more worlds reuse it (worlds are independent), other settings
+/// replace it (and say so), and a file mmloop did not write is refused and left as it was.
+#[test]
+fn checkpoints_are_kept_replaced_or_refused_by_their_settings() {
+    let s = tiny(&[Arm::None]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim");
+    let c = checkpoint::Checkpoint::open(&out, &s).unwrap();
+    let row = Row {
+        world: 0,
+        ..simulate(&SimSettings { worlds: 1, cycles: 1, ..s.clone() }, &|| {}).unwrap().rows[0].clone()
+    };
+    c.record(0, std::slice::from_ref(&row)).unwrap();
+    drop(c);
+    let more = checkpoint::Checkpoint::open(&out, &SimSettings { worlds: 5, ..s.clone() }).unwrap();
+    assert!(more.done.contains_key(&0) && more.replaced.is_none());
+    drop(more);
+    let other = checkpoint::Checkpoint::open(&out, &SimSettings { seed: 8, ..s.clone() }).unwrap();
+    assert!(other.done.is_empty());
+    assert!(other.replaced.as_deref().is_some_and(|m| m.contains("other settings")), "{:?}", other.replaced);
+    drop(other);
+    let path = checkpoint::path_for(&out);
+    std::fs::write(&path, "my notes\n").unwrap();
+    let e = checkpoint::Checkpoint::open(&out, &s).unwrap_err().to_string();
+    assert!(e.contains("not a checkpoint mmloop wrote") && e.contains(&path.display().to_string()), "{e}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "my notes\n");
+}
