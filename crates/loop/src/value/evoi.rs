@@ -560,16 +560,34 @@ fn trapezoid_nodes(t: &TestSignal, spacing: f64, shift: f64, replicate: usize) -
     let i_hi = ((sorted[n - 1] + w - mean) / h).ceil() as i64;
     let norm = 1.0 / (n as f64 * sigma * std::f64::consts::TAU.sqrt());
     let mut nodes = Vec::new();
-    for i in i_lo - 1..=i_hi {
+    // The draws within w of y, [a, b), slide up with y. Grid points with none carry no mass, and
+    // the walk jumps over them to the next draw's neighbourhood: the work follows the draws, not
+    // the range of the grid, which is (spread of the lifts)/(spacing·σ) points and was hundreds of
+    // millions for a precise test of a channel the posterior barely knows (the simulator spent 93 %
+    // of its time here).
+    let (mut a, mut b) = (0usize, 0usize);
+    let mut i = i_lo - 1;
+    while i <= i_hi {
         let y = mean + (i as f64 + shift) * h;
-        let a = sorted.partition_point(|l| *l < y - w);
-        let b = sorted.partition_point(|l| *l <= y + w);
-        let p: f64 = sorted[a..b].iter().map(|l| (-0.5 * ((y - l) / sigma).powi(2)).exp()).sum::<f64>() * norm;
-        if p * h < 1e-12 {
+        while a < n && sorted[a] < y - w {
+            a += 1;
+        }
+        while b < n && sorted[b] <= y + w {
+            b += 1;
+        }
+        if a == b {
+            let Some(next) = sorted.get(a) else { break };
+            // the first grid point within w of the next draw, less one against rounding
+            let first = ((next - w - mean) / h - shift).ceil() as i64 - 1;
+            i = first.max(i + 1);
             continue;
         }
-        // weight h·p; the interleaved rules at 2h take the even and the odd points
-        nodes.push(Node { y: vec![y], omega: h * p, replicate, even: i.rem_euclid(2) == 0 });
+        let p: f64 = sorted[a..b].iter().map(|l| (-0.5 * ((y - l) / sigma).powi(2)).exp()).sum::<f64>() * norm;
+        if p * h >= 1e-12 {
+            // weight h·p; the interleaved rules at 2h take the even and the odd points
+            nodes.push(Node { y: vec![y], omega: h * p, replicate, even: i.rem_euclid(2) == 0 });
+        }
+        i += 1;
     }
     nodes
 }
@@ -578,7 +596,7 @@ fn trapezoid_nodes(t: &TestSignal, spacing: f64, shift: f64, replicate: usize) -
 const HEALTH_REFINE: f64 = 2.0;
 
 /// The random offset U of shifted rule `replicate` of test `t`'s readout grid.
-fn grid_shift(t: &TestSignal, seed: u64, replicate: usize) -> f64 {
+pub(super) fn grid_shift(t: &TestSignal, seed: u64, replicate: usize) -> f64 {
     rng::uniform(seed, 0x5EED_5EED ^ t.id, replicate as u64)
 }
 

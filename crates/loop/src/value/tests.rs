@@ -1035,3 +1035,40 @@ fn weight_health_scales_with_the_draw_count() {
     let e = evoi(&p, &prior, &[&TestSignal::new(2, "precise", theta, 0.05)], &st).unwrap();
     assert_eq!(e.estimator, Estimator::GaussianLinear, "{}", e.estimator_reason);
 }
+
+/// The readout grid straight from its definition (`trapezoid_nodes`' doc): every grid point over
+/// [min L − 8.5σ, max L + 8.5σ] with mass h·p(y) ≥ 1e-12, p summed over the draws within 8.5σ.
+fn naive_grid(lifts: &[f64], sigma: f64, spacing: f64, shift: f64) -> Vec<(f64, f64)> {
+    let mut sorted = lifts.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let n = sorted.len();
+    let (h, w) = (spacing * sigma, 8.5 * sigma);
+    let mean = sorted.iter().sum::<f64>() / n as f64;
+    let i_lo = ((sorted[0] - w - mean) / h).floor() as i64;
+    let i_hi = ((sorted[n - 1] + w - mean) / h).ceil() as i64;
+    let norm = 1.0 / (n as f64 * sigma * std::f64::consts::TAU.sqrt());
+    (i_lo - 1..=i_hi)
+        .filter_map(|i| {
+            let y = mean + (i as f64 + shift) * h;
+            let near = sorted.iter().filter(|l| **l >= y - w && **l <= y + w);
+            let p = near.map(|l| (-0.5 * ((y - l) / sigma).powi(2)).exp()).sum::<f64>() * norm;
+            (p * h >= 1e-12).then_some((y, h * p))
+        })
+        .collect()
+}
+
+/// The readout grid walks from draw to draw: on ordinary lifts it is the definition's grid bit for
+/// bit, and a precise test of widely spread lifts (σ a billionth of the spread: 10⁹ grid points by
+/// the definition) costs only the points near the draws, whose weights still sum to 1.
+#[test]
+fn readout_grid_follows_the_draws_not_the_range() {
+    let lifts = normal_draws(300, 2.0, 1.5, 11);
+    let sigma = 0.4;
+    let shift = super::evoi::grid_shift(&signal(5, lifts.clone(), sigma), 9, 0);
+    let grid = readout_quadrature(&signal(5, lifts.clone(), sigma), 1.0, 9, 1);
+    assert_eq!(grid, naive_grid(&lifts, sigma, 1.0, shift));
+    let wide = readout_quadrature(&signal(6, vec![0.0, 1e9], 1.0), 1.0, 9, 1);
+    assert!(wide.len() <= 2 * 19, "{} nodes", wide.len());
+    let total: f64 = wide.iter().map(|(_, w)| w).sum();
+    assert!((total - 1.0).abs() < 1e-6, "weights sum to {total}");
+}
