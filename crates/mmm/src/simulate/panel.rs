@@ -78,9 +78,9 @@ pub enum PanelError {
     #[error("cannot write {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(Box<ConfigError>),
     #[error(transparent)]
-    Data(#[from] MmmDataError),
+    Data(Box<MmmDataError>),
 }
 
 impl Panel {
@@ -92,8 +92,8 @@ impl Panel {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|source| PanelError::Io { path, source })?;
         }
-        let spec = parse_config(&self.config, dir)?;
-        let data = Dataset::load(&spec)?;
+        let spec = parse_config(&self.config, dir).map_err(|e| PanelError::Config(Box::new(e)))?;
+        let data = Dataset::load(&spec).map_err(|e| PanelError::Data(Box::new(e)))?;
         Ok((spec, data))
     }
 
