@@ -43,6 +43,7 @@
 //! | 100 × 104 × 5 | Laplace | 634 | 937 s | 363 s | 194 MB | | 4/5, 0.30 / 0.32 |
 //! | 10 × 208 × 5 | Laplace | 94 | 191 s | 17.9 s | 72 MB | | 5/5, 0.25 / 0.06 |
 //! | 10 × 104 × 15 | Laplace | 244 | 561 s | 52.7 s | 96 MB | 1 warning | 14/15, 39.8 / 1.16 (\*) |
+//! | 10 × 104 × 30 | Laplace | 469 | stopped at 16 min | ≈ 200 s | | not finished (estimate at 700 gradients a parameter: ≈ 200–230 s CPU) | |
 //! | 50 × 208 × 30 | NUTS 4 × (500 + 500) | 1709 | stopped after 49 min | 362 s | 200 MB | 51 of 4000 iterations done: start-point search ≈ 150 s CPU, then 5.1 s CPU (≈ 700 gradients) an early warm-up iteration | |
 //!
 //! (\*) one always-on channel's posterior-mean ROI is 767 (true 1.35, 90 % interval 1.3–28): the
