@@ -23,6 +23,8 @@
 //! weeks, in KPI units (the KPI is sales in money, so it is revenue per unit of spend). β(g,c) is set
 //! so that this ROI equals a chosen round number.
 
+pub mod panel;
+
 use serde::Serialize;
 use std::fmt::Write as _;
 
