@@ -48,6 +48,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod centring;
+pub mod collapsed;
 pub mod density;
 pub mod simulate;
 
@@ -170,6 +171,10 @@ pub struct MmmModel {
     /// The data's information ratio κ per hierarchy block and the centring it implies (see
     /// [`centring`]); the mode search runs in that centring.
     pub centring_choice: centring::CentringChoice,
+    /// NUTS samples this model with its geo intercepts integrated out
+    /// ([`collapsed::CollapsedIntercepts`]; geo models with a Normal likelihood). The model's own
+    /// density ([`mmloop_inference::LogDensity`]) and the Laplace fit are the joint one either way.
+    pub collapse_intercepts: bool,
 }
 
 /// A channel whose β coordinate is sampled as r = ln(β·s(1; φ)).
@@ -441,6 +446,7 @@ impl MmmModel {
             response_coords: Vec::new(),
             level_coord: false,
             centring_choice: centring::CentringChoice::default(),
+            collapse_intercepts: false,
         };
         model.level_coord = model.params[model.baseline.intercept_idx].transform == Transform::Identity;
         model.response_coords = model
