@@ -72,7 +72,11 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
             })
             .collect();
         shifts.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-        for (z, r, j) in shifts.iter().take(6) {
+        // with the intercepts integrated out, their coordinates are drawn after the fact, not sampled
+        let sampled = |j: usize| {
+            !(mmloop_mmm::fit::collapsed(model).is_some() && model.params[j].name.starts_with("intercept_geo_"))
+        };
+        for (z, r, j) in shifts.iter().filter(|s| sampled(s.2)).take(10) {
             eprintln!("   divergent at {:30} mean shift {z:+.2} sd, sd ratio {r:.2}", model.params[*j].name);
         }
         let per_chain: Vec<usize> =

@@ -13,7 +13,9 @@
 //!   (the deviations δ, d themselves) or non-centred (u = δ/σ_a, z = d/τ_c ~ N(0, 1)); the geo
 //!   intercepts also by the geos' fitted levels or partially centred. [`MmmModel::new`] picks the
 //!   form per block from the data ([`MmmModel::sampling_centring`]), [`MmmModel::set_centring`]
-//!   switches: see [`centring`] for the measurements behind the default.
+//!   switches: see [`centring`] for the measurements behind the default. With a Normal likelihood
+//!   NUTS samples the geo intercepts' marginal instead (integrated out in closed form, then drawn
+//!   per draw from their conditional): see [`collapsed`].
 //! - ROI priors (Meridian's parametrisation): the sampled parameter is ROI_c and
 //!   β_c = ROI_c · Σ_{g,t} spend / Σ_{g,t} exp(τ_c z_{g,c})·κ_g·rpk(g,t)·f_c(g,t), sums over the
 //!   fitted period, so that the model's ROI over the fitted period is exactly ROI_c.
@@ -463,6 +465,8 @@ impl MmmModel {
         model.centring_choice = centring::choose(&model, spec);
         let form = model.sampling_centring();
         model.set_centring(&form);
+        // NUTS integrates the geo intercepts out where it can (see `collapsed`)
+        model.collapse_intercepts = geo_model && spec.likelihood == Likelihood::Normal;
         Ok(model)
     }
 
