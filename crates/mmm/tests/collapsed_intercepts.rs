@@ -223,3 +223,22 @@ fn collapsed_nuts_recovers_the_joint_posterior_of_the_intercepts() {
         assert!((x.sd / y.sd - 1.0).abs() < 0.15, "{}: sd joint {} vs collapsed {}", x.name, x.sd, y.sd);
     }
 }
+
+/// The default: NUTS integrates the intercepts out of Normal geo models with at least 3 geos; not
+/// with two geos (where the partially centred joint form measured better), a Student-t likelihood
+/// (no closed form) or a national model (no geo intercepts).
+#[test]
+fn the_intercepts_are_integrated_out_by_default_only_where_they_can_and_it_measured_better() {
+    let build = |n_geos: usize, likelihood: Likelihood| {
+        let opts = SimOptions { n_geos, n_times: 30, ..Default::default() };
+        let sim = simulate(&opts).unwrap();
+        let mut spec = sim.spec.clone();
+        spec.likelihood = likelihood;
+        let m = MmmModel::new(&spec, &sim.data).unwrap();
+        (m.collapse_intercepts, mmloop_mmm::fit::collapsed(&m).is_some())
+    };
+    assert_eq!(build(3, Likelihood::Normal), (true, true));
+    assert_eq!(build(2, Likelihood::Normal), (false, false));
+    assert_eq!(build(3, Likelihood::StudentT { nu: 5.0 }), (false, false));
+    assert_eq!(build(1, Likelihood::Normal), (false, false));
+}

@@ -31,6 +31,15 @@
 //! seeded stream, in the model's own coordinates ([`MmmModel::convert_point`]'s form), so a fit
 //! writes the same parameters as the joint model. Student-t likelihoods have no closed-form
 //! marginal: they are sampled jointly.
+//!
+//! ## Where it is the default
+//! Geo models with a Normal likelihood and at least
+//! [`super::centring::MIN_GEOS_FOR_POOLING_SCALE`] geos ([`MmmModel::collapse_intercepts`]). With
+//! two geos the data cannot bound σ_a and the global intercept μ_a (the mean of two geos give or
+//! take σ_a/√2) is heavy-tailed in the marginal: on the PyMC 2-geo example (target_accept 0.95,
+//! seeds 1–5, dev profile) integrated out gave 0, 0, 0, 2, 1 divergences but seed 4's min tail ESS
+//! 368 (intercept) and seed 5's R-hat 1.0128 (a drawn intercept), where the partially centred joint
+//! form meets the bar on all five (2, 0, 3, 1, 0 divergences, R-hat ≤ 1.0082, ESS ≥ 567 / 505).
 
 // Index loops mirror the sums of the math (over g, t) and address several arrays at once.
 #![allow(clippy::needless_range_loop)]

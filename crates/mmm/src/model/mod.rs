@@ -465,8 +465,11 @@ impl MmmModel {
         model.centring_choice = centring::choose(&model, spec);
         let form = model.sampling_centring();
         model.set_centring(&form);
-        // NUTS integrates the geo intercepts out where it can (see `collapsed`)
-        model.collapse_intercepts = geo_model && spec.likelihood == Likelihood::Normal;
+        // NUTS integrates the geo intercepts out where it can and where that measured better (see
+        // `collapsed`): not with fewer geos than can inform a pooling scale, where the partially
+        // centred joint form does better
+        model.collapse_intercepts =
+            g_n >= centring::MIN_GEOS_FOR_POOLING_SCALE && spec.likelihood == Likelihood::Normal;
         Ok(model)
     }
 
