@@ -183,6 +183,11 @@ fn main() {
             let mut m = model.clone();
             let c = match form {
                 // the geo intercepts integrated out (NUTS on the marginal), or sampled jointly
+                // intercepts integrated out, each channel's geo effects centred where κ_c > 1
+                "collapseauto" => {
+                    m.collapse_intercepts = true;
+                    Centring { beta: m.centring_choice.centred().beta, ..m.centring() }
+                }
                 "collapse" | "joint" => {
                     m.collapse_intercepts = form == "collapse";
                     m.centring()
