@@ -31,6 +31,7 @@
 //! | `data/demo_geo`, integrated out, 0.8, diag | 1 | 39 | 1.0096 | 427 / 171 (intercept_geo_sd) | not met |
 //! | `data/demo_geo`, integrated out, dense metric, 0.95 (its config now) | 1 | 0 | 1.0046 | 826 / 686 (beta_geo_sd[search]) | met (56 s wall) |
 //! | the same, through this test | 2, 3, 4, 5 | 25, 1, 1, 1 | 1.0108 (seed 2, sat_ec[search]), ≤ 1.0068 | 388 / 193 (seed 2, intercept_geo_sd), ≥ 626 / 505 | met on 3, 4, 5; not on 2 (26–68 s wall) |
+//! | `data/demo_geo`, the same with the social channel's geo effects centred (κ = 1.43 > 1; nuts_profile form_collapseauto, not the default) | 2 | 24 (at small beta_geo_sd[social]) | 1.0308 (beta_geo_sd[social]) | 202 / 304 | not met, worse |
 //!
 //! With the intercepts integrated out the divergences at small intercept_geo_sd go (0–3 with the
 //! dense metric at 0.95, against 28–62) and a draw costs 31 leapfrog steps instead of 65–79; what is
