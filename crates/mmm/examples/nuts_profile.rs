@@ -2,7 +2,7 @@
 //! parameters and wall time for several sampler set-ups (`MMLOOP_PROFILE_RUNS`, comma-separated:
 //! default, lowrank, prior, lowrank90, lowrank95, dense, accept90, mindepth0, mindepth4, mindepth5, dense_md4, dense_md5,
 //! tune500, tune300, lowrank500, seedN, long, plainlong, form_levels / form_nc / form_cint / form_auto /
-//! form_autolevels with an optional @seed).
+//! form_autolevels / form_collapse / form_joint with an optional @seed).
 //! Run: `cargo run --release -p mmloop-mmm --example nuts_profile`
 //! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
 
@@ -15,7 +15,7 @@ use std::time::Instant;
 
 fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
     let t0 = Instant::now();
-    let post = match mmloop_inference::sample_nuts(model, settings) {
+    let post = match mmloop_mmm::fit::sample_nuts_model(model, settings) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{label}: {e}");
@@ -72,7 +72,11 @@ fn report(model: &MmmModel, label: &str, settings: &NutsSettings) {
             })
             .collect();
         shifts.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-        for (z, r, j) in shifts.iter().take(6) {
+        // with the intercepts integrated out, their coordinates are drawn after the fact, not sampled
+        let sampled = |j: usize| {
+            !(mmloop_mmm::fit::collapsed(model).is_some() && model.params[j].name.starts_with("intercept_geo_"))
+        };
+        for (z, r, j) in shifts.iter().filter(|s| sampled(s.2)).take(10) {
             eprintln!("   divergent at {:30} mean shift {z:+.2} sd, sd ratio {r:.2}", model.params[*j].name);
         }
         let per_chain: Vec<usize> =
@@ -156,7 +160,19 @@ fn main() {
             continue;
         }
         if let Some(form) = run.strip_prefix("form_") {
-            // `form_X@N`: on seed N
+            // `form_X@N`: on seed N; `+a95`, `+a99` (target_accept), `+dense`, `+lowrank` (metric)
+            // after it
+            let mut mods = form.split('+');
+            let form = mods.next().unwrap_or("");
+            for m in mods {
+                match m {
+                    "a95" => s.target_accept = 0.95,
+                    "a99" => s.target_accept = 0.99,
+                    "dense" => s.mass_matrix = MassMatrix::Dense,
+                    "lowrank" => s.mass_matrix = MassMatrix::low_rank(),
+                    other => eprintln!("unknown modifier {other}"),
+                }
+            }
             let (form, seed) = form.split_once('@').map_or((form, None), |(f, n)| (f, Some(n)));
             if let Some(n) = seed {
                 s.seed = n.parse().expect("form_X@N");
@@ -166,6 +182,16 @@ fn main() {
             // (the κ rule's choice)
             let mut m = model.clone();
             let c = match form {
+                // the geo intercepts integrated out (NUTS on the marginal), or sampled jointly
+                // intercepts integrated out, each channel's geo effects centred where κ_c > 1
+                "collapseauto" => {
+                    m.collapse_intercepts = true;
+                    Centring { beta: m.centring_choice.centred().beta, ..m.centring() }
+                }
+                "collapse" | "joint" => {
+                    m.collapse_intercepts = form == "collapse";
+                    m.centring()
+                }
                 "levels" => Centring { intercept_levels: true, ..m.centring() },
                 "nc" => Centring::default(),
                 "cint" => Centring { intercept: true, intercept_levels: false, ..m.centring() },

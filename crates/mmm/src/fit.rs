@@ -559,6 +559,18 @@ pub fn nuts_init_center(model: &MmmModel, seed: u64) -> Vec<f64> {
         max_iters: 500,
         ..Default::default()
     };
+    // sampled with the intercepts integrated out: the mode of that (marginal) density, the
+    // intercepts at their conditional means
+    if let Some(c) = collapsed(model) {
+        let s = mmloop_inference::LaplaceSettings {
+            init: mmloop_inference::Init::Around { center: c.reduce(&model.data_initial_point()), radius: 1.0 },
+            ..settings
+        };
+        return match mmloop_inference::search_modes(&c, &s) {
+            Ok(search) => c.expand(&search.mode, None),
+            Err(_) => model.initial_point(),
+        };
+    }
     // the model's own (sampled) form: the centred form's mode, mapped, sits at a smaller pooling
     // scale (its density carries −G·ln s more), a worse start for the non-centred chains (12-geo
     // world, 2 × 300 + 200: max R-hat 1.33–2.27 and 0–207 divergences from there, 1.12–1.18 and
@@ -567,6 +579,29 @@ pub fn nuts_init_center(model: &MmmModel, seed: u64) -> Vec<f64> {
         Ok(search) => search.mode,
         Err(_) => model.initial_point(),
     }
+}
+
+/// The intercepts-integrated-out density NUTS samples `model` by, when it does
+/// ([`MmmModel::collapse_intercepts`] and a model whose intercepts can be, see
+/// [`crate::model::collapsed`]).
+pub fn collapsed(model: &MmmModel) -> Option<crate::model::collapsed::CollapsedIntercepts> {
+    model.collapse_intercepts.then(|| crate::model::collapsed::CollapsedIntercepts::new(model)).flatten()
+}
+
+/// NUTS on `model` with `settings` (whose initial centre is a point of `model`): on the joint
+/// density, or with the geo intercepts integrated out ([`collapsed`]) and drawn per draw from their
+/// conditional (seeded by `settings.seed`), so the posterior has `model`'s coordinates either way.
+pub fn sample_nuts_model(
+    model: &MmmModel,
+    settings: &mmloop_inference::NutsSettings,
+) -> Result<mmloop_inference::Posterior, mmloop_inference::InferenceError> {
+    let Some(c) = collapsed(model) else { return mmloop_inference::sample_nuts(model, settings) };
+    let mut s = settings.clone();
+    if let mmloop_inference::Init::Around { center, radius } = &settings.init {
+        s.init = mmloop_inference::Init::Around { center: c.reduce(center), radius: *radius };
+    }
+    let post = mmloop_inference::sample_nuts(&c, &s)?;
+    Ok(c.expand_posterior(&post, settings.seed))
 }
 
 /// Jitter (uniform half-width, unconstrained units) of each chain's start around the mode.
@@ -598,7 +633,7 @@ fn nuts(
 ) -> Result<(Draws, crate::fitdir::Diagnostics, Vec<Vec<mmloop_inference::DrawStats>>), FitError> {
     let mut settings = nuts_settings(model, spec);
     settings.quiet = options.quiet;
-    let post = mmloop_inference::sample_nuts(model, &settings).map_err(|e| FitError::Inference(e.to_string()))?;
+    let post = sample_nuts_model(model, &settings).map_err(|e| FitError::Inference(e.to_string()))?;
     let (draws, diag) = from_posterior(model, &post);
     Ok((draws, diag, post.sample_stats))
 }

@@ -96,7 +96,9 @@ impl CentringChoice {
 pub const FEW_GEOS_INTERCEPT_POWER: f64 = 0.5;
 
 impl MmmModel {
-    /// The form NUTS samples each hierarchy block in:
+    /// The form NUTS samples each hierarchy block in (with a Normal likelihood NUTS integrates
+    /// the geo intercepts out instead, [`super::collapsed`]; their form is then only the one the
+    /// draws are written in):
     /// - geo intercepts with fewer geos than [`MIN_GEOS_FOR_POOLING_SCALE`]: partially centred
     ///   with w = [`FEW_GEOS_INTERCEPT_POWER`]. The data cannot bound σ_a then, so its posterior
     ///   spans both regimes: σ_a ≫ ε (ε the sd to which the data pin a geo's deviation), where

@@ -195,6 +195,17 @@ impl LogDensity for MmmModel {
     }
 
     fn logp_grad(&self, q: &[f64], grad: &mut [f64]) -> Result<f64, LogDensityError> {
+        self.logp_grad_mode(q, grad, false)
+    }
+}
+
+impl MmmModel {
+    /// The joint log density and gradient (`collapse` false), or, with `collapse`, the density with
+    /// the geo intercept deviations integrated out of the Normal likelihood (see
+    /// [`super::collapsed`]): the intercept block's coordinates are then not read (they get no
+    /// term and a zero gradient). `collapse` needs a geo model with a Normal likelihood and its
+    /// intercepts non-centred (not by levels, not partially centred).
+    pub(crate) fn logp_grad_mode(&self, q: &[f64], grad: &mut [f64], collapse: bool) -> Result<f64, LogDensityError> {
         let np = self.params.len();
         if q.len() != np || grad.len() != np {
             return Err(LogDensityError::Fatal(format!("expected {np} coordinates, got {} / {}", q.len(), grad.len())));
@@ -224,7 +235,7 @@ impl LogDensity for MmmModel {
             // Not zeroed here: `logp_grad_in` writes every slot before reading it and zeroes its
             // accumulators itself, so stale values from an earlier call are never read.
             buf.resize(len, 0.0);
-            self.logp_grad_in(q, grad, &mut buf[..len])
+            self.logp_grad_in(q, grad, &mut buf[..len], collapse)
         })
     }
 }
@@ -240,8 +251,25 @@ impl MmmModel {
     /// The body of `logp_grad` on a scratch buffer of the length it computes (any contents: every
     /// slot is written before it is read; the accumulators `gx`, `g_design`, `g_control` are zeroed
     /// here).
-    fn logp_grad_in(&self, q: &[f64], grad: &mut [f64], buf: &mut [f64]) -> Result<f64, LogDensityError> {
+    fn logp_grad_in(
+        &self,
+        q: &[f64],
+        grad: &mut [f64],
+        buf: &mut [f64],
+        collapse: bool,
+    ) -> Result<f64, LogDensityError> {
         let np = self.params.len();
+        let collapsed = match self.baseline.geo_intercept {
+            Some((si, us)) if collapse => {
+                if self.baseline.geo_levels || self.intercept_power() != 1.0 || self.likelihood != Likelihood::Normal {
+                    return Err(LogDensityError::Fatal(
+                        "the geo intercepts are integrated out only from a Normal likelihood, non-centred".into(),
+                    ));
+                }
+                Some((si, us))
+            }
+            _ => None,
+        };
         let g_n = self.n_geos();
         let t_n = self.n_times;
         let tf = self.n_fit;
@@ -300,6 +328,8 @@ impl MmmModel {
                 Some(_) if level == Some(i) || (levels.is_some() && i == self.baseline.intercept_idx) => grad[i] = 0.0,
                 // geo levels ℓ_g: their terms come with the hierarchy's, below
                 None if in_levels(i) => grad[i] = 0.0,
+                // integrated out: not read
+                None if collapsed.is_some_and(|(_, us)| (us..us + g_n).contains(&i)) => grad[i] = 0.0,
                 Some(pr) => {
                     let (l, d) = pr.ln_pdf_and_deriv(c.x);
                     lp += l + c.log_jac;
@@ -348,6 +378,8 @@ impl MmmModel {
         for g in 0..g_n {
             let a = match bl.geo_intercept {
                 // geo levels: a_g = ℓ_g − h_g is added after the media, once h_g is known
+                // integrated out: the mean without the deviations
+                Some(_) if collapsed.is_some() => mu_now,
                 Some(_) if levels.is_some() => 0.0,
                 Some((si, us)) => mu_now + vals[si].powf(w_int) * vals[us + g],
                 None => mu_now,
@@ -475,6 +507,28 @@ impl MmmModel {
         let mut gsig = 0.0;
         let nobs = n_cells as f64;
         match self.likelihood {
+            // intercepts integrated out: per geo, the marginal of its residuals; the adjoint is
+            // (r − â_g)/σ² (see `super::collapsed`)
+            Likelihood::Normal if collapsed.is_some() => {
+                let (si, _) = collapsed.expect("checked");
+                let inv2 = 1.0 / (sigma * sigma);
+                for g in 0..g_n {
+                    let m = &mut resid[g * tf..(g + 1) * tf];
+                    let (mut s, mut ss) = (0.0, 0.0);
+                    for (mt, yt) in m.iter_mut().zip(&self.y[g * t_n..g * t_n + tf]) {
+                        *mt = yt - *mt;
+                        s += *mt;
+                        ss += *mt * *mt;
+                    }
+                    let gm = super::collapsed::geo_marginal(s, ss, tf as f64, sigma, vals[si]);
+                    ll += gm.ll;
+                    gsig += gm.d_sigma;
+                    gx[si] += gm.d_scale;
+                    for mt in m.iter_mut() {
+                        *mt = (*mt - gm.a_hat) * inv2;
+                    }
+                }
+            }
             Likelihood::Normal => {
                 let inv2 = 1.0 / (sigma * sigma);
                 let mut ss = 0.0;
@@ -670,7 +724,7 @@ impl MmmModel {
             }
             g_mu += ga;
             match bl.geo_intercept {
-                Some(_) if levels.is_some() => {}
+                Some(_) if levels.is_some() || collapsed.is_some() => {}
                 // δ_g = σ_a^w·u_g: ∂/∂σ_a = ga·w·σ_a^(w−1)·u_g, ∂/∂u_g = ga·σ_a^w
                 Some((si, us)) => {
                     if w_int != 0.0 {

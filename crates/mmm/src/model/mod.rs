@@ -13,7 +13,9 @@
 //!   (the deviations δ, d themselves) or non-centred (u = δ/σ_a, z = d/τ_c ~ N(0, 1)); the geo
 //!   intercepts also by the geos' fitted levels or partially centred. [`MmmModel::new`] picks the
 //!   form per block from the data ([`MmmModel::sampling_centring`]), [`MmmModel::set_centring`]
-//!   switches: see [`centring`] for the measurements behind the default.
+//!   switches: see [`centring`] for the measurements behind the default. With a Normal likelihood
+//!   NUTS samples the geo intercepts' marginal instead (integrated out in closed form, then drawn
+//!   per draw from their conditional): see [`collapsed`].
 //! - ROI priors (Meridian's parametrisation): the sampled parameter is ROI_c and
 //!   β_c = ROI_c · Σ_{g,t} spend / Σ_{g,t} exp(τ_c z_{g,c})·κ_g·rpk(g,t)·f_c(g,t), sums over the
 //!   fitted period, so that the model's ROI over the fitted period is exactly ROI_c.
@@ -48,6 +50,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod centring;
+pub mod collapsed;
 pub mod density;
 pub mod simulate;
 
@@ -170,6 +173,10 @@ pub struct MmmModel {
     /// The data's information ratio κ per hierarchy block and the centring it implies (see
     /// [`centring`]); the mode search runs in that centring.
     pub centring_choice: centring::CentringChoice,
+    /// NUTS samples this model with its geo intercepts integrated out
+    /// ([`collapsed::CollapsedIntercepts`]; geo models with a Normal likelihood). The model's own
+    /// density ([`mmloop_inference::LogDensity`]) and the Laplace fit are the joint one either way.
+    pub collapse_intercepts: bool,
 }
 
 /// A channel whose β coordinate is sampled as r = ln(β·s(1; φ)).
@@ -441,6 +448,7 @@ impl MmmModel {
             response_coords: Vec::new(),
             level_coord: false,
             centring_choice: centring::CentringChoice::default(),
+            collapse_intercepts: false,
         };
         model.level_coord = model.params[model.baseline.intercept_idx].transform == Transform::Identity;
         model.response_coords = model
@@ -457,6 +465,11 @@ impl MmmModel {
         model.centring_choice = centring::choose(&model, spec);
         let form = model.sampling_centring();
         model.set_centring(&form);
+        // NUTS integrates the geo intercepts out where it can and where that measured better (see
+        // `collapsed`): not with fewer geos than can inform a pooling scale, where the partially
+        // centred joint form does better
+        model.collapse_intercepts =
+            g_n >= centring::MIN_GEOS_FOR_POOLING_SCALE && spec.likelihood == Likelihood::Normal;
         Ok(model)
     }
 
