@@ -166,6 +166,21 @@ pub const GEO_SEED: u64 = 20_240_602;
 /// 2021-01-04, a Monday, as days since 1970-01-01.
 const FIRST_WEEK: f64 = 18_631.0;
 
+/// A price index per geo and week: 1 + 3 % half-yearly swing + 2 % noise, 4 decimals (the demo's
+/// control; the scale panels' too).
+fn price_index(rng: &mut SplitMix64, g_n: usize, t_n: usize) -> Vec<Vec<f64>> {
+    (0..g_n)
+        .map(|_| {
+            (0..t_n)
+                .map(|t| {
+                    let s = (2.0 * std::f64::consts::PI * t as f64 / 26.0).sin();
+                    round_to(1.0 + 0.03 * s + 0.02 * rng.normal(), 4)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 fn round_to(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
@@ -446,16 +461,7 @@ fn geo_world(test: Option<&HeavyUp>) -> (Demo, Option<GeoTestTruth>) {
         }
         geo_intercept.push(intercept * (0.1 * rng.normal()).exp());
     }
-    let price: Vec<Vec<f64>> = (0..g_n)
-        .map(|_| {
-            (0..t_n)
-                .map(|t| {
-                    let s = (2.0 * std::f64::consts::PI * t as f64 / 26.0).sin();
-                    round_to(1.0 + 0.03 * s + 0.02 * rng.normal(), 4)
-                })
-                .collect()
-        })
-        .collect();
+    let price = price_index(&mut rng, g_n, t_n);
     let z: Vec<[f64; 3]> = (0..g_n).map(|_| [rng.normal(), rng.normal(), rng.normal()]).collect();
 
     let mut channels = Vec::new();

@@ -60,6 +60,16 @@ fn check_gradient(d: &impl LogDensity, q: &[f64], n_cells: usize) -> Result<(), 
     Ok(())
 }
 
+/// Intercept form 0–3: non-centred, centred, by levels, partially centred (w = ½).
+fn set_intercept_form(m: &mut MmmModel, form: usize) {
+    m.set_centring(&Centring {
+        intercept: form == 1,
+        intercept_levels: form == 2,
+        intercept_power: (form == 3).then_some(0.5),
+        ..m.centring()
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
     /// Whatever form the model samples its intercepts in (non-centred, centred, by levels,
@@ -69,12 +79,7 @@ proptest! {
         which in 0usize..8, form in 0usize..4, seed in 0u64..1000, spread in 0.1f64..1.5
     ) {
         let mut m = model(which);
-        m.set_centring(&Centring {
-            intercept: form == 1,
-            intercept_levels: form == 2,
-            intercept_power: (form == 3).then_some(0.5),
-            ..m.centring()
-        });
+        set_intercept_form(&mut m, form);
         let c = CollapsedIntercepts::new(&m).unwrap();
         let q = random_point(&c, &c.reduce(&m.initial_point()), seed, spread);
         let r = check_gradient(&c, &q, m.y.len());
@@ -152,12 +157,7 @@ fn collapsed_density_is_the_joint_integrated_over_the_intercepts() {
 fn reduce_inverts_expand() {
     for form in 0..4 {
         let mut m = model(0);
-        m.set_centring(&Centring {
-            intercept: form == 1,
-            intercept_levels: form == 2,
-            intercept_power: (form == 3).then_some(0.5),
-            ..m.centring()
-        });
+        set_intercept_form(&mut m, form);
         let c = CollapsedIntercepts::new(&m).unwrap();
         let q = random_point(&c, &c.reduce(&m.initial_point()), 5, 0.5);
         let full = c.expand(&q, Some(&[0.3, -1.0, 2.0]));

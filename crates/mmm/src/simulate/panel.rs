@@ -22,7 +22,7 @@
 //! spend, n ~ U(0.8, 2), ROI ~ U(0.5, 3), τ ~ U(0.1, 0.3). Populations are log-uniform on
 //! [2·10⁵, 3·10⁶]; a_g = 2·exp(0.1·N(0, 1)); δ = 0.15; γ = −1.2; σ = 0.06.
 
-use super::{FIRST_WEEK, PERIOD, SplitMix64, geometric_adstock, hill, mean_nonzero, round_to, seasonal};
+use super::{FIRST_WEEK, PERIOD, SplitMix64, geometric_adstock, hill, mean_nonzero, price_index, round_to, seasonal};
 use crate::Dataset;
 use crate::config::{ConfigError, parse_config};
 use crate::data::MmmDataError;
@@ -126,16 +126,7 @@ pub fn simulate_panel(o: PanelOptions) -> Result<Panel, PanelError> {
     let pop: Vec<f64> =
         (0..g_n).map(|_| 1000.0 * ((2e5f64.ln() + rng.uniform() * 15f64.ln()).exp() / 1000.0).round()).collect();
     let a_g: Vec<f64> = (0..g_n).map(|_| intercept * (0.1 * rng.normal()).exp()).collect();
-    let price: Vec<Vec<f64>> = (0..g_n)
-        .map(|_| {
-            (0..t_n)
-                .map(|t| {
-                    let s = (2.0 * std::f64::consts::PI * t as f64 / 26.0).sin();
-                    round_to(1.0 + 0.03 * s + 0.02 * rng.normal(), 4)
-                })
-                .collect()
-        })
-        .collect();
+    let price = price_index(&mut rng, g_n, t_n);
 
     // per-capita spend x[c][g][t], rounded so that the total spend is whole cents
     let mut x = vec![vec![vec![0.0; t_n]; g_n]; c_n];
