@@ -697,11 +697,8 @@ fn run_arm_shared(
         let tests: Vec<_> = chosen.tests.iter().map(|t| t.test.clone()).collect();
         let runs = world.advance(h, &tests, &settings.readout).map_err(|e| err(e.to_string()))?;
         pending.clear();
-        let mut records = Vec::new();
-        for (run, _) in runs.iter().zip(&chosen.tests) {
-            row.test_cost += run.spend_change - run.true_lift_with_carryover;
-            records.push(run.record.clone());
-        }
+        row.test_cost += runs.iter().map(|run| run.spend_change - run.true_lift_with_carryover).sum::<f64>();
+        let records: Vec<_> = runs.iter().map(|run| run.record.clone()).collect();
         if !records.is_empty() {
             let l = ledger.as_mut().ok_or_else(|| err("the ledger was lost".into()))?;
             let ids = l.add_readouts(&records, None).map_err(|e| err(format!("recording the readouts: {e}")))?;
