@@ -48,6 +48,11 @@ pub struct SimulateArgs {
     /// modes, a fraction of the optimiser's work).
     #[arg(long)]
     pub cold_fits: bool,
+    /// The fitted MMM's `[calibration] observational_bias_sd`: the prior sd of ln(observational /
+    /// causal effect) per channel, so experiments can correct what the data confound (the loop
+    /// demo uses 0.5). 0 takes the data's association as causal.
+    #[arg(long, default_value_t = 0.0)]
+    pub observational_bias_sd: f64,
     /// Re-run the first K worlds with NUTS fits and say whether the conclusions agree.
     #[arg(long, default_value_t = 0, value_parser = crate::panel_args::count)]
     pub nuts_check: usize,
@@ -94,6 +99,7 @@ fn settings(args: &SimulateArgs) -> anyhow::Result<SimSettings> {
         evoi_readouts: args.evoi_readouts,
         evpi_draws: args.evoi_readouts,
         warm_start: !args.cold_fits,
+        observational_bias_sd: args.observational_bias_sd,
         ..Default::default()
     };
     s.distribution.channels = channels_range(&args.channels)?;

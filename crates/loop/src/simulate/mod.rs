@@ -197,6 +197,11 @@ pub struct SimSettings {
     /// ([`mmloop_mmm::fit::WarmStart`]) beside [`WARM_DATA_STARTS`] data-driven start(s), instead of
     /// the model's default cold starts (`--cold-fits` turns this off).
     pub warm_start: bool,
+    /// The fitted MMM's `[calibration] observational_bias_sd` (s): each channel's observational
+    /// effect may differ from its causal one by a factor exp(b_c), b_c ~ N(0, s²), so experiments
+    /// can move the causal ROI the data cannot (`docs/notes/demo-learning.md`). 0 (the default, as
+    /// in the headline runs) takes the data's association as causal; the loop demo uses 0.5.
+    pub observational_bias_sd: f64,
 }
 
 /// Data-driven starts a warm-started Laplace fit keeps beside the previous mode: the model's own
@@ -235,6 +240,7 @@ impl Default for SimSettings {
             readout: ReadoutOptions::with_estimator("ascm"),
             threshold: Threshold::default(),
             warm_start: true,
+            observational_bias_sd: 0.0,
         }
     }
 }
@@ -282,6 +288,15 @@ impl SimSettings {
             return Err(SimError::option(
                 "--durations",
                 format!("test lengths must be 1..={} weeks (a cycle), got {:?}", self.horizon, self.durations),
+            ));
+        }
+        if !(self.observational_bias_sd.is_finite() && self.observational_bias_sd >= 0.0) {
+            return Err(SimError::option(
+                "--observational-bias-sd",
+                format!(
+                    "must be a finite sd >= 0 (0 = no observational bias), got {}",
+                    self.observational_bias_sd
+                ),
             ));
         }
         let (lo, hi) = self.distribution.channels;
@@ -784,6 +799,7 @@ fn fit_cycle(
     let mut spec = world.model_spec(data_path).map_err(|e| e.to_string())?;
     spec.fit.method = settings.method;
     spec.fit.seed = settings.fit_seed(w, cycle);
+    spec.calibration.observational_bias_sd = settings.observational_bias_sd;
     match settings.method {
         FitMethod::Laplace => {
             spec.fit.chains = 1;

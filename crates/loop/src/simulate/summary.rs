@@ -297,6 +297,7 @@ pub fn summarise(result: &SimResult) -> Summary {
         ("readout", format!("{:?}", s.readout.params.estimators)),
         ("discrepancy_threshold_z", s.threshold.value().to_string()),
         ("scenario", s.scenario.clone()),
+        ("observational_bias_sd", s.observational_bias_sd.to_string()),
         ("distribution", format!("{:?}", s.distribution)),
     ] {
         settings.insert(key.to_string(), v);
@@ -532,13 +533,17 @@ pub fn terminal_summary(s: &Summary) -> String {
     let last = s.cycles;
     let _ = writeln!(
         b,
-        "{} × {} × {} ({} fits, seed {}, scenario {}), {:.0} s",
+        "{} × {} × {} ({} fits, seed {}, scenario {}{}), {:.0} s",
         mmloop_data::human::count(s.worlds, "world"),
         mmloop_data::human::count(s.cycles, "cycle"),
         mmloop_data::human::count(s.arms.len(), "arm"),
         s.method,
         s.seed,
         s.settings.get("scenario").map_or("well_specified", String::as_str),
+        match s.settings.get("observational_bias_sd").map(String::as_str) {
+            None | Some("0") => String::new(),
+            Some(b) => format!(", observational bias sd {b}"),
+        },
         s.seconds
     );
     let _ = writeln!(

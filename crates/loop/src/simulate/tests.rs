@@ -227,6 +227,8 @@ fn bad_settings_name_the_option() {
     assert!(e(SimSettings { worlds: 0, ..Default::default() }).starts_with("--worlds:"));
     assert!(e(SimSettings { cycles: 0, ..Default::default() }).starts_with("--cycles:"));
     assert!(e(SimSettings { durations: vec![20], ..Default::default() }).starts_with("--durations:"));
+    let b = e(SimSettings { observational_bias_sd: -0.5, ..Default::default() });
+    assert!(b.starts_with("--observational-bias-sd:") && b.contains("-0.5"), "{b}");
     assert!(Arm::parse_list("evoi,magic").unwrap_err().to_string().contains("unknown arm \"magic\""));
     assert!(Arm::parse_list("evoi,evoi").unwrap_err().to_string().contains("listed twice"));
     assert_eq!(Arm::parse_list(" none , oracle").unwrap(), vec![Arm::None, Arm::Oracle]);
@@ -251,6 +253,18 @@ fn evoi_discard_drops_flagged_readouts_from_calibration() {
     assert!(e2.discrepancy_flags > 0, "a 40x readout must be flagged: {e2:?}");
     assert_eq!(e2.discrepancy_flags, d2.discrepancy_flags);
     assert_ne!(e2.roi_rmse, d2.roi_rmse, "the discarded readout still calibrated the fit");
+}
+
+/// `observational_bias_sd` reaches the fitted MMM: with no readout the data identify only the
+/// observational effect β·exp(b_c), so the causal ROI's interval must widen by the prior on b_c
+/// (s = 0.5: a factor e^(±1.645·0.5) ≈ 0.44–2.3 at 90 %), on the same world, data and fit seed.
+#[test]
+fn an_observational_bias_prior_widens_the_uncalibrated_roi_intervals() {
+    let s0 = SimSettings { worlds: 1, cycles: 1, ..tiny(&[Arm::None]) };
+    let s5 = SimSettings { observational_bias_sd: 0.5, ..s0.clone() };
+    let (r0, r5) = (run_world(&s0, 0).unwrap(), run_world(&s5, 0).unwrap());
+    let (w0, w5) = (r0[0].width90, r5[0].width90);
+    assert!(w5 > 1.5 * w0, "90 % ROI interval width: {w5} with the bias prior against {w0} without");
 }
 
 /// Rows compared by their `Debug` form: NaN fields (the oracle's ROI RMSE) are equal to themselves.
