@@ -293,10 +293,7 @@ impl SimSettings {
         if !(self.observational_bias_sd.is_finite() && self.observational_bias_sd >= 0.0) {
             return Err(SimError::option(
                 "--observational-bias-sd",
-                format!(
-                    "must be a finite sd >= 0 (0 = no observational bias), got {}",
-                    self.observational_bias_sd
-                ),
+                format!("must be a finite sd >= 0 (0 = no observational bias), got {}", self.observational_bias_sd),
             ));
         }
         let (lo, hi) = self.distribution.channels;

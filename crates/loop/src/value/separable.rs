@@ -297,35 +297,8 @@ impl<'a, C: ResponseCurves + ?Sized> SeparableBudget<'a, C> {
             .collect();
         let vals: Vec<Vec<f64>> =
             (0..nc).map(|c| (0..=caps[c]).map(|j| curves[c].value(lower[c] + j as f64 * h)).collect()).collect();
-        // f[k]: best value of the channels so far with k units; choice[c][k]: units of channel c
-        let mut f = vec![f64::NEG_INFINITY; k_all + 1];
-        f[0] = 0.0;
-        let mut choice = vec![vec![0usize; k_all + 1]; nc];
-        for c in 0..nc {
-            let mut next = vec![f64::NEG_INFINITY; k_all + 1];
-            for (k, slot) in next.iter_mut().enumerate() {
-                for j in 0..=caps[c].min(k) {
-                    let prev = f[k - j];
-                    if prev == f64::NEG_INFINITY {
-                        continue;
-                    }
-                    let v = prev + vals[c][j];
-                    if v > *slot {
-                        *slot = v;
-                        choice[c][k] = j;
-                    }
-                }
-            }
-            f = next;
-        }
-        // Σ caps may fall short of K by rounding: take the most units reachable, hand the rest out below
-        let mut k = (0..=k_all).rev().find(|&k| f[k] > f64::NEG_INFINITY).unwrap_or(0);
-        let mut s = vec![0.0; nc];
-        for c in (0..nc).rev() {
-            let j = choice[c][k];
-            s[c] = lower[c] + j as f64 * h;
-            k -= j;
-        }
+        let picked = grid_units(&vals, &caps, k_all);
+        let mut s: Vec<f64> = (0..nc).map(|c| lower[c] + picked[c] as f64 * h).collect();
         let mut rest = b - s.iter().sum::<f64>();
         for (x, up) in s.iter_mut().zip(&self.upper) {
             if rest <= 0.0 {
@@ -345,6 +318,9 @@ impl<'a, C: ResponseCurves + ?Sized> SeparableBudget<'a, C> {
         let nc = s.len();
         let inv_phi = 0.5 * (5f64.sqrt() - 1.0);
         for _ in 0..REFINE_SWEEPS {
+            // a sweep that moves nothing leaves `s` as it found it, so every later sweep would
+            // repeat it exactly: stopping there gives the same allocation bit for bit
+            let mut moved = false;
             for i in 0..nc {
                 for j in i + 1..nc {
                     let lo = (-reach).max(lower[i] - s[i]).max(s[j] - self.upper[j]);
@@ -381,8 +357,12 @@ impl<'a, C: ResponseCurves + ?Sized> SeparableBudget<'a, C> {
                     if best.0 != 0.0 {
                         s[i] += best.0;
                         s[j] -= best.0;
+                        moved = true;
                     }
                 }
+            }
+            if !moved {
+                break;
             }
         }
     }
@@ -443,6 +423,75 @@ impl<'a, C: ResponseCurves + ?Sized> SeparableBudget<'a, C> {
         }
         out
     }
+}
+
+/// The grid dynamic programme of the module doc: units k_c ∈ {0, …, caps[c]} per channel maximising
+/// Σ_c vals[c][k_c] subject to Σ_c k_c = K*, where K* = min(`units`, Σ caps) is the most units the
+/// caps let the channels take. `vals[c][j]` is V_c at j units (finite); ties go to the first
+/// maximiser in the order of the recursion
+///
+/// ```text
+/// F_c(k) = max_{0 ≤ j ≤ min(k, cap_c)} F_{c−1}(k − j) + V_c(j),   F_{−1}(k) = [k = 0 ? 0 : −∞],
+/// ```
+///
+/// j ascending, a later j kept only when strictly better. The first channel's row is its own
+/// values (F_{−1} is finite at 0 only), and the last channel's only at K*; the rows between loop over
+/// j outside k, so the inner loop is a branch-light pass over k. That visits, for each k, the same
+/// j in the same order as the textbook recursion and keeps the same maximiser: the units are
+/// identical to it (tested against it on random S-shaped lattices), at (C − 2)·K·cap + cap
+/// additions instead of C·K·cap.
+pub(super) fn grid_units(vals: &[Vec<f64>], caps: &[usize], units: usize) -> Vec<usize> {
+    let nc = vals.len();
+    if nc == 0 {
+        return Vec::new();
+    }
+    let k_star = caps.iter().sum::<usize>().min(units);
+    if nc == 1 {
+        return vec![k_star];
+    }
+    // f[k]: best value of the channels so far with k units; choice[c][k]: units of channel c
+    let mut f = vec![f64::NEG_INFINITY; units + 1];
+    let mut choice = vec![vec![0usize; units + 1]; nc];
+    for k in 0..=caps[0].min(units) {
+        let v = 0.0 + vals[0][k];
+        if v > f64::NEG_INFINITY {
+            f[k] = v;
+            choice[0][k] = k;
+        }
+    }
+    let mut next = vec![f64::NEG_INFINITY; units + 1];
+    for c in 1..nc - 1 {
+        next.fill(f64::NEG_INFINITY);
+        let ch = &mut choice[c];
+        for j in 0..=caps[c].min(units) {
+            let add = vals[c][j];
+            // −∞ + add = −∞ is never strictly better: the textbook recursion's skip
+            for ((slot, pick), prev) in next[j..].iter_mut().zip(&mut ch[j..]).zip(&f) {
+                let v = prev + add;
+                if v > *slot {
+                    *slot = v;
+                    *pick = j;
+                }
+            }
+        }
+        std::mem::swap(&mut f, &mut next);
+    }
+    let last = nc - 1;
+    let mut best = f64::NEG_INFINITY;
+    for j in 0..=caps[last].min(k_star) {
+        let v = f[k_star - j] + vals[last][j];
+        if v > best {
+            best = v;
+            choice[last][k_star] = j;
+        }
+    }
+    let mut out = vec![0usize; nc];
+    let mut k = k_star;
+    for c in (0..nc).rev() {
+        out[c] = choice[c][k];
+        k -= out[c];
+    }
+    out
 }
 
 fn column(m: &Mat<f64>, j: usize) -> &[f64] {

@@ -638,6 +638,69 @@ fn grid_programme_is_at_least_as_good_as_the_general_optimiser() {
     assert!(worst_c < 1e-6, "concave gap {worst_c}");
 }
 
+/// The grid programme's recursion written as the textbook states it (k outside, j inside, every
+/// row in full, the most reachable units at the end): the reference for `grid_units`.
+fn textbook_grid_units(vals: &[Vec<f64>], caps: &[usize], units: usize) -> Vec<usize> {
+    let nc = vals.len();
+    let mut f = vec![f64::NEG_INFINITY; units + 1];
+    f[0] = 0.0;
+    let mut choice = vec![vec![0usize; units + 1]; nc];
+    for c in 0..nc {
+        let mut next = vec![f64::NEG_INFINITY; units + 1];
+        for (k, slot) in next.iter_mut().enumerate() {
+            for j in 0..=caps[c].min(k) {
+                if f[k - j] == f64::NEG_INFINITY {
+                    continue;
+                }
+                let v = f[k - j] + vals[c][j];
+                if v > *slot {
+                    *slot = v;
+                    choice[c][k] = j;
+                }
+            }
+        }
+        f = next;
+    }
+    let mut k = (0..=units).rev().find(|&k| f[k] > f64::NEG_INFINITY).unwrap_or(0);
+    let mut out = vec![0; nc];
+    for c in (0..nc).rev() {
+        out[c] = choice[c][k];
+        k -= out[c];
+    }
+    out
+}
+
+/// `grid_units` (first row direct, last row at one point, j outside k) picks the very units of the
+/// textbook recursion on random lattices: S-shaped and concave values, integer values full of ties,
+/// caps that do and do not reach the units, one to six channels.
+#[test]
+fn grid_units_are_the_textbook_recursions_units() {
+    use super::separable::grid_units;
+    for case in 0..300u64 {
+        let u = |i: u64| rng::uniform(4100 + case, 3, i);
+        let nc = 1 + (u(0) * 6.0) as usize;
+        let units = 1 + (u(1) * 300.0) as usize;
+        let ties = case % 3 == 0;
+        let caps: Vec<usize> = (0..nc).map(|c| (u(10 + c as u64) * 1.4 * units as f64) as usize).collect();
+        let vals: Vec<Vec<f64>> = (0..nc)
+            .map(|c| {
+                let (ec, slope, beta) = (0.2 + u(20 + c as u64), 0.6 + 2.5 * u(30 + c as u64), 10.0 * u(40 + c as u64));
+                (0..=caps[c])
+                    .map(|j| {
+                        let x = j as f64 / units as f64;
+                        let v = beta * x.powf(slope) / (ec.powf(slope) + x.powf(slope));
+                        if ties { v.round() } else { v }
+                    })
+                    .collect()
+            })
+            .collect();
+        let fast = grid_units(&vals, &caps, units);
+        let reference = textbook_grid_units(&vals, &caps, units);
+        assert_eq!(fast, reference, "case {case}: {nc} channels, {units} units, caps {caps:?}");
+        assert_eq!(fast.iter().sum::<usize>(), caps.iter().sum::<usize>().min(units));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2×2 and portfolio
 
