@@ -14,6 +14,14 @@ pub trait LogDensity: Send + Sync {
     fn param_names(&self) -> Vec<String> {
         (0..self.dim()).map(|i| format!("x[{i}]")).collect()
     }
+
+    /// Which coordinates interact ([`crate::HessianSparsity`]: shared coordinates and blocks that
+    /// do not interact with each other), when the density's formula guarantees it: the Laplace
+    /// approximation's finite-difference Hessians then perturb one coordinate of every block at
+    /// once ([`crate::sparsity`]). `None` (the default) takes every Hessian column by column.
+    fn hessian_sparsity(&self) -> Option<crate::HessianSparsity> {
+        None
+    }
 }
 
 /// A failure to evaluate the log density.
