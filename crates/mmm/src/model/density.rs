@@ -14,7 +14,7 @@ use crate::spec::Likelihood;
 use crate::transforms::TransformOrder;
 use crate::transforms::adstock::{convolve, convolve_adjoint_w, convolve_adjoint_x, dot};
 use crate::transforms::saturation::SatSlices;
-use mmloop_inference::{LogDensity, LogDensityError};
+use mmloop_inference::{HessianSparsity, LogDensity, LogDensityError};
 
 /// Forward pass of one channel on one media series: f = feature, plus what the backward pass needs.
 pub(crate) struct ChannelBufs<'a> {
@@ -196,6 +196,63 @@ impl LogDensity for MmmModel {
 
     fn logp_grad(&self, q: &[f64], grad: &mut [f64]) -> Result<f64, LogDensityError> {
         self.logp_grad_mode(q, grad, false)
+    }
+
+    fn hessian_sparsity(&self) -> Option<HessianSparsity> {
+        self.geo_blocks()
+    }
+}
+
+impl MmmModel {
+    /// The geo blocks of the Hessian ([`HessianSparsity`]), where the parametrisation guarantees
+    /// them. log p is Σ_g (geo g's likelihood terms and hierarchy priors) + shared priors: a geo's
+    /// cells see only its own intercept deviation (δ_g, u_g, whatever the centring: δ_g =
+    /// σ_a^w·u_g) and effects β(g,c) = β_c·exp(d_{g,c}) (d = τ_c·z or d itself), besides shared
+    /// coordinates (μ_a, σ_a, β_c or ROI_c, τ_c, θ_c, φ_c, b_c, σ, trend, seasonality, control
+    /// coefficients); the response-coordinate shear mixes only shared coordinates. So geo g's
+    /// coordinates form block g, and ∂log p/∂(geo g) does not depend on another geo's
+    /// coordinates. Three things couple geos, and are kept as they are:
+    /// - the level coordinate (μ_a = ℓ − h with h the mean over every geo's cells) and the
+    ///   geo-levels form (μ_a = ā + σ_a·v/√G, and the hierarchy's Σ_g (a_g − ā)²): every geo's
+    ///   coordinates move every cell's mean, a dense coupling of all geos (rank one per
+    ///   aggregate, entries of order 1/G of the diagonal), so the model declares no structure
+    ///   (`None`: dense Hessians);
+    /// - an ROI prior on a pooled channel: β_c = ROI_c·spend/D_c with D_c a sum over every
+    ///   geo's exp(d_{g,c}), so that channel's geo effects are shared coordinates;
+    /// - a lift test spanning several geos: its implied lift sums β(g,c) over its geos, so
+    ///   those geos' effects of its channels are shared coordinates.
+    ///
+    /// National models have no blocks (`None`).
+    pub fn geo_blocks(&self) -> Option<HessianSparsity> {
+        let g_n = self.n_geos();
+        if g_n < 2 || self.level_coord || self.baseline.geo_levels {
+            return None;
+        }
+        let mut block = vec![None; self.params.len()];
+        if let Some((_, us)) = self.baseline.geo_intercept {
+            for g in 0..g_n {
+                block[us + g] = Some(g);
+            }
+        }
+        for ch in self.channels.iter().filter(|c| !c.effect_is_roi) {
+            if let Some(zs) = ch.z_start {
+                for g in 0..g_n {
+                    block[zs + g] = Some(g);
+                }
+            }
+        }
+        for term in &self.lift {
+            let first = term.parts.first().map(|p| p.geo);
+            if term.parts.iter().all(|p| Some(p.geo) == first) {
+                continue;
+            }
+            for part in &term.parts {
+                if let Some(zs) = self.channels[part.channel].z_start {
+                    block[zs + part.geo] = None;
+                }
+            }
+        }
+        block.iter().any(Option::is_some).then(|| HessianSparsity::new(block))
     }
 }
 
