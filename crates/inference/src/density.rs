@@ -22,6 +22,17 @@ pub trait LogDensity: Send + Sync {
     fn hessian_sparsity(&self) -> Option<crate::HessianSparsity> {
         None
     }
+
+    /// The Hessian of log p at `x` for preconditioning the Laplace mode search (its shape, not its
+    /// last digits), with the gradient evaluations it took, when the density has a cheaper route
+    /// to it than forward differences ([`crate::laplace::hessian_forward`], the default `None`),
+    /// e.g. the Hessian of a sparser parametrisation of the same model mapped back. `Some(Err)`
+    /// when it cannot be computed at `x` (the search then runs that round unpreconditioned, as it
+    /// does when forward differences fail).
+    fn preconditioner_hessian(&self, x: &[f64]) -> Option<Result<crate::CountedHessian, crate::InferenceError>> {
+        let _ = x;
+        None
+    }
 }
 
 /// A failure to evaluate the log density.

@@ -133,8 +133,21 @@ pub const PRECONDITION_FLOOR: f64 = 1e-4;
 impl Preconditioner {
     /// The preconditioner at `x0`, or `None` where the Hessian cannot be computed (the density is
     /// not finite within a step of `x0`) or its eigen-decomposition fails.
-    fn at<D: LogDensity + ?Sized>(density: &D, x0: &[f64]) -> Result<Option<Self>, InferenceError> {
-        let h = match hessian_forward(density, x0) {
+    /// The preconditioner and the gradient evaluations its Hessian took
+    /// ([`LogDensity::preconditioner_hessian`] where the density has a route of its own, else
+    /// [`hessian_forward`]).
+    fn at<D: LogDensity + ?Sized>(density: &D, x0: &[f64]) -> Result<(Option<Self>, u64), InferenceError> {
+        let (h, evaluations) = match density.preconditioner_hessian(x0) {
+            Some(h) => h,
+            None => hessian_forward(density, x0)
+                .map(|h| (h, gradient_count(density.hessian_sparsity().as_ref(), x0.len(), Scheme::Forward))),
+        }
+        .map_or_else(|e| (Err(e), 0), |(h, n)| (Ok(h), n));
+        Ok((Self::from_hessian(h, x0)?, evaluations))
+    }
+
+    fn from_hessian(h: Result<Vec<Vec<f64>>, InferenceError>, x0: &[f64]) -> Result<Option<Self>, InferenceError> {
+        let h = match h {
             Ok(h) => h,
             Err(InferenceError::FatalDensity { chain, iteration, message }) => {
                 return Err(InferenceError::FatalDensity { chain, iteration, message });
@@ -458,9 +471,8 @@ fn optimise<D: LogDensity + ?Sized>(
     } else {
         let mut x = start.clone();
         loop {
-            let pre = Preconditioner::at(density, &x)?;
-            *tracker.evaluations.borrow_mut() +=
-                gradient_count(density.hessian_sparsity().as_ref(), x.len(), Scheme::Forward);
+            let (pre, evaluations) = Preconditioner::at(density, &x)?;
+            *tracker.evaluations.borrow_mut() += evaluations;
             *tracker.last.borrow_mut() = None;
             let before = tracker.best.borrow().as_ref().map(|b| b.1);
             let budget = settings.precondition_every.min(settings.max_iters - iterations);

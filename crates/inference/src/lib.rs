@@ -51,5 +51,5 @@ pub use error::InferenceError;
 pub use laplace::{LaplaceSettings, ModeSearch, find_mode, laplace, laplace_at, search_modes};
 pub use nuts::{DENSE_MIN_TUNE, Init, MassMatrix, NutsSettings, sample_nuts};
 pub use posterior::{ChainWarmup, DrawStats, LaplaceInfo, LaplaceStart, Method, Posterior};
-pub use sparsity::{HessianSparsity, sparsity_violation};
+pub use sparsity::{CountedHessian, HessianSparsity, sparsity_violation};
 pub use summary::{ParamSummary, RunDiagnostics, Summary, summary};

@@ -32,6 +32,9 @@
 
 use crate::{InferenceError, LogDensity, LogDensityError};
 
+/// A Hessian (rows) with the gradient evaluations it took.
+pub type CountedHessian = (Vec<Vec<f64>>, u64);
+
 /// Which coordinates of a log density interact: every coordinate is either shared (it may
 /// interact with every other) or belongs to a block, and coordinates of different blocks do not
 /// interact — ∂log p/∂x_i does not depend on x_j for i, j in different blocks (see the module

@@ -454,33 +454,6 @@ pub fn mode_search(
     }
 }
 
-/// [`mode_search`] in the [`MmmModel::sparse_form`]s of `model` and `target` where they have
-/// one (their preconditioner Hessians then cost (shared + largest geo block) + 1 gradients instead
-/// of dim + 1), its points mapped into `target`'s coordinates; else [`mode_search`] itself.
-/// `settings.warm_starts` are in `target`'s coordinates. The two forms share their modes and log
-/// densities (a unit-Jacobian shear), so the search finds the same mode by a different path.
-pub fn sparse_mode_search(
-    model: &MmmModel,
-    target: &MmmModel,
-    settings: &mmloop_inference::LaplaceSettings,
-) -> Result<mmloop_inference::ModeSearch, mmloop_inference::InferenceError> {
-    let (Some(m), Some(t)) = (model.sparse_form(), target.sparse_form()) else {
-        return mode_search(model, target, settings);
-    };
-    let s = mmloop_inference::LaplaceSettings {
-        warm_starts: settings.warm_starts.iter().map(|w| t.convert_point(target, w)).collect(),
-        ..settings.clone()
-    };
-    let mut search = mode_search(&m, &t, &s)?;
-    let back = |q: &[f64]| target.convert_point(&t, q);
-    search.mode = back(&search.mode);
-    for st in &mut search.starts {
-        st.start = back(&st.start);
-        st.end = st.end.as_deref().map(back);
-    }
-    Ok(search)
-}
-
 /// Constrained scale of every centred block at `q`.
 fn centred_scales(model: &MmmModel, q: &[f64]) -> Vec<f64> {
     let x = model.constrain(q);
@@ -526,7 +499,7 @@ fn laplace(
         let mode = &post.laplace.as_ref().expect("a Laplace posterior").mode;
         if from.centring() == model.centring() { mode.clone() } else { model.convert_point(from, mode) }
     };
-    let search = sparse_mode_search(model, &target, &settings).map_err(err)?;
+    let search = mode_search(model, &target, &settings).map_err(err)?;
     if target.centring() != model.centring() {
         let before = centred_scales(&target, &search.mode);
         if let Ok(mut post) = mmloop_inference::laplace_at(&target, &settings, search.clone()) {
