@@ -14,6 +14,25 @@ pub trait LogDensity: Send + Sync {
     fn param_names(&self) -> Vec<String> {
         (0..self.dim()).map(|i| format!("x[{i}]")).collect()
     }
+
+    /// Which coordinates interact ([`crate::HessianSparsity`]: shared coordinates and blocks that
+    /// do not interact with each other), when the density's formula guarantees it: the Laplace
+    /// approximation's finite-difference Hessians then perturb one coordinate of every block at
+    /// once ([`crate::sparsity`]). `None` (the default) takes every Hessian column by column.
+    fn hessian_sparsity(&self) -> Option<crate::HessianSparsity> {
+        None
+    }
+
+    /// The Hessian of log p at `x` for preconditioning the Laplace mode search (its shape, not its
+    /// last digits), with the gradient evaluations it took, when the density has a cheaper route
+    /// to it than forward differences ([`crate::laplace::hessian_forward`], the default `None`),
+    /// e.g. the Hessian of a sparser parametrisation of the same model mapped back. `Some(Err)`
+    /// when it cannot be computed at `x` (the search then runs that round unpreconditioned, as it
+    /// does when forward differences fail).
+    fn preconditioner_hessian(&self, x: &[f64]) -> Option<Result<crate::CountedHessian, crate::InferenceError>> {
+        let _ = x;
+        None
+    }
 }
 
 /// A failure to evaluate the log density.

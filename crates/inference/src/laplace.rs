@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::nuts::{Init, check_start};
 use crate::posterior::{LaplaceInfo, LaplaceStart, Method, Posterior};
+use crate::sparsity::{HessianSparsity, Scheme, fd_hessian, gradient_count};
 use crate::{InferenceError, LogDensity, LogDensityError};
 
 /// Cost (−log p) given to points where the log density is not finite or not defined.
@@ -132,8 +133,21 @@ pub const PRECONDITION_FLOOR: f64 = 1e-4;
 impl Preconditioner {
     /// The preconditioner at `x0`, or `None` where the Hessian cannot be computed (the density is
     /// not finite within a step of `x0`) or its eigen-decomposition fails.
-    fn at<D: LogDensity + ?Sized>(density: &D, x0: &[f64]) -> Result<Option<Self>, InferenceError> {
-        let h = match hessian_forward(density, x0) {
+    /// The preconditioner and the gradient evaluations its Hessian took
+    /// ([`LogDensity::preconditioner_hessian`] where the density has a route of its own, else
+    /// [`hessian_forward`]).
+    fn at<D: LogDensity + ?Sized>(density: &D, x0: &[f64]) -> Result<(Option<Self>, u64), InferenceError> {
+        let (h, evaluations) = match density.preconditioner_hessian(x0) {
+            Some(h) => h,
+            None => hessian_forward(density, x0)
+                .map(|h| (h, gradient_count(density.hessian_sparsity().as_ref(), x0.len(), Scheme::Forward))),
+        }
+        .map_or_else(|e| (Err(e), 0), |(h, n)| (Ok(h), n));
+        Ok((Self::from_hessian(h, x0)?, evaluations))
+    }
+
+    fn from_hessian(h: Result<Vec<Vec<f64>>, InferenceError>, x0: &[f64]) -> Result<Option<Self>, InferenceError> {
+        let h = match h {
             Ok(h) => h,
             Err(InferenceError::FatalDensity { chain, iteration, message }) => {
                 return Err(InferenceError::FatalDensity { chain, iteration, message });
@@ -434,7 +448,8 @@ fn lbfgs_preconditioned<D: LogDensity + ?Sized>(
 
 /// L-BFGS from `start`: in the density's own coordinates with `precondition_every` = 0, otherwise
 /// in rounds of at most `precondition_every` iterations, each in the coordinates of a
-/// [`Preconditioner`] taken at the best point so far (2·dim gradient evaluations each), until a
+/// [`Preconditioner`] taken at the best point so far (dim + 1 gradient evaluations each, fewer with
+/// a [`LogDensity::hessian_sparsity`]), until a
 /// round converges, `max_iters` iterations are spent or a round makes no progress.
 fn optimise<D: LogDensity + ?Sized>(
     density: &D,
@@ -456,8 +471,8 @@ fn optimise<D: LogDensity + ?Sized>(
     } else {
         let mut x = start.clone();
         loop {
-            let pre = Preconditioner::at(density, &x)?;
-            *tracker.evaluations.borrow_mut() += x.len() as u64 + 1;
+            let (pre, evaluations) = Preconditioner::at(density, &x)?;
+            *tracker.evaluations.borrow_mut() += evaluations;
             *tracker.last.borrow_mut() = None;
             let before = tracker.best.borrow().as_ref().map(|b| b.1);
             let budget = settings.precondition_every.min(settings.max_iters - iterations);
@@ -696,68 +711,40 @@ fn check_warm_starts(dim: usize, settings: &LaplaceSettings) -> Result<(), Infer
 
 /// Hessian of log p at `x` by central differences of the analytic gradient, symmetrised:
 /// column j is `(∇log p(x + h_j e_j) − ∇log p(x − h_j e_j)) / (2 h_j)` with
-/// `h_j = step · max(|x_j|, 1)`. Fails if the density is not finite at a probe point.
+/// `h_j = step · max(|x_j|, 1)`, the columns of the density's [`LogDensity::hessian_sparsity`]
+/// perturbed together where it declares one ([`crate::sparsity`]: 2·(shared + largest block)
+/// gradients instead of 2·dim). Fails if the density is not finite at a probe point.
 pub fn hessian<D: LogDensity + ?Sized>(density: &D, x: &[f64], step: f64) -> Result<Vec<Vec<f64>>, InferenceError> {
-    let d = x.len();
-    let mut h = vec![vec![0.0; d]; d];
-    let mut probe = x.to_vec();
-    let mut gp = vec![0.0; d];
-    let mut gm = vec![0.0; d];
-    let eval = |p: &[f64], g: &mut [f64]| match density.logp_grad(p, g) {
-        Ok(lp) if lp.is_finite() && g.iter().all(|v| v.is_finite()) => Ok(()),
-        Ok(_) | Err(LogDensityError::Recoverable(_)) => Err(InferenceError::Optimization(format!(
-            "the log density is not finite within {step:e} (relative) of the mode, so the Hessian cannot be \
-             computed; the mode may lie on a boundary of the support"
-        ))),
-        Err(LogDensityError::Fatal(message)) => Err(InferenceError::FatalDensity { chain: 0, iteration: 0, message }),
-    };
-    for j in 0..d {
-        let hj = step * x[j].abs().max(1.0);
-        probe[j] = x[j] + hj;
-        eval(&probe, &mut gp)?;
-        probe[j] = x[j] - hj;
-        eval(&probe, &mut gm)?;
-        probe[j] = x[j];
-        for i in 0..d {
-            h[i][j] = (gp[i] - gm[i]) / (2.0 * hj);
-        }
-    }
-    symmetrise(&mut h);
-    Ok(h)
+    hessian_with(density, x, step, density.hessian_sparsity().as_ref())
+}
+
+/// [`hessian`] with the sparsity structure given (`None`: every column alone, the dense scheme).
+pub fn hessian_with<D: LogDensity + ?Sized>(
+    density: &D,
+    x: &[f64],
+    step: f64,
+    sparsity: Option<&HessianSparsity>,
+) -> Result<Vec<Vec<f64>>, InferenceError> {
+    fd_hessian(density, x, Scheme::Central { step }, sparsity)
 }
 
 /// Hessian of log p at `x` by forward differences of the analytic gradient, symmetrised: column j
 /// is `(∇log p(x + h_j e_j) − ∇log p(x)) / h_j` with `h_j = √ε · max(|x_j|, 1)` (truncation error
-/// ∝ h, rounding ∝ ε/h: relative error ~1e-8). Half the cost of [`hessian`]'s central differences,
-/// for uses that need the curvature's shape rather than its last digits (preconditioning). Fails
-/// if the density is not finite at `x` or a probe point.
+/// ∝ h, rounding ∝ ε/h: relative error ~1e-8), the columns of the density's
+/// [`LogDensity::hessian_sparsity`] perturbed together where it declares one. Half the cost of
+/// [`hessian`]'s central differences, for uses that need the curvature's shape rather than its
+/// last digits (preconditioning). Fails if the density is not finite at `x` or a probe point.
 pub fn hessian_forward<D: LogDensity + ?Sized>(density: &D, x: &[f64]) -> Result<Vec<Vec<f64>>, InferenceError> {
-    let d = x.len();
-    let step = f64::EPSILON.sqrt();
-    let eval = |p: &[f64], g: &mut [f64]| match density.logp_grad(p, g) {
-        Ok(lp) if lp.is_finite() && g.iter().all(|v| v.is_finite()) => Ok(()),
-        Ok(_) | Err(LogDensityError::Recoverable(_)) => {
-            Err(InferenceError::Optimization("the log density is not finite next to the point".into()))
-        }
-        Err(LogDensityError::Fatal(message)) => Err(InferenceError::FatalDensity { chain: 0, iteration: 0, message }),
-    };
-    let mut g0 = vec![0.0; d];
-    eval(x, &mut g0)?;
-    let mut h = vec![vec![0.0; d]; d];
-    let mut probe = x.to_vec();
-    let mut gp = vec![0.0; d];
-    for j in 0..d {
-        let hj = step * x[j].abs().max(1.0);
-        probe[j] = x[j] + hj;
-        eval(&probe, &mut gp)?;
-        probe[j] = x[j];
-        let hj = (x[j] + hj) - x[j];
-        for i in 0..d {
-            h[i][j] = (gp[i] - g0[i]) / hj;
-        }
-    }
-    symmetrise(&mut h);
-    Ok(h)
+    hessian_forward_with(density, x, density.hessian_sparsity().as_ref())
+}
+
+/// [`hessian_forward`] with the sparsity structure given (`None`: every column alone).
+pub fn hessian_forward_with<D: LogDensity + ?Sized>(
+    density: &D,
+    x: &[f64],
+    sparsity: Option<&HessianSparsity>,
+) -> Result<Vec<Vec<f64>>, InferenceError> {
+    fd_hessian(density, x, Scheme::Forward, sparsity)
 }
 
 /// The mode counts as found when a Newton step from it would move no coordinate by more than this
@@ -944,15 +931,4 @@ pub fn laplace_at<D: LogDensity + ?Sized>(
         warmup: Vec::new(),
         laplace: Some(LaplaceInfo { mode, logp_at_mode, covariance, starts, warnings }),
     })
-}
-
-/// Replaces a finite-difference Hessian by its symmetric part, (H + Hᵀ)/2.
-fn symmetrise(h: &mut [Vec<f64>]) {
-    for i in 0..h.len() {
-        for j in 0..i {
-            let s = 0.5 * (h[i][j] + h[j][i]);
-            h[i][j] = s;
-            h[j][i] = s;
-        }
-    }
 }

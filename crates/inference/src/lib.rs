@@ -43,6 +43,7 @@ mod error;
 pub mod laplace;
 pub mod nuts;
 mod posterior;
+pub mod sparsity;
 pub mod summary;
 
 pub use density::{LogDensity, LogDensityError};
@@ -50,4 +51,5 @@ pub use error::InferenceError;
 pub use laplace::{LaplaceSettings, ModeSearch, find_mode, laplace, laplace_at, search_modes};
 pub use nuts::{DENSE_MIN_TUNE, Init, MassMatrix, NutsSettings, sample_nuts};
 pub use posterior::{ChainWarmup, DrawStats, LaplaceInfo, LaplaceStart, Method, Posterior};
+pub use sparsity::{CountedHessian, HessianSparsity, sparsity_violation};
 pub use summary::{ParamSummary, RunDiagnostics, Summary, summary};

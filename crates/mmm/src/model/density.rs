@@ -14,7 +14,7 @@ use crate::spec::Likelihood;
 use crate::transforms::TransformOrder;
 use crate::transforms::adstock::{convolve, convolve_adjoint_w, convolve_adjoint_x, dot};
 use crate::transforms::saturation::SatSlices;
-use mmloop_inference::{LogDensity, LogDensityError};
+use mmloop_inference::{CountedHessian, HessianSparsity, InferenceError, LogDensity, LogDensityError};
 
 /// Forward pass of one channel on one media series: f = feature, plus what the backward pass needs.
 pub(crate) struct ChannelBufs<'a> {
@@ -196,6 +196,125 @@ impl LogDensity for MmmModel {
 
     fn logp_grad(&self, q: &[f64], grad: &mut [f64]) -> Result<f64, LogDensityError> {
         self.logp_grad_mode(q, grad, false)
+    }
+
+    fn hessian_sparsity(&self) -> Option<HessianSparsity> {
+        self.geo_blocks()
+    }
+
+    fn preconditioner_hessian(&self, q: &[f64]) -> Option<Result<CountedHessian, InferenceError>> {
+        let sparse = self.sparse_form()?;
+        self.level_hessian_from(&sparse, q)
+    }
+}
+
+impl MmmModel {
+    /// The Hessian of this model's log density f (with the level coordinate) at `q` from the
+    /// coloured forward-difference Hessian of its [`MmmModel::sparse_form`] g, for preconditioning
+    /// (see [`LogDensity::preconditioner_hessian`]); `None` where the mapping's pieces are not
+    /// finite. With m = φ(q) (m_ℓ = q_ℓ − h(q_r) in the intercept slot ℓ, m_r = q_r elsewhere,
+    /// see [`MmmModel::to_model_coords`]) and J = ∂m/∂q (the identity but for row ℓ:
+    /// (1, −∇h)), f = g∘φ gives
+    ///
+    /// ∇f = Jᵀ∇g,  ∇²f = Jᵀ ∇²g J − (∂g/∂m_ℓ)·∇²h,
+    ///
+    /// and this returns Jᵀ ∇²g J, the second term dropped: it vanishes at the mode (∂g/∂m_ℓ = 0
+    /// there) and a preconditioner needs the curvature's shape, not its last digits. ∇²g costs
+    /// (shared + largest geo block) + 1 gradients ([`MmmModel::geo_blocks`]) instead of dim + 1.
+    /// ∇h comes exactly from two more gradients: h does not depend on m_ℓ, so at m' = m + e_ℓ
+    /// (the intercept one scaled KPI unit up, where ∂g/∂m_ℓ is of order −N/σ², far from 0),
+    /// ∂f/∂q_r = ∂g/∂m_r − ∂h/∂q_r·∂g/∂m_ℓ gives ∂h/∂q_r = (∂g/∂m_r − ∂f/∂q_r)/(∂g/∂m_ℓ).
+    fn level_hessian_from(&self, sparse: &MmmModel, q: &[f64]) -> Option<Result<CountedHessian, InferenceError>> {
+        let d = q.len();
+        let l = self.baseline.intercept_idx;
+        let m = sparse.convert_point(self, q);
+        let h = match mmloop_inference::laplace::hessian_forward(sparse, &m) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut shifted = m.clone();
+        shifted[l] += 1.0;
+        let q_shifted = self.convert_point(sparse, &shifted);
+        let (mut gg, mut gf) = (vec![0.0; d], vec![0.0; d]);
+        sparse.logp_grad(&shifted, &mut gg).ok()?;
+        self.logp_grad(&q_shifted, &mut gf).ok()?;
+        let dl = gg[l];
+        if !(dl.is_finite() && dl != 0.0) {
+            return None;
+        }
+        let dh: Vec<f64> = (0..d).map(|r| if r == l { 0.0 } else { (gg[r] - gf[r]) / dl }).collect();
+        if dh.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        // H J: column r gains −H[:, ℓ]·∂h/∂q_r; then Jᵀ (H J): row r gains −∂h/∂q_r·(H J)[ℓ, :]
+        let mut hj = h;
+        for row in hj.iter_mut() {
+            let hl = row[l];
+            for r in 0..d {
+                row[r] -= hl * dh[r];
+            }
+        }
+        let row_l = hj[l].clone();
+        for r in 0..d {
+            for c in 0..d {
+                hj[r][c] -= dh[r] * row_l[c];
+            }
+        }
+        let colours = sparse.geo_blocks().map_or(d, |s| s.colours().len()) as u64;
+        Some(Ok((hj, colours + 1 + 2)))
+    }
+}
+
+impl MmmModel {
+    /// The geo blocks of the Hessian ([`HessianSparsity`]), where the parametrisation guarantees
+    /// them. log p is Σ_g (geo g's likelihood terms and hierarchy priors) + shared priors: a geo's
+    /// cells see only its own intercept deviation (δ_g, u_g, whatever the centring: δ_g =
+    /// σ_a^w·u_g) and effects β(g,c) = β_c·exp(d_{g,c}) (d = τ_c·z or d itself), besides shared
+    /// coordinates (μ_a, σ_a, β_c or ROI_c, τ_c, θ_c, φ_c, b_c, σ, trend, seasonality, control
+    /// coefficients); the response-coordinate shear mixes only shared coordinates. So geo g's
+    /// coordinates form block g, and ∂log p/∂(geo g) does not depend on another geo's
+    /// coordinates. Three things couple geos, and are kept as they are:
+    /// - the level coordinate (μ_a = ℓ − h with h the mean over every geo's cells) and the
+    ///   geo-levels form (μ_a = ā + σ_a·v/√G, and the hierarchy's Σ_g (a_g − ā)²): every geo's
+    ///   coordinates move every cell's mean, a dense coupling of all geos (rank one per
+    ///   aggregate, entries of order 1/G of the diagonal), so the model declares no structure
+    ///   (`None`: dense Hessians);
+    /// - an ROI prior on a pooled channel: β_c = ROI_c·spend/D_c with D_c a sum over every
+    ///   geo's exp(d_{g,c}), so that channel's geo effects are shared coordinates;
+    /// - a lift test spanning several geos: its implied lift sums β(g,c) over its geos, so
+    ///   those geos' effects of its channels are shared coordinates.
+    ///
+    /// National models have no blocks (`None`).
+    pub fn geo_blocks(&self) -> Option<HessianSparsity> {
+        let g_n = self.n_geos();
+        if g_n < 2 || self.level_coord || self.baseline.geo_levels {
+            return None;
+        }
+        let mut block = vec![None; self.params.len()];
+        if let Some((_, us)) = self.baseline.geo_intercept {
+            for g in 0..g_n {
+                block[us + g] = Some(g);
+            }
+        }
+        for ch in self.channels.iter().filter(|c| !c.effect_is_roi) {
+            if let Some(zs) = ch.z_start {
+                for g in 0..g_n {
+                    block[zs + g] = Some(g);
+                }
+            }
+        }
+        for term in &self.lift {
+            let first = term.parts.first().map(|p| p.geo);
+            if term.parts.iter().all(|p| Some(p.geo) == first) {
+                continue;
+            }
+            for part in &term.parts {
+                if let Some(zs) = self.channels[part.channel].z_start {
+                    block[zs + part.geo] = None;
+                }
+            }
+        }
+        block.iter().any(Option::is_some).then(|| HessianSparsity::new(block))
     }
 }
 
