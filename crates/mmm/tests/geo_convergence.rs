@@ -85,9 +85,10 @@ fn geo_example_meets_the_convergence_bar_on_every_seed() {
         let secs = t0.elapsed().as_secs_f64();
         let Diagnostics::Nuts(d) = &fit.diagnostics else { panic!("a NUTS fit reports NUTS diagnostics") };
         let transitions = (d.chains * d.draws_per_chain) as f64;
+        let steps = d.mean_n_steps.iter().sum::<f64>() / d.mean_n_steps.len().max(1) as f64;
         let line = format!(
             "{} seed {seed}: {secs:.0} s wall; max R-hat {:.4} ({:?}), min bulk ESS {:.0} ({:?}), min tail ESS {:.0} ({:?}), \
-             {} divergences of {transitions}",
+             {} divergences of {transitions}, {steps:.1} leapfrog steps a draw",
             config.display(),
             d.max_rhat,
             d.max_rhat_param,
