@@ -160,16 +160,18 @@ fn main() {
             continue;
         }
         if let Some(form) = run.strip_prefix("form_") {
-            // `form_X@N`: on seed N; `+a95`, `+a99` (target_accept), `+dense`, `+lowrank` (metric)
-            // after it
+            // `form_X@N`: on seed N; `+aNN` (target_accept 0.NN), `+dense`, `+lowrank` (metric),
+            // `+mdN` (min_tree_depth N) after it
             let mut mods = form.split('+');
             let form = mods.next().unwrap_or("");
             for m in mods {
                 match m {
-                    "a95" => s.target_accept = 0.95,
-                    "a99" => s.target_accept = 0.99,
+                    a if a.starts_with('a') && a[1..].parse::<u32>().is_ok() => {
+                        s.target_accept = a[1..].parse::<f64>().expect("+aNN") / 100.0
+                    }
                     "dense" => s.mass_matrix = MassMatrix::Dense,
                     "lowrank" => s.mass_matrix = MassMatrix::low_rank(),
+                    md if md.starts_with("md") => s.min_tree_depth = md[2..].parse().expect("+mdN"),
                     other => eprintln!("unknown modifier {other}"),
                 }
             }
