@@ -24,9 +24,9 @@ pub struct RankChooser {
     /// Plan at least this many tests a cycle: when the portfolio (tests that pay for themselves in
     /// the model's own eyes) is smaller, the remaining candidates are added, each saying so:
     /// first those on a channel that no readout has checked and no planned or running test will,
-    /// in the order of [`check_first`] (the unchecked channel the recommendation withdraws the
-    /// most money from first), then by EIG. 0 for real data; the demo runs one, so the loop can
-    /// learn where the model is confidently wrong (its own EVOI cannot see a bias beyond its prior).
+    /// the channel the fit credits with the most KPI first (the largest claim resting on
+    /// observational data alone, which the model's own EVOI cannot doubt), then by EIG. 0 for real data; the demo runs one, so the loop can learn where
+    /// the model is confidently wrong (its own EVOI cannot see its bias).
     pub min_tests: usize,
     /// Learn first: while some candidate is on a channel no readout has checked (and no pending
     /// test will), the cycle plans such tests to learn (as for `min_tests`, at least one) instead
@@ -34,35 +34,6 @@ pub struct RankChooser {
     /// checking a claim the model is confidently wrong about; the demo validates every channel
     /// before it trusts the model's own valuation. Off for real data.
     pub learn_first: bool,
-}
-
-/// A claim of the cycle's decision on channels no experiment has checked: the money the budget
-/// recommendation withdraws from them over the horizon (current − recommended spend, summed over
-/// the candidate's channels; negative when it adds money) and the KPI the fit credits them with.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Claim {
-    pub cut: f64,
-    pub credited: f64,
-}
-
-/// Which of two unchecked claims to check first (`Less`: `a`): the larger cut first, then the
-/// channel credited with less KPI.
-///
-/// Why cuts first: a decision-maker who acts on its current belief keeps learning about the
-/// channels it spends on and stops learning about those it cuts — incomplete learning, where a
-/// myopic policy settles on a wrong belief about the arm it believes inferior (Rothschild 1974, "A
-/// two-armed bandit theory of market pricing", J. Econ. Theory 9(2); Harrison, Keskin & Zeevi 2012,
-/// Management Science 58(3)). An over-credited channel that the recommendation raises is varied
-/// by the recommendation itself, and the observational data correct it (on the demo the new data
-/// alone took search from 2.8 to ~1.65 against a true 1.0, docs/notes/demo-learning.md §1); an
-/// under-credited channel the recommendation cuts loses the spend variation that could correct
-/// it, and the model's EVOI, trusting the cut, never values testing it (social in the demo:
-/// credited 0.3 against a true 1.0, cut to its lower bound, untested on 19 of 20 seeds when the
-/// most-credited channel went first). The money cut is what a wrong cut puts at stake (outcome
-/// lost ≈ cut × the ROI error), so the largest cut goes first; among equal cuts the less credited
-/// channel, whose claim rests least on what the data show.
-pub fn check_first(a: &Claim, b: &Claim) -> std::cmp::Ordering {
-    b.cut.total_cmp(&a.cut).then(a.credited.total_cmp(&b.credited))
 }
 
 /// `fit` with its draws evenly thinned to at most `max` (every k-th, k = ⌈D / max⌉), or `None`
@@ -170,7 +141,8 @@ impl TestChooser for RankChooser {
             ));
         }
         // tests to learn: a channel no readout has checked and no pending test will check before
-        // one already tested, in the order of check_first (the largest cut first), then by EIG
+        // one already tested, the channel the fit credits with the most KPI first (the largest claim
+        // resting on observational data alone), then by EIG
         let pending: Vec<String> = input
             .ledger
             .experiments()?
@@ -220,23 +192,17 @@ impl TestChooser for RankChooser {
         }
         let picked: Vec<usize> = picks.iter().map(|p| p.candidate).collect();
         let mut by_eig: Vec<usize> = (0..ranking.candidates.len()).filter(|i| !picked.contains(i)).collect();
-        let claim = |i: usize| -> Claim {
-            let chans = &ranking.candidates[i].channels;
-            Claim {
-                cut: chans
-                    .iter()
-                    .filter_map(|ch| input.plan.iter().find(|(n, _, _)| n == ch).map(|(_, cur, rec)| cur - rec))
-                    .sum(),
-                credited: chans
-                    .iter()
-                    .filter_map(|ch| input.credited.iter().find(|(n, _)| n == ch).map(|(_, v)| *v))
-                    .sum(),
-            }
+        let credited = |i: usize| -> f64 {
+            ranking.candidates[i]
+                .channels
+                .iter()
+                .filter_map(|ch| input.credited.iter().find(|(n, _)| n == ch).map(|(_, v)| *v))
+                .sum()
         };
         by_eig.sort_by(|&a, &b| {
             untested(b)
                 .cmp(&untested(a))
-                .then(if untested(a) { check_first(&claim(a), &claim(b)) } else { std::cmp::Ordering::Equal })
+                .then(if untested(a) { credited(b).total_cmp(&credited(a)) } else { std::cmp::Ordering::Equal })
                 .then(ranking.candidates[b].eig.total_cmp(&ranking.candidates[a].eig))
         });
         for i in by_eig {
@@ -261,20 +227,7 @@ impl TestChooser for RankChooser {
                     c.test_type,
                     c.start,
                     c.end,
-                    if untested(i) {
-                        let cl = claim(i);
-                        if cl.cut > 0.0 {
-                            format!(
-                                " on an unchecked channel the recommendation cuts by {} (a cut starves the data that \
-                                 could correct it)",
-                                mmloop_data::human::amount(cl.cut)
-                            )
-                        } else {
-                            " on a channel no experiment has checked".to_string()
-                        }
-                    } else {
-                        String::new()
-                    },
+                    if untested(i) { " on the channel credited with the most KPI that no experiment has checked" } else { "" },
                     c.eig,
                     mmloop_data::human::money(c.cost.cost),
                     mmloop_data::human::money(c.evoi.evoi),
@@ -290,28 +243,5 @@ impl TestChooser for RankChooser {
             ("portfolio.json".to_string(), serde_json::to_vec_pretty(&ranking.portfolio)?),
         ];
         Ok(Chosen { tests, artefacts, notes })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Claim, check_first};
-    use std::cmp::Ordering;
-
-    #[test]
-    fn a_cut_unchecked_channel_is_checked_before_a_raised_one_the_fit_credits_more() {
-        // the demo's cycle 1: social credited little and cut to its bound, tv credited most and raised
-        let social = Claim { cut: 4.0e6, credited: 1.0e6 };
-        let tv = Claim { cut: -6.9e6, credited: 30.0e6 };
-        let display = Claim { cut: 3.2e6, credited: 6.0e6 };
-        let mut v = [tv, display, social];
-        v.sort_by(check_first);
-        assert_eq!(v, [social, display, tv]);
-        // equal cuts: the less credited first
-        let a = Claim { cut: 1.0, credited: 2.0 };
-        let b = Claim { cut: 1.0, credited: 5.0 };
-        assert_eq!(check_first(&a, &b), Ordering::Less);
-        assert_eq!(check_first(&b, &a), Ordering::Greater);
-        assert_eq!(check_first(&a, &a), Ordering::Equal);
     }
 }

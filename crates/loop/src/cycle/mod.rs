@@ -33,7 +33,7 @@ pub mod fit;
 mod run;
 
 pub use budget::{BudgetOutcome, ChannelChange};
-pub use choose::{Claim, RankChooser, check_first};
+pub use choose::RankChooser;
 pub use config::{BudgetSettings, LoopConfig, PanelSource, TestConstraints};
 pub use run::{
     ChooseInput, Chosen, CycleOptions, CycleReport, CycleState, EvidenceSummary, LOOP_MARKER, LoopDir, NoTests,

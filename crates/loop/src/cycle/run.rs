@@ -207,9 +207,6 @@ pub struct ChooseInput<'a> {
     pub evidence: &'a [EvidenceSummary],
     /// The KPI the calibrated fit credits to each channel over the data (posterior mean contribution).
     pub credited: &'a [(String, f64)],
-    /// The cycle's budget recommendation per channel: (channel, current spend, recommended spend)
-    /// over the horizon, so a chooser can tell which claims the decision acts on.
-    pub plan: &'a [(String, f64, f64)],
     pub seed: u64,
 }
 
@@ -416,13 +413,6 @@ pub fn run_cycle(
     }
     let flagged: Vec<i64> = discrepancies.iter().filter(|d| d.flagged).filter_map(|d| d.experiment_id).collect();
 
-    // phase 4's recommendation first (it depends only on the calibrated fit): the chooser sees
-    // which channels the decision cuts and raises
-    progress(&format!("cycle {n}: optimising the budget …"));
-    let rec = budget::recommend(&fitted, &cfg.budget)?;
-    let plan: Vec<(String, f64, f64)> =
-        rec.report.channels.iter().map(|c| (c.channel.clone(), c.current_spend, c.optimal_spend)).collect();
-
     // phase 2: the next tests, planned once per (loop, cycle, content)
     progress(&format!("cycle {n}: ranking the next tests …"));
     let seed = spec.fit.seed.wrapping_add(u64::from(n));
@@ -433,7 +423,6 @@ pub fn run_cycle(
         ledger: &ledger,
         evidence: &evidence_rows,
         credited: &credited,
-        plan: &plan,
         seed,
     })?;
     let mut items = Vec::new();
@@ -443,7 +432,12 @@ pub fn run_cycle(
     }
     let planned: Vec<i64> = ledger.plan_keyed(&items)?.into_iter().map(|(id, _)| id).collect();
 
-    // phase 4: the budget on the calibrated posterior (above), and what moved since the last cycle
+    // phase 4: the budget on the calibrated posterior, and what moved since the last cycle; the
+    // plan in force is the last cycle's recommendation (for `against_plan`)
+    progress(&format!("cycle {n}: optimising the budget …"));
+    let in_force: Option<Vec<(String, f64)>> =
+        last.as_ref().map(|l| l.channels.iter().map(|c| (c.channel.clone(), c.recommended_spend)).collect());
+    let rec = budget::recommend(&fitted, &cfg.budget, in_force.as_deref())?;
     let mut experiments_of: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (id, _) in &read {
         for ch in ledger.experiment(*id)?.channels {
