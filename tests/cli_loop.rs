@@ -185,3 +185,28 @@ fn a_first_cycle_that_fails_on_its_data_leaves_nothing_behind() {
     ok(mmloop(&["loop", "--config", s(&cfg), "--out", s(&out), "--no-tests", "--quiet"]));
     assert!(out.join("cycle-1").join("cycle.json").is_file());
 }
+
+#[test]
+fn against_plan_scores_the_objective_on_the_gain_over_the_plan_in_force() {
+    let (dir, cfg) = setup("");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[budget]\nhorizon = 13\n",
+        "[budget]\nhorizon = 13\nobjective = \"cvar:0.05\"\nagainst_plan = true\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("run");
+    ok(mmloop(&["loop", "--config", s(&cfg), "--out", s(&out), "--no-tests", "--quiet"]));
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cycle-1/budget.json")).unwrap()).unwrap();
+    let value = b["objective_value"].as_f64().unwrap();
+    let gain_q05 = b["gain"]["q05"].as_f64().unwrap();
+    let outcome_q05 = b["optimal_outcome"]["q05"].as_f64().unwrap();
+    let tol = 1e-6 * b["budget"].as_f64().unwrap();
+    // the objective is CVaR of the gain over the current spend (the plan in force in cycle 1):
+    // never below staying put (0 in every draw), never above the gain's own 5 % quantile; CVaR of
+    // the outcome (what the objective scores without against_plan) would be near the outcome's
+    assert!(value >= -tol, "CVaR of the gain {value} below staying put");
+    assert!(value <= gain_q05 + tol, "CVaR of the gain {value} above its 5 % quantile {gain_q05}");
+    assert!(value < 0.5 * outcome_q05, "{value} looks like CVaR of the outcome (q05 {outcome_q05})");
+    assert!(b["objective"].as_str().unwrap().starts_with("cvar:0.05"), "{}", b["objective"]);
+}

@@ -18,14 +18,33 @@ pub struct BudgetOutcome {
 }
 
 /// Optimises the budget on `fit` with the loop's settings (KPI outcomes, or revenue when the
-/// model has a revenue-per-KPI column).
-pub fn recommend(fit: &FittedModel, s: &BudgetSettings) -> Result<BudgetOutcome, CycleError> {
+/// model has a revenue-per-KPI column). With [`BudgetSettings::against_plan`] the objective
+/// scores the gain over `plan` (the plan in force: (channel, spend) over the horizon, the last
+/// cycle's recommendation; a channel it does not name, or no plan, takes the current spend).
+pub fn recommend(
+    fit: &FittedModel,
+    s: &BudgetSettings,
+    plan: Option<&[(String, f64)]>,
+) -> Result<BudgetOutcome, CycleError> {
     let unit = if fit.model.has_revenue { OutcomeUnit::Revenue } else { OutcomeUnit::Kpi };
     let basis = PlanningBasis::new(fit, s.horizon, unit)?;
     let curves = basis.curves(fit, false)?;
     let bounds = relative_bounds(&basis, s.relative, &s.bounds)?;
     let goal = PlanGoal::Budget(s.total.unwrap_or_else(|| basis.current.iter().sum()));
-    let report = mmloop_mmm::optimize::optimize_plan(&basis, &curves, s.objective, &bounds, goal)?;
+    let reference: Option<Vec<f64>> = s.against_plan.then(|| {
+        basis
+            .channels
+            .iter()
+            .zip(&basis.current)
+            .map(|(c, &now)| {
+                plan.and_then(|p| p.iter().find(|(n, _)| n == c).map(|(_, x)| *x))
+                    .filter(|x| x.is_finite())
+                    .unwrap_or(now)
+            })
+            .collect()
+    });
+    let report =
+        mmloop_mmm::optimize::optimize_plan_against(&basis, &curves, s.objective, &bounds, goal, reference.as_deref())?;
     let spend = report.channels.iter().map(|c| (c.channel.clone(), c.optimal_spend)).collect();
     Ok(BudgetOutcome { report, spend })
 }

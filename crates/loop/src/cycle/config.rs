@@ -16,6 +16,9 @@
 //! horizon = 13                    # periods planned (default 13)
 //! objective = "mean"              # mean, mean-sd:K, quantile:Q, cvar:A
 //! relative = 0.3                  # each channel may move this share of its current spend
+//! against_plan = false            # score the objective on the gain over the plan in force (the
+//!                                 # last cycle's recommendation): with a risk-averse objective
+//!                                 # (cvar:A) money moves only as far as the posterior supports
 //! bounds = [{ channel = "tv", lower = 0, upper = 5e5 }]   # absolute overrides
 //!
 //! [tests]
@@ -72,6 +75,7 @@ struct RawBudget {
     horizon: Option<i64>,
     objective: Option<String>,
     relative: Option<f64>,
+    against_plan: Option<bool>,
     #[serde(default)]
     bounds: Vec<RawBound>,
 }
@@ -125,6 +129,12 @@ pub struct BudgetSettings {
     pub relative: f64,
     /// Absolute (channel, lower, upper) overrides of the relative bounds.
     pub bounds: Vec<(String, f64, f64)>,
+    /// Score the objective on the gain over the plan in force (the last cycle's recommendation;
+    /// before any, the current spend) instead of the outcome
+    /// ([`mmloop_mmm::optimize::optimize_plan_against`]): the same recommendation for the mean; with
+    /// a risk-averse objective the recommendation departs from the plan only as far as the
+    /// posterior supports the departure.
+    pub against_plan: bool,
 }
 
 /// What tests a cycle may plan.
@@ -296,7 +306,15 @@ impl LoopConfig {
             spec,
             ledger,
             panel,
-            budget: BudgetSettings { total: b.total, horizon, objective, objective_text, relative, bounds },
+            budget: BudgetSettings {
+                total: b.total,
+                horizon,
+                objective,
+                objective_text,
+                relative,
+                bounds,
+                against_plan: b.against_plan.unwrap_or(false),
+            },
             tests: TestConstraints { max_per_cycle, budget: t.budget, frozen_markets: t.frozen_markets },
             fit: LedgerFitSettings {
                 time_unit,

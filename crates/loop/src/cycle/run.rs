@@ -432,9 +432,12 @@ pub fn run_cycle(
     }
     let planned: Vec<i64> = ledger.plan_keyed(&items)?.into_iter().map(|(id, _)| id).collect();
 
-    // phase 4: the budget on the calibrated posterior, and what moved since the last cycle
+    // phase 4: the budget on the calibrated posterior, and what moved since the last cycle; the
+    // plan in force is the last cycle's recommendation (for `against_plan`)
     progress(&format!("cycle {n}: optimising the budget …"));
-    let rec = budget::recommend(&fitted, &cfg.budget)?;
+    let in_force: Option<Vec<(String, f64)>> =
+        last.as_ref().map(|l| l.channels.iter().map(|c| (c.channel.clone(), c.recommended_spend)).collect());
+    let rec = budget::recommend(&fitted, &cfg.budget, in_force.as_deref())?;
     let mut experiments_of: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (id, _) in &read {
         for ch in ledger.experiment(*id)?.channels {

@@ -37,8 +37,9 @@ mod solver;
 pub use curves::{ResponseCurves, SaturatingCurves, Saturation, horizon_pieces};
 pub use objective::{Risk, lower_tail_mean, weighted_quantile};
 pub use plan::{
-    ChannelPlan, FittedModel, InputChanged, OptimizationReport, OutcomeUnit, PlanError, PlanGoal, PlanningBasis,
-    ScenarioChannel, ScenarioReport, SpendPlan, evaluate_plan, optimize_plan, outcome_draws, relative_bounds,
+    ChannelPlan, FittedModel, GainOver, InputChanged, OptimizationReport, OutcomeUnit, PlanError, PlanGoal,
+    PlanningBasis, ScenarioChannel, ScenarioReport, SpendPlan, evaluate_plan, optimize_plan, optimize_plan_against,
+    outcome_draws, relative_bounds,
 };
 pub use solver::{Allocation, Bounds, Goal, OptimizeError, SolverSettings, min_budget_for_target, optimize};
 

@@ -522,6 +522,49 @@ pub enum PlanGoal {
     TargetMarginalReturn(f64),
 }
 
+/// Response curves measured from a reference allocation r: G_{c,d}(s) = R_{c,d}(s) − R_{c,d}(r_c).
+/// Summed over channels, a draw's value is the gain of an allocation over r in that draw, so a
+/// risk measure of it scores the *change* from r, not the outcome; the derivatives are R's. See
+/// [`optimize_plan_against`].
+pub struct GainOver<'a> {
+    inner: &'a SaturatingCurves,
+    /// R_{c,d}(r_c), [c][d].
+    at_reference: Vec<Vec<f64>>,
+}
+
+impl<'a> GainOver<'a> {
+    /// `inner` measured from `reference` (one amount per channel of `inner`).
+    pub fn new(inner: &'a SaturatingCurves, reference: &[f64]) -> Self {
+        let at_reference = reference
+            .iter()
+            .enumerate()
+            .map(|(c, &r)| {
+                let mut v = vec![0.0; inner.n_draws()];
+                inner.value(c, r, &mut v);
+                v
+            })
+            .collect();
+        Self { inner, at_reference }
+    }
+}
+
+impl ResponseCurves for GainOver<'_> {
+    fn n_channels(&self) -> usize {
+        self.inner.n_channels()
+    }
+    fn n_draws(&self) -> usize {
+        self.inner.n_draws()
+    }
+    fn eval(&self, c: usize, s: f64, v: &mut [f64], d1: &mut [f64], d2: &mut [f64]) {
+        self.inner.eval(c, s, v, d1, d2);
+        v.iter_mut().zip(&self.at_reference[c]).for_each(|(x, r)| *x -= r);
+    }
+    fn value(&self, c: usize, s: f64, v: &mut [f64]) {
+        self.inner.value(c, s, v);
+        v.iter_mut().zip(&self.at_reference[c]).for_each(|(x, r)| *x -= r);
+    }
+}
+
 /// Runs the optimisation and summarises it against the current allocation.
 pub fn optimize_plan(
     basis: &PlanningBasis,
@@ -530,11 +573,53 @@ pub fn optimize_plan(
     bounds: &Bounds,
     goal: PlanGoal,
 ) -> Result<OptimizationReport, PlanError> {
+    optimize_plan_against(basis, curves, risk, bounds, goal, None)
+}
+
+/// [`optimize_plan`], with the objective scoring the gain over a `reference` allocation (one
+/// amount per channel) instead of the outcome: maximise Φ(Y(s) − Y(r)) over the draws.
+///
+/// For the mean the two are the same problem (Y(r) is a constant per draw, and the mean is
+/// linear). For a risk-averse Φ they are not: Y(s) − Y(r) is 0 in every draw at s = r, and its
+/// spread grows with how far s moves from r along directions the posterior is unsure of, so
+/// CVaR_α of the gain (the mean gain in the worst α of the draws; Rockafellar & Uryasev 2000)
+/// moves money away from r only as far as the move pays in the posterior's bad tail as well —
+/// a baseline-relative ("safe") policy improvement, which departs from the policy in force only
+/// where the evidence supports the departure with high confidence (Thomas, Theocharous &
+/// Ghavamzadeh 2015, "High confidence policy improvement", ICML; Laroche, Trichelair & Tachet des
+/// Combes 2019, "Safe policy improvement with baseline bootstrapping", ICML). Φ of the outcome
+/// instead penalises spend on uncertain channels whichever way the plan moves. The report's
+/// objective value is Φ of the gain. A target outcome is an outcome, not a gain: with
+/// [`PlanGoal::TargetOutcome`] the reference is not used.
+pub fn optimize_plan_against(
+    basis: &PlanningBasis,
+    curves: &SaturatingCurves,
+    risk: Risk,
+    bounds: &Bounds,
+    goal: PlanGoal,
+    reference: Option<&[f64]>,
+) -> Result<OptimizationReport, PlanError> {
     let settings = SolverSettings::default();
-    let a: Allocation = match goal {
-        PlanGoal::Budget(b) => optimize(curves, None, risk, bounds, Goal::Budget(b), None, settings)?,
-        PlanGoal::TargetOutcome(t) => min_budget_for_target(curves, None, risk, bounds, t, settings)?,
-        PlanGoal::TargetMarginalReturn(r) => {
+    if let Some(r) = reference
+        && (r.len() != curves.n_channels() || r.iter().any(|x| !(x.is_finite() && *x >= 0.0)))
+    {
+        return Err(PlanError::Option(format!(
+            "the reference allocation has {} amounts for {} channels, or one that is not a finite non-negative \
+             amount: give one per channel ({})",
+            r.len(),
+            curves.n_channels(),
+            basis.channels.join(", ")
+        )));
+    }
+    let relative = reference.map(|r| GainOver::new(curves, r));
+    let a: Allocation = match (goal, &relative) {
+        (PlanGoal::Budget(b), Some(g)) => optimize(g, None, risk, bounds, Goal::Budget(b), None, settings)?,
+        (PlanGoal::Budget(b), None) => optimize(curves, None, risk, bounds, Goal::Budget(b), None, settings)?,
+        (PlanGoal::TargetOutcome(t), _) => min_budget_for_target(curves, None, risk, bounds, t, settings)?,
+        (PlanGoal::TargetMarginalReturn(r), Some(g)) => {
+            optimize(g, None, risk, bounds, Goal::MarginalReturn(r), None, settings)?
+        }
+        (PlanGoal::TargetMarginalReturn(r), None) => {
             optimize(curves, None, risk, bounds, Goal::MarginalReturn(r), None, settings)?
         }
     };

@@ -231,3 +231,55 @@ fn infeasible_budget_messages_print_extreme_amounts_readably() {
     let m = e.to_string();
     assert!(m.contains("above the budget 1.000000e-300") && m.contains("sum to 2.000000"), "{m}");
 }
+
+#[test]
+fn cvar_of_the_gain_over_a_reference_moves_only_where_the_bad_draws_also_gain() {
+    // channel 0 is known (the same curve in every draw); channel 1 is better on average but in a
+    // fifth of the draws it returns almost nothing
+    let nd = 50;
+    let curves = SaturatingCurves::new(2, nd, |c, d| {
+        let beta = if c == 0 {
+            1.0
+        } else if d % 5 == 0 {
+            0.05
+        } else {
+            1.6
+        };
+        (beta, Saturation::MichaelisMenten { k: 1.0 }, vec![(1.0, 1.0)])
+    });
+    let b = bounds(2, 0.0, 2.0);
+    let reference = [1.0, 1.0];
+    let solve = |risk: Risk, against: Option<&[f64]>| {
+        match against {
+            Some(r) => {
+                optimize(&GainOver::new(&curves, r), None, risk, &b, Goal::Budget(2.0), None, SolverSettings::default())
+            }
+            None => optimize(&curves, None, risk, &b, Goal::Budget(2.0), None, SolverSettings::default()),
+        }
+        .unwrap()
+        .spend
+    };
+    let cvar = Risk::Cvar { alpha: 0.1 };
+    // the mean is the same problem either way
+    let mean = solve(Risk::Mean, None);
+    let mean_against = solve(Risk::Mean, Some(&reference));
+    assert!((mean[1] - mean_against[1]).abs() < 1e-6, "{mean:?} {mean_against:?}");
+    assert!(mean[1] > 1.05, "the mean moves money into the better channel: {mean:?}");
+    // CVaR of the outcome moves money out of the uncertain channel, below the reference, though
+    // it is better in 80 % of the draws
+    let outcome = solve(cvar, None);
+    assert!(outcome[1] < 0.9, "{outcome:?}");
+    // CVaR of the gain over the reference: in the worst tenth of the draws (channel 1 nearly
+    // worthless) any move into channel 1 loses and any move out of it gains less than it costs
+    // elsewhere, so it moves towards the known channel only as far as that pays in those draws,
+    // never past the mean's move, and never as far as the outcome's CVaR does
+    let gain = solve(cvar, Some(&reference));
+    let value = |s: &[f64]| {
+        let g = GainOver::new(&curves, &reference);
+        let o = outcome_draws(&g, s);
+        cvar.value(&o, &vec![1.0 / nd as f64; nd])
+    };
+    assert!(value(&gain) >= -1e-9, "staying put has CVaR 0; the optimum cannot be worse: {gain:?}");
+    assert!(gain[1] > outcome[1] + 0.05, "{gain:?} against the outcome's {outcome:?}");
+    assert!(gain[1] < mean[1] - 0.05, "{gain:?} against the mean's {mean:?}");
+}
