@@ -68,10 +68,6 @@ pub struct DemoSettings {
     /// Where `estimator` cannot read a cycle's tests out (ASCM on 6 treated geos of 12), these are
     /// tried in order, the first that reads them all out giving the readouts.
     pub fallback_estimators: Vec<String>,
-    /// Readouts by these estimators are recorded (ledger, `tests.csv`) and then discarded, saying
-    /// why, so they do not calibrate: their standard errors are known to be too small. The channel
-    /// counts as unchecked again, and learn-first tests it anew.
-    pub discard_estimators: Vec<String>,
     /// Posterior draws the ranking uses (evenly thinned).
     pub rank_draws: usize,
     /// Each channel may move this share of its current spend either way (the budget's bounds, for
@@ -122,7 +118,6 @@ impl Default for DemoSettings {
             // 4.75M, put tv at 1.00 [0.74, 1.28] against 1.5 and the misallocation from 0.81 % to
             // 7.02 % (docs/notes/demo-learning.md §8)
             fallback_estimators: vec!["did".into(), "sc".into()],
-            discard_estimators: vec!["sc".into()],
             rank_draws: 200,
             relative: 0.6,
             observational_bias_sd: DEMO_OBSERVATIONAL_BIAS_SD,
@@ -559,20 +554,9 @@ fn demo_cycles(
             used = next;
         }
         let runs = runs.map_err(world_err)?;
-        let discard = s.discard_estimators.iter().any(|e| e == used);
         for ((id, _), run) in tests.iter().zip(&runs) {
             if ledger.experiment(*id)?.status == Status::Planned {
                 ledger.attach_readout(*id, &run.record, None)?;
-                if discard {
-                    ledger.discard(
-                        *id,
-                        &format!(
-                            "read by {used} (no other estimator could read it): its standard error is about 60 % of \
-                             its actual error, so the readout would pin the channel where it happened to land"
-                        ),
-                    )?;
-                    progress(&format!("cycle {k}: experiment {id} read by {used} is kept in the ledger, discarded"));
-                }
             }
             test_rows.push(TestTruthRow::of(*id, k, run));
         }
