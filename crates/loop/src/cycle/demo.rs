@@ -65,9 +65,6 @@ pub struct DemoSettings {
     pub evoi_readouts: usize,
     /// The geo-lift estimator that reads the tests out.
     pub estimator: String,
-    /// Where `estimator` cannot read a cycle's tests out (ASCM on 6 treated geos of 12), these are
-    /// tried in order, the first that reads them all out giving the readouts.
-    pub fallback_estimators: Vec<String>,
     /// Posterior draws the ranking uses (evenly thinned).
     pub rank_draws: usize,
     /// Each channel may move this share of its current spend either way (the budget's bounds, for
@@ -111,13 +108,6 @@ impl Default for DemoSettings {
             // cannot read a test out (e.g. 6 treated geos of 12) the demo falls back to SC.
             // See docs/notes/demo-learning.md.
             estimator: "ascm".into(),
-            // then DiD, whose 90 % intervals covered the true lift 84–91 % of the time over 100
-            // worlds (the world's readout_coverage_table): wide, but honest. SC last: its
-            // conformal SE is ~60 % of its error, and a readout it overstates the precision of
-            // pins the channel — seed 1's tv heavy-up, read by SC at 3.18M ± 0.55M against a true
-            // 4.75M, put tv at 1.00 [0.74, 1.28] against 1.5 and the misallocation from 0.81 % to
-            // 7.02 % (docs/notes/demo-learning.md §8)
-            fallback_estimators: vec!["did".into(), "sc".into()],
             rank_draws: 200,
             relative: 0.6,
             observational_bias_sd: DEMO_OBSERVATIONAL_BIAS_SD,
@@ -540,20 +530,21 @@ fn demo_cycles(
         if !planned.is_empty() {
             progress(&format!("cycle {k}: running {} test(s) in the world …", planned.len()));
         }
-        // an estimator that cannot read a test out (ASCM on half the geos, DiD on a degenerate
-        // pre-period): the same weeks again (the world is deterministic in its seed), read by the
-        // next estimator
         let before = world.clone();
-        let mut runs = world.advance(s.horizon, &planned, &readout);
-        let mut used = s.estimator.as_str();
-        for next in &s.fallback_estimators {
-            let Err(crate::world::WorldError::Readout { test, source }) = &runs else { break };
-            progress(&format!("cycle {k}: {used} could not read test {test} out ({source}); reading by {next}"));
-            world = before.clone();
-            runs = world.advance(s.horizon, &planned, &ReadoutOptions::with_estimator(next));
-            used = next;
-        }
-        let runs = runs.map_err(world_err)?;
+        let runs = match world.advance(s.horizon, &planned, &readout) {
+            Ok(r) => r,
+            // an estimator that cannot read a test out (e.g. DiD on a degenerate pre-period):
+            // the same weeks again, read out by synthetic control (the CLI's default)
+            Err(crate::world::WorldError::Readout { test, source }) => {
+                progress(&format!(
+                    "cycle {k}: {} could not read test {test} out ({source}); reading by sc",
+                    s.estimator
+                ));
+                world = before;
+                world.advance(s.horizon, &planned, &ReadoutOptions::default()).map_err(world_err)?
+            }
+            Err(e) => return Err(world_err(e)),
+        };
         for ((id, _), run) in tests.iter().zip(&runs) {
             if ledger.experiment(*id)?.status == Status::Planned {
                 ledger.attach_readout(*id, &run.record, None)?;
