@@ -7,7 +7,8 @@
 
 #![allow(clippy::needless_range_loop)] // matrix indices
 
-use mmloop_data::{LiftTestRecord, SpendDelta};
+mod common;
+
 use mmloop_inference::laplace::{hessian, hessian_with};
 use mmloop_inference::{HessianSparsity, LogDensity, sparsity_violation};
 use mmloop_mmm::Prior;
@@ -31,34 +32,7 @@ fn model(which: usize, centring: usize) -> MmmModel {
         spec.channels[0].effect = EffectPrior::Roi(Prior::LogNormal { mu: 0.0, sigma: 1.0 });
     }
     if which & 2 == 2 {
-        let g = sim.data.geos.clone();
-        spec.calibration.lift_tests.push(LiftTestRecord {
-            channels: vec!["ch0".into()],
-            geos: vec![],
-            start: "10".into(),
-            end: "13".into(),
-            spend_change: 400.0,
-            spend_path: None,
-            incremental_kpi: 500.0,
-            standard_error: 150.0,
-            estimator: String::new(),
-            source: String::new(),
-        });
-        spec.calibration.lift_tests.push(LiftTestRecord {
-            channels: vec!["ch0".into(), "ch1".into()],
-            geos: vec![],
-            start: "20".into(),
-            end: "21".into(),
-            spend_change: 0.0,
-            spend_path: Some(vec![
-                SpendDelta { time: "20".into(), geo: g[0].clone(), delta: -150.0 },
-                SpendDelta { time: "21".into(), geo: g[0].clone(), delta: -90.0 },
-            ]),
-            incremental_kpi: -300.0,
-            standard_error: 100.0,
-            estimator: String::new(),
-            source: String::new(),
-        });
+        spec.calibration.lift_tests.extend(common::two_lift_tests(&sim.data.geos, None));
     }
     if which & 4 == 4 {
         spec.calibration.observational_bias_sd = 0.4;

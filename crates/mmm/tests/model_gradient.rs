@@ -3,7 +3,8 @@
 //! lift-test terms and observational bias; and the density's value against the model written out
 //! directly.
 
-use mmloop_data::{LiftTestRecord, SpendDelta};
+mod common;
+
 use mmloop_inference::LogDensity;
 use mmloop_mmm::Prior;
 use mmloop_mmm::model::MmmModel;
@@ -48,34 +49,8 @@ fn variant(which: usize, geo: bool) -> (ModelSpec, mmloop_mmm::Dataset) {
         };
     }
     if which >= 2 {
-        let g = sim.data.geos.clone();
-        spec.calibration.lift_tests.push(LiftTestRecord {
-            channels: vec!["ch0".into()],
-            geos: if geo { vec![g[1].clone()] } else { vec![] },
-            start: "10".into(),
-            end: "13".into(),
-            spend_change: 400.0,
-            spend_path: None,
-            incremental_kpi: 500.0,
-            standard_error: 150.0,
-            estimator: String::new(),
-            source: String::new(),
-        });
-        spec.calibration.lift_tests.push(LiftTestRecord {
-            channels: vec!["ch0".into(), "ch1".into()],
-            geos: vec![],
-            start: "20".into(),
-            end: "21".into(),
-            spend_change: 0.0,
-            spend_path: Some(vec![
-                SpendDelta { time: "20".into(), geo: g[0].clone(), delta: -150.0 },
-                SpendDelta { time: "21".into(), geo: g[0].clone(), delta: -90.0 },
-            ]),
-            incremental_kpi: -300.0,
-            standard_error: 100.0,
-            estimator: String::new(),
-            source: String::new(),
-        });
+        let first_geo = geo.then(|| sim.data.geos[1].as_str());
+        spec.calibration.lift_tests.extend(common::two_lift_tests(&sim.data.geos, first_geo));
     }
     if which >= 6 {
         // observational bias b_c on every channel: the data see β·exp(b_c), the lift terms β
