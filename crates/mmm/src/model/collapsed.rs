@@ -146,19 +146,11 @@ impl CollapsedIntercepts {
         let mut mean = self.base.baseline_scaled(&p);
         let mut f = vec![0.0; t_n];
         for g in 0..self.g_n {
-            for c in 0..self.base.channels.len() {
-                self.base.channel_feature(
-                    c,
-                    &p.theta[c],
-                    &p.phi[c],
-                    &self.base.channels[c].x[g * t_n..(g + 1) * t_n],
-                    &mut f,
-                );
-                let b = p.beta_geo[c][g] * p.obs_factor[c];
+            self.base.visit_geo_media(&p, g, &mut f, |b, f| {
                 for t in 0..tf {
                     mean[g * t_n + t] += b * f[t];
                 }
-            }
+            });
         }
         let (si, _) = self.base.baseline.geo_intercept.expect("a geo model");
         let scale = p.values[si];

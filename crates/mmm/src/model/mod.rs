@@ -606,16 +606,7 @@ impl MmmModel {
         (0..self.n_geos())
             .map(|g| {
                 let mut total: f64 = (0..self.n_fit).map(|t| base[g * t_n + t] - p.intercept[g]).sum();
-                for c in 0..self.channels.len() {
-                    self.channel_feature(
-                        c,
-                        &p.theta[c],
-                        &p.phi[c],
-                        &self.channels[c].x[g * t_n..(g + 1) * t_n],
-                        &mut f,
-                    );
-                    total += p.beta_geo[c][g] * p.obs_factor[c] * f[..self.n_fit].iter().sum::<f64>();
-                }
+                self.visit_geo_media(&p, g, &mut f, |b, f| total += b * f[..self.n_fit].iter().sum::<f64>());
                 total / self.n_fit as f64
             })
             .collect()
@@ -635,12 +626,21 @@ impl MmmModel {
             for t in 0..self.n_fit {
                 total += base[g * t_n + t] - p.values[self.baseline.intercept_idx];
             }
-            for c in 0..self.channels.len() {
-                self.channel_feature(c, &p.theta[c], &p.phi[c], &self.channels[c].x[g * t_n..(g + 1) * t_n], &mut f);
-                total += p.beta_geo[c][g] * p.obs_factor[c] * f[..self.n_fit].iter().sum::<f64>();
-            }
+            self.visit_geo_media(&p, g, &mut f, |b, f| total += b * f[..self.n_fit].iter().sum::<f64>());
         }
         total / (self.n_geos() * self.n_fit) as f64
+    }
+
+    /// Geo g's media terms of the mean at parameter values `p`: for each channel c in order, its
+    /// weight β(g,c)·exp(b_c) and its feature f_c(g, ·) over every period (written into `f`, of
+    /// length T), handed to `visit`. The level shifts and the collapsed intercepts' conditional
+    /// each sum them their own way.
+    pub(crate) fn visit_geo_media(&self, p: &ParamValues, g: usize, f: &mut [f64], mut visit: impl FnMut(f64, &[f64])) {
+        let t_n = self.n_times;
+        for c in 0..self.channels.len() {
+            self.channel_feature(c, &p.theta[c], &p.phi[c], &self.channels[c].x[g * t_n..(g + 1) * t_n], f);
+            visit(p.beta_geo[c][g] * p.obs_factor[c], f);
+        }
     }
 
     /// ln s(1; φ) of a response coordinate's channel at the φ coordinates of `q` (sampling and
