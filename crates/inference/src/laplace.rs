@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::nuts::{Init, check_start};
 use crate::posterior::{LaplaceInfo, LaplaceStart, Method, Posterior};
-use crate::sparsity::{HessianSparsity, Scheme, fd_hessian, gradient_count};
+use crate::sparsity::{CountedHessian, HessianSparsity, Scheme, fd_hessian, gradient_count};
 use crate::{InferenceError, LogDensity, LogDensityError};
 
 /// Cost (−log p) given to points where the log density is not finite or not defined.
@@ -139,8 +139,7 @@ impl Preconditioner {
     fn at<D: LogDensity + ?Sized>(density: &D, x0: &[f64]) -> Result<(Option<Self>, u64), InferenceError> {
         let (h, evaluations) = match density.preconditioner_hessian(x0) {
             Some(h) => h,
-            None => hessian_forward(density, x0)
-                .map(|h| (h, gradient_count(density.hessian_sparsity().as_ref(), x0.len(), Scheme::Forward))),
+            None => hessian_forward_counted(density, x0, density.hessian_sparsity().as_ref()),
         }
         .map_or_else(|e| (Err(e), 0), |(h, n)| (Ok(h), n));
         Ok((Self::from_hessian(h, x0)?, evaluations))
@@ -745,6 +744,16 @@ pub fn hessian_forward_with<D: LogDensity + ?Sized>(
     sparsity: Option<&HessianSparsity>,
 ) -> Result<Vec<Vec<f64>>, InferenceError> {
     fd_hessian(density, x, Scheme::Forward, sparsity)
+}
+
+/// [`hessian_forward_with`] and the gradient evaluations it took.
+pub fn hessian_forward_counted<D: LogDensity + ?Sized>(
+    density: &D,
+    x: &[f64],
+    sparsity: Option<&HessianSparsity>,
+) -> Result<CountedHessian, InferenceError> {
+    let h = hessian_forward_with(density, x, sparsity)?;
+    Ok((h, gradient_count(sparsity, x.len(), Scheme::Forward)))
 }
 
 /// The mode counts as found when a Newton step from it would move no coordinate by more than this

@@ -228,10 +228,11 @@ impl MmmModel {
         let d = q.len();
         let l = self.baseline.intercept_idx;
         let m = sparse.convert_point(self, q);
-        let h = match mmloop_inference::laplace::hessian_forward(sparse, &m) {
-            Ok(h) => h,
-            Err(e) => return Some(Err(e)),
-        };
+        let (h, evaluations) =
+            match mmloop_inference::laplace::hessian_forward_counted(sparse, &m, sparse.geo_blocks().as_ref()) {
+                Ok(h) => h,
+                Err(e) => return Some(Err(e)),
+            };
         let mut shifted = m.clone();
         shifted[l] += 1.0;
         let q_shifted = self.convert_point(sparse, &shifted);
@@ -260,8 +261,8 @@ impl MmmModel {
                 hj[r][c] -= dh[r] * row_l[c];
             }
         }
-        let colours = sparse.geo_blocks().map_or(d, |s| s.colours().len()) as u64;
-        Some(Ok((hj, colours + 1 + 2)))
+        // and the two gradients of ∇h
+        Some(Ok((hj, evaluations + 2)))
     }
 }
 
