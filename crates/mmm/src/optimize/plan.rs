@@ -612,15 +612,16 @@ pub fn optimize_plan_against(
         )));
     }
     let relative = reference.map(|r| GainOver::new(curves, r));
-    let a: Allocation = match (goal, &relative) {
-        (PlanGoal::Budget(b), Some(g)) => optimize(g, None, risk, bounds, Goal::Budget(b), None, settings)?,
-        (PlanGoal::Budget(b), None) => optimize(curves, None, risk, bounds, Goal::Budget(b), None, settings)?,
-        (PlanGoal::TargetOutcome(t), _) => min_budget_for_target(curves, None, risk, bounds, t, settings)?,
-        (PlanGoal::TargetMarginalReturn(r), Some(g)) => {
-            optimize(g, None, risk, bounds, Goal::MarginalReturn(r), None, settings)?
-        }
-        (PlanGoal::TargetMarginalReturn(r), None) => {
-            optimize(curves, None, risk, bounds, Goal::MarginalReturn(r), None, settings)?
+    // what the risk measure scores: the gain over the reference, or the outcome
+    let scored: &dyn ResponseCurves = match &relative {
+        Some(g) => g,
+        None => curves,
+    };
+    let a: Allocation = match goal {
+        PlanGoal::Budget(b) => optimize(scored, None, risk, bounds, Goal::Budget(b), None, settings)?,
+        PlanGoal::TargetOutcome(t) => min_budget_for_target(curves, None, risk, bounds, t, settings)?,
+        PlanGoal::TargetMarginalReturn(r) => {
+            optimize(scored, None, risk, bounds, Goal::MarginalReturn(r), None, settings)?
         }
     };
     let cur = outcome_draws(curves, &basis.current);
