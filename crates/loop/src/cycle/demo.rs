@@ -74,10 +74,6 @@ pub struct DemoSettings {
     /// ln(observational / causal β) (0: the model takes the data's association as causal). See
     /// `docs/notes/demo-learning.md` for why the demo's model needs it.
     pub observational_bias_sd: f64,
-    /// The budget's objective, and whether it scores the gain over the plan in force (the last
-    /// cycle's recommendation; the business-as-usual plan in cycle 1) rather than the outcome.
-    pub objective: Risk,
-    pub against_plan: bool,
 }
 
 impl Default for DemoSettings {
@@ -111,12 +107,6 @@ impl Default for DemoSettings {
             rank_draws: 200,
             relative: 0.6,
             observational_bias_sd: DEMO_OBSERVATIONAL_BIAS_SD,
-            // the posterior mean. Moving money only as far as the posterior supports (cvar:0.05 of
-            // the gain over the plan in force) was tried: with the demo's honest, wide intervals
-            // it barely left business as usual (seed 1: 4.27 % misallocation at cycles 1-3
-            // against 0.81 % for the mean; docs/notes/demo-learning.md §8)
-            objective: Risk::Mean,
-            against_plan: false,
         }
     }
 }
@@ -293,12 +283,15 @@ fn demo_config(wdir: &Path, ledger: &Path, s: &DemoSettings, plan: &DemoPlan) ->
         budget: BudgetSettings {
             total: Some(plan.budget()),
             horizon: s.horizon,
-            objective: s.objective,
-            // `cvar:0.05 (the mean outcome of …)`: the objective as a config spells it
-            objective_text: s.objective.to_string().split(" (").next().unwrap_or_default().to_string(),
+            // the posterior mean. Moving money only as far as the posterior supports (cvar:0.05 of
+            // the gain over the plan in force, `against_plan`) was tried: with the demo's honest,
+            // wide intervals it barely left business as usual (seed 1: 4.27 % misallocation at
+            // cycles 1-3 against 0.81 % for the mean; docs/notes/demo-learning.md §8)
+            objective: Risk::Mean,
+            objective_text: "mean".into(),
             relative: s.relative,
             bounds: plan.bounds(s.relative),
-            against_plan: s.against_plan,
+            against_plan: false,
         },
         tests: TestConstraints { max_per_cycle: s.max_tests, budget: None, frozen_markets: Vec::new() },
         fit: LedgerFitSettings { retest_fits: false, ..Default::default() },
