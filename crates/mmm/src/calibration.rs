@@ -298,7 +298,7 @@ pub(crate) fn lift_logp_grad(
             let ch = &model.channels[part.channel];
             let nw = ch.kernel.len();
             let th: [f64; 2] = [vals[ch.theta_idx[0]], ch.theta_idx.get(1).map_or(0.0, |&i| vals[i])];
-            let ph: [f64; 2] = [vals[ch.phi_idx[0]], ch.phi_idx.get(1).map_or(0.0, |&i| vals[i])];
+            let ph = ch.phi_at(vals);
             let mut w = vec![0.0; nw];
             let mut dw = vec![0.0; 2 * nw];
             ch.kernel.weights(&th, &mut w, &mut dw);

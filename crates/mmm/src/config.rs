@@ -33,7 +33,8 @@
 //! | `saturation` | `{ kind = "logistic" }` | PyMC-Marketing |
 //! | logistic `lam` | Gamma(3, 1) | PyMC-Marketing `saturation_lam` |
 //! | Hill `ec` | TruncatedNormal(0.8, 0.8, 0.1, 10) | Meridian `ec_m` |
-//! | Hill `slope` | LogNormal(0, 0.5) (median 1) | Meridian fixes 1; we keep it near 1 |
+//! | Hill `slope` | LogNormal(0, 0.5) (median 1), sampled; a number fixes it: `slope = 1` | Meridian fixes 1 (`slope_m = Deterministic(1.0)`); see below |
+//! | Hill `ec_floor_quantile` | none (ec's prior as given); `p` truncates it below at the p-quantile of the channel's non-zero scaled media | ours; see below |
 //! | Michaelis–Menten `k` | HalfNormal(1) | PyMC-Marketing `MichaelisMentenSaturation` `lam` |
 //! | `order` | `"adstock_first"` | both |
 //! | `effect` | `"coefficient"` | PyMC-Marketing |
@@ -68,6 +69,21 @@
 //! model needs `target_accept = 0.95` to leave no divergences
 //! (`examples/pymc_mmm_multidimensional_example.toml` has the measurements).
 //!
+//! ### The Hill curve in geo models: a fixed slope, a floor on ec
+//! `saturation = { kind = "hill", slope = 1 }` fixes the slope n (any positive number; it is then
+//! not a parameter of the fit, and φ = (ec, n)); a prior table samples it, and without either the
+//! default LogNormal(0, 0.5) samples it (mmloop's default, unchanged). Meridian fixes n = 1 for
+//! media and warns that another prior "may lead to convex Hill curves ... poor MCMC convergence".
+//! `ec_floor_quantile = p` (off by default) truncates the ec prior below at the p-quantile of the
+//! channel's non-zero scaled media ([`crate::transforms::ec_floor`]; the ec prior must be a
+//! truncated_normal, as the default, or a uniform): the channel is then at most half saturated at
+//! that level. Why both: with a small n or a small ec the curve is nearly flat over the media the
+//! data hold, the channel adds a near-constant per geo and stands in for the geo intercepts (a
+//! large ROI with low intercepts fits as well as a small one), a ridge the data do not bound, on
+//! which NUTS diverges or a chain sticks. The Meridian geo examples fix n = 1 (Meridian's default)
+//! and floor ec at the 10 % quantile, the geo demo floors ec only (its simulated slopes are 1–1.5):
+//! the measurements are in `examples/meridian_geo_media.toml` and the README.
+//!
 //! The yearly default assumes weekly data; `Dataset::load` rejects it for dates spaced otherwise (set
 //! `seasonality = [{ period = 365.25, order = 2 }]` for daily data, `12` for monthly, or `[]` for none).
 //!
@@ -82,7 +98,7 @@ use crate::spec::{
     BaselineSpec, Calibration, ChannelSpec, ControlSpec, DataSpec, EffectPrior, FitMethod, FitSettings, Fourier,
     Likelihood, ModelSpec, Pooling, RoiPriorRecord, Trend,
 };
-use crate::transforms::{AdstockSpec, SaturationSpec, TransformOrder};
+use crate::transforms::{AdstockSpec, HillSlope, SaturationSpec, TransformOrder};
 use mmloop_data::{DataError, LiftTestRecord, closest};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashSet;
@@ -334,6 +350,40 @@ impl<'de> Deserialize<'de> for SP {
     }
 }
 
+/// A Hill slope as written: a prior table (sampled) or a bare number (fixed, as Meridian's default
+/// `slope_m = Deterministic(1.0)`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+enum RawSlope {
+    Fixed(f64),
+    Prior(SP),
+}
+
+impl<'de> Deserialize<'de> for RawSlope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawSlope;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number (a fixed slope) or a prior table")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawSlope, E> {
+                Ok(RawSlope::Fixed(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawSlope, E> {
+                Ok(RawSlope::Fixed(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawSlope, E> {
+                Ok(RawSlope::Fixed(v as f64))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawSlope, A::Error> {
+                SP::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawSlope::Prior)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -468,7 +518,9 @@ enum RawSaturation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ec: Option<SP>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        slope: Option<SP>,
+        slope: Option<RawSlope>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ec_floor_quantile: Option<f64>,
     },
     Logistic {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1243,7 +1295,9 @@ fn merge_saturation(own: Option<RawSaturation>, media: Option<&RawSaturation>) -
         return media.cloned().unwrap_or(Logistic { lam: None });
     };
     match (own, media) {
-        (Hill { ec, slope }, Some(Hill { ec: e, slope: s })) => Hill { ec: ec.or(*e), slope: slope.or(*s) },
+        (Hill { ec, slope, ec_floor_quantile }, Some(Hill { ec: e, slope: s, ec_floor_quantile: q })) => {
+            Hill { ec: ec.or(*e), slope: slope.or(*s), ec_floor_quantile: ec_floor_quantile.or(*q) }
+        }
         (Logistic { lam }, Some(Logistic { lam: l })) => Logistic { lam: lam.or(*l) },
         (MichaelisMenten { k }, Some(MichaelisMenten { k: m })) => MichaelisMenten { k: k.or(*m) },
         (own, _) => own,
@@ -1294,9 +1348,40 @@ fn build_adstock(raw: RawAdstock, at: &str, cx: &Ctx) -> Result<AdstockSpec, Con
 fn build_saturation(raw: RawSaturation, at: &str, cx: &Ctx) -> Result<SaturationSpec, ConfigError> {
     let opt = |name: &str| format!("{at} saturation.{name}");
     Ok(match raw {
-        RawSaturation::Hill { ec, slope } => SaturationSpec::Hill {
-            ec: cx.prior(&opt("ec"), ec.map_or(defaults::HILL_EC, Prior::from), Need::Positive)?,
-            slope: cx.prior(&opt("slope"), slope.map_or(defaults::HILL_SLOPE, Prior::from), Need::Positive)?,
+        RawSaturation::Hill { ec, slope, ec_floor_quantile } => SaturationSpec::Hill {
+            ec: {
+                let ec = cx.prior(&opt("ec"), ec.map_or(defaults::HILL_EC, Prior::from), Need::Positive)?;
+                if let Some(q) = ec_floor_quantile {
+                    if !(q > 0.0 && q < 1.0) {
+                        return Err(cx.invalid(
+                            opt("ec_floor_quantile"),
+                            format!("must be a probability strictly between 0 and 1, got {q}"),
+                            "Write e.g. 0.1 (ec at least the 10th percentile of the channel's non-zero media)",
+                        ));
+                    }
+                    ec.raise_lower(f64::NEG_INFINITY).map_err(|m| {
+                        cx.invalid(
+                            opt("ec_floor_quantile"),
+                            format!("the ec prior {} cannot take a floor: {m}", describe(&ec)),
+                            "Give ec a truncated_normal or uniform prior (the default is truncated_normal)",
+                        )
+                    })?;
+                }
+                ec
+            },
+            ec_floor_quantile,
+            slope: match slope {
+                None => HillSlope::Prior(cx.prior(&opt("slope"), defaults::HILL_SLOPE, Need::Positive)?),
+                Some(RawSlope::Prior(p)) => HillSlope::Prior(cx.prior(&opt("slope"), p, Need::Positive)?),
+                Some(RawSlope::Fixed(n)) if n.is_finite() && n > 0.0 => HillSlope::Fixed(n),
+                Some(RawSlope::Fixed(n)) => {
+                    return Err(cx.invalid(
+                        opt("slope"),
+                        format!("a fixed slope must be a positive number, got {n}"),
+                        "Write a positive number (Meridian's default is 1) or a prior table",
+                    ));
+                }
+            },
         },
         RawSaturation::Logistic { lam } => SaturationSpec::Logistic {
             lam: cx.prior(&opt("lam"), lam.map_or(defaults::LOGISTIC_LAM, Prior::from), Need::Positive)?,
@@ -1347,9 +1432,14 @@ impl RawConfig {
                         },
                     }),
                     saturation: Some(match &c.saturation {
-                        SaturationSpec::Hill { ec, slope } => {
-                            RawSaturation::Hill { ec: Some(SP(*ec)), slope: Some(SP(*slope)) }
-                        }
+                        SaturationSpec::Hill { ec, slope, ec_floor_quantile } => RawSaturation::Hill {
+                            ec: Some(SP(*ec)),
+                            ec_floor_quantile: *ec_floor_quantile,
+                            slope: Some(match *slope {
+                                HillSlope::Prior(p) => RawSlope::Prior(SP(p)),
+                                HillSlope::Fixed(n) => RawSlope::Fixed(n),
+                            }),
+                        },
                         SaturationSpec::Logistic { lam } => RawSaturation::Logistic { lam: Some(SP(*lam)) },
                         SaturationSpec::MichaelisMenten { k } => RawSaturation::MichaelisMenten { k: Some(SP(*k)) },
                     }),

@@ -223,6 +223,31 @@ impl Prior {
         }
     }
 
+    /// The prior truncated below at `floor` where that raises its lower bound: TruncatedNormal and
+    /// Uniform keep their form with lower bound max(lower, floor) (the TruncatedNormal renormalised
+    /// over what is left, see [`Prior::ln_pdf`]). Other kinds have no bound to raise, and a floor at
+    /// or above the upper bound leaves nothing: both are errors. A floor of −∞ checks the kind only.
+    pub fn raise_lower(&self, floor: f64) -> Result<Prior, String> {
+        let check = |upper: f64| {
+            if floor < upper {
+                Ok(())
+            } else {
+                Err(format!("the floor {floor} is not below the prior's upper bound {upper}"))
+            }
+        };
+        match *self {
+            Prior::TruncatedNormal { mu, sigma, lower, upper } => {
+                check(upper)?;
+                Ok(Prior::TruncatedNormal { mu, sigma, lower: lower.max(floor), upper })
+            }
+            Prior::Uniform { lower, upper } => {
+                check(upper)?;
+                Ok(Prior::Uniform { lower: lower.max(floor), upper })
+            }
+            _ => Err("only a truncated_normal or uniform prior has a lower bound to raise".into()),
+        }
+    }
+
     /// The transform from the real line onto this prior's support (see [`Support`]).
     pub fn transform(&self) -> Transform {
         Transform::for_support(self.support())

@@ -3,7 +3,7 @@
 use mmloop_mmm::config::{FitOverrides, apply_overrides, load_config, parse_config, to_toml};
 use mmloop_mmm::priors::Prior;
 use mmloop_mmm::spec::{EffectPrior, FitMethod, Likelihood, Pooling, Trend};
-use mmloop_mmm::transforms::{AdstockSpec, SaturationSpec, TransformOrder};
+use mmloop_mmm::transforms::{AdstockSpec, HillSlope, SaturationSpec, TransformOrder};
 use std::path::Path;
 
 const MINIMAL: &str = r#"
@@ -94,8 +94,22 @@ order = "saturation_first"
     );
     assert_eq!(b.adstock, AdstockSpec::Binomial { max_lag: 8, alpha: Prior::Uniform { lower: 0.0, upper: 1.0 } });
     let hill_ec = Prior::TruncatedNormal { mu: 0.8, sigma: 0.8, lower: 0.1, upper: 10.0 };
-    assert_eq!(a.saturation, SaturationSpec::Hill { ec: hill_ec, slope: Prior::LogNormal { mu: 0.0, sigma: 0.5 } });
-    assert_eq!(b.saturation, SaturationSpec::Hill { ec: hill_ec, slope: Prior::Gamma { shape: 2.0, rate: 2.0 } });
+    assert_eq!(
+        a.saturation,
+        SaturationSpec::Hill {
+            ec: hill_ec,
+            slope: HillSlope::Prior(Prior::LogNormal { mu: 0.0, sigma: 0.5 }),
+            ec_floor_quantile: None
+        }
+    );
+    assert_eq!(
+        b.saturation,
+        SaturationSpec::Hill {
+            ec: hill_ec,
+            slope: HillSlope::Prior(Prior::Gamma { shape: 2.0, rate: 2.0 }),
+            ec_floor_quantile: None
+        }
+    );
     assert_eq!(a.effect, EffectPrior::Roi(Prior::LogNormal { mu: 0.2, sigma: 0.9 }));
     assert_eq!(b.effect, EffectPrior::Coefficient(Prior::HalfNormal { sigma: 0.5 }));
     assert_eq!(c.order, TransformOrder::SaturationFirst);
@@ -224,6 +238,23 @@ fn invalid_values_name_the_option_and_the_remedy() {
         ("adstock = { kind = \"geometric\", alpha = { dist = \"normal\", mu = 0, sigma = 1 } }\n", "adstock.alpha"),
         ("adstock = { kind = \"geometric\", max_lag = 0 }\n", "adstock.max_lag"),
         ("saturation = { kind = \"logistic\", lam = { dist = \"gamma\", shape = -1, rate = 1 } }\n", "saturation.lam"),
+        ("saturation = { kind = \"hill\", slope = 0 }\n", "saturation.slope: a fixed slope must be a positive number"),
+        (
+            "saturation = { kind = \"hill\", slope = -1.5 }\n",
+            "saturation.slope: a fixed slope must be a positive number",
+        ),
+        (
+            "saturation = { kind = \"hill\", ec_floor_quantile = 1 }\n",
+            "saturation.ec_floor_quantile: must be a probability",
+        ),
+        (
+            "saturation = { kind = \"hill\", ec_floor_quantile = 0 }\n",
+            "saturation.ec_floor_quantile: must be a probability",
+        ),
+        (
+            "saturation = { kind = \"hill\", ec_floor_quantile = 0.1, ec = { dist = \"lognormal\", mu = 0, sigma = 1 } }\n",
+            "cannot take a floor: only a truncated_normal or uniform prior",
+        ),
         (
             "coefficient = { dist = \"half_normal\", sigma = 1 }\nroi = { dist = \"lognormal\", mu = 0, sigma = 1 }\n",
             "not both",
@@ -240,6 +271,50 @@ fn invalid_values_name_the_option_and_the_remedy() {
         assert!(e.contains(want), "config tail {extra:?}: error {e:?} lacks {want:?}");
         assert!(e.starts_with("config: ") || e.starts_with("config, line"), "{e}");
     }
+}
+
+/// `slope = n` fixes the Hill slope (Meridian's `slope_m = Deterministic(1.0)`): the channel samples
+/// its ec only and φ = (ec, n); a prior table samples it; a mistyped prior key inside the table is
+/// still named.
+#[test]
+fn hill_slope_is_fixed_by_a_number_and_sampled_by_a_prior_table() {
+    let hill = |slope: &str| {
+        parse(&format!("{MINIMAL}saturation = {{ kind = \"hill\"{slope} }}\n"))
+            .map(|s| s.channels[0].saturation.clone())
+    };
+    let ec = Prior::TruncatedNormal { mu: 0.8, sigma: 0.8, lower: 0.1, upper: 10.0 };
+    let fixed = hill(", slope = 1").unwrap();
+    assert_eq!(fixed, SaturationSpec::Hill { ec, slope: HillSlope::Fixed(1.0), ec_floor_quantile: None });
+    assert_eq!(fixed.params().iter().map(|p| p.0).collect::<Vec<_>>(), ["ec"], "a fixed slope is not sampled");
+    assert_eq!(fixed.fixed(), [1.0]);
+    assert_eq!(
+        hill(", slope = 0.7").unwrap(),
+        SaturationSpec::Hill { ec, slope: HillSlope::Fixed(0.7), ec_floor_quantile: None }
+    );
+    let sampled = hill(", slope = { dist = \"gamma\", shape = 2, rate = 2 }").unwrap();
+    assert_eq!(
+        sampled,
+        SaturationSpec::Hill {
+            ec,
+            slope: HillSlope::Prior(Prior::Gamma { shape: 2.0, rate: 2.0 }),
+            ec_floor_quantile: None
+        }
+    );
+    assert_eq!(sampled.params().len(), 2);
+    assert!(sampled.fixed().is_empty());
+    let default = hill("").unwrap();
+    assert_eq!(
+        default,
+        SaturationSpec::Hill {
+            ec,
+            slope: HillSlope::Prior(Prior::LogNormal { mu: 0.0, sigma: 0.5 }),
+            ec_floor_quantile: None
+        }
+    );
+    let e = hill(", slope = { dist = \"gamma\", shape = 2, rte = 2 }").unwrap_err();
+    assert!(e.contains("rte"), "{e}");
+    let e = hill(", slope = \"one\"").unwrap_err();
+    assert!(e.contains("a number (a fixed slope) or a prior table"), "{e}");
 }
 
 #[test]
@@ -342,8 +417,11 @@ roi = { dist = "lognormal", mu = 0.1, sigma = 0.5 }
 [[channel]]
 name = "search"
 adstock = { kind = "weibull_cdf" }
-saturation = { kind = "hill" }
+saturation = { kind = "hill", slope = 1, ec_floor_quantile = 0.1 }
 order = "saturation_first"
+[[channel]]
+name = "social"
+saturation = { kind = "hill" }
 [[control]]
 column = "events"
 equals = "event2"

@@ -147,7 +147,7 @@ fn simulator_transforms_are_the_models_geometric_adstock_and_hill() {
     use mmloop_mmm::Prior;
     use mmloop_mmm::transforms::adstock::{AdstockKernel, convolve};
     use mmloop_mmm::transforms::saturation::Saturation;
-    use mmloop_mmm::transforms::{AdstockSpec, SaturationSpec};
+    use mmloop_mmm::transforms::{AdstockSpec, HillSlope, SaturationSpec};
     let demo = simulate::national();
     let x: Vec<f64> = demo.csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect();
     let beta = Prior::Beta { alpha: 1.0, beta: 3.0 };
@@ -163,7 +163,8 @@ fn simulator_transforms_are_the_models_geometric_adstock_and_hill() {
         }
     }
     let p = Prior::HalfNormal { sigma: 1.0 };
-    let sat = Saturation::from_spec(&SaturationSpec::Hill { ec: p, slope: p });
+    let sat =
+        Saturation::from_spec(&SaturationSpec::Hill { ec: p, slope: HillSlope::Prior(p), ec_floor_quantile: None });
     for (v, ec, n) in [(0.0, 1.0, 1.0), (0.3, 1.0, 2.0), (5000.0, 17_000.0, 1.5), (2.0, 0.5, 0.7)] {
         let (a, b) = (sat.value(&[ec, n], v), hill(v, ec, n));
         assert!((a - b).abs() <= 1e-14, "hill({v}; {ec}, {n}): model {a} vs simulator {b}");

@@ -11,7 +11,7 @@ use mmloop_mmm::model::MmmModel;
 use mmloop_mmm::model::centring::Centring;
 use mmloop_mmm::model::simulate::{SimOptions, simulate};
 use mmloop_mmm::spec::{EffectPrior, Likelihood, ModelSpec, Trend};
-use mmloop_mmm::transforms::{AdstockSpec, SaturationSpec, TransformOrder};
+use mmloop_mmm::transforms::{AdstockSpec, HillSlope, SaturationSpec, TransformOrder};
 use proptest::prelude::*;
 
 fn variant(which: usize, geo: bool) -> (ModelSpec, mmloop_mmm::Dataset) {
@@ -27,15 +27,27 @@ fn variant(which: usize, geo: bool) -> (ModelSpec, mmloop_mmm::Dataset) {
         AdstockSpec::WeibullCdf { max_lag: 4, shape: gam, scale: gam },
         AdstockSpec::WeibullPdf { max_lag: 4, shape: gam, scale: gam },
     ];
+    let ec = Prior::LogNormal { mu: 0.0, sigma: 0.5 };
     let sats = [
-        SaturationSpec::Hill { ec: Prior::LogNormal { mu: 0.0, sigma: 0.5 }, slope: gam },
+        SaturationSpec::Hill { ec, slope: HillSlope::Prior(gam), ec_floor_quantile: None },
         SaturationSpec::Logistic { lam: gam },
         SaturationSpec::MichaelisMenten { k: gam },
     ];
     spec.channels[0].adstock = ads[which % 4].clone();
     spec.channels[1].adstock = ads[(which + 2) % 4].clone();
     spec.channels[0].saturation = sats[which % 3].clone();
-    spec.channels[1].saturation = sats[(which + 1) % 3].clone();
+    // channel 1's Hill curve has its slope fixed (Meridian's default n = 1; 0.8 for a general n)
+    // and its ec floored at the 20 % quantile of its non-zero media: which ∈ {2, 5, 8, 11}, so with
+    // a coefficient (response coordinate) and ROI on channel 0, saturation first, lift tests and
+    // observational bias
+    spec.channels[1].saturation = match (which + 1) % 3 {
+        0 => SaturationSpec::Hill {
+            ec: Prior::TruncatedNormal { mu: 0.8, sigma: 0.8, lower: 0.1, upper: 10.0 },
+            slope: HillSlope::Fixed(if which < 6 { 1.0 } else { 0.8 }),
+            ec_floor_quantile: Some(0.2),
+        },
+        k => sats[k].clone(),
+    };
     if which % 2 == 1 {
         spec.channels[1].order = TransformOrder::SaturationFirst;
         spec.channels[0].effect = EffectPrior::Roi(Prior::LogNormal { mu: 0.0, sigma: 1.0 });
@@ -274,7 +286,7 @@ fn sampling_coordinates_preserve_the_density() {
             assert!(q.iter().zip(&back).all(|(a, b)| (a - b).abs() < 1e-12), "round trip");
             let x = model.constrain(&q);
             for rc in &model.response_coords {
-                let phi: Vec<f64> = rc.phi.iter().map(|&i| x[i]).collect();
+                let phi = model.channels[rc.channel].phi_at(&x);
                 let s1 = model.channels[rc.channel].sat.value(&phi, 1.0);
                 assert!((q[rc.beta] - (x[rc.beta] * s1).ln()).abs() < 1e-12, "β coordinate is ln(β·s(1))");
             }
@@ -385,4 +397,46 @@ fn centred_and_non_centred_forms_differ_by_the_jacobian() {
             );
         }
     }
+}
+
+/// `ec_floor_quantile = p` truncates the ec prior below at the p-quantile of the channel's non-zero
+/// scaled media: a share p of those cells lies at or below the floor, the prior keeps its form
+/// with the raised lower bound (and the sampler's transform follows it), and a floor at or above
+/// the prior's upper bound is refused, naming the channel and the option.
+#[test]
+fn ec_floor_truncates_the_ec_prior_at_the_quantile_of_the_nonzero_media() {
+    let (spec, data) = variant(2, true);
+    let model = MmmModel::new(&spec, &data).unwrap();
+    let ch = &model.channels[1];
+    let ec = &model.params[ch.phi_idx[0]];
+    assert!(ec.name.starts_with("sat_ec["), "{}", ec.name);
+    assert_eq!(ch.phi_idx.len(), 1, "the slope is fixed");
+    assert_eq!(ch.phi_fixed, [1.0]);
+    let Some(Prior::TruncatedNormal { mu, sigma, lower, upper }) = ec.prior else { panic!("{:?}", ec.prior) };
+    assert_eq!((mu, sigma, upper), (0.8, 0.8, 10.0));
+    let nonzero: Vec<f64> = ch.x.iter().copied().filter(|v| *v != 0.0).collect();
+    let n = nonzero.len() as f64;
+    let below = nonzero.iter().filter(|v| **v < lower).count() as f64 / n;
+    let at_or_below = nonzero.iter().filter(|v| **v <= lower).count() as f64 / n;
+    assert!(lower > 0.1, "the quantile ({lower}) is above the prior's own bound 0.1 on this data");
+    assert!(below <= 0.2 && at_or_below >= 0.2 - 1.0 / n, "{below} .. {at_or_below} of the cells below {lower}");
+    assert_eq!(ec.transform, Prior::TruncatedNormal { mu, sigma, lower, upper }.transform());
+    // the initial point and the Laplace/NUTS starts lie inside the raised support
+    assert!(model.constrain(&model.initial_point())[ch.phi_idx[0]] > lower);
+
+    let mut spec = spec;
+    if let SaturationSpec::Hill { ec, .. } = &mut spec.channels[1].saturation {
+        *ec = Prior::TruncatedNormal { mu: 0.8, sigma: 0.8, lower: 0.01, upper: lower * 0.9 };
+    }
+    let e = MmmModel::new(&spec, &data).unwrap_err().to_string();
+    assert!(e.contains("ec_floor_quantile = 0.2") && e.contains("not below the prior's upper bound"), "{e}");
+}
+
+#[test]
+fn ec_floor_interpolates_between_order_statistics() {
+    use mmloop_mmm::transforms::ec_floor;
+    assert_eq!(ec_floor(vec![5.0, 1.0, 3.0, 2.0, 4.0], 0.25), Some(2.0));
+    assert_eq!(ec_floor(vec![10.0, 0.5], 0.5), Some(5.25));
+    assert_eq!(ec_floor(vec![3.0], 0.9), Some(3.0));
+    assert_eq!(ec_floor(Vec::new(), 0.1), None);
 }

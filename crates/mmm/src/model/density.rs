@@ -122,8 +122,7 @@ impl MmmModel {
         let mut f = vec![0.0; t_n];
         for (c, ch) in self.channels.iter().enumerate() {
             let th: Vec<f64> = ch.theta_idx.iter().map(|&i| values[i]).collect();
-            let mut ph: Vec<f64> = ch.phi_idx.iter().map(|&i| values[i]).collect();
-            ph.resize(2, 0.0);
+            let ph = ch.phi_at(&values).to_vec();
             let e: Vec<f64> = (0..g_n)
                 .map(|g| match (ch.tau_idx, ch.z_start) {
                     (Some(_), Some(zs)) if ch.geo_centred => values[zs + g].exp(),
@@ -520,7 +519,7 @@ impl MmmModel {
         for (c, ch) in self.channels.iter().enumerate() {
             let n = ch.kernel.len();
             let th: [f64; 2] = [vals[ch.theta_idx[0]], ch.theta_idx.get(1).map_or(0.0, |&i| vals[i])];
-            let ph: [f64; 2] = [vals[ch.phi_idx[0]], ch.phi_idx.get(1).map_or(0.0, |&i| vals[i])];
+            let ph = ch.phi_at(vals);
             ch.kernel.weights(&th, &mut w[..n], &mut dw[..2 * n]);
             let cb = &mut chbuf[c * per_ch..(c + 1) * per_ch];
             let mut d = 0.0;

@@ -96,9 +96,12 @@ pub struct ChannelModel {
     pub media_scale: f64,
     /// Σ spend over the fitted period (money).
     pub spend_fit: f64,
-    /// Indices of θ (adstock) and φ (saturation) parameters.
+    /// Indices of θ (adstock) and of the sampled φ (saturation) parameters.
     pub theta_idx: Vec<usize>,
     pub phi_idx: Vec<usize>,
+    /// The φ entries held fixed, after the sampled ones (a fixed Hill slope;
+    /// [`crate::transforms::SaturationSpec::fixed`]): φ = (values at `phi_idx`, `phi_fixed`).
+    pub phi_fixed: Vec<f64>,
     /// Index of β_c (coefficient prior) or ROI_c (ROI prior).
     pub effect_idx: usize,
     pub effect_is_roi: bool,
@@ -111,6 +114,20 @@ pub struct ChannelModel {
     /// d_{g,c} = ln β(g,c) − ln β_c ~ N(0, τ_c) themselves instead of z_{g,c} = d_{g,c}/τ_c (see
     /// [`centring`]).
     pub geo_centred: bool,
+}
+
+impl ChannelModel {
+    /// φ at constrained values in layout order: the sampled entries at `phi_idx`, then the fixed
+    /// ones (unused entries 0).
+    #[inline]
+    pub fn phi_at(&self, values: &[f64]) -> [f64; 2] {
+        let mut phi = [0.0; 2];
+        for (p, &i) in self.phi_idx.iter().enumerate() {
+            phi[p] = values[i];
+        }
+        phi[self.phi_idx.len()..self.phi_idx.len() + self.phi_fixed.len()].copy_from_slice(&self.phi_fixed);
+        phi
+    }
 }
 
 /// Baseline coefficient blocks.
@@ -252,12 +269,13 @@ impl MmmModel {
                 .into_iter()
                 .map(|(n, p)| push(&mut params, format!("adstock_{n}[{}]", cs.name), Some(p)))
                 .collect();
-            let phi_idx = cs
+            let phi_idx: Vec<usize> = cs
                 .saturation
                 .params()
                 .into_iter()
                 .map(|(n, p)| push(&mut params, format!("sat_{n}[{}]", cs.name), Some(p)))
                 .collect();
+            let phi_fixed = cs.saturation.fixed();
             let roi_override = spec.calibration.roi_priors.iter().rev().find(|r| r.channel == cs.name);
             let effect = match roi_override {
                 Some(r) => EffectPrior::Roi(
@@ -330,6 +348,17 @@ impl MmmModel {
                     cs.name
                 )));
             }
+            if let crate::transforms::SaturationSpec::Hill { ec_floor_quantile: Some(q), .. } = cs.saturation {
+                // the ec prior truncated below at the quantile of the channel's non-zero scaled media
+                let nonzero: Vec<f64> = x.iter().copied().filter(|v| *v != 0.0).collect();
+                let floor = crate::transforms::ec_floor(nonzero, q).expect("the channel has non-zero media");
+                let ec = &mut params[phi_idx[0]];
+                let prior = ec.prior.expect("ec has a prior").raise_lower(floor).map_err(|m| {
+                    inv(format!("channel {}: saturation.ec_floor_quantile = {q} (ec ≥ {floor:.4}): {m}", cs.name))
+                })?;
+                ec.prior = Some(prior);
+                ec.transform = prior.transform();
+            }
             spend_all.push(sp);
             channels.push(ChannelModel {
                 name: cs.name.clone(),
@@ -341,6 +370,7 @@ impl MmmModel {
                 spend_fit,
                 theta_idx,
                 phi_idx,
+                phi_fixed,
                 effect_idx,
                 effect_is_roi,
                 tau_idx,
@@ -646,14 +676,17 @@ impl MmmModel {
     /// ln s(1; φ) of a response coordinate's channel at the φ coordinates of `q` (sampling and
     /// model coordinates agree on φ), with its derivatives in those unconstrained coordinates.
     pub(crate) fn ln_response_ref(&self, rc: &ResponseCoord, q: &[f64]) -> (f64, [f64; 2]) {
+        let ch = &self.channels[rc.channel];
         let mut phi = [0.0; 2];
         let mut dxdy = [0.0; 2];
+        // fixed entries (after the sampled ones) have no coordinate: their dxdy stays 0
+        phi[rc.phi.len()..rc.phi.len() + ch.phi_fixed.len()].copy_from_slice(&ch.phi_fixed);
         for (p, &i) in rc.phi.iter().enumerate() {
             let c = self.params[i].transform.constrain(q[i]);
             phi[p] = c.x;
             dxdy[p] = c.dx_dy;
         }
-        let (l, d) = self.channels[rc.channel].sat.ln_value_at_one(&phi);
+        let (l, d) = ch.sat.ln_value_at_one(&phi);
         (l, [d[0] * dxdy[0], d[1] * dxdy[1]])
     }
 

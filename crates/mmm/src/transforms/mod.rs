@@ -54,12 +54,19 @@ impl AdstockSpec {
 }
 
 /// Diminishing returns, applied to the (scaled) media series; the media coefficient β multiplies it.
-/// TOML: `saturation = { kind = "hill", ec = { ... }, slope = { ... } }`.
+/// TOML: `saturation = { kind = "hill", ec = { ... }, slope = { ... } }` (or `slope = 1`: fixed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SaturationSpec {
-    /// Hill: x^s / (x^s + ec^s), half-saturation `ec`, slope `s` (Meridian).
-    Hill { ec: Prior, slope: Prior },
+    /// Hill: x^s / (x^s + ec^s), half-saturation `ec`, slope `s` (Meridian). With
+    /// `ec_floor_quantile = p`, the ec prior is truncated below at the p-quantile of the channel's
+    /// non-zero scaled media ([`ec_floor`]).
+    Hill {
+        ec: Prior,
+        slope: HillSlope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ec_floor_quantile: Option<f64>,
+    },
     /// Logistic: (1 − e^{−λx}) / (1 + e^{−λx}) (PyMC-Marketing `LogisticSaturation`).
     Logistic { lam: Prior },
     /// Michaelis–Menten: x / (k + x).
@@ -67,14 +74,63 @@ pub enum SaturationSpec {
 }
 
 impl SaturationSpec {
-    /// The parameters' names and priors, in the order the model's parameter vector uses.
+    /// The sampled parameters' names and priors, in the order the model's parameter vector uses.
+    /// They are the leading entries of the curve's φ; [`SaturationSpec::fixed`] holds the rest.
     pub fn params(&self) -> Vec<(&'static str, Prior)> {
         match self {
-            SaturationSpec::Hill { ec, slope } => vec![("ec", *ec), ("slope", *slope)],
+            SaturationSpec::Hill { ec, slope: HillSlope::Prior(slope), .. } => vec![("ec", *ec), ("slope", *slope)],
+            SaturationSpec::Hill { ec, slope: HillSlope::Fixed(_), .. } => vec![("ec", *ec)],
             SaturationSpec::Logistic { lam } => vec![("lam", *lam)],
             SaturationSpec::MichaelisMenten { k } => vec![("k", *k)],
         }
     }
+
+    /// The curve's parameters held fixed (not sampled), the trailing entries of φ after those of
+    /// [`SaturationSpec::params`]: a fixed Hill slope, else none.
+    pub fn fixed(&self) -> Vec<f64> {
+        match self {
+            SaturationSpec::Hill { slope: HillSlope::Fixed(n), .. } => vec![*n],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The floor of a Hill curve's ec under `ec_floor_quantile = p`: the p-quantile (linear
+/// interpolation between order statistics, numpy's default: position p·(n − 1) in the sorted
+/// values) of the channel's non-zero scaled media x̃ (every period: the cells whose mean is the
+/// unit of x̃, see [`crate::model`]).
+///
+/// Why: the data see a Hill curve only over the media they hold. With ec below nearly all of it,
+/// s(x) = 1/(1 + (ec/x)ⁿ) is above ½ and nearly flat on those weeks, so the channel adds a
+/// near-constant per geo that the geo intercepts can take over: a large ROI with lower intercepts
+/// fits as well as a small one, a ridge the data do not bound and NUTS diverges on. The floor
+/// states that the channel is at most half saturated at its p-quantile level, so the curve rises
+/// from s ≤ ½ there over the rest of the observed range. Meridian's own bound is data-scaled too
+/// (ec ≥ 0.1 in units of the median media, `ec_m` TruncatedNormal(0.8, 0.8, 0.1, 10)).
+/// `None` if there are no non-zero values.
+pub fn ec_floor(mut nonzero: Vec<f64>, p: f64) -> Option<f64> {
+    if nonzero.is_empty() {
+        return None;
+    }
+    nonzero.sort_by(f64::total_cmp);
+    let h = p * (nonzero.len() - 1) as f64;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(nonzero.len() - 1);
+    Some(nonzero[lo] + (h - lo as f64) * (nonzero[hi] - nonzero[lo]))
+}
+
+/// The Hill slope n: sampled under a prior, or fixed. Meridian fixes it at 1 for media
+/// (`PriorDistribution.slope_m = Deterministic(1.0)`, warning that another prior "may lead to
+/// convex Hill curves ... poor MCMC convergence"): with n = 1 the curve x/(x + ec) is concave and
+/// cannot flatten over the observed media by a small n (see `crate::config`'s defaults table).
+/// Serialised as the prior's table or as the bare number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HillSlope {
+    /// Sampled: n ~ the prior.
+    Prior(Prior),
+    /// Fixed at n (> 0).
+    Fixed(f64),
 }
 
 /// Order of the two transforms for one channel.
