@@ -152,6 +152,14 @@ fn a_worlds_arms_share_the_first_fit_the_plan_and_random_matches_evois_count() {
     assert_eq!(alone[0].roi_rmse, get(Arm::None, 1).roi_rmse);
     assert_eq!(alone[0].misallocation_cost, get(Arm::None, 1).misallocation_cost);
     assert_eq!(get(Arm::Evoi, 1).roi_rmse, get(Arm::None, 1).roi_rmse);
+    // the start's misallocation, solved by the first arm and reused by the others, and the decision
+    // efficiency taken from the recommendation's misallocation: the same bits as the arm alone
+    let bits = |r: &Row| [r.start_cost, r.oracle_outcome, r.decision_efficiency].map(f64::to_bits);
+    let shared: Vec<&Row> = rows.iter().filter(|r| r.arm == Arm::None).collect();
+    assert_eq!(alone.len(), shared.len());
+    for (a, r) in alone.iter().zip(shared) {
+        assert_eq!(bits(a), bits(r), "cycle {}: {a:?} vs {r:?}", a.cycle);
+    }
     // one budget and one set of guardrails for every arm and cycle
     assert!(rows.iter().all(|r| r.budget == rows[0].budget), "{rows:?}");
     assert!(rows.iter().all(|r| r.misallocation_cost >= -1e-9 * r.oracle_outcome), "{rows:?}");

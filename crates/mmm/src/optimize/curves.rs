@@ -33,7 +33,7 @@ pub use crate::transforms::saturation::SaturationCurve as Saturation;
 /// adstock weights, so equal W_t collapse into one piece with multiplicity m. A single piece
 /// (k = Σw/H, m = H) is the long-run steady state; `horizon_pieces` builds the exact ramp-up,
 /// steady and carry-over tail pieces from the adstock weights.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SaturatingCurves {
     n_channels: usize,
     n_draws: usize,
