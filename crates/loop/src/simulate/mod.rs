@@ -479,6 +479,8 @@ pub fn simulate_resuming(
 ///
 /// - The first cycle's fit: at cycle 1 every arm sees the same world, the same fit seed and an
 ///   empty ledger, so the fit (a pure function of those) is computed once.
+/// - The first cycle's recommendation: a pure function of that fit, the plan's budget and the
+///   guardrails (the same for every arm), so it is computed once too.
 /// - `random`'s test count: the number `evoi` chose in the same cycle (`evoi` runs first).
 /// - The start's misallocation (the plan before cycle 1 against the true optimum of its budget
 ///   within the guardrails): the true curves depend on the world's draw and the week only (not on
@@ -488,6 +490,7 @@ pub fn simulate_resuming(
 #[derive(Default)]
 struct Shared {
     first_fit: Option<(CycleFit, f64)>,
+    first_recommendation: Option<Vec<f64>>,
     evoi_tests: Vec<usize>,
     start: Option<(TruePlanner, Vec<f64>, Bounds, Misallocation)>,
 }
@@ -683,8 +686,17 @@ fn run_arm_shared(
             row.roi_rmse = (se / k).sqrt();
             row.coverage90 = covered as f64 / k;
             row.width90 = width / k;
-            let alloc = recommend(&fitted, h, total0, &overrides, settings.relative, &world.channel_names())
-                .map_err(|e| err(format!("the budget recommendation: {e}")))?;
+            let alloc = match (&shared.first_recommendation, cycle) {
+                (Some(a), 1) => a.clone(),
+                _ => {
+                    let a = recommend(&fitted, h, total0, &overrides, settings.relative, &world.channel_names())
+                        .map_err(|e| err(format!("the budget recommendation: {e}")))?;
+                    if cycle == 1 {
+                        shared.first_recommendation = Some(a.clone());
+                    }
+                    a
+                }
+            };
             let t1 = std::time::Instant::now();
             // random matches evoi's count when evoi ran first in this world
             let k = match arm {
