@@ -7,6 +7,7 @@ use crate::model::centring::Centring;
 use crate::model::{MmmModel, ModelError};
 use crate::output::Draws;
 use crate::spec::{FitMethod, ModelSpec};
+use rayon::prelude::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
@@ -47,13 +48,14 @@ fn bytes(b: u64) -> String {
 /// An estimate of a fit's peak memory, by part, made from the model's sizes before anything
 /// large is allocated. Sizes count `f64`s (8 bytes) of the buffers the fit holds at once:
 /// - held throughout: the data and its scaled copy, ~(C + K + 4)·G·T values; the posterior draws
-///   (D draws × P coordinates) twice, as sampled and as handed to the analysis;
+///   (D draws × P coordinates) three times, as sampled, as handed to the analysis and constrained
+///   ([`Draws::constrained`]);
 /// - during inference, the larger of: Laplace's P×P matrices (the Hessian, its factor copy and the
 ///   covariance: 3·P²) or a NUTS chain's dense / low-rank metric (2·P² per chain); and the log
 ///   density's scratch per thread, ~(4P + G·T_fit·(1 + 5C));
 /// - during the analysis: per draw the baseline and contributions, (C + 1)·T; one G·T sum of fitted
 ///   means per block of [`crate::analysis::PREDICTION_BLOCK`] draws, and two G·T work arrays per
-///   thread; the constrained draws (D × P) again.
+///   thread.
 ///
 /// Peak = held + max(inference, analysis). Small buffers (O(P) or O(T) per draw) are left out:
 /// the estimate is for refusing fits off by orders of magnitude, not for accounting bytes.
@@ -76,7 +78,7 @@ pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
     let d = mul(f.chains as u64, f.draws as u64).max(1);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let data = mul(mul(c + k + 4, g), mul(t, 8));
-    let draws = mul(mul(2, d), mul(p, 8));
+    let draws = mul(mul(3, d), mul(p, 8));
     let scratch_one = mul(4, p).saturating_add(mul(mul(g, tf), 1 + 5 * c));
     let (matrix_what, matrix) = match (f.method, f.metric) {
         (FitMethod::Laplace, _) => ("Laplace's P×P Hessian and covariance", mul(3, mul(mul(p, p), 8))),
@@ -89,9 +91,8 @@ pub fn memory_estimate(model: &MmmModel, spec: &ModelSpec) -> MemoryEstimate {
     };
     let scratch = mul(workers, mul(scratch_one, 8));
     let blocks = d.div_ceil(crate::analysis::PREDICTION_BLOCK as u64);
-    let analysis_draws = mul(d, mul(mul(c + 1, t), 8))
-        .saturating_add(mul(blocks.saturating_add(2 * threads), mul(mul(g, t), 8)))
-        .saturating_add(mul(d, mul(p, 8)));
+    let analysis_draws =
+        mul(d, mul(mul(c + 1, t), 8)).saturating_add(mul(blocks.saturating_add(2 * threads), mul(mul(g, t), 8)));
     let inference = matrix.saturating_add(scratch);
     let peak = data.saturating_add(draws).saturating_add(inference.max(analysis_draws));
     let mut parts = vec![
@@ -270,7 +271,7 @@ pub fn fit_from(
 /// The analysis of a fit against its data.
 pub fn analyse_fit(result: &FitResult, data: &Dataset) -> Analysis {
     let actual: Vec<f64> = data.kpi.iter().copied().collect(); // [g, t] row-major = g·T + t
-    analyse(&result.model, &result.draws.values, &data.times.labels, &actual)
+    analyse(&result.model, &result.draws, &data.times.labels, &actual)
 }
 
 /// [`analyse_fit`], failing on the first figure that is not a finite number (which `summary.json`
@@ -315,7 +316,7 @@ pub fn analyse_checked(result: &FitResult, data: &Dataset) -> Result<Analysis, F
 /// that fit many models and read only these (the loop's simulator).
 pub fn analyse_channels_checked(result: &FitResult, data: &Dataset) -> Result<Vec<ChannelSummary>, FitError> {
     let actual: Vec<f64> = data.kpi.iter().copied().collect();
-    let channels = crate::analysis::analyse_channels(&result.model, &result.draws.values, &actual);
+    let channels = crate::analysis::analyse_channels(&result.model, &result.draws, &actual);
     check_channels(&channels)?;
     Ok(channels)
 }
@@ -506,14 +507,18 @@ fn laplace(
             let info = post.laplace.as_ref().expect("a Laplace posterior");
             let collapsed = centred_scales(&target, &info.mode).iter().zip(&before).any(|(now, was)| *now < 0.2 * was);
             if !collapsed {
+                // each draw into the model's coordinates, its constrained values from the same
+                // conversion (see `MmmModel::convert_point_constrained`)
+                let mut constrained = Vec::with_capacity(post.draws.len());
                 for chain in &mut post.draws {
-                    for q in chain.iter_mut() {
-                        *q = model.convert_point(&target, q);
-                    }
+                    let (q, x): (Vec<_>, Vec<_>) =
+                        chain.par_iter().map(|q| model.convert_point_constrained(&target, q)).unzip();
+                    *chain = q;
+                    constrained.push(x);
                 }
                 post.param_names = model.names();
                 let mode = own_mode(&post, &target);
-                let (draws, diagnostics) = from_posterior(model, &post);
+                let (draws, diagnostics) = from_posterior_constrained(model, &post, constrained);
                 return Ok((draws, diagnostics, mode));
             }
         }
@@ -638,14 +643,27 @@ fn nuts(
     Ok((draws, diag, post.sample_stats))
 }
 
-/// Flattens a posterior into draws; diagnostics: NUTS convergence (R-hat, ESS, divergences) on the
-/// constrained parameters, or the Laplace optimisation's report.
+/// Flattens a posterior into draws, with their constrained values ([`Draws::constrained`], each
+/// draw's [`MmmModel::constrain`], in parallel: the same values for any thread count);
+/// diagnostics: NUTS convergence (R-hat, ESS, divergences) on the constrained parameters, or the
+/// Laplace optimisation's report.
 pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (Draws, crate::fitdir::Diagnostics) {
+    let constrained = post.draws.iter().map(|chain| chain.par_iter().map(|q| model.constrain(q)).collect()).collect();
+    from_posterior_constrained(model, post, constrained)
+}
+
+/// [`from_posterior`] given every draw's constrained values, `constrained[chain][draw]`.
+fn from_posterior_constrained(
+    model: &MmmModel,
+    post: &mmloop_inference::Posterior,
+    constrained: Vec<Vec<Vec<f64>>>,
+) -> (Draws, crate::fitdir::Diagnostics) {
     use crate::fitdir::{Diagnostics, LaplaceReport, NutsDiagnostics};
-    let mut draws = Draws { values: Vec::new(), chain: Vec::new(), draw: Vec::new() };
-    for (c, chain) in post.draws.iter().enumerate() {
-        for (d, q) in chain.iter().enumerate() {
+    let mut draws = Draws { values: Vec::new(), constrained: Vec::new(), chain: Vec::new(), draw: Vec::new() };
+    for (c, (chain, xs)) in post.draws.iter().zip(constrained).enumerate() {
+        for (d, (q, x)) in chain.iter().zip(xs).enumerate() {
             draws.values.push(q.clone());
+            draws.constrained.push(x);
             draws.chain.push(c);
             draws.draw.push(d);
         }
@@ -662,7 +680,9 @@ pub fn from_posterior(model: &MmmModel, post: &mmloop_inference::Posterior) -> (
         };
         return (draws, Diagnostics::Laplace(report));
     }
-    let constrained = post.map_draws(model.names(), |q| model.constrain(q));
+    // the constrained draws in the posterior's chains (`draws.constrained` is them, chain after chain)
+    let mut flat = draws.constrained.iter();
+    let constrained = post.map_draws(model.names(), |_| flat.next().expect("a constrained value per draw").clone());
     let d = mmloop_inference::summary(&constrained).diagnostics;
     // Per-chain sampler figures next to the convergence checks: the adapted step size, the mean
     // tree depth and leapfrog steps per draw (the cost of a draw), warm-up divergences and timings.
@@ -748,11 +768,12 @@ pub fn load_fit(dir: impl AsRef<std::path::Path>) -> Result<(ModelSpec, Dataset,
             ),
         });
     }
-    let draws = Draws {
-        values: (0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect(),
-        chain: chain.iter().map(|&c| c as usize).collect(),
-        draw: draw.iter().map(|&d| d as usize).collect(),
-    };
+    let draws = Draws::new(
+        &model,
+        (0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect(),
+        chain.iter().map(|&c| c as usize).collect(),
+        draw.iter().map(|&d| d as usize).collect(),
+    );
     let diagnostics = crate::fitdir::FitDir::open(dir)?.diagnostics()?;
     let method = diagnostics.method();
     Ok((spec, data, FitResult { model, draws, method, diagnostics, sample_stats: Vec::new(), mode: None }))

@@ -333,10 +333,27 @@ pub enum OutputError {
 /// Posterior draws with their chain and draw indices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draws {
-    /// Unconstrained draws, one vector per draw.
+    /// Unconstrained draws in the model's sampling coordinates, one vector per draw.
     pub values: Vec<Vec<f64>>,
+    /// The same draws' constrained parameter values in layout order, `constrained[i]` =
+    /// [`MmmModel::constrain`]`(values[i])` (to rounding, see
+    /// [`MmmModel::convert_point_constrained`]): taken once where the draws are made, since each
+    /// conversion is a forward pass of the model, and read by everything that needs parameter
+    /// values (the analysis, the optimiser's model, `posterior.parquet`). Whoever changes `values`
+    /// recomputes these.
+    pub constrained: Vec<Vec<f64>>,
     pub chain: Vec<usize>,
     pub draw: Vec<usize>,
+}
+
+impl Draws {
+    /// Draws of `model` in its sampling coordinates, their constrained values computed here (in
+    /// parallel, each draw on its own: the same values for any thread count).
+    pub fn new(model: &MmmModel, values: Vec<Vec<f64>>, chain: Vec<usize>, draw: Vec<usize>) -> Draws {
+        use rayon::prelude::*;
+        let constrained = values.par_iter().map(|q| model.constrain(q)).collect();
+        Draws { values, constrained, chain, draw }
+    }
 }
 
 fn stat_cols(prefix: &str) -> String {
@@ -484,8 +501,7 @@ fn write_draws(
     let mut cols: Vec<Column> = Vec::with_capacity(model.params.len() + 2);
     cols.push(Column::new("chain".into(), draws.chain.iter().map(|&c| c as u32).collect::<Vec<u32>>()));
     cols.push(Column::new("draw".into(), draws.draw.iter().map(|&c| c as u32).collect::<Vec<u32>>()));
-    let values: Vec<Vec<f64>> =
-        if constrained { draws.values.iter().map(|d| model.constrain(d)).collect() } else { draws.values.clone() };
+    let values = if constrained { &draws.constrained } else { &draws.values };
     for (i, p) in model.params.iter().enumerate() {
         let v: Vec<f64> = values.iter().map(|d| d[i]).collect();
         cols.push(Column::new(p.name.as_str().into(), v));

@@ -441,15 +441,16 @@ fn price_term(fit: &FittedModel, term: &LiftTerm, spend_change: f64) -> ImpliedL
 
 impl FittedModel {
     /// The plannable fit of an in-memory [`FitResult`]: the same model and constrained draws
-    /// [`FittedModel::load`] rebuilds from the fit directory, without touching disk. `spec` and
+    /// ([`crate::output::Draws::constrained`]) [`FittedModel::load`] rebuilds from the fit
+    /// directory, without touching disk. `spec` and
     /// `data` must be those the fit was run on.
     pub fn from_fit(spec: &ModelSpec, data: &Dataset, result: &FitResult) -> Result<Self, PricingError> {
         let model = result.model.clone();
         let expected = model.params.len();
-        if let Some((draw, q)) = result.draws.values.iter().enumerate().find(|(_, q)| q.len() != expected) {
-            return Err(PricingError::FitMismatch { draw, got: q.len(), expected });
+        if let Some((draw, x)) = result.draws.constrained.iter().enumerate().find(|(_, x)| x.len() != expected) {
+            return Err(PricingError::FitMismatch { draw, got: x.len(), expected });
         }
-        let draws = result.draws.values.iter().map(|q| model.unpack(q)).collect();
+        let draws = result.draws.constrained.iter().map(|x| model.unpack_values(x.clone())).collect();
         Ok(Self { spec: spec.clone(), data: data.clone(), model, draws })
     }
 }

@@ -38,10 +38,10 @@ fn the_estimate_follows_the_buffers_it_counts() {
     let d = 1000u64;
     spec.fit.method = FitMethod::Laplace;
     let lap = memory_estimate(&model, &spec);
-    // held: draws twice; during the analysis: per-draw (C + 1)·T series, one G·T sum per block of
-    // 64 draws, and the draws again
-    let draws = 2 * d * p * 8;
-    let analysis = d * (c + 1) * t * 8 + d.div_ceil(64) * g * t * 8 + d * p * 8;
+    // held: draws three times (as sampled, as handed on, constrained); during the analysis:
+    // per-draw (C + 1)·T series and one G·T sum per block of 64 draws
+    let draws = 3 * d * p * 8;
+    let analysis = d * (c + 1) * t * 8 + d.div_ceil(64) * g * t * 8;
     let hessian = 3 * p * p * 8;
     assert!(lap.peak >= draws + analysis.max(hessian), "{lap:?}");
     // doubling the draws doubles the draw-proportional parts
@@ -95,6 +95,7 @@ fn a_non_finite_analysis_figure_is_an_error_naming_it() {
     assert!(mmloop_mmm::fit::analyse_checked(&res, &sim.data).is_ok(), "a sound fit passes");
     let beta = res.model.channels[0].effect_idx;
     res.draws.values[3][beta] = 800.0;
+    res.draws.constrained[3] = res.model.constrain(&res.draws.values[3]);
     let e = mmloop_mmm::fit::analyse_checked(&res, &sim.data).unwrap_err();
     assert!(matches!(e, FitError::NonFinite { .. }), "{e}");
     let msg = e.to_string();

@@ -75,8 +75,13 @@ fn from_fit_refuses_draws_of_another_model() {
     let data = Dataset::load(&spec).unwrap();
     let model = mmloop_mmm::model::MmmModel::new(&spec, &data).unwrap();
     let q = model.initial_point();
-    let draws =
-        mmloop_mmm::output::Draws { values: vec![q.clone(), q[1..].to_vec()], chain: vec![0, 0], draw: vec![0, 1] };
+    let x = model.constrain(&q);
+    let draws = mmloop_mmm::output::Draws {
+        values: vec![q.clone(), q[1..].to_vec()],
+        constrained: vec![x.clone(), x[1..].to_vec()],
+        chain: vec![0, 0],
+        draw: vec![0, 1],
+    };
     let result = mmloop_mmm::fit::FitResult {
         model,
         draws,

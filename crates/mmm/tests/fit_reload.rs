@@ -28,16 +28,17 @@ fn a_two_geo_fit_written_in_the_old_non_centred_form_loads_with_the_same_posteri
     let mut old = new.clone();
     old.set_centring(&Centring { intercept_power: None, ..new.centring() });
     assert!(old.names().iter().any(|n| n.starts_with("intercept_geo_z")), "{:?}", old.names());
-    let old_draws = Draws {
-        values: result.draws.values.iter().map(|q| old.convert_point(new, q)).collect(),
-        chain: result.draws.chain.clone(),
-        draw: result.draws.draw.clone(),
-    };
+    let old_draws = Draws::new(
+        &old,
+        result.draws.values.iter().map(|q| old.convert_point(new, q)).collect(),
+        result.draws.chain.clone(),
+        result.draws.draw.clone(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fit");
     let analysis = mmloop_mmm::analysis::analyse(
         &old,
-        &old_draws.values,
+        &old_draws,
         &data.times.labels,
         &data.kpi.iter().copied().collect::<Vec<f64>>(),
     );

@@ -137,7 +137,7 @@ fn eig_and_uncertainty_choose_disjoint_tests_up_to_the_limit() {
 }
 
 #[test]
-fn a_worlds_arms_share_the_first_fit_the_plan_and_random_matches_evois_count() {
+fn a_worlds_arms_share_the_first_fit_its_recommendation_the_plan_and_random_matches_evois_count() {
     let s = SimSettings { worlds: 1, ..tiny(&[Arm::Random, Arm::Evoi, Arm::None]) };
     let rows = run_world(&s, 0).unwrap();
     // rows in the settings' arm order although evoi ran first
@@ -148,10 +148,36 @@ fn a_worlds_arms_share_the_first_fit_the_plan_and_random_matches_evois_count() {
         assert_eq!(get(Arm::Random, c).tests, get(Arm::Evoi, c).tests, "cycle {c}: {rows:?}");
     }
     // the shared first fit is the fit each arm would have made alone
-    let alone = run_arm(&s, 0, Arm::None).unwrap();
+    let mut own = Shared::default();
+    let alone = run_arm_shared(&s, 0, Arm::None, &mut own, &mut |_, _| {}).unwrap();
     assert_eq!(alone[0].roi_rmse, get(Arm::None, 1).roi_rmse);
     assert_eq!(alone[0].misallocation_cost, get(Arm::None, 1).misallocation_cost);
     assert_eq!(get(Arm::Evoi, 1).roi_rmse, get(Arm::None, 1).roi_rmse);
+    // the start's misallocation, solved by the first arm and reused by the others, and the decision
+    // efficiency taken from the recommendation's misallocation: the same bits as the arm alone
+    // efficiency taken from the recommendation's misallocation, and cycle 1's recommendation, made
+    // once by evoi (which runs first) and reused by none: the same bits as the arm alone, which
+    // made its own, in cycle 1 and after the world followed it
+    let bits = |r: &Row| {
+        [r.start_cost, r.oracle_outcome, r.decision_efficiency, r.misallocation_cost, r.misallocation_share, r.roi_rmse]
+            .map(f64::to_bits)
+    };
+    let shared: Vec<&Row> = rows.iter().filter(|r| r.arm == Arm::None).collect();
+    assert_eq!(alone.len(), shared.len());
+    for (a, r) in alone.iter().zip(shared) {
+        assert_eq!(bits(a), bits(r), "cycle {}: {a:?} vs {r:?}", a.cycle);
+    }
+    // the arm alone's own recommendation is what cycle 1 was scored on: its misallocation is the row's
+    let own_first = own.first_recommendation.expect("the arm alone recommended in cycle 1");
+    let w0 = world_of(&s, 0).unwrap();
+    let plan0 = w0.recent_spend(s.horizon);
+    let guard = w0.planner(s.horizon).bounds_around(&plan0, s.relative);
+    let m = w0.planner(s.horizon).misallocation_within(&own_first, &guard).unwrap();
+    assert_eq!(m.cost.to_bits(), get(Arm::None, 1).misallocation_cost.to_bits());
+    // every fitted arm was scored on the one recommendation in cycle 1
+    for arm in [Arm::Random, Arm::Evoi] {
+        assert_eq!(get(arm, 1).misallocation_cost.to_bits(), m.cost.to_bits(), "{arm}");
+    }
     // one budget and one set of guardrails for every arm and cycle
     assert!(rows.iter().all(|r| r.budget == rows[0].budget), "{rows:?}");
     assert!(rows.iter().all(|r| r.misallocation_cost >= -1e-9 * r.oracle_outcome), "{rows:?}");

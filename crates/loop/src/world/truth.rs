@@ -68,7 +68,7 @@ impl World {
 }
 
 /// The truth's planning problem over one horizon: outcome, optimum, misallocation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TruePlanner {
     pub horizon: usize,
     pub names: Vec<String>,
@@ -89,6 +89,19 @@ pub struct Misallocation {
     pub share: f64,
     /// The oracle's allocation.
     pub oracle_spend: Vec<f64>,
+}
+
+impl Misallocation {
+    /// Decision efficiency of this recommendation over a start whose true outcome is
+    /// `start_outcome` (same planner, budget and bounds): the share of the achievable improvement,
+    /// (outcome − start_outcome) / (oracle_outcome − start_outcome). 1 at the optimum, 0 at the
+    /// start, negative when the recommendation is worse than not moving. `None` when the start is
+    /// already optimal to the solver's tolerance (room ≤ 1e-9·max(|oracle_outcome|, 1): nothing to
+    /// capture).
+    pub fn efficiency_over(&self, start_outcome: f64) -> Option<f64> {
+        let room = self.oracle_outcome - start_outcome;
+        (room > 1e-9 * self.oracle_outcome.abs().max(1.0)).then(|| (self.outcome - start_outcome) / room)
+    }
 }
 
 impl TruePlanner {
@@ -163,9 +176,9 @@ impl TruePlanner {
     }
 
     /// Decision efficiency: the share of the achievable improvement over `start` (the optimum's
-    /// outcome minus the start's, same budget and bounds) that `recommended` captures. 1 at the
-    /// optimum, 0 at the start, negative when the recommendation is worse than not moving. `None`
-    /// when the start is already optimal (nothing to capture).
+    /// outcome minus the start's, same budget and bounds) that `recommended` captures
+    /// ([`Misallocation::efficiency_over`]; a caller that has the recommendation's misallocation
+    /// already takes that, which saves the optimiser run).
     pub fn decision_efficiency(
         &self,
         start: &[f64],
@@ -173,11 +186,6 @@ impl TruePlanner {
         bounds: &Bounds,
     ) -> Result<Option<f64>, WorldError> {
         let o_start = self.outcome(start)?;
-        let o_rec = self.outcome(recommended)?;
-        let best = self.optimum(recommended.iter().sum(), bounds)?;
-        let o_best = self.outcome(&best.spend)?;
-        let room = o_best - o_start;
-        // below the solver's tolerance the start is optimal: nothing to capture
-        Ok((room > 1e-9 * o_best.abs().max(1.0)).then(|| (o_rec - o_start) / room))
+        Ok(self.misallocation_within(recommended, bounds)?.efficiency_over(o_start))
     }
 }

@@ -20,6 +20,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::model::MmmModel;
+use crate::output::Draws;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -176,13 +177,13 @@ pub const PREDICTION_BLOCK: usize = 64;
 
 /// The per-draw pass every analysis starts from: each draw's channel returns and contributions
 /// ([`DrawOut`]), in draw order, and the posterior-mean prediction ([g·T + t]).
-fn draw_pass(model: &MmmModel, draws: &[Vec<f64>]) -> (Vec<DrawOut>, Vec<f64>) {
+fn draw_pass(model: &MmmModel, constrained: &[Vec<f64>]) -> (Vec<DrawOut>, Vec<f64>) {
     let g_n = model.n_geos();
     let t_n = model.n_times;
     let tf = model.n_fit;
     let c_n = model.channels.len();
-    let per_draw = |q: &Vec<f64>, pred_sum: &mut [f64]| -> DrawOut {
-        let p = model.unpack(q);
+    let per_draw = |x: &Vec<f64>, pred_sum: &mut [f64]| -> DrawOut {
+        let p = model.unpack_values(x.clone());
         let base = model.baseline_scaled(&p);
         let mut mean = vec![0.0; g_n * t_n];
         let mut baseline_t = vec![0.0; t_n];
@@ -231,11 +232,11 @@ fn draw_pass(model: &MmmModel, draws: &[Vec<f64>]) -> (Vec<DrawOut>, Vec<f64>) {
         }
         DrawOut { roi, mroi, contrib_total, contrib_t, baseline_t }
     };
-    let blocks: Vec<(Vec<DrawOut>, Vec<f64>)> = draws
+    let blocks: Vec<(Vec<DrawOut>, Vec<f64>)> = constrained
         .par_chunks(PREDICTION_BLOCK)
         .map(|block| {
             let mut sum = vec![0.0; g_n * t_n];
-            let outs = block.iter().map(|q| per_draw(q, &mut sum)).collect();
+            let outs = block.iter().map(|x| per_draw(x, &mut sum)).collect();
             (outs, sum)
         })
         .collect();
@@ -246,7 +247,7 @@ fn draw_pass(model: &MmmModel, draws: &[Vec<f64>]) -> (Vec<DrawOut>, Vec<f64>) {
             *a += b;
         }
     }
-    pred.iter_mut().for_each(|a| *a /= draws.len() as f64);
+    pred.iter_mut().for_each(|a| *a /= constrained.len() as f64);
     (blocks.into_iter().flat_map(|(o, _)| o).collect(), pred)
 }
 
@@ -277,19 +278,21 @@ fn channel_summaries(model: &MmmModel, outs: &[DrawOut], actual_kpi: &[f64]) -> 
 /// without the per-period rows, response curves, parameter summaries and lift checks: for callers
 /// that fit many models and read only the channels (the loop's simulator; about a third of the
 /// full analysis' work, the response curves being most of the rest).
-pub fn analyse_channels(model: &MmmModel, draws: &[Vec<f64>], actual_kpi: &[f64]) -> Vec<ChannelSummary> {
-    let (outs, _) = draw_pass(model, draws);
+pub fn analyse_channels(model: &MmmModel, draws: &Draws, actual_kpi: &[f64]) -> Vec<ChannelSummary> {
+    let (outs, _) = draw_pass(model, &draws.constrained);
     channel_summaries(model, &outs, actual_kpi)
 }
 
-/// Analyses unconstrained posterior draws of `model`. `time_labels` are the data's period labels.
-pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], actual_kpi: &[f64]) -> Analysis {
+/// Analyses posterior draws of `model` (it reads their constrained values, [`Draws::constrained`]).
+/// `time_labels` are the data's period labels.
+pub fn analyse(model: &MmmModel, draws: &Draws, time_labels: &[String], actual_kpi: &[f64]) -> Analysis {
     let g_n = model.n_geos();
     let t_n = model.n_times;
     let tf = model.n_fit;
     let c_n = model.channels.len();
-    let (outs, pred) = draw_pass(model, draws);
-    let nd = draws.len();
+    let constrained = &draws.constrained;
+    let (outs, pred) = draw_pass(model, constrained);
+    let nd = constrained.len();
     let col = |f: &dyn Fn(&DrawOut) -> f64| -> Vec<f64> { outs.iter().map(f).collect() };
     let channels = channel_summaries(model, &outs, actual_kpi);
     // fit metrics of the posterior-mean prediction
@@ -297,7 +300,6 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
         (0..g_n).flat_map(|g| range.clone().map(move |t| g * t_n + t)).map(|i| (actual_kpi[i], pred[i])).collect()
     };
     let fit = FitMetrics { in_sample: metrics(&cells(0..tf)), holdout: (tf < t_n).then(|| metrics(&cells(tf..t_n))) };
-    let constrained: Vec<Vec<f64>> = draws.iter().map(|q| model.constrain(q)).collect();
     let params = model
         .params
         .iter()
@@ -307,7 +309,7 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
             ParamSummary { name: info.name.clone(), stat: Stat::of(&v) }
         })
         .chain((0..c_n).filter(|&c| model.channels[c].effect_is_roi).map(|c| {
-            let v: Vec<f64> = draws.iter().map(|q| model.unpack(q).beta[c]).collect();
+            let v: Vec<f64> = constrained.iter().map(|x| model.unpack_values(x.clone()).beta[c]).collect();
             ParamSummary { name: format!("beta[{}] (derived)", model.channels[c].name), stat: Stat::of(&v) }
         }))
         .collect();
@@ -339,14 +341,14 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
         .collect();
     // response curves on a thinned set of draws
     let step = nd.div_ceil(CURVE_MAX_DRAWS).max(1);
-    let curve_draws: Vec<&Vec<f64>> = draws.iter().step_by(step).collect();
+    let curve_draws: Vec<&Vec<f64>> = constrained.iter().step_by(step).collect();
     let response_curves = (0..c_n)
         .map(|c| {
             let ch = &model.channels[c];
             let per_draw: Vec<Vec<f64>> = curve_draws
                 .par_iter()
-                .map(|q| {
-                    let p = model.unpack(q);
+                .map(|x| {
+                    let p = model.unpack_values(x.to_vec());
                     let k_n = CURVE_MULTIPLIERS.len();
                     let mut f = vec![0.0; k_n * t_n];
                     let mut r = vec![0.0; k_n];
@@ -379,8 +381,10 @@ pub fn analyse(model: &MmmModel, draws: &[Vec<f64>], time_labels: &[String], act
         .lift
         .iter()
         .map(|term| {
-            let v: Vec<f64> =
-                draws.iter().map(|q| crate::calibration::implied_lift(model, &model.unpack(q), term)).collect();
+            let v: Vec<f64> = constrained
+                .iter()
+                .map(|x| crate::calibration::implied_lift(model, &model.unpack_values(x.clone()), term))
+                .collect();
             LiftCheck {
                 index: term.index,
                 observed: term.observed,

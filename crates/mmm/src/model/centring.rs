@@ -367,6 +367,23 @@ impl MmmModel {
     /// The point of this model's sampling coordinates that is the same constrained parameter
     /// values as `q` in `from`'s (the same model in another centring): deviations d = s·z, z = d/s.
     pub fn convert_point(&self, from: &MmmModel, q: &[f64]) -> Vec<f64> {
+        self.to_sampling_coords(&self.model_coords_from(from, q))
+    }
+
+    /// [`MmmModel::convert_point`] and the point's constrained parameter values (this model's
+    /// [`MmmModel::constrain`] of it), both from the model coordinates the conversion passes
+    /// through: one forward pass of each model for the level shifts, where converting and then
+    /// constraining takes a third. The constrained values are those of the exact model coordinates
+    /// instead of their round trip through the sampling coordinates, so they can differ from
+    /// `constrain(convert_point(..))` in the last bits.
+    pub fn convert_point_constrained(&self, from: &MmmModel, q: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let qm = self.model_coords_from(from, q);
+        (self.to_sampling_coords(&qm), self.constrain_model_coords(&qm))
+    }
+
+    /// The model coordinates in this model's centring of the point `q` of `from`'s sampling
+    /// coordinates (see [`MmmModel::convert_point`]).
+    fn model_coords_from(&self, from: &MmmModel, q: &[f64]) -> Vec<f64> {
         let mut qm = vec![0.0; q.len()];
         from.to_model_coords(q, &mut qm);
         // (scale, first index, power w before, power w after): d = s^w_before·u, u' = d/s^w_after
@@ -389,7 +406,7 @@ impl MmmModel {
                 *v *= s.powf(was - now);
             }
         }
-        self.to_sampling_coords(&qm)
+        qm
     }
 }
 

@@ -628,8 +628,7 @@ impl MmmModel {
     /// (trend, seasonality, controls, media), at model coordinates `q_model` (whose intercept
     /// coordinates are not read).
     pub fn geo_level_shifts(&self, q_model: &[f64]) -> Vec<f64> {
-        let values = self.params.iter().zip(q_model).map(|(p, &y)| p.transform.constrain(y).x).collect();
-        let p = self.unpack_values(values);
+        let p = self.unpack_values(self.constrain_model_coords(q_model));
         let t_n = self.n_times;
         let base = self.baseline_scaled(&p);
         let mut f = vec![0.0; t_n];
@@ -646,8 +645,7 @@ impl MmmModel {
     /// deviations included, so ℓ is the whole fitted level), at model coordinates `q_model` (whose
     /// intercept coordinate is not read).
     pub fn level_shift(&self, q_model: &[f64]) -> f64 {
-        let values = self.params.iter().zip(q_model).map(|(p, &y)| p.transform.constrain(y).x).collect();
-        let p = self.unpack_values(values);
+        let p = self.unpack_values(self.constrain_model_coords(q_model));
         let t_n = self.n_times;
         let base = self.baseline_scaled(&p);
         let mut total = 0.0;
@@ -690,11 +688,20 @@ impl MmmModel {
         (l, [d[0] * dxdy[0], d[1] * dxdy[1]])
     }
 
-    /// Every parameter's constrained value at a point in sampling coordinates.
+    /// Every parameter's constrained value at a point in sampling coordinates. The conversion to
+    /// model coordinates costs a forward pass of the model with the level coordinate or geo levels
+    /// (see [`MmmModel::to_model_coords`]); a caller holding a point's model coordinates takes
+    /// [`MmmModel::constrain_model_coords`] instead.
     pub fn constrain(&self, q: &[f64]) -> Vec<f64> {
         let mut m = vec![0.0; q.len()];
         self.to_model_coords(q, &mut m);
-        self.params.iter().zip(&m).map(|(p, &y)| p.transform.constrain(y).x).collect()
+        self.constrain_model_coords(&m)
+    }
+
+    /// Every parameter's constrained value at a point in model coordinates: each coordinate through
+    /// its own parameter's transform, x_i = T_i(y_i).
+    pub fn constrain_model_coords(&self, q_model: &[f64]) -> Vec<f64> {
+        self.params.iter().zip(q_model).map(|(p, &y)| p.transform.constrain(y).x).collect()
     }
 
     /// The media feature f_c(g, ·) over all periods for an arbitrary scaled media series `x`

@@ -33,7 +33,7 @@ pub use crate::transforms::saturation::SaturationCurve as Saturation;
 /// adstock weights, so equal W_t collapse into one piece with multiplicity m. A single piece
 /// (k = Σw/H, m = H) is the long-run steady state; `horizon_pieces` builds the exact ramp-up,
 /// steady and carry-over tail pieces from the adstock weights.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SaturatingCurves {
     n_channels: usize,
     n_draws: usize,
@@ -43,6 +43,9 @@ pub struct SaturatingCurves {
     /// pieces of (c, d) are `pieces[offsets[i]..offsets[i + 1]]`, i = c * n_draws + d
     offsets: Vec<usize>,
     pieces: Vec<(f64, f64)>,
+    /// beside each piece of a Hill curve, ln(k/ec): `eval` forms ln(k·s/ec) = ln s + ln(k/ec) with
+    /// one logarithm per spend ([`Saturation::derivs_given_ln`]); 0 for other kinds (unused)
+    ln_k_over_ec: Vec<f64>,
 }
 
 impl SaturatingCurves {
@@ -56,16 +59,21 @@ impl SaturatingCurves {
         let mut sat = Vec::with_capacity(n_channels * n_draws);
         let mut offsets = vec![0];
         let mut pieces = Vec::new();
+        let mut ln_k_over_ec = Vec::new();
         for c in 0..n_channels {
             for d in 0..n_draws {
                 let (b, s, p) = f(c, d);
+                ln_k_over_ec.extend(p.iter().map(|&(k, _)| match s {
+                    Saturation::Hill { ec, .. } => (k / ec).ln(),
+                    _ => 0.0,
+                }));
                 beta.push(b);
                 sat.push(s);
                 pieces.extend(p);
                 offsets.push(pieces.len());
             }
         }
-        Self { n_channels, n_draws, beta, sat, offsets, pieces }
+        Self { n_channels, n_draws, beta, sat, offsets, pieces, ln_k_over_ec }
     }
 }
 
@@ -101,11 +109,14 @@ impl ResponseCurves for SaturatingCurves {
     }
     fn eval(&self, c: usize, s: f64, v: &mut [f64], d1: &mut [f64], d2: &mut [f64]) {
         let base = c * self.n_draws;
+        // ln s once for every draw and piece (−∞ at s = 0, where the curves read x = 0 anyway)
+        let ln_s = s.ln();
         for d in 0..self.n_draws {
             let i = base + d;
             let (mut a, mut b, mut e) = (0.0, 0.0, 0.0);
-            for &(k, m) in &self.pieces[self.offsets[i]..self.offsets[i + 1]] {
-                let (h, h1, h2) = self.sat[i].derivs(k * s);
+            let range = self.offsets[i]..self.offsets[i + 1];
+            for (&(k, m), &lk) in self.pieces[range.clone()].iter().zip(&self.ln_k_over_ec[range]) {
+                let (h, h1, h2) = self.sat[i].derivs_given_ln(k * s, ln_s + lk);
                 a += m * h;
                 b += m * k * h1;
                 e += m * k * k * h2;
@@ -152,6 +163,56 @@ mod tests {
             fd_check(Saturation::Hill { ec: p, slope: n }, u);
             fd_check(Saturation::Logistic { lam: p }, u);
             fd_check(Saturation::MichaelisMenten { k: p }, u);
+        }
+    }
+
+    proptest! {
+        /// `eval`'s Hill tabulation, with ln(k·s/ec) formed as ln s + ln(k/ec), is the reference
+        /// Σ_j m_j·(h, k_j·h', k_j²·h'')(k_j·s) of `derivs` to 1e-13 of each sum's scale. The scale
+        /// is the terms' magnitude plus, per term, what one rounding of s moves the derivatives
+        /// by (n/x in h', n(n+1)/x² in h''): far into saturation 1 − s is a few ulps of s, and one
+        /// ulp there is all the two logarithms' rounding may differ by.
+        #[test]
+        fn hill_eval_with_ln_per_spend_is_the_reference_formula(
+            spend in prop_oneof![Just(0.0), 1e-3f64..1e3],
+            draws in proptest::collection::vec(
+                (0.05f64..10.0, prop_oneof![Just(1.0), 0.3f64..5.0], 0.1f64..3.0,
+                 proptest::collection::vec((0.01f64..3.0, 1.0f64..5.0), 1..5)),
+                1..4,
+            ),
+        ) {
+            let curves = SaturatingCurves::new(1, draws.len(), |_, d| {
+                let (ec, slope, beta, p) = &draws[d];
+                (*beta, Saturation::Hill { ec: *ec, slope: *slope }, p.clone())
+            });
+            let n = draws.len();
+            let (mut v, mut d1, mut d2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            curves.eval(0, spend, &mut v, &mut d1, &mut d2);
+            for (d, (ec, slope, beta, p)) in draws.iter().enumerate() {
+                let sat = Saturation::Hill { ec: *ec, slope: *slope };
+                let (mut a, mut b, mut e) = (0.0, 0.0, 0.0);
+                let (mut sa, mut sb, mut se) = (0.0, 0.0, 0.0);
+                for &(k, m) in p {
+                    let x = k * spend;
+                    let (h, h1, h2) = sat.derivs(x);
+                    a += m * h;
+                    b += m * k * h1;
+                    e += m * k * k * h2;
+                    let (u1, u2) = if x > 0.0 { (slope / x, slope * (slope + 1.0) / (x * x)) } else { (0.0, 0.0) };
+                    sa += m * h.abs();
+                    sb += m * k * (h1.abs() + u1);
+                    se += m * k * k * (h2.abs() + u2);
+                }
+                if spend == 0.0 {
+                    // no logarithm at x = 0: the reference itself (h' = f64::MAX when n < 1)
+                    let bits = |t: [f64; 3]| t.map(f64::to_bits);
+                    prop_assert_eq!(bits([v[d], d1[d], d2[d]]), bits([beta * a, beta * b, beta * e]));
+                    continue;
+                }
+                prop_assert!((v[d] - beta * a).abs() <= 1e-13 * beta * sa, "value {} vs {}", v[d], beta * a);
+                prop_assert!((d1[d] - beta * b).abs() <= 1e-13 * beta * sb, "d1 {} vs {}", d1[d], beta * b);
+                prop_assert!((d2[d] - beta * e).abs() <= 1e-13 * beta * se, "d2 {} vs {}", d2[d], beta * e);
+            }
         }
     }
 

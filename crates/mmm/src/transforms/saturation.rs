@@ -122,11 +122,7 @@ impl SaturationCurve {
                     let ds_dx = if n == 1.0 { 1.0 / ec } else { 0.0 };
                     return SatEval { s: 0.0, ds_dx, d2s_dx2: 0.0, ds_dphi: [0.0, 0.0] };
                 }
-                let lr = (x / ec).ln();
-                let s = 1.0 / (1.0 + (-n * lr).exp());
-                let q = s * (1.0 - s);
-                let d1 = q * n / x;
-                SatEval { s, ds_dx: d1, d2s_dx2: d1 * (n * (1.0 - 2.0 * s) - 1.0) / x, ds_dphi: [-q * n / ec, q * lr] }
+                hill_at(ec, n, x, (x / ec).ln())
             }
             SaturationCurve::Logistic { lam } => {
                 let x = nonneg(x);
@@ -156,6 +152,21 @@ impl SaturationCurve {
         }
     }
 
+    /// [`SaturationCurve::derivs`] at x with `ln_x_over_ec` = ln(x/ec) given by the caller, for a
+    /// caller that has ln x and ln ec at hand (the optimiser's tabulation: ln(k·s/ec) = ln s +
+    /// ln(k/ec), one logarithm per spend instead of one per draw and piece). Other kinds, and x ≤ 0,
+    /// ignore it. Equal to `derivs(x)` up to the rounding of the given logarithm.
+    #[inline]
+    pub fn derivs_given_ln(&self, x: f64, ln_x_over_ec: f64) -> (f64, f64, f64) {
+        match *self {
+            SaturationCurve::Hill { ec, slope } if x > 0.0 => {
+                let e = hill_at(ec, slope, x, ln_x_over_ec);
+                (e.s, e.ds_dx, e.d2s_dx2)
+            }
+            _ => self.derivs(x),
+        }
+    }
+
     /// ln s(1; φ), the log of the curve at the reference level x = 1 (the mean non-zero scaled
     /// media), with its derivatives in φ; computed in log space so it stays finite where s(1)
     /// underflows:
@@ -174,6 +185,16 @@ impl SaturationCurve {
             SaturationCurve::MichaelisMenten { k } => (-k.ln_1p(), [-1.0 / (1.0 + k), 0.0]),
         }
     }
+}
+
+/// The Hill curve at x > 0 from lr = ln(x/ec) (see the module documentation): s = σ(n·lr),
+/// ∂s/∂x = n·s(1−s)/x, ∂²s/∂x² = ∂s/∂x·(n(1−2s) − 1)/x, ∂s/∂ec = −s(1−s)·n/ec, ∂s/∂n = s(1−s)·lr.
+#[inline]
+fn hill_at(ec: f64, n: f64, x: f64, lr: f64) -> SatEval {
+    let s = 1.0 / (1.0 + (-n * lr).exp());
+    let q = s * (1.0 - s);
+    let d1 = q * n / x;
+    SatEval { s, ds_dx: d1, d2s_dx2: d1 * (n * (1.0 - 2.0 * s) - 1.0) / x, ds_dphi: [-q * n / ec, q * lr] }
 }
 
 /// x, with negative inputs read as 0 (NaN stays NaN, so a bad parameter is not hidden).
