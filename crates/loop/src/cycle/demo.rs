@@ -25,7 +25,7 @@ use super::config::{BudgetSettings, LoopConfig, TestConstraints};
 use super::fit::LedgerFitSettings;
 use super::run::{CycleOptions, CycleState, LoopDir, run_cycle};
 use crate::ledger::{Ledger, Status};
-use crate::rank::{Change, RankSettings};
+use crate::rank::{Change, DesignReader, RankSettings};
 use crate::world::{PlannedTest, ReadoutOptions, World, WorldSpec};
 use mmloop_data::OutputDir;
 use mmloop_inference::MassMatrix;
@@ -488,6 +488,10 @@ fn demo_cycles(
                 chooser.candidates.design.durations = vec![8];
                 chooser.candidates.design.n_min = 4;
                 chooser.candidates.design.n_max = 6;
+                // each design priced with the SE its readout will report (the reader's own code on
+                // the latest window of history); designs the reader cannot read are not candidates
+                chooser.candidates.design.reader =
+                    Some(DesignReader { params: readout.params.clone(), pre_periods: readout.pre_weeks });
                 chooser.max_draws = Some(s.rank_draws);
                 chooser.min_tests = 1;
                 chooser.learn_first = true;
