@@ -358,12 +358,11 @@ pub fn reader_candidates(
         }
     }
     progress.finish();
-    if !unreadable.is_empty() {
+    if let Some(first) = unreadable.first() {
         notes.push(format!(
-            "{} of {} designs cannot be read by {estimator} and are not candidates: {}",
+            "{} of {} designs cannot be read by {estimator} and are not candidates (e.g. {first})",
             unreadable.len(),
             selection.candidates.len(),
-            unreadable.join("; ")
         ));
     }
     let rel = |(_, p): &(&mmloop_geolift::design::Candidate, mmloop_geolift::PredictedReadout)| {
