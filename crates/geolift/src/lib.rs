@@ -45,7 +45,7 @@ pub use inference::{Conformal, ConformalStat, PeriodConformal, PeriodInterval, P
 pub use ndarray;
 pub use panel::{Columns, Design, LiftData, Panel};
 pub use progress::{NoProgress, Progress};
-pub use readout::{Readout, ReadoutError, ReadoutParams, ReadoutSettings, read_out};
+pub use readout::{PredictedReadout, Readout, ReadoutError, ReadoutParams, ReadoutSettings, predict_readout, read_out};
 pub use result::{Iroas, LiftEstimate, LiftEstimator, PeriodPoint, PreFit};
 pub use sc::{ScFit, SyntheticControl, fit_sc};
 pub use screen::{DonorScreen, OUTLIER_THRESHOLD, OutlierWarning, screen_outliers};

@@ -270,6 +270,29 @@ impl Panel {
         })
     }
 
+    /// The panel restricted to periods `lo..hi` (every geo; KPI, spend, treatment and the
+    /// observed mask cut alike). Errors when the range is empty or reaches past the last period.
+    pub fn periods(&self, lo: usize, hi: usize) -> Result<Self, GeoLiftError> {
+        if lo >= hi || hi > self.times.len() {
+            return Err(design_err(
+                "periods",
+                format!("periods {lo}..{hi} are not a non-empty range of the panel's {} periods", self.times.len()),
+            ));
+        }
+        let cut = |a: &Array2<f64>| a.slice(ndarray::s![.., lo..hi]).to_owned();
+        Ok(Self {
+            geos: self.geos.clone(),
+            time_kind: self.time_kind,
+            times: self.times[lo..hi].to_vec(),
+            time_labels: self.time_labels[lo..hi].to_vec(),
+            kpi: cut(&self.kpi),
+            spend: self.spend.as_ref().map(cut),
+            treatment: self.treatment.as_ref().map(cut),
+            source: self.source.clone(),
+            observed: self.observed.as_ref().map(|o| o.slice(ndarray::s![.., lo..hi]).to_owned()),
+        })
+    }
+
     /// Index of a geo by name: exact, else case-insensitive (GeoLift lower-cases locations).
     pub fn geo_index(&self, name: &str) -> Result<usize, GeoLiftError> {
         if let Some(i) = self.geos.iter().position(|g| g == name) {

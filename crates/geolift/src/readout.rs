@@ -461,6 +461,83 @@ pub fn read_out(panel: &Panel, s: &ReadoutSettings, progress: &dyn Progress) -> 
     estimate(panel, s, prepare(panel, s)?, progress)
 }
 
+/// What a readout of a test would report, predicted on history: see [`predict_readout`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictedReadout {
+    /// The standard error of the incremental KPI (treated geos, whole test) the readout reports —
+    /// the calibration record's `standard_error`.
+    pub standard_error: f64,
+    /// The estimate of the incremental KPI with nothing injected (a placebo in time; 0 on average
+    /// for an unbiased estimator).
+    pub placebo_estimate: f64,
+    /// The counterfactual KPI of the treated geos over the window (observed − estimate): what a
+    /// relative lift is a share of, so `standard_error / baseline_kpi` is the relative SE.
+    pub baseline_kpi: f64,
+}
+
+/// The readout's own standard error for a test of `treated` lasting `duration` periods, predicted
+/// before the test runs: the readout of `params` (estimators, α, permutations, placebo
+/// replications, seed; the first estimator gives the record, as in [`read_out`]) run on the
+/// panel's latest window of history as if it were the test — test window = the last `duration`
+/// periods, pre-period = the `pre_periods` before it (fewer if the history is shorter), nothing
+/// injected — and the same record SE [`read_out`] would report for it.
+///
+/// Why this predicts the reported SE: each estimator's reported SE is a function of the window's
+/// data, computed by the same code here as at the readout. For `ascm` (and `sdid`, `did`) it is the
+/// placebo SE over random control groups (the spread of the estimate when `n₁` control geos stand
+/// in for the treated ones): only the control geos' series and the ridge penalty (cross-validated
+/// on the treated geos' pre-period) enter, none of which the test's spend change touches. The
+/// real readout differs only by its window lying `duration` periods later and by the placebo
+/// draws' Monte Carlo error (≈ 1/√(2R) relative for R replications). It is the SE the readout will
+/// *report*; whether that SE is honest (covers the truth) is a property of the estimator (see
+/// `crate::design::PowerEngine::se_windows` for synthetic control's placebo-in-time SE).
+///
+/// Errors as [`read_out`] would on that window: a design the estimator cannot read (e.g. ASCM's
+/// placebo SE with no more controls than treated geos) fails here as it would at the readout.
+pub fn predict_readout(
+    panel: &Panel,
+    params: &ReadoutParams,
+    treated: &[String],
+    duration: usize,
+    pre_periods: usize,
+) -> Result<PredictedReadout, ReadoutError> {
+    let t_n = panel.times.len();
+    if duration == 0 || pre_periods < 3 || duration + 3 > t_n {
+        return Err(settings(
+            "--duration",
+            format!(
+                "a {duration}-period test after a {pre_periods}-period pre-period cannot be predicted on {t_n} periods of \
+                 history (need a test of at least 1 period and at least 3 pre-periods)"
+            ),
+        ));
+    }
+    let lo = t_n.saturating_sub(duration + pre_periods);
+    let mut window = panel.periods(lo, t_n)?;
+    window.spend = None;
+    let n = window.times.len();
+    let s = ReadoutParams {
+        treated: treated.to_vec(),
+        treatment_col: None,
+        cells: vec![],
+        start: Some(window.time_labels[n - duration].clone()),
+        end: Some(window.time_labels[n - 1].clone()),
+        channels: vec![],
+        spend_change: None,
+        ..params.clone()
+    }
+    .check()?;
+    let readout = read_out(&window, &s, &crate::progress::NoProgress)?;
+    let r = &readout.records()[0];
+    let cell = &readout.cells()[0].data;
+    let observed: f64 =
+        cell.treated.iter().map(|&g| (cell.t0..cell.n_periods()).map(|t| cell.y[[g, t]]).sum::<f64>()).sum();
+    Ok(PredictedReadout {
+        standard_error: r.standard_error,
+        placebo_estimate: r.incremental_kpi,
+        baseline_kpi: observed - r.incremental_kpi,
+    })
+}
+
 /// The cheap first half of a readout: refuses gaps the estimators cannot take, sets up every cell
 /// (window, treated geos, controls without the other cells' geos), screens it for suspicious values
 /// and finds its spend change. A caller shows the warnings before the long estimation starts.

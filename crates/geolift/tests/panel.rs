@@ -129,3 +129,17 @@ fn staggered_treatment_column_is_an_error_naming_both_geos() {
         "{e}"
     );
 }
+
+#[test]
+fn periods_cuts_every_matrix_and_label_alike_and_refuses_an_empty_or_overlong_range() {
+    let kpi = ndarray::Array2::from_shape_fn((3, 6), |(g, t)| (10 * g + t) as f64);
+    let mut p = Panel::from_matrix(vec!["a".into(), "b".into(), "c".into()], kpi.clone()).unwrap();
+    p.spend = Some(kpi.mapv(|v| 2.0 * v));
+    let w = p.periods(2, 5).unwrap();
+    assert_eq!(w.time_labels, ["2", "3", "4"]);
+    assert_eq!(w.times, [2.0, 3.0, 4.0]);
+    assert_eq!(w.kpi, kpi.slice(ndarray::s![.., 2..5]));
+    assert_eq!(w.spend.unwrap(), kpi.slice(ndarray::s![.., 2..5]).mapv(|v| 2.0 * v));
+    assert_eq!(w.geos, p.geos);
+    assert!(p.periods(3, 3).is_err() && p.periods(4, 7).is_err());
+}

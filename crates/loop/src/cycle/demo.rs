@@ -25,8 +25,8 @@ use super::config::{BudgetSettings, LoopConfig, TestConstraints};
 use super::fit::LedgerFitSettings;
 use super::run::{CycleOptions, CycleState, LoopDir, run_cycle};
 use crate::ledger::{Ledger, Status};
-use crate::rank::{Change, RankSettings};
-use crate::world::{PlannedTest, ReadoutOptions, World, WorldSpec};
+use crate::rank::{Change, DesignReader, RankSettings};
+use crate::world::{Fallback, PlannedTest, ReadoutOptions, World, WorldSpec};
 use mmloop_data::OutputDir;
 use mmloop_inference::MassMatrix;
 use mmloop_mmm::optimize::Risk;
@@ -101,7 +101,7 @@ impl Default for DemoSettings {
             // and 72 % over 100 worlds); ASCM's covered 13 of 13 on the same tests (84–89 % over
             // 100 worlds) at the same point accuracy. DiD covers too but its SE on a 5-geo test
             // was ten times the design's, so its readouts taught the model nothing. Where ASCM
-            // cannot read a test out (e.g. 6 treated geos of 12) the demo falls back to SC.
+            // cannot read a test out the demo falls back to SC with its SE widened (`Fallback::sc`).
             // See docs/notes/demo-learning.md.
             estimator: "ascm".into(),
             rank_draws: 200,
@@ -459,7 +459,10 @@ fn demo_cycles(
     let ledger_path = out.join("ledger.sqlite");
     let mut world = World::new(demo_world(s.seed)).map_err(world_err)?;
     let plan = DemoPlan::of(&world, s.horizon);
-    let readout = ReadoutOptions::with_estimator(&s.estimator);
+    // a test the estimator cannot read out (the design step drops the designs it cannot read on
+    // history, but a window can still fail) is read by synthetic control with its SE widened by
+    // its measured understatement, in the record the ledger receives
+    let readout = ReadoutOptions { fallback: Some(Fallback::sc()), ..ReadoutOptions::with_estimator(&s.estimator) };
     let mut rows = Vec::new();
     let mut test_rows = Vec::new();
     let mut briefs = Vec::new();
@@ -488,6 +491,10 @@ fn demo_cycles(
                 chooser.candidates.design.durations = vec![8];
                 chooser.candidates.design.n_min = 4;
                 chooser.candidates.design.n_max = 6;
+                // each design priced with the SE its readout will report (the reader's own code on
+                // the latest window of history); designs the reader cannot read are not candidates
+                chooser.candidates.design.reader =
+                    Some(DesignReader { params: readout.params.clone(), pre_periods: readout.pre_weeks });
                 chooser.max_draws = Some(s.rank_draws);
                 chooser.min_tests = 1;
                 chooser.learn_first = true;
@@ -523,22 +530,15 @@ fn demo_cycles(
         if !planned.is_empty() {
             progress(&format!("cycle {k}: running {} test(s) in the world …", planned.len()));
         }
-        let before = world.clone();
-        let runs = match world.advance(s.horizon, &planned, &readout) {
-            Ok(r) => r,
-            // an estimator that cannot read a test out (e.g. DiD on a degenerate pre-period):
-            // the same weeks again, read out by synthetic control (the CLI's default)
-            Err(crate::world::WorldError::Readout { test, source }) => {
-                progress(&format!(
-                    "cycle {k}: {} could not read test {test} out ({source}); reading by sc",
-                    s.estimator
-                ));
-                world = before;
-                world.advance(s.horizon, &planned, &ReadoutOptions::default()).map_err(world_err)?
-            }
-            Err(e) => return Err(world_err(e)),
-        };
+        let runs = world.advance(s.horizon, &planned, &readout).map_err(world_err)?;
         for ((id, _), run) in tests.iter().zip(&runs) {
+            if let Some(why) = &run.fallback {
+                progress(&format!(
+                    "cycle {k}: {} could not read experiment {id} out ({why}); read by sc, its SE × {}",
+                    s.estimator,
+                    crate::world::SC_SE_INFLATION
+                ));
+            }
             if ledger.experiment(*id)?.status == Status::Planned {
                 ledger.attach_readout(*id, &run.record, None)?;
             }

@@ -9,6 +9,7 @@ use mmloop_data::{LiftTestRecord, TimeKind};
 use mmloop_geolift::design::{
     DesignEstimator, DesignInference, PowerConfig, SearchSpec, Selection, search_with_progress,
 };
+use mmloop_geolift::readout::{ReadoutParams, predict_readout};
 use mmloop_geolift::{Panel, Progress};
 use mmloop_mmm::optimize::FittedModel;
 
@@ -128,12 +129,34 @@ pub struct DesignOptions {
     /// Most treated sets evaluated.
     pub max_candidates: usize,
     pub seed: u64,
+    /// The estimator that will read the tests out, when known: see [`reader_candidates`]. `None`:
+    /// σ_exp is synthetic control's placebo-in-time SE from the search ([`design_candidates`]).
+    pub reader: Option<DesignReader>,
 }
 
 impl Default for DesignOptions {
     fn default() -> Self {
-        Self { n_min: 2, n_max: 3, durations: vec![4, 8], windows: 10, max_candidates: 50, seed: 20_210_401 }
+        Self {
+            n_min: 2,
+            n_max: 3,
+            durations: vec![4, 8],
+            windows: 10,
+            max_candidates: 50,
+            seed: 20_210_401,
+            reader: None,
+        }
     }
+}
+
+/// How the tests will be read out, so that a design is priced with the standard error its readout
+/// will report ([`reader_candidates`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesignReader {
+    /// The readout's settings (estimators — the first gives the record —, α, permutations, placebo
+    /// replications, seed); the treated geos and window are set per design.
+    pub params: ReadoutParams,
+    /// Periods of pre-period the readout will use (the panel it reads ends with the test).
+    pub pre_periods: usize,
 }
 
 fn median_step(v: &[f64]) -> Option<f64> {
@@ -264,10 +287,117 @@ pub fn design_candidates(
     spec: &CandidateSpec,
 ) -> Result<Vec<CandidateTest>, RankError> {
     spec.validate(fit)?;
+    let designs = spread_designs(&selection.candidates, spec.designs)
+        .into_iter()
+        .map(|d| {
+            let precision = Precision::Design {
+                design_rank: d.rank,
+                se_lift: d.curve.se_lift,
+                se_lift_model: d.curve.se_lift_model,
+                baseline_kpi: d.curve.baseline_kpi,
+                mde: d.mde,
+                windows: d.curve.windows,
+            };
+            (d, d.curve.se_incremental(), precision)
+        })
+        .collect();
+    crossed(fit, designs, spec)
+}
+
+/// Candidates from the design search priced by the estimator that will read them out: every design
+/// the search evaluated is read, as if its test had just ended, on the panel's latest window of
+/// history ([`predict_readout`]: the reader's own code, nothing injected), and σ_exp is the
+/// standard error that readout reports. Designs the reader cannot read (the readout fails, e.g.
+/// ASCM's placebo SE with no more controls than treated geos) are dropped with a note. The rest
+/// are ordered by the reader's relative SE (σ over the treated geos' counterfactual KPI in the
+/// window; ties by the search's rank): under the reader's normal interval a design's relative MDE
+/// at any power is (z₁₋α/₂ + z_power) × that SE, so this is the search's own first criterion, |MDE|,
+/// for the estimator that will actually read the test. The `spec.designs` best, disjoint ones
+/// first ([`spread_designs`]), are crossed with channel sets × spend changes × starts.
+///
+/// Why: the search simulates synthetic control, and a test read by another estimator reports
+/// another SE (ASCM's placebo SE was 1.5–5 × SC's design SE on the demo's world,
+/// docs/notes/demo-learning.md §6); pricing a test with an SE its readout will not have overstates
+/// what it teaches, and a design the reader cannot read would fall back to another estimator.
+/// Cost: one readout per evaluated design (≈ 20 ms with ASCM on 12 geos × 60 weeks).
+pub fn reader_candidates(
+    fit: &FittedModel,
+    panel: &Panel,
+    selection: &Selection,
+    spec: &CandidateSpec,
+    reader: &DesignReader,
+    progress: &dyn Progress,
+) -> Result<(Vec<CandidateTest>, Vec<String>), RankError> {
+    spec.validate(fit)?;
+    let estimator = reader.params.estimators.first().cloned().unwrap_or_else(|| "sc".into());
+    let mut notes = Vec::new();
+    let mut read = Vec::new();
+    let mut unreadable = Vec::new();
+    for d in &selection.candidates {
+        progress.stage(&format!("reading design {} ({}) by {estimator}", d.rank, d.treated.join("+")));
+        match predict_readout(panel, &reader.params, &d.treated, d.duration, reader.pre_periods) {
+            Ok(p) if p.standard_error.is_finite() && p.standard_error > 0.0 && p.baseline_kpi > 0.0 => {
+                read.push((d, p))
+            }
+            Ok(p) => unreadable.push(format!(
+                "{} {}p (standard error {}, baseline {})",
+                d.treated.join("+"),
+                d.duration,
+                p.standard_error,
+                p.baseline_kpi
+            )),
+            Err(e) => unreadable.push(format!(
+                "{} {}p ({})",
+                d.treated.join("+"),
+                d.duration,
+                std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            )),
+        }
+    }
+    progress.finish();
+    if let Some(first) = unreadable.first() {
+        notes.push(format!(
+            "{} of {} designs cannot be read by {estimator} and are not candidates (e.g. {first})",
+            unreadable.len(),
+            selection.candidates.len(),
+        ));
+    }
+    let rel = |(_, p): &(&mmloop_geolift::design::Candidate, mmloop_geolift::PredictedReadout)| {
+        p.standard_error / p.baseline_kpi
+    };
+    read.sort_by(|a, b| rel(a).total_cmp(&rel(b)).then(a.0.rank.cmp(&b.0.rank)));
+    let order = spread(read.len(), spec.designs, |i| &read[i].0.treated);
+    let designs = order
+        .into_iter()
+        .map(|i| {
+            let (d, p) = &read[i];
+            let precision = Precision::Reader {
+                design_rank: d.rank,
+                reader_rank: i + 1,
+                estimator: estimator.clone(),
+                relative_se: p.standard_error / p.baseline_kpi,
+                baseline_kpi: p.baseline_kpi,
+                placebo_estimate: p.placebo_estimate,
+                sc_se_lift: d.curve.se_lift,
+            };
+            (*d, p.standard_error, precision)
+        })
+        .collect();
+    Ok((crossed(fit, designs, spec)?, notes))
+}
+
+/// Each design (with its σ_exp and where it comes from) × channel sets × spend changes × starts.
+fn crossed(
+    fit: &FittedModel,
+    designs: Vec<(&mmloop_geolift::design::Candidate, f64, Precision)>,
+    spec: &CandidateSpec,
+) -> Result<Vec<CandidateTest>, RankError> {
     let n = fit.model.n_times;
     let mut out = Vec::new();
-    for d in spread_designs(&selection.candidates, spec.designs) {
-        let sigma = d.curve.se_incremental();
+    for (d, sigma, precision) in designs {
         if !(sigma.is_finite() && sigma > 0.0) {
             continue;
         }
@@ -283,14 +413,7 @@ pub fn design_candidates(
                         duration: d.duration,
                         change,
                         sigma,
-                        precision: Precision::Design {
-                            design_rank: d.rank,
-                            se_lift: d.curve.se_lift,
-                            se_lift_model: d.curve.se_lift_model,
-                            baseline_kpi: d.curve.baseline_kpi,
-                            mde: d.mde,
-                            windows: d.curve.windows,
-                        },
+                        precision: precision.clone(),
                         retest: None,
                         is_retest: false,
                     });
@@ -300,7 +423,9 @@ pub fn design_candidates(
     }
     if out.is_empty() {
         return Err(RankError::NoCandidates(
-            "the design search gave no design with a positive standard error; check the panel".into(),
+            "the design search gave no design with a positive standard error (that its reader can read); check the \
+             panel"
+                .into(),
         ));
     }
     Ok(out)
@@ -489,14 +614,22 @@ pub fn build_candidates(
     progress: &dyn Progress,
 ) -> Result<CandidateSet, RankError> {
     options.spec.validate(fit)?;
+    let mut notes = Vec::new();
     let (mut candidates, selection) = match panel {
         Some(p) => {
             let sel = search_designs(fit, p, &options.design, progress)?;
-            (design_candidates(fit, &sel, &options.spec)?, Some(sel))
+            let c = match &options.design.reader {
+                Some(r) => {
+                    let (c, n) = reader_candidates(fit, p, &sel, &options.spec, r, progress)?;
+                    notes.extend(n);
+                    c
+                }
+                None => design_candidates(fit, &sel, &options.spec)?,
+            };
+            (c, Some(sel))
         }
         None => (stated_candidates(fit, &options.precision, &options.spec)?, None),
     };
-    let mut notes = Vec::new();
     if let Some(l) = ledger {
         let readouts = ledger_readouts(fit, l)?;
         if readouts.is_empty() {

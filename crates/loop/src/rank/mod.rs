@@ -63,9 +63,9 @@ mod report;
 mod tests;
 
 pub use candidates::{
-    CandidateOptions, CandidateSet, CandidateSpec, DEFAULT_STALE_INFLATION, DesignOptions, StatedPrecision,
-    build_candidates, check_panel, design_candidates, ledger_readouts, retest_candidates, search_designs,
-    stated_candidates,
+    CandidateOptions, CandidateSet, CandidateSpec, DEFAULT_STALE_INFLATION, DesignOptions, DesignReader,
+    StatedPrecision, build_candidates, check_panel, design_candidates, ledger_readouts, reader_candidates,
+    retest_candidates, search_designs, stated_candidates,
 };
 pub use report::{portfolio_table, quadrant_table, ranking_csv, ranking_table};
 
@@ -161,6 +161,24 @@ pub enum Precision {
         /// Relative MDE at the design's target power (heavy-up side), if reached on the grid.
         mde: Option<f64>,
         windows: usize,
+    },
+    /// A geo design whose σ is the readout estimator's own standard error, predicted on the
+    /// panel's latest window of history ([`mmloop_geolift::readout::predict_readout`]):
+    /// σ = `relative_se × baseline_kpi`. Chosen when the estimator that will read the test is known
+    /// ([`DesignReader`]).
+    Reader {
+        /// The design's rank in the market selection (1 = best) and in the reader's order (1 = the
+        /// smallest relative SE among the designs it can read).
+        design_rank: usize,
+        reader_rank: usize,
+        /// The estimator that reads the test out (the readout's first).
+        estimator: String,
+        relative_se: f64,
+        baseline_kpi: f64,
+        /// The readout's estimate on that window of history, nothing injected (a placebo in time).
+        placebo_estimate: f64,
+        /// Synthetic control's placebo-in-time SE of the same design (the search's), for comparison.
+        sc_se_lift: f64,
     },
     /// A stated relative standard error times the treated geos' recent KPI over the window.
     Stated { relative_se: f64, baseline_kpi: f64 },

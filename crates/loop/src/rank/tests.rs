@@ -39,7 +39,7 @@ fn panel(fit: &FittedModel) -> Panel {
 }
 
 fn small_design() -> DesignOptions {
-    DesignOptions { n_min: 2, n_max: 2, durations: vec![4], windows: 6, max_candidates: 10, seed: 1 }
+    DesignOptions { n_min: 2, n_max: 2, durations: vec![4], windows: 6, max_candidates: 10, seed: 1, reader: None }
 }
 
 fn quick_settings() -> RankSettings {
@@ -192,7 +192,8 @@ fn stale_readouts_become_retest_candidates_and_flag_their_channel() {
 fn portfolio_respects_test_count_geo_overlap_and_test_budget() {
     let (_, fit) = world();
     let p = panel(fit);
-    let opts = DesignOptions { n_min: 2, n_max: 2, durations: vec![4], windows: 6, max_candidates: 10, seed: 1 };
+    let opts =
+        DesignOptions { n_min: 2, n_max: 2, durations: vec![4], windows: 6, max_candidates: 10, seed: 1, reader: None };
     let sel = search_designs(fit, &p, &opts, &NoProgress).unwrap();
     let spec = CandidateSpec { designs: 3, changes: vec![Change::Multiplier(0.0)], ..Default::default() };
     let cands = design_candidates(fit, &sel, &spec).unwrap();
@@ -272,4 +273,43 @@ fn same_seed_same_ranking_whatever_the_thread_count_and_bad_settings_name_their_
     assert!(stated_candidates(fit, &bad, &spec).unwrap_err().to_string().contains("--relative-se-go-dark"));
     let bad = CandidateSpec { channels: vec![vec!["radio".into()]], ..Default::default() };
     assert!(stated_candidates(fit, &StatedPrecision::default(), &bad).unwrap_err().to_string().contains("radio"));
+}
+
+#[test]
+fn a_design_read_by_its_reader_is_priced_with_the_se_that_readout_reports_and_unreadable_ones_are_dropped() {
+    let (_, fit) = world();
+    let p = panel(fit);
+    let opts =
+        DesignOptions { n_min: 2, n_max: 3, durations: vec![4], windows: 6, max_candidates: 10, seed: 1, reader: None };
+    let sel = search_designs(fit, &p, &opts, &NoProgress).unwrap();
+    assert!(sel.candidates.iter().any(|d| d.treated.len() == 3), "the search has 3-geo designs to drop");
+    let reader = DesignReader {
+        params: mmloop_geolift::ReadoutParams {
+            estimators: vec!["ascm".into()],
+            placebo_reps: 50,
+            ..Default::default()
+        },
+        pre_periods: 52,
+    };
+    let spec = CandidateSpec { designs: 3, changes: vec![Change::Multiplier(0.0)], ..Default::default() };
+    let (cands, notes) = reader_candidates(fit, &p, &sel, &spec, &reader, &NoProgress).unwrap();
+    // ASCM's placebo SE needs more controls than treated geos: 3 of 6 cannot be read
+    assert!(cands.iter().all(|c| c.geos.len() == 2), "{:?}", cands.iter().map(|c| &c.geos).collect::<Vec<_>>());
+    assert!(notes.iter().any(|n| n.contains("cannot be read by ascm")), "{notes:?}");
+    let mut last = 0;
+    for c in &cands {
+        // σ is the reader's own predicted SE for that design (one formula: predict_readout)
+        let want = mmloop_geolift::readout::predict_readout(&p, &reader.params, &c.geos, c.duration, 52).unwrap();
+        assert_eq!(c.sigma, want.standard_error, "{}", c.name);
+        let Precision::Reader { reader_rank, relative_se, baseline_kpi, estimator, .. } = &c.precision else {
+            panic!("{}: {:?}", c.name, c.precision)
+        };
+        assert_eq!(estimator, "ascm");
+        assert!((relative_se * baseline_kpi / c.sigma - 1.0).abs() < 1e-12);
+        assert!(*reader_rank >= last, "in the reader's order (smallest relative SE first)");
+        last = *reader_rank;
+    }
+    // and without a reader the same designs are priced by the search's synthetic control
+    let sc = design_candidates(fit, &sel, &spec).unwrap();
+    assert!(sc.iter().all(|c| matches!(c.precision, Precision::Design { .. })));
 }

@@ -51,7 +51,7 @@ mod truth;
 #[cfg(test)]
 mod tests;
 
-pub use experiment::{PlannedTest, ReadoutOptions, TestRun};
+pub use experiment::{Fallback, PlannedTest, ReadoutOptions, SC_SE_INFLATION, TestRun};
 pub use generate::{ChannelTruth, GeoTruth, World, WorldTruth};
 pub use observed::{CONFIG_FILE, DATA_FILE};
 pub use spec::{

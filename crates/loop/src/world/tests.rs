@@ -481,3 +481,47 @@ fn sampled_world_figures() {
         assert!((0.01..0.5).contains(&(media / kpi)), "world {i}: media share {}", media / kpi);
     }
 }
+
+#[test]
+fn a_test_the_estimator_cannot_read_enters_the_ledger_read_by_the_fallback_with_its_se_widened() {
+    let w = demo();
+    // 6 treated geos of 12: ASCM's placebo SE needs more control geos than treated ones
+    let six = ["geo01", "geo03", "geo05", "geo07", "geo09", "geo11"];
+    let test = PlannedTest::new(&["tv"], &six, w.weeks(), 8, SpendChange::Multiplier(0.0));
+    let ascm = ReadoutOptions::with_estimator("ascm");
+    let err = w.clone().advance(8, std::slice::from_ref(&test), &ascm).expect_err("ascm cannot read 6 of 12");
+    assert!(matches!(err, WorldError::Readout { .. }), "{err}");
+    let with_fallback = ReadoutOptions { fallback: Some(Fallback::sc()), ..ascm };
+    let run = w.clone().advance(8, std::slice::from_ref(&test), &with_fallback).unwrap().remove(0);
+    let plain = w.clone().advance(8, &[test], &ReadoutOptions::default()).unwrap().remove(0);
+    // the same SC readout, its SE and its interval about the estimate × SC_SE_INFLATION
+    let (r, p) = (&run.record, &plain.record);
+    assert_eq!(r.incremental_kpi, p.incremental_kpi);
+    assert!(
+        (r.standard_error / p.standard_error - SC_SE_INFLATION).abs() < 1e-12,
+        "{} vs {}",
+        r.standard_error,
+        p.standard_error
+    );
+    let m = r.incremental_kpi;
+    assert!((m - run.interval.0 - SC_SE_INFLATION * (m - plain.interval.0)).abs() < 1e-6 * m.abs());
+    assert!((run.interval.1 - m - SC_SE_INFLATION * (plain.interval.1 - m)).abs() < 1e-6 * m.abs());
+    assert!(run.fallback.as_deref().is_some_and(|why| why.contains("more controls")), "{:?}", run.fallback);
+    assert!(plain.fallback.is_none() && r.estimator.starts_with("sc (SE x"), "{}", r.estimator);
+    // the ledger receives the widened record in the attach itself: no unadjusted row ever exists
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = crate::ledger::Ledger::open_or_create(dir.path().join("ledger.sqlite")).unwrap();
+    let id = ledger
+        .plan(&crate::ledger::PlannedExperiment {
+            channels: r.channels.clone(),
+            cells: vec![crate::ledger::Cell { name: "test".into(), geos: r.geos.clone() }],
+            start: r.start.clone(),
+            end: r.end.clone(),
+            design: None,
+        })
+        .unwrap();
+    ledger.attach_readout(id, r, None).unwrap();
+    let stored = ledger.experiment(id).unwrap().readout.unwrap().record;
+    assert_eq!(stored.standard_error, r.standard_error);
+    assert_eq!(stored.estimator, r.estimator);
+}
