@@ -49,7 +49,7 @@
 //!   demeaned data (ẍ, ÿ) jointly for all channels, σ̂_e² its residual variance; τ₀ the central value
 //!   of the pooling prior (the data cannot estimate τ before the fit).
 
-use super::MmmModel;
+use super::{LevelShifts, MmmModel};
 use crate::spec::{ModelSpec, Pooling};
 
 /// Which hierarchy blocks are centred.
@@ -372,20 +372,29 @@ impl MmmModel {
 
     /// [`MmmModel::convert_point`] and the point's constrained parameter values (this model's
     /// [`MmmModel::constrain`] of it), both from the model coordinates the conversion passes
-    /// through: one forward pass of each model for the level shifts, where converting and then
-    /// constraining takes a third. The constrained values are those of the exact model coordinates
-    /// instead of their round trip through the sampling coordinates, so they can differ from
-    /// `constrain(convert_point(..))` in the last bits.
+    /// through, with one forward pass of the model for the level shifts (`from`'s, reused for this
+    /// model: they depend on the parameter values alone), where converting and then constraining
+    /// takes three. The constrained values are those of the exact model coordinates instead of
+    /// their round trip through the sampling coordinates, and the sampling coordinates carry
+    /// `from`'s shifts, so both can differ from `constrain(convert_point(..))` in the last bits.
     pub fn convert_point_constrained(&self, from: &MmmModel, q: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        let qm = self.model_coords_from(from, q);
-        (self.to_sampling_coords(&qm), self.constrain_model_coords(&qm))
+        let (qm, shifts) = self.model_coords_from_shifts(from, q);
+        (self.to_sampling_coords_given(&qm, &shifts), self.constrain_model_coords(&qm))
     }
 
     /// The model coordinates in this model's centring of the point `q` of `from`'s sampling
     /// coordinates (see [`MmmModel::convert_point`]).
     fn model_coords_from(&self, from: &MmmModel, q: &[f64]) -> Vec<f64> {
+        self.model_coords_from_shifts(from, q).0
+    }
+
+    /// [`MmmModel::model_coords_from`] and the level shifts `from`'s conversion computed: functions
+    /// of the parameter values alone, so valid for this model too (one forward pass per point
+    /// where converting took two; the sampling coordinates then agree with
+    /// [`MmmModel::convert_point`]'s up to rounding).
+    fn model_coords_from_shifts(&self, from: &MmmModel, q: &[f64]) -> (Vec<f64>, LevelShifts) {
         let mut qm = vec![0.0; q.len()];
-        from.to_model_coords(q, &mut qm);
+        let shifts = from.to_model_coords_shifts(q, &mut qm);
         // (scale, first index, power w before, power w after): d = s^w_before·u, u' = d/s^w_after
         let power = |centred: bool| if centred { 0.0 } else { 1.0 };
         let mut blocks: Vec<(usize, usize, f64, f64)> = Vec::new();
@@ -406,7 +415,7 @@ impl MmmModel {
                 *v *= s.powf(was - now);
             }
         }
-        qm
+        (qm, shifts)
     }
 }
 

@@ -196,6 +196,15 @@ pub struct MmmModel {
     pub collapse_intercepts: bool,
 }
 
+/// The level shifts a conversion from sampling to model coordinates computed
+/// ([`MmmModel::to_model_coords`]): h with the level coordinate, the h_g with geo levels; each a
+/// forward pass of the model, reused by [`MmmModel::to_sampling_coords_given`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LevelShifts {
+    pub(crate) level: Option<f64>,
+    pub(crate) geo: Option<Vec<f64>>,
+}
+
 /// A channel whose β coordinate is sampled as r = ln(β·s(1; φ)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponseCoord {
@@ -566,10 +575,21 @@ impl MmmModel {
     /// a classical centred hierarchy (no funnel where each geo's data pin its level, which they do
     /// for intercepts: T periods each) whose global mean needs no step size of its own.
     pub fn to_model_coords(&self, q: &[f64], out: &mut [f64]) {
+        self.to_model_coords_shifts(q, out);
+    }
+
+    /// [`MmmModel::to_model_coords`], returning the level shifts it computed (a forward pass of the
+    /// model each) for [`MmmModel::to_sampling_coords_given`] to reuse. With geo levels it also
+    /// returns the whole level's shift, h = (1/G)·Σ_g (h_g + a_g − μ_a) (h and the h_g average the
+    /// same cells), so a conversion into the level-coordinate form needs no forward pass of its own.
+    pub(crate) fn to_model_coords_shifts(&self, q: &[f64], out: &mut [f64]) -> LevelShifts {
+        let mut shifts = LevelShifts::default();
         self.response_to_model(q, out, &mut []);
         if self.level_coord {
             let i = self.baseline.intercept_idx;
-            out[i] = q[i] - self.level_shift(out);
+            let h = self.level_shift(out);
+            out[i] = q[i] - h;
+            shifts.level = Some(h);
         }
         if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
             let g_n = self.n_geos();
@@ -582,7 +602,13 @@ impl MmmModel {
             for g in 0..g_n {
                 out[us + g] = a[g] - mu;
             }
+            // every geo has the same fitted cells, so the whole level's shift (without μ_a) is the
+            // geos' mean of h_g + (a_g − μ_a): what a level-coordinate form of this point needs
+            let level = (0..g_n).map(|g| h[g] + out[us + g]).sum::<f64>() / g_n as f64;
+            shifts.level.get_or_insert(level);
+            shifts.geo = Some(h);
         }
+        shifts
     }
 
     /// The response-coordinate part of [`MmmModel::to_model_coords`] (the intercept coordinate is
@@ -602,17 +628,29 @@ impl MmmModel {
 
     /// Model coordinates → sampling coordinates (the inverse of [`MmmModel::to_model_coords`]).
     pub fn to_sampling_coords(&self, q_model: &[f64]) -> Vec<f64> {
+        self.to_sampling_coords_given(q_model, &LevelShifts::default())
+    }
+
+    /// [`MmmModel::to_sampling_coords`] with the level shifts that `known` holds taken from it
+    /// instead of computed (each a forward pass of the model). The shifts are functions of the
+    /// parameter values alone (h: the mean fitted level without μ_a; h_g: geo g's without a_g), so
+    /// those computed by another centring of the same model at the same point
+    /// ([`MmmModel::to_model_coords_shifts`]) are valid here, equal up to rounding.
+    pub(crate) fn to_sampling_coords_given(&self, q_model: &[f64], known: &LevelShifts) -> Vec<f64> {
         let mut q = q_model.to_vec();
         for rc in &self.response_coords {
             q[rc.beta] = q_model[rc.beta] + self.ln_response_ref(rc, q_model).0;
         }
         if self.level_coord {
             let i = self.baseline.intercept_idx;
-            q[i] = q_model[i] + self.level_shift(q_model);
+            q[i] = q_model[i] + known.level.unwrap_or_else(|| self.level_shift(q_model));
         }
         if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
             let g_n = self.n_geos();
-            let h = self.geo_level_shifts(q_model);
+            let h = match &known.geo {
+                Some(h) if h.len() == g_n => h.clone(),
+                _ => self.geo_level_shifts(q_model),
+            };
             let s = self.params[si].transform.constrain(q_model[si]).x;
             let mu = q_model[self.baseline.intercept_idx];
             let dev_bar = (0..g_n).map(|g| q_model[us + g]).sum::<f64>() / g_n as f64;
