@@ -1,5 +1,6 @@
 //! Budget optimisation over a posterior: 4000 draws × 10 channels (the target: ≤ 5 ms,
-//! since experiment ranking calls it many times).
+//! since experiment ranking calls it many times); and the tabulation of a geo model's Hill curves
+//! that the simulator's recommendation and EVOI make each cycle (`tabulate_geo_hill`).
 //!
 //! Run: `cargo bench --bench optimize`.
 
@@ -50,5 +51,39 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Hill curves as a simulated world's 12-geo model gives them: per draw (ec, slope) and a geometric
+/// adstock, a piece per geo and adstock step over a 13-week horizon (each geo its own media scale).
+fn geo_hill_curves(channels: usize, draws: usize, geos: usize) -> SaturatingCurves {
+    SaturatingCurves::new(channels, draws, |c, d| {
+        let u = |a: usize| ((d * 2654435761 + c * 40503 + a * 97) % 10007) as f64 / 10007.0 - 0.5;
+        let ec = (0.8 + 0.1 * c as f64) * (1.0 + 0.4 * u(1));
+        let slope = 1.0 + 0.8 * u(2);
+        let alpha = (0.3 + 0.05 * c as f64) * (1.0 + 0.3 * u(3));
+        let w: Vec<f64> = (0..=8).map(|l| alpha.powi(l)).collect();
+        let pieces =
+            (0..geos).flat_map(|g| horizon_pieces(&w, 13, (0.5 + 0.1 * g as f64) / 100.0)).collect::<Vec<_>>();
+        (1.0 + 0.2 * u(4), Saturation::Hill { ec, slope }, pieces)
+    })
+}
+
+/// The separable solver's table: every channel's curves (value, slope, curvature per draw) at 32
+/// spend nodes, 400 draws × 5 channels × 12 geos — the simulator's recommendation each cycle.
+fn tabulate(c: &mut Criterion) {
+    use mmloop_mmm::optimize::ResponseCurves;
+    let (channels, draws) = (5, 400);
+    let cv = geo_hill_curves(channels, draws, 12);
+    c.bench_function("tabulate_geo_hill/400_draws_5_channels_12_geos_32_nodes", |b| {
+        let (mut v, mut d1, mut d2) = (vec![0.0; draws], vec![0.0; draws], vec![0.0; draws]);
+        b.iter(|| {
+            for ch in 0..channels {
+                for i in 0..32 {
+                    cv.eval(ch, black_box(50.0 + 5.0 * i as f64), &mut v, &mut d1, &mut d2);
+                }
+            }
+            v[0] + d1[0] + d2[0]
+        })
+    });
+}
+
+criterion_group!(benches, bench, tabulate);
 criterion_main!(benches);

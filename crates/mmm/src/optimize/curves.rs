@@ -43,10 +43,17 @@ pub struct SaturatingCurves {
     /// pieces of (c, d) are `pieces[offsets[i]..offsets[i + 1]]`, i = c * n_draws + d
     offsets: Vec<usize>,
     pieces: Vec<(f64, f64)>,
-    /// beside each piece of a Hill curve, ln(k/ec): `eval` forms ln(k·s/ec) = ln s + ln(k/ec) with
-    /// one logarithm per spend ([`Saturation::derivs_given_ln`]); 0 for other kinds (unused)
-    ln_k_over_ec: Vec<f64>,
+    /// beside each piece of a Hill curve, its odds factor (k/ec)^{−n}: `eval` forms the odds of
+    /// not saturating at x = k·s as (k/ec)^{−n}·s^{−n}, one power per spend and draw
+    /// ([`Saturation::hill_terms_from_odds`]); NaN where |n·ln(k/ec)| > [`ODDS_LN_MAX`] (that
+    /// piece takes [`Saturation::derivs`]) and for other kinds (unused)
+    odds: Vec<f64>,
 }
+
+/// The largest |exponent| either factor of a Hill curve's odds, (k/ec)^{−n} and s^{−n}, may have
+/// for the product form (e^{±700} is far inside f64's range, so neither factor overflows or
+/// underflows where their product would not); beyond it `eval` takes the direct form.
+const ODDS_LN_MAX: f64 = 700.0;
 
 impl SaturatingCurves {
     /// Builds from a function giving, for channel `c` and draw `d`, (β, saturation, pieces).
@@ -59,13 +66,16 @@ impl SaturatingCurves {
         let mut sat = Vec::with_capacity(n_channels * n_draws);
         let mut offsets = vec![0];
         let mut pieces = Vec::new();
-        let mut ln_k_over_ec = Vec::new();
+        let mut odds = Vec::new();
         for c in 0..n_channels {
             for d in 0..n_draws {
                 let (b, s, p) = f(c, d);
-                ln_k_over_ec.extend(p.iter().map(|&(k, _)| match s {
-                    Saturation::Hill { ec, .. } => (k / ec).ln(),
-                    _ => 0.0,
+                odds.extend(p.iter().map(|&(k, _)| match s {
+                    Saturation::Hill { ec, slope } => {
+                        let e = -slope * (k / ec).ln();
+                        if e.abs() <= ODDS_LN_MAX { e.exp() } else { f64::NAN }
+                    }
+                    _ => f64::NAN,
                 }));
                 beta.push(b);
                 sat.push(s);
@@ -73,7 +83,7 @@ impl SaturatingCurves {
                 offsets.push(pieces.len());
             }
         }
-        Self { n_channels, n_draws, beta, sat, offsets, pieces, ln_k_over_ec }
+        Self { n_channels, n_draws, beta, sat, offsets, pieces, odds }
     }
 }
 
@@ -108,19 +118,10 @@ impl ResponseCurves for SaturatingCurves {
         self.n_draws
     }
     fn eval(&self, c: usize, s: f64, v: &mut [f64], d1: &mut [f64], d2: &mut [f64]) {
-        let base = c * self.n_draws;
-        // ln s once for every draw and piece (−∞ at s = 0, where the curves read x = 0 anyway)
         let ln_s = s.ln();
         for d in 0..self.n_draws {
-            let i = base + d;
-            let (mut a, mut b, mut e) = (0.0, 0.0, 0.0);
-            let range = self.offsets[i]..self.offsets[i + 1];
-            for (&(k, m), &lk) in self.pieces[range.clone()].iter().zip(&self.ln_k_over_ec[range]) {
-                let (h, h1, h2) = self.sat[i].derivs_given_ln(k * s, ln_s + lk);
-                a += m * h;
-                b += m * k * h1;
-                e += m * k * k * h2;
-            }
+            let i = c * self.n_draws + d;
+            let (a, b, e) = self.sums(i, s, ln_s, true);
             let beta = self.beta[i];
             v[d] = beta * a;
             d1[d] = beta * b;
@@ -128,14 +129,59 @@ impl ResponseCurves for SaturatingCurves {
         }
     }
     fn value(&self, c: usize, s: f64, v: &mut [f64]) {
-        let base = c * self.n_draws;
+        let ln_s = s.ln();
         for (d, out) in v.iter_mut().enumerate() {
-            let i = base + d;
-            let a: f64 = self.pieces[self.offsets[i]..self.offsets[i + 1]]
-                .iter()
-                .map(|&(k, m)| m * self.sat[i].value(k * s))
-                .sum();
-            *out = self.beta[i] * a;
+            let i = c * self.n_draws + d;
+            *out = self.beta[i] * self.sums(i, s, ln_s, false).0;
+        }
+    }
+}
+
+impl SaturatingCurves {
+    /// Σ_j m_j·(h, k_j·h′, k_j²·h″)(k_j·s) over the pieces of curve `i` = (c, d) at spend `s`
+    /// (`ln_s` = ln s); the derivative sums only `with_derivs`. A Hill curve at s > 0 takes its
+    /// odds (k/ec)^{−n}·s^{−n} ([`Saturation::hill_terms_from_odds`]: one exponential per spend
+    /// and draw, not one per piece — a geo model's curve has a piece per geo and adstock step);
+    /// other kinds, x = k·s = 0 (k·s underflowed) and exponents beyond [`ODDS_LN_MAX`] take
+    /// [`Saturation::derivs`].
+    #[inline]
+    fn sums(&self, i: usize, s: f64, ln_s: f64, with_derivs: bool) -> (f64, f64, f64) {
+        let range = self.offsets[i]..self.offsets[i + 1];
+        let sat = self.sat[i];
+        // the direct form's sums
+        let (mut a, mut b, mut e) = (0.0, 0.0, 0.0);
+        let mut direct = |k: f64, m: f64| {
+            let (h, h1, h2) = sat.derivs(k * s);
+            a += m * h;
+            if with_derivs {
+                b += m * k * h1;
+                e += m * k * k * h2;
+            }
+        };
+        match sat {
+            Saturation::Hill { slope: n, .. } if s > 0.0 && (n * ln_s).abs() <= ODDS_LN_MAX => {
+                let s_odds = (-n * ln_s).exp();
+                // the odds form's sums: Σ m·h, Σ m·g₁, Σ m·g₂ (g over s and s² at the end)
+                let (mut oa, mut ob, mut oe) = (0.0, 0.0, 0.0);
+                for (&(k, m), &odds) in self.pieces[range.clone()].iter().zip(&self.odds[range]) {
+                    if odds.is_nan() || k * s <= 0.0 {
+                        direct(k, m);
+                        continue;
+                    }
+                    let (h, g1, g2) = Saturation::hill_terms_from_odds(n, odds * s_odds);
+                    oa += m * h;
+                    ob += m * g1;
+                    oe += m * g2;
+                }
+                // (over s twice: s² underflows to 0 at s ~ 1e-300, where the sums may be 0)
+                (a + oa, b + ob / s, e + oe / s / s)
+            }
+            _ => {
+                for &(k, m) in &self.pieces[range] {
+                    direct(k, m);
+                }
+                (a, b, e)
+            }
         }
     }
 }
@@ -167,17 +213,21 @@ mod tests {
     }
 
     proptest! {
-        /// `eval`'s Hill tabulation, with ln(k·s/ec) formed as ln s + ln(k/ec), is the reference
-        /// Σ_j m_j·(h, k_j·h', k_j²·h'')(k_j·s) of `derivs` to 1e-13 of each sum's scale. The scale
-        /// is the terms' magnitude plus, per term, what one rounding of s moves the derivatives
-        /// by (n/x in h', n(n+1)/x² in h''): far into saturation 1 − s is a few ulps of s, and one
-        /// ulp there is all the two logarithms' rounding may differ by.
+        /// `eval`'s Hill tabulation, with the odds (k·s/ec)^{−n} formed as (k/ec)^{−n}·s^{−n}, is
+        /// the reference Σ_j m_j·(h, k_j·h', k_j²·h'')(k_j·s) of `derivs`, and `value` is its first
+        /// sum. The bound per term is its scale times (1e-13 + 4ε·E): the scale is the term's
+        /// magnitude plus what one rounding of s moves the derivatives by (n/x in h', n(n+1)/x² in
+        /// h''; far into saturation 1 − s is a few ulps of s), and E = n·(|ln s| + |ln(k/ec)| +
+        /// |ln(k·s/ec)|) covers the exponents' rounding, which the two forms do differently (the
+        /// factors' separately, the reference's once), ε per unit of exponent in the odds' relative
+        /// error. Spends near 0 (|n·ln s| past the product form's limit) and pieces with k/ec
+        /// huge (the same for the piece's factor: k = 1e70) take the direct form.
         #[test]
-        fn hill_eval_with_ln_per_spend_is_the_reference_formula(
-            spend in prop_oneof![Just(0.0), 1e-3f64..1e3],
+        fn hill_eval_with_odds_per_spend_is_the_reference_formula(
+            spend in prop_oneof![Just(0.0), Just(1e-300), 1e-3f64..1e3],
             draws in proptest::collection::vec(
                 (0.05f64..10.0, prop_oneof![Just(1.0), 0.3f64..5.0], 0.1f64..3.0,
-                 proptest::collection::vec((0.01f64..3.0, 1.0f64..5.0), 1..5)),
+                 proptest::collection::vec((prop_oneof![Just(1e70), 0.01f64..3.0], 1.0f64..5.0), 1..5)),
                 1..4,
             ),
         ) {
@@ -188,6 +238,9 @@ mod tests {
             let n = draws.len();
             let (mut v, mut d1, mut d2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
             curves.eval(0, spend, &mut v, &mut d1, &mut d2);
+            let mut only_v = vec![0.0; n];
+            curves.value(0, spend, &mut only_v);
+            prop_assert_eq!(&only_v, &v, "value is eval's first output");
             for (d, (ec, slope, beta, p)) in draws.iter().enumerate() {
                 let sat = Saturation::Hill { ec: *ec, slope: *slope };
                 let (mut a, mut b, mut e) = (0.0, 0.0, 0.0);
@@ -198,20 +251,31 @@ mod tests {
                     a += m * h;
                     b += m * k * h1;
                     e += m * k * k * h2;
-                    let (u1, u2) = if x > 0.0 { (slope / x, slope * (slope + 1.0) / (x * x)) } else { (0.0, 0.0) };
-                    sa += m * h.abs();
-                    sb += m * k * (h1.abs() + u1);
-                    se += m * k * k * (h2.abs() + u2);
+                    // k·n/x and k²·n(n+1)/x², written in s so a tiny k cannot make them 0·∞
+                    let (u1, u2) =
+                        if x > 0.0 { (slope / spend, slope * (slope + 1.0) / (spend * spend)) } else { (0.0, 0.0) };
+                    // the odds' relative rounding: each form rounds its exponents, ε per unit
+                    let big = if x > 0.0 {
+                        slope * (spend.ln().abs() + (k / ec).ln().abs() + (x / ec).ln().abs())
+                    } else {
+                        0.0
+                    };
+                    let rel = 1e-13 + 4.0 * f64::EPSILON * big;
+                    sa += m * h.abs() * rel;
+                    sb += m * (k * h1.abs() + u1) * rel;
+                    se += m * (k * k * h2.abs() + u2) * rel;
                 }
                 if spend == 0.0 {
-                    // no logarithm at x = 0: the reference itself (h' = f64::MAX when n < 1)
+                    // no odds at x = 0: the reference itself (h' = f64::MAX when n < 1)
                     let bits = |t: [f64; 3]| t.map(f64::to_bits);
                     prop_assert_eq!(bits([v[d], d1[d], d2[d]]), bits([beta * a, beta * b, beta * e]));
                     continue;
                 }
-                prop_assert!((v[d] - beta * a).abs() <= 1e-13 * beta * sa, "value {} vs {}", v[d], beta * a);
-                prop_assert!((d1[d] - beta * b).abs() <= 1e-13 * beta * sb, "d1 {} vs {}", d1[d], beta * b);
-                prop_assert!((d2[d] - beta * e).abs() <= 1e-13 * beta * se, "d2 {} vs {}", d2[d], beta * e);
+                // equal, infinities included (h'' overflows at x ~ 1e-300), or within the bound
+                let close = |got: f64, want: f64, bound: f64| got == want || (got - want).abs() <= bound;
+                prop_assert!(close(v[d], beta * a, beta * sa), "value {} vs {}", v[d], beta * a);
+                prop_assert!(close(d1[d], beta * b, beta * sb), "d1 {} vs {}", d1[d], beta * b);
+                prop_assert!(close(d2[d], beta * e, beta * se), "d2 {} vs {}", d2[d], beta * e);
             }
         }
     }
