@@ -60,8 +60,7 @@ fn geo_hill_curves(channels: usize, draws: usize, geos: usize) -> SaturatingCurv
         let slope = 1.0 + 0.8 * u(2);
         let alpha = (0.3 + 0.05 * c as f64) * (1.0 + 0.3 * u(3));
         let w: Vec<f64> = (0..=8).map(|l| alpha.powi(l)).collect();
-        let pieces =
-            (0..geos).flat_map(|g| horizon_pieces(&w, 13, (0.5 + 0.1 * g as f64) / 100.0)).collect::<Vec<_>>();
+        let pieces = (0..geos).flat_map(|g| horizon_pieces(&w, 13, (0.5 + 0.1 * g as f64) / 100.0)).collect::<Vec<_>>();
         (1.0 + 0.2 * u(4), Saturation::Hill { ec, slope }, pieces)
     })
 }
