@@ -152,6 +152,21 @@ impl SaturationCurve {
         }
     }
 
+    /// Hill at x = k·t > 0 from its odds of not saturating, r = (x/ec)^{−n} = e^{−n·ln(x/ec)}:
+    /// (s, g₁, g₂) with s = 1/(1 + r), g₁ = n·s(1−s) = t·k·∂s/∂x and g₂ = g₁·(n(1−2s) − 1) =
+    /// t²·k²·∂²s/∂x² (the formulas of [`SaturationCurve::derivs`] with x = k·t, the k cancelled). For
+    /// a caller summing one curve over many pieces x_j = k_j·t (the optimiser's tabulation,
+    /// [`crate::optimize::SaturatingCurves`]), r factors as (k_j/ec)^{−n}·t^{−n}, and the sums
+    /// Σ m_j·k_j·s′ and Σ m_j·k_j²·s″ are Σ m_j·g₁/t and Σ m_j·g₂/t²: a power per t and a
+    /// product and one division per piece instead of a logarithm, an exponential and three
+    /// divisions. Equal to `derivs` up to the rounding of r and of the cancelled k.
+    #[inline]
+    pub fn hill_terms_from_odds(n: f64, r: f64) -> (f64, f64, f64) {
+        let s = 1.0 / (1.0 + r);
+        let g1 = n * s * (1.0 - s);
+        (s, g1, g1 * (n * (1.0 - 2.0 * s) - 1.0))
+    }
+
     /// ln s(1; φ), the log of the curve at the reference level x = 1 (the mean non-zero scaled
     /// media), with its derivatives in φ; computed in log space so it stays finite where s(1)
     /// underflows:
@@ -169,23 +184,6 @@ impl SaturationCurve {
             SaturationCurve::Logistic { lam } => ((0.5 * lam).tanh().ln(), [1.0 / lam.sinh(), 0.0]),
             SaturationCurve::MichaelisMenten { k } => (-k.ln_1p(), [-1.0 / (1.0 + k), 0.0]),
         }
-    }
-}
-
-impl SaturationCurve {
-    /// Hill at x = k·t > 0 from its odds of not saturating, r = (x/ec)^{−n} = e^{−n·ln(x/ec)}:
-    /// (s, g₁, g₂) with s = 1/(1 + r), g₁ = n·s(1−s) = t·k·∂s/∂x and g₂ = g₁·(n(1−2s) − 1) =
-    /// t²·k²·∂²s/∂x² (the formulas of [`SaturationCurve::derivs`] with x = k·t, the k cancelled). For
-    /// a caller summing one curve over many pieces x_j = k_j·t (the optimiser's tabulation,
-    /// [`crate::optimize::SaturatingCurves`]), r factors as (k_j/ec)^{−n}·t^{−n}, and the sums
-    /// Σ m_j·k_j·s′ and Σ m_j·k_j²·s″ are Σ m_j·g₁/t and Σ m_j·g₂/t²: a power per t and a
-    /// product and one division per piece instead of a logarithm, an exponential and three
-    /// divisions. Equal to `derivs` up to the rounding of r and of the cancelled k.
-    #[inline]
-    pub fn hill_terms_from_odds(n: f64, r: f64) -> (f64, f64, f64) {
-        let s = 1.0 / (1.0 + r);
-        let g1 = n * s * (1.0 - s);
-        (s, g1, g1 * (n * (1.0 - 2.0 * s) - 1.0))
     }
 }
 
