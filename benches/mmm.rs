@@ -3,13 +3,18 @@
 //! 40-geo file (5 channels driven by impressions, 2 controls, partial pooling); a Laplace fit of
 //! the PyMC example when the inference crate provides one.
 //!
+//! `mmm_logp_grad_nuts/*` times the density NUTS samples for the shipped Meridian geo examples at
+//! their own configs (`examples/*.toml`: Hill slope fixed at 1, ec floored, geo intercepts
+//! integrated out, `model::collapsed`), at the model's initial point.
+//!
 //! Run: `cargo bench --bench mmm -- --warm-up-time 1 --measurement-time 3`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mmloop_inference::LogDensity;
 use mmloop_mmm::Dataset;
-use mmloop_mmm::config::parse_config;
+use mmloop_mmm::config::{load_config, parse_config};
 use mmloop_mmm::model::MmmModel;
+use mmloop_mmm::model::collapsed::CollapsedIntercepts;
 use std::path::Path;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mmm");
@@ -85,7 +90,29 @@ fn model(text: &str) -> Option<MmmModel> {
     Some(MmmModel::new(&spec, &data).expect("model builds"))
 }
 
+/// The density NUTS samples for a shipped example config: its geo intercepts integrated out.
+fn nuts_density(example: &str) -> Option<(CollapsedIntercepts, Vec<f64>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example);
+    let spec = load_config(&path).ok()?;
+    if !spec.data.path.exists() {
+        eprintln!("SKIPPED: {} is absent", spec.data.path.display());
+        return None;
+    }
+    let data = Dataset::load(&spec).expect("data loads");
+    let m = MmmModel::new(&spec, &data).expect("model builds");
+    let d = CollapsedIntercepts::new(&m).expect("a geo model with a Normal likelihood");
+    let q = d.reduce(&m.initial_point());
+    Some((d, q))
+}
+
 fn bench(c: &mut Criterion) {
+    for example in ["meridian_geo_media.toml", "meridian_geo_all_channels.toml"] {
+        let Some((d, q)) = nuts_density(example) else { continue };
+        let mut g = vec![0.0; d.dim()];
+        c.bench_function(&format!("mmm_logp_grad_nuts/{example} (dim {})", d.dim()), |b| {
+            b.iter(|| d.logp_grad(std::hint::black_box(&q), &mut g).expect("finite"))
+        });
+    }
     for (name, text) in [("pymc_example", PYMC), ("meridian_geo_40", MERIDIAN_GEO)] {
         let Some(m) = model(text) else { return };
         let q = m.initial_point();

@@ -25,8 +25,11 @@ pub(crate) struct ChannelBufs<'a> {
     pub dp1: &'a mut [f64],
 }
 
+/// `dp1` (∂f/∂φ₁) is written only when φ₁ is sampled (a held Hill slope has no coordinate, and a
+/// slope held at 1 makes the curve x/(x + ec), see [`crate::transforms::saturation`]).
 pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f64], b: &mut ChannelBufs) {
     let n = x.len();
+    let phi1_sampled = ch.phi_idx.len() > 1;
     match ch.order {
         TransformOrder::AdstockFirst => {
             convolve(w, x, &mut b.u[..n]);
@@ -34,7 +37,7 @@ pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f6
                 s: &mut b.f[..n],
                 ds_dx: &mut b.d1[..n],
                 ds_dphi0: &mut b.dp0[..n],
-                ds_dphi1: &mut b.dp1[..n],
+                ds_dphi1: phi1_sampled.then_some(&mut b.dp1[..n]),
             };
             ch.sat.eval_into(phi, &b.u[..n], out);
         }
@@ -44,7 +47,7 @@ pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f6
                 s: &mut b.u[..n],
                 ds_dx: &mut b.d1[..n],
                 ds_dphi0: &mut b.dp0[..n],
-                ds_dphi1: &mut b.dp1[..n],
+                ds_dphi1: phi1_sampled.then_some(&mut b.dp1[..n]),
             };
             ch.sat.eval_into(phi, x, out);
             convolve(w, &b.u[..n], &mut b.f[..n]);
@@ -52,7 +55,8 @@ pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f6
     }
 }
 
-/// Backward pass: given ā = ∂F/∂f, adds ∂F/∂w into `gw` and ∂F/∂φ into `gphi`. `tmp` is scratch.
+/// Backward pass: given ā = ∂F/∂f, adds ∂F/∂w into `gw` and ∂F/∂φ into `gphi` (∂F/∂φ₁ only
+/// when φ₁ is sampled, as [`channel_forward`] wrote it). `tmp` is scratch.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn channel_backward(
     ch: &ChannelModel,
@@ -65,6 +69,7 @@ pub(crate) fn channel_backward(
     tmp: &mut [f64],
 ) {
     let n = x.len();
+    let phi1_sampled = ch.phi_idx.len() > 1;
     match ch.order {
         TransformOrder::AdstockFirst => {
             for t in 0..n {
@@ -72,14 +77,18 @@ pub(crate) fn channel_backward(
             }
             convolve_adjoint_w(&tmp[..n], x, gw);
             gphi[0] += dot(&a[..n], &b.dp0[..n]);
-            gphi[1] += dot(&a[..n], &b.dp1[..n]);
+            if phi1_sampled {
+                gphi[1] += dot(&a[..n], &b.dp1[..n]);
+            }
         }
         TransformOrder::SaturationFirst => {
             convolve_adjoint_w(a, &b.u[..n], gw);
             tmp[..n].fill(0.0);
             convolve_adjoint_x(w, a, &mut tmp[..n]);
             gphi[0] += dot(&tmp[..n], &b.dp0[..n]);
-            gphi[1] += dot(&tmp[..n], &b.dp1[..n]);
+            if phi1_sampled {
+                gphi[1] += dot(&tmp[..n], &b.dp1[..n]);
+            }
         }
     }
 }

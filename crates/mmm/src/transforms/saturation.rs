@@ -303,7 +303,35 @@ pub struct SatSlices<'a> {
     pub s: &'a mut [f64],
     pub ds_dx: &'a mut [f64],
     pub ds_dphi0: &'a mut [f64],
-    pub ds_dphi1: &'a mut [f64],
+    /// ∂s/∂φ₁, or `None` when the caller holds φ₁ fixed (a Hill slope given in the config has no
+    /// coordinate, so nothing needs its derivative). Only a Hill curve has a φ₁ and writes it.
+    pub ds_dphi1: Option<&'a mut [f64]>,
+}
+
+/// Hill's first two passes over a series (the libm calls, in loops of their own so the arithmetic
+/// pass vectorises): lr = ln(x/ec) (0 at x ≤ 0) and e = (ec/x)ⁿ = exp(−n·lr).
+#[inline]
+fn hill_ln_exp(x: &[f64], ln_ec: f64, slope: f64, lr: &mut [f64], e: &mut [f64]) {
+    for t in 0..x.len() {
+        lr[t] = if x[t] > 0.0 { x[t].ln() - ln_ec } else { 0.0 };
+    }
+    for t in 0..x.len() {
+        e[t] = (-slope * lr[t]).exp();
+    }
+}
+
+/// Hill at one point from x and e = (ec/x)ⁿ: (s, ∂s/∂x, s(1−s), x > 0). One division,
+/// r = 1/((1 + e)·x), gives both s = 1/(1 + e) = x·r and 1/x = (1 + e)·r; at x ≤ 0, s = 0 and
+/// ∂s/∂x = `d1_at_zero`.
+#[inline(always)]
+fn hill_point(xt: f64, e: f64, slope: f64, d1_at_zero: f64) -> (f64, f64, f64, bool) {
+    let pos = xt > 0.0;
+    let xs = if pos { xt } else { 1.0 };
+    let r = 1.0 / ((1.0 + e) * xs);
+    let st = xs * r;
+    let q = st * (1.0 - st);
+    let d1 = if pos { q * slope * ((1.0 + e) * r) } else { d1_at_zero };
+    (if pos { st } else { 0.0 }, d1, q, pos)
 }
 
 impl Saturation {
@@ -311,39 +339,57 @@ impl Saturation {
     /// constants (ln ec, 1/ec, λ/2) are computed once, so the loop body is a few multiplications
     /// and one or two transcendental calls. Agrees with `eval` to rounding (Hill uses
     /// ln x − ln ec for ln(x/ec)).
+    ///
+    /// A Hill curve whose slope is held at 1 (`ds_dphi1` is `None` and φ₁ = 1: Meridian's
+    /// default, `slope = 1` in the config) is x/(x + ec): with r = 1/(x + ec), s = x·r,
+    /// ∂s/∂x = ec·r² and ∂s/∂ec = −x·r², arithmetic only, where the general path takes a
+    /// logarithm and an exponential per point.
     pub fn eval_into(&self, phi: &[f64], x: &[f64], out: SatSlices) {
         let n = x.len();
-        let (s, d1, d0p, d1p) = (&mut out.s[..n], &mut out.ds_dx[..n], &mut out.ds_dphi0[..n], &mut out.ds_dphi1[..n]);
-        match self.kind {
-            SaturationKind::Hill => {
-                // Three passes: the libm calls (ln, exp) in loops of their own, then pure
-                // arithmetic that vectorises and pipelines its division; one division per point,
-                // r = 1/((1 + e)·x), gives both s = 1/(1 + e) = x·r and 1/x = (1 + e)·r.
-                let (ec, slope) = (phi[0], phi[1]);
-                let ln_ec = ec.ln();
-                let inv_ec = 1.0 / ec;
-                let d1_at_zero = if slope == 1.0 { inv_ec } else { 0.0 };
+        let (s, d1, d0p) = (&mut out.s[..n], &mut out.ds_dx[..n], &mut out.ds_dphi0[..n]);
+        match (self.kind, out.ds_dphi1) {
+            (SaturationKind::Hill, None) if phi[1] == 1.0 => {
+                let ec = phi[0];
                 for t in 0..n {
-                    d1p[t] = if x[t] > 0.0 { x[t].ln() - ln_ec } else { 0.0 }; // lr
-                }
-                for t in 0..n {
-                    s[t] = (-slope * d1p[t]).exp(); // e = (ec/x)^n
-                }
-                for t in 0..n {
-                    let (xt, e, lr) = (x[t], s[t], d1p[t]);
-                    let pos = xt > 0.0;
-                    let xs = if pos { xt } else { 1.0 };
-                    let r = 1.0 / ((1.0 + e) * xs);
-                    let st = xs * r;
-                    let q = st * (1.0 - st);
-                    let qn = q * slope;
-                    s[t] = if pos { st } else { 0.0 };
-                    d1[t] = if pos { qn * ((1.0 + e) * r) } else { d1_at_zero };
-                    d0p[t] = if pos { -qn * inv_ec } else { 0.0 };
-                    d1p[t] = if pos { q * lr } else { 0.0 };
+                    // x ≤ 0 reads as 0, the curve's domain: s = 0, ∂s/∂x = 1/ec, ∂s/∂ec = 0
+                    let xt = nonneg(x[t]);
+                    let r = 1.0 / (xt + ec);
+                    let r2 = r * r;
+                    s[t] = xt * r;
+                    d1[t] = ec * r2;
+                    d0p[t] = -xt * r2;
                 }
             }
-            SaturationKind::Logistic => {
+            (SaturationKind::Hill, d1p) => {
+                let (ec, slope) = (phi[0], phi[1]);
+                let inv_ec = 1.0 / ec;
+                let d1_at_zero = if slope == 1.0 { inv_ec } else { 0.0 };
+                match d1p {
+                    Some(d1p) => {
+                        let d1p = &mut d1p[..n];
+                        // lr waits in ∂s/∂n's slot, e in s's
+                        hill_ln_exp(x, ec.ln(), slope, d1p, s);
+                        for t in 0..n {
+                            let (st, d, q, pos) = hill_point(x[t], s[t], slope, d1_at_zero);
+                            s[t] = st;
+                            d1[t] = d;
+                            d0p[t] = if pos { -q * slope * inv_ec } else { 0.0 };
+                            d1p[t] = if pos { q * d1p[t] } else { 0.0 };
+                        }
+                    }
+                    None => {
+                        // a fixed slope other than 1: lr waits in ∂s/∂ec's slot
+                        hill_ln_exp(x, ec.ln(), slope, d0p, s);
+                        for t in 0..n {
+                            let (st, d, q, pos) = hill_point(x[t], s[t], slope, d1_at_zero);
+                            s[t] = st;
+                            d1[t] = d;
+                            d0p[t] = if pos { -q * slope * inv_ec } else { 0.0 };
+                        }
+                    }
+                }
+            }
+            (SaturationKind::Logistic, _) => {
                 // tanh(λx/2) = (1 − e)/(1 + e) with e = exp(−λx) ∈ (0, 1] for x ≥ 0: one exp instead
                 // of tanh (which calls expm1); for tiny λx the absolute error stays ~1e-16, and
                 // 1 − s² = 4e/(1 + e)².
@@ -355,17 +401,15 @@ impl Saturation {
                     s[t] = (1.0 - e) * inv;
                     d1[t] = lam * q;
                     d0p[t] = x[t] * q;
-                    d1p[t] = 0.0;
                 }
             }
-            SaturationKind::MichaelisMenten => {
+            (SaturationKind::MichaelisMenten, _) => {
                 let k = phi[0];
                 for t in 0..n {
                     let d = 1.0 / (k + x[t]);
                     s[t] = x[t] * d;
                     d1[t] = k * d * d;
                     d0p[t] = -x[t] * d * d;
-                    d1p[t] = 0.0;
                 }
             }
         }
@@ -467,19 +511,26 @@ mod tests {
         #[test]
         fn eval_into_matches_eval(
             which in 0usize..3, xs in proptest::collection::vec(prop_oneof![Just(0.0), 1e-6f64..50.0], 1..40),
-            p0 in 0.05f64..10.0, p1 in prop_oneof![Just(1.0), 0.3f64..5.0],
+            p0 in 0.05f64..10.0, p1 in prop_oneof![Just(1.0), 0.3f64..5.0], slope_fixed: bool,
         ) {
+            // a held φ₁ (slope_fixed) takes the arithmetic path at slope 1 and leaves ∂s/∂φ₁ alone
             let kind = [SaturationKind::Hill, SaturationKind::Logistic, SaturationKind::MichaelisMenten][which];
             let sat = Saturation { kind };
             let phi = [p0, p1];
             let n = xs.len();
             let (mut s, mut d1, mut a, mut b) = (vec![9.0; n], vec![9.0; n], vec![9.0; n], vec![9.0; n]);
-            sat.eval_into(&phi, &xs, SatSlices { s: &mut s, ds_dx: &mut d1, ds_dphi0: &mut a, ds_dphi1: &mut b });
+            let d1p = (kind == SaturationKind::Hill && !slope_fixed).then_some(&mut b[..]);
+            sat.eval_into(&phi, &xs, SatSlices { s: &mut s, ds_dx: &mut d1, ds_dphi0: &mut a, ds_dphi1: d1p });
             let close = |u: f64, v: f64| (u - v).abs() <= 1e-13 * (1.0 + v.abs());
             for t in 0..n {
                 let e = sat.eval(&phi, xs[t]);
                 prop_assert!(close(s[t], e.s) && close(d1[t], e.ds_dx), "x {} s {} {} d1 {} {}", xs[t], s[t], e.s, d1[t], e.ds_dx);
-                prop_assert!(close(a[t], e.ds_dphi[0]) && close(b[t], e.ds_dphi[1]), "x {} dphi {} {} / {} {}", xs[t], a[t], e.ds_dphi[0], b[t], e.ds_dphi[1]);
+                prop_assert!(close(a[t], e.ds_dphi[0]), "x {} dphi0 {} {}", xs[t], a[t], e.ds_dphi[0]);
+                if kind == SaturationKind::Hill && !slope_fixed {
+                    prop_assert!(close(b[t], e.ds_dphi[1]), "x {} dphi1 {} {}", xs[t], b[t], e.ds_dphi[1]);
+                } else {
+                    prop_assert_eq!(b[t], 9.0, "∂s/∂φ₁ written though not asked for");
+                }
             }
         }
 
