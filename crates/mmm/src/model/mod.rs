@@ -751,14 +751,15 @@ impl MmmModel {
         let mut dw = vec![0.0; n * ch.kernel.n_params()];
         ch.kernel.weights(theta, &mut w, &mut dw);
         match ch.order {
+            // a held slope (no coordinate) takes the density's arithmetic form at 1
             TransformOrder::AdstockFirst => {
-                crate::transforms::adstock::convolve(&w, x, out);
-                for v in out.iter_mut() {
-                    *v = ch.sat.value(phi, *v);
-                }
+                let mut a = vec![0.0; x.len()];
+                crate::transforms::adstock::convolve(&w, x, &mut a);
+                ch.sat.values_into(phi, ch.phi_idx.len() < 2, &a, out);
             }
             TransformOrder::SaturationFirst => {
-                let s: Vec<f64> = x.iter().map(|v| ch.sat.value(phi, *v)).collect();
+                let mut s = vec![0.0; x.len()];
+                ch.sat.values_into(phi, ch.phi_idx.len() < 2, x, &mut s);
                 crate::transforms::adstock::convolve(&w, &s, out);
             }
         }
