@@ -7,14 +7,18 @@
 //! The Meridian fits take over a minute each on 2 cores, so they are timing runs (one fit each,
 //! printed, not repeated by criterion) and run only with `MMLOOP_BENCH_MERIDIAN=1`.
 //!
-//! Measured (release, 2 shared cores, `mmloop fit --quiet`, other builds running):
-//! - PyMC example: 1.16 s wall (criterion, 10 samples), max R-hat 1.006, min bulk ESS 709
-//!   (`sat_lam[x2]`), 628 ESS/s, 0 divergences, ~21 leapfrog steps per draw.
-//! - Meridian 20-geo media (dim ~150): 6 min 33 s wall at 67% of one core's share (262 s CPU),
-//!   max R-hat 1.015, min bulk ESS 201 (`intercept`), 42 divergences, 60–94 steps per draw.
-//! - Meridian 40-geo all channels (dim 275): 9 min 16 s wall at 119% CPU (665 s CPU, ≈ 5.5 min
-//!   on two free cores), max R-hat 1.010, min bulk ESS 503 (`beta_geo_sd[Channel0]`), 9
-//!   divergences, ~65 steps per draw, ≈ 1.3 ms per gradient under load.
+//! Measured (release, quiet 2-core machine, `mmloop fit --method nuts --quiet`, seed 1, 24d672e):
+//! - Meridian 20-geo media at its config (intercepts integrated out, dense metric, 0.95, Hill slope
+//!   held at 1, ec floor): 30.2 s wall, 48.7 s CPU, max R-hat 1.0041, min bulk / tail ESS 834 / 663,
+//!   2 divergences, 31 leapfrog steps a draw (56–65 s wall before the held slope's arithmetic form).
+//! - Meridian 40-geo all channels at its config: 93.9 s wall, 167 s CPU, max R-hat 1.0039, min bulk
+//!   / tail ESS 1107 / 767, 0 divergences, 57–60 steps a draw; the chains take ~157 s of the CPU
+//!   (~0.33 ms a gradient with the sampler's own work), the rest is the start search and the
+//!   per-draw conversions and analysis.
+//!
+//! Earlier (sampled jointly, sampled slope, under load): PyMC example 1.16 s wall, max R-hat 1.006,
+//! min bulk ESS 709, 628 ESS/s; 20-geo 6 min 33 s wall at 67 % of a core (262 s CPU), 42
+//! divergences; 40-geo 9 min 16 s wall (665 s CPU), 9 divergences.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mmloop_mmm::Dataset;
