@@ -531,9 +531,12 @@ mod tests {
             }
         }
 
-        /// The batch evaluation is the scalar one, point by point (to rounding), zeros included.
+        /// The batch evaluations are the scalar ones, point by point, zeros included: `eval_into`
+        /// to rounding; `values_into` bit for bit, but for a held slope of 1 (x/(x + ec), equal to
+        /// the general 1/(1 + e) to a few ulps; its error ≲ ε/(1 − s) as s → 1 stays within 1e-14
+        /// on this range).
         #[test]
-        fn eval_into_matches_eval(
+        fn eval_into_and_values_into_match_the_scalar_curve(
             which in 0usize..3, xs in proptest::collection::vec(prop_oneof![Just(0.0), 1e-6f64..50.0], 1..40),
             p0 in 0.05f64..10.0, p1 in prop_oneof![Just(1.0), 0.3f64..5.0], slope_fixed: bool,
         ) {
@@ -556,24 +559,11 @@ mod tests {
                     prop_assert_eq!(b[t], 9.0, "∂s/∂φ₁ written though not asked for");
                 }
             }
-        }
-
-        /// `values_into` is `value` point by point, but for a held slope of 1 (x/(x + ec), equal to
-        /// the general form to rounding: relative error ≲ ε/(1 − s) from the general form's own
-        /// 1/(1 + e) as s → 1, a few ulps here).
-        #[test]
-        fn values_into_is_value_per_point(
-            which in 0usize..3, xs in proptest::collection::vec(prop_oneof![Just(0.0), 1e-6f64..50.0], 1..40),
-            p0 in 0.05f64..10.0, p1 in prop_oneof![Just(1.0), 0.3f64..5.0], held: bool,
-        ) {
-            let kind = [SaturationKind::Hill, SaturationKind::Logistic, SaturationKind::MichaelisMenten][which];
-            let sat = Saturation { kind };
-            let phi = [p0, p1];
-            let mut out = vec![9.0; xs.len()];
-            sat.values_into(&phi, held, &xs, &mut out);
+            let mut out = vec![9.0; n];
+            sat.values_into(&phi, slope_fixed, &xs, &mut out);
             for (&x, &o) in xs.iter().zip(&out) {
                 let v = sat.value(&phi, x);
-                if kind == SaturationKind::Hill && held && p1 == 1.0 {
+                if kind == SaturationKind::Hill && slope_fixed && p1 == 1.0 {
                     prop_assert!((o - v).abs() <= 1e-14 * v, "x {x}: {o} against {v}");
                 } else {
                     prop_assert_eq!(o.to_bits(), v.to_bits(), "x {}", x);
