@@ -57,7 +57,7 @@
 //! sat_ec low beside them — the region where a channel stands in for the geo intercepts (below),
 //! narrowed by the ec floor but not removed. Which seeds meet the bar moves with the last bits of the
 //! arithmetic (the two builds' densities agree to 2.5e-16), so "met on seeds 1–5" was not a robust
-//! statement; about 0.1–0.4 % of transitions diverge on a typical seed.
+//! statement; 0.05–0.4 % of post-warm-up transitions diverge on most seeds (0 on some).
 //!
 //! With the intercepts integrated out the divergences at small intercept_geo_sd go (0–3 with the
 //! dense metric at 0.95, against 28–62) and a draw costs 31 leapfrog steps instead of 65–79. What
