@@ -29,7 +29,7 @@ pub(crate) struct ChannelBufs<'a> {
 /// slope held at 1 makes the curve x/(x + ec), see [`crate::transforms::saturation`]).
 pub(crate) fn channel_forward(ch: &ChannelModel, w: &[f64], phi: &[f64], x: &[f64], b: &mut ChannelBufs) {
     let n = x.len();
-    let phi1_sampled = ch.phi_idx.len() > 1;
+    let phi1_sampled = ch.phi1_sampled();
     match ch.order {
         TransformOrder::AdstockFirst => {
             convolve(w, x, &mut b.u[..n]);
@@ -69,7 +69,7 @@ pub(crate) fn channel_backward(
     tmp: &mut [f64],
 ) {
     let n = x.len();
-    let phi1_sampled = ch.phi_idx.len() > 1;
+    let phi1_sampled = ch.phi1_sampled();
     match ch.order {
         TransformOrder::AdstockFirst => {
             for t in 0..n {

@@ -128,6 +128,14 @@ impl ChannelModel {
         phi[self.phi_idx.len()..self.phi_idx.len() + self.phi_fixed.len()].copy_from_slice(&self.phi_fixed);
         phi
     }
+
+    /// Whether φ₁ has a coordinate (a Hill slope the config does not hold fixed). Where it does
+    /// not, nothing needs ∂s/∂φ₁, and a slope held at 1 takes Hill's arithmetic form x/(x + ec)
+    /// ([`crate::transforms::saturation`]).
+    #[inline]
+    pub fn phi1_sampled(&self) -> bool {
+        self.phi_idx.len() > 1
+    }
 }
 
 /// Baseline coefficient blocks.
@@ -753,13 +761,12 @@ impl MmmModel {
         match ch.order {
             // a held slope (no coordinate) takes the density's arithmetic form at 1
             TransformOrder::AdstockFirst => {
-                let mut a = vec![0.0; x.len()];
-                crate::transforms::adstock::convolve(&w, x, &mut a);
-                ch.sat.values_into(phi, ch.phi_idx.len() < 2, &a, out);
+                crate::transforms::adstock::convolve(&w, x, out);
+                ch.sat.saturate_in_place(phi, !ch.phi1_sampled(), &mut out[..x.len()]);
             }
             TransformOrder::SaturationFirst => {
-                let mut s = vec![0.0; x.len()];
-                ch.sat.values_into(phi, ch.phi_idx.len() < 2, x, &mut s);
+                let mut s = x.to_vec();
+                ch.sat.saturate_in_place(phi, !ch.phi1_sampled(), &mut s);
                 crate::transforms::adstock::convolve(&w, &s, out);
             }
         }

@@ -335,25 +335,24 @@ fn hill_point(xt: f64, e: f64, slope: f64, d1_at_zero: f64) -> (f64, f64, f64, b
 }
 
 impl Saturation {
-    /// s(x; φ) over a whole series into `out`: [`SaturationCurve::value`] per point, except that a
+    /// s(x; φ) in place over a whole series: [`SaturationCurve::value`] per point, except that a
     /// Hill curve whose slope the caller holds at 1 (`phi1_held`, φ₁ = 1: Meridian's default) is
     /// x/(x + ec), arithmetic only, as in [`Saturation::eval_into`]. The model's per-draw
     /// features ([`crate::model::MmmModel::channel_feature`]) come from here; a sampled slope
     /// keeps the general form even where it equals 1 (a prior's median), so that fits with a
     /// sampled slope do not depend on this path.
-    pub fn values_into(&self, phi: &[f64], phi1_held: bool, x: &[f64], out: &mut [f64]) {
-        let out = &mut out[..x.len()];
+    pub fn saturate_in_place(&self, phi: &[f64], phi1_held: bool, xs: &mut [f64]) {
         if self.kind == SaturationKind::Hill && phi1_held && phi[1] == 1.0 {
             let ec = phi[0];
-            for (o, &xt) in out.iter_mut().zip(x) {
-                let xt = nonneg(xt);
-                *o = xt / (xt + ec);
+            for v in xs.iter_mut() {
+                let xt = nonneg(*v);
+                *v = xt / (xt + ec);
             }
             return;
         }
         let curve = self.curve(phi);
-        for (o, &xt) in out.iter_mut().zip(x) {
-            *o = curve.value(xt);
+        for v in xs.iter_mut() {
+            *v = curve.value(*v);
         }
     }
 }
@@ -532,11 +531,11 @@ mod tests {
         }
 
         /// The batch evaluations are the scalar ones, point by point, zeros included: `eval_into`
-        /// to rounding; `values_into` bit for bit, but for a held slope of 1 (x/(x + ec), equal to
+        /// to rounding; `saturate_in_place` bit for bit, but for a held slope of 1 (x/(x + ec), equal to
         /// the general 1/(1 + e) to a few ulps; its error ≲ ε/(1 − s) as s → 1 stays within 1e-14
         /// on this range).
         #[test]
-        fn eval_into_and_values_into_match_the_scalar_curve(
+        fn eval_into_and_saturate_in_place_match_the_scalar_curve(
             which in 0usize..3, xs in proptest::collection::vec(prop_oneof![Just(0.0), 1e-6f64..50.0], 1..40),
             p0 in 0.05f64..10.0, p1 in prop_oneof![Just(1.0), 0.3f64..5.0], slope_fixed: bool,
         ) {
@@ -559,8 +558,8 @@ mod tests {
                     prop_assert_eq!(b[t], 9.0, "∂s/∂φ₁ written though not asked for");
                 }
             }
-            let mut out = vec![9.0; n];
-            sat.values_into(&phi, slope_fixed, &xs, &mut out);
+            let mut out = xs.clone();
+            sat.saturate_in_place(&phi, slope_fixed, &mut out);
             for (&x, &o) in xs.iter().zip(&out) {
                 let v = sat.value(&phi, x);
                 if kind == SaturationKind::Hill && slope_fixed && p1 == 1.0 {
