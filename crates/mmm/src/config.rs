@@ -42,7 +42,7 @@
 //! | `roi` | LogNormal(0.2, 0.9) | Meridian `roi_m` (revenue KPI; set your own for other KPIs) |
 //! | control `prior` | Normal(0, 2) | PyMC-Marketing `gamma_control` |
 //! | `intercept` | Normal(0, 2) | PyMC-Marketing `intercept` |
-//! | `intercept_geo_sd` | HalfNormal(1) | ours (geo models) |
+//! | `intercept_geo_sd` | HalfNormal(1), sampled (partial pooling); a number holds it: `intercept_geo_sd = 1` | ours (geo models); Meridian: independent geo intercepts, see below |
 //! | `trend` | `"linear"`, slope Normal(0, 1) | |
 //! | piecewise trend | 10 changepoints, slope Normal(0, 1), changes Normal(0, 0.05) | Prophet's scale 0.05 |
 //! | `seasonality` | `[{ period = 52.18, order = 2 }]` (yearly, weekly data), prior Normal(0, 1) | PyMC-Marketing `yearly_seasonality = 2`; its Laplace(0, 1) as a Normal |
@@ -84,6 +84,20 @@
 //! and floor ec at the 10 % quantile, the geo demo floors ec only (its simulated slopes are 1–1.5):
 //! the measurements are in `examples/meridian_geo_media.toml` and the README.
 //!
+//! ### Geo intercepts: pooled, or independent
+//! `[baseline] intercept_geo_sd` is the sd σ_a of the geo intercepts around the global one. A prior
+//! table (the default, HalfNormal(1)) samples it: the geos' intercepts are partially pooled, and
+//! the data estimate how far geos differ. A bare number holds it: `intercept_geo_sd = 1` gives each
+//! geo its own Normal(μ_a, 1) intercept, nothing pooled — Meridian's form, whose geo intercepts
+//! `tau_g_excl_baseline ~ Normal(0, 5)` are independent on its standardised KPI (sd 1; the scaled
+//! KPI here has mean 1, so 1 is as wide). With a year or more of weekly data each geo pins its own
+//! intercept (to about σ/√T), so the prior's width barely matters, and a held σ_a cannot shrink
+//! towards 0: the region where a small σ_a lets a nearly saturated channel's per-geo effects stand
+//! in for the intercepts (above) is not in the model. On the Meridian 20-geo example it took NUTS
+//! from 2–15 divergences a seed to none, with the same ROIs (the README). Pool when geos are few
+//! or their series short and you want them to borrow strength; hold it when every geo has enough
+//! data of its own.
+//!
 //! The yearly default assumes weekly data; `Dataset::load` rejects it for dates spaced otherwise (set
 //! `seasonality = [{ period = 365.25, order = 2 }]` for daily data, `12` for monthly, or `[]` for none).
 //!
@@ -96,7 +110,7 @@
 use crate::priors::{Prior, Support};
 use crate::spec::{
     BaselineSpec, Calibration, ChannelSpec, ControlSpec, DataSpec, EffectPrior, FitMethod, FitSettings, Fourier,
-    Likelihood, ModelSpec, Pooling, RoiPriorRecord, Trend,
+    GeoInterceptSd, Likelihood, ModelSpec, Pooling, RoiPriorRecord, Trend,
 };
 use crate::transforms::{AdstockSpec, HillSlope, SaturationSpec, TransformOrder};
 use mmloop_data::{DataError, LiftTestRecord, closest};
@@ -350,34 +364,34 @@ impl<'de> Deserialize<'de> for SP {
     }
 }
 
-/// A Hill slope as written: a prior table (sampled) or a bare number (fixed, as Meridian's default
-/// `slope_m = Deterministic(1.0)`).
+/// A parameter that may be held: a prior table (sampled) or a bare number (fixed). The Hill slope
+/// (Meridian's default `slope_m = Deterministic(1.0)`) and the geo intercepts' sd.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
-enum RawSlope {
+enum RawPriorOrNumber {
     Fixed(f64),
     Prior(SP),
 }
 
-impl<'de> Deserialize<'de> for RawSlope {
+impl<'de> Deserialize<'de> for RawPriorOrNumber {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = RawSlope;
+            type Value = RawPriorOrNumber;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number (a fixed slope) or a prior table")
+                f.write_str("a number (a fixed value) or a prior table")
             }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawSlope, E> {
-                Ok(RawSlope::Fixed(v))
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawPriorOrNumber, E> {
+                Ok(RawPriorOrNumber::Fixed(v))
             }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawSlope, E> {
-                Ok(RawSlope::Fixed(v as f64))
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawPriorOrNumber, E> {
+                Ok(RawPriorOrNumber::Fixed(v as f64))
             }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawSlope, E> {
-                Ok(RawSlope::Fixed(v as f64))
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawPriorOrNumber, E> {
+                Ok(RawPriorOrNumber::Fixed(v as f64))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawSlope, A::Error> {
-                SP::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawSlope::Prior)
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawPriorOrNumber, A::Error> {
+                SP::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawPriorOrNumber::Prior)
             }
         }
         d.deserialize_any(V)
@@ -518,7 +532,7 @@ enum RawSaturation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ec: Option<SP>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        slope: Option<RawSlope>,
+        slope: Option<RawPriorOrNumber>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ec_floor_quantile: Option<f64>,
     },
@@ -549,7 +563,7 @@ struct RawBaseline {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     intercept: Option<SP>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    intercept_geo_sd: Option<SP>,
+    intercept_geo_sd: Option<RawPriorOrNumber>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trend: Option<RawTrend>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1036,11 +1050,24 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
             b.intercept.map_or(defaults::INTERCEPT, Prior::from),
             Need::Real,
         )?,
-        intercept_geo_sd: cx.prior(
-            "[baseline] intercept_geo_sd",
-            b.intercept_geo_sd.map_or(defaults::INTERCEPT_GEO_SD, Prior::from),
-            Need::Positive,
-        )?,
+        intercept_geo_sd: match b.intercept_geo_sd {
+            None => GeoInterceptSd::Prior(cx.prior(
+                "[baseline] intercept_geo_sd",
+                defaults::INTERCEPT_GEO_SD,
+                Need::Positive,
+            )?),
+            Some(RawPriorOrNumber::Prior(p)) => {
+                GeoInterceptSd::Prior(cx.prior("[baseline] intercept_geo_sd", Prior::from(p), Need::Positive)?)
+            }
+            Some(RawPriorOrNumber::Fixed(s)) if s.is_finite() && s > 0.0 => GeoInterceptSd::Fixed(s),
+            Some(RawPriorOrNumber::Fixed(s)) => {
+                return Err(cx.invalid(
+                    "[baseline] intercept_geo_sd",
+                    format!("a fixed sd must be a positive number, got {s}"),
+                    "Write a positive number (a wide one, e.g. 1, for independent geo intercepts) or a prior table",
+                ));
+            }
+        },
         trend,
         seasonality,
     };
@@ -1372,9 +1399,9 @@ fn build_saturation(raw: RawSaturation, at: &str, cx: &Ctx) -> Result<Saturation
             ec_floor_quantile,
             slope: match slope {
                 None => HillSlope::Prior(cx.prior(&opt("slope"), defaults::HILL_SLOPE, Need::Positive)?),
-                Some(RawSlope::Prior(p)) => HillSlope::Prior(cx.prior(&opt("slope"), p, Need::Positive)?),
-                Some(RawSlope::Fixed(n)) if n.is_finite() && n > 0.0 => HillSlope::Fixed(n),
-                Some(RawSlope::Fixed(n)) => {
+                Some(RawPriorOrNumber::Prior(p)) => HillSlope::Prior(cx.prior(&opt("slope"), p, Need::Positive)?),
+                Some(RawPriorOrNumber::Fixed(n)) if n.is_finite() && n > 0.0 => HillSlope::Fixed(n),
+                Some(RawPriorOrNumber::Fixed(n)) => {
                     return Err(cx.invalid(
                         opt("slope"),
                         format!("a fixed slope must be a positive number, got {n}"),
@@ -1436,8 +1463,8 @@ impl RawConfig {
                             ec: Some(SP(*ec)),
                             ec_floor_quantile: *ec_floor_quantile,
                             slope: Some(match *slope {
-                                HillSlope::Prior(p) => RawSlope::Prior(SP(p)),
-                                HillSlope::Fixed(n) => RawSlope::Fixed(n),
+                                HillSlope::Prior(p) => RawPriorOrNumber::Prior(SP(p)),
+                                HillSlope::Fixed(n) => RawPriorOrNumber::Fixed(n),
                             }),
                         },
                         SaturationSpec::Logistic { lam } => RawSaturation::Logistic { lam: Some(SP(*lam)) },
@@ -1491,7 +1518,10 @@ impl RawConfig {
             controls,
             baseline: RawBaseline {
                 intercept: Some(SP(s.baseline.intercept)),
-                intercept_geo_sd: Some(SP(s.baseline.intercept_geo_sd)),
+                intercept_geo_sd: Some(match s.baseline.intercept_geo_sd {
+                    GeoInterceptSd::Prior(p) => RawPriorOrNumber::Prior(SP(p)),
+                    GeoInterceptSd::Fixed(v) => RawPriorOrNumber::Fixed(v),
+                }),
                 trend: Some(trend),
                 seasonality: Some(
                     s.baseline

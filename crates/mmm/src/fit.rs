@@ -460,7 +460,7 @@ fn centred_scales(model: &MmmModel, q: &[f64]) -> Vec<f64> {
     let x = model.constrain(q);
     let mut out = Vec::new();
     if model.baseline.geo_centred
-        && let Some((si, _)) = model.baseline.geo_intercept
+        && let Some((si, _)) = model.baseline.pooled_intercepts()
     {
         out.push(x[si]);
     }

@@ -79,9 +79,26 @@ pub struct BaselineSpec {
     /// Prior on the intercept (scaled KPI units). In geo models this is the population mean of the
     /// per-geo intercepts, which are partially pooled with scale `intercept_geo_sd`.
     pub intercept: Prior,
-    pub intercept_geo_sd: Prior,
+    pub intercept_geo_sd: GeoInterceptSd,
     pub trend: Trend,
     pub seasonality: Vec<Fourier>,
+}
+
+/// The sd σ_a of the geo intercepts a_g = μ_a + δ_g, δ_g ~ Normal(0, σ_a²) (scaled KPI units).
+///
+/// Sampled under a prior, the geos are partially pooled: the data estimate how far they differ
+/// (mmloop's default, HalfNormal(1)). Fixed, each geo's intercept has its own Normal(μ_a, σ_a²)
+/// prior and nothing is learnt about the spread: with a wide σ_a, independent intercepts, as
+/// Meridian's `tau_g_excl_baseline ~ Normal(0, 5)` (on its standardised KPI) gives. Fixing it
+/// removes a region of the posterior where a small σ_a lets a nearly saturated channel's per-geo
+/// effects stand in for the intercepts (see `crate::config`, "Geo intercepts"). Written in a
+/// config as the prior's table or as the bare number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GeoInterceptSd {
+    /// Sampled: σ_a ~ the prior (partial pooling).
+    Prior(Prior),
+    /// Held at σ_a (> 0): independent geo intercepts around μ_a.
+    Fixed(f64),
 }
 
 /// Trend component.

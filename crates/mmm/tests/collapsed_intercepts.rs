@@ -9,12 +9,12 @@ use mmloop_mmm::model::MmmModel;
 use mmloop_mmm::model::centring::Centring;
 use mmloop_mmm::model::collapsed::CollapsedIntercepts;
 use mmloop_mmm::model::simulate::{SimOptions, simulate};
-use mmloop_mmm::spec::{EffectPrior, Likelihood};
+use mmloop_mmm::spec::{EffectPrior, GeoInterceptSd, Likelihood};
 use proptest::prelude::*;
 
 /// A 3-geo simulated model: `which` bit 1 an ROI prior on channel 0, bit 2 a 6-period holdout (the
 /// marginal's T is the fitted periods), bit 4 the intercept on a positive prior (no level
-/// coordinate).
+/// coordinate), bit 8 the geo intercepts' sd held at 0.5 (`intercept_geo_sd = 0.5`).
 fn model(which: usize) -> MmmModel {
     let opts = SimOptions { n_geos: 3, n_times: 40, tau: 0.3, max_lag: 4, sigma: 0.08, ..Default::default() };
     let sim = simulate(&opts).unwrap();
@@ -28,6 +28,9 @@ fn model(which: usize) -> MmmModel {
     }
     if which & 4 == 4 {
         spec.baseline.intercept = Prior::LogNormal { mu: 0.0, sigma: 1.0 };
+    }
+    if which & 8 == 8 {
+        spec.baseline.intercept_geo_sd = GeoInterceptSd::Fixed(0.5);
     }
     MmmModel::new(&spec, &sim.data).unwrap()
 }
@@ -76,7 +79,7 @@ proptest! {
     /// partially centred), the collapsed density's gradient is its finite differences'.
     #[test]
     fn collapsed_gradient_matches_finite_differences(
-        which in 0usize..8, form in 0usize..4, seed in 0u64..1000, spread in 0.1f64..1.5
+        which in 0usize..16, form in 0usize..4, seed in 0u64..1000, spread in 0.1f64..1.5
     ) {
         let mut m = model(which);
         set_intercept_form(&mut m, form);
@@ -95,7 +98,7 @@ proptest! {
 /// integrand this close to Gaussian.
 #[test]
 fn collapsed_density_is_the_joint_integrated_over_the_intercepts() {
-    for which in [0usize, 1, 2, 3] {
+    for which in [0usize, 1, 2, 3, 8, 9] {
         let mut joint = model(which);
         joint.set_centring(&Centring {
             intercept: false,
@@ -110,10 +113,10 @@ fn collapsed_density_is_the_joint_integrated_over_the_intercepts() {
             let mut g = vec![0.0; c.dim()];
             let Ok(collapsed) = c.logp_grad(&q, &mut g) else { continue };
             let (cond, _) = c.conditional(&q);
-            let (si, us) = joint.baseline.geo_intercept.unwrap();
+            let (scale, us) = joint.baseline.geo_intercept.unwrap();
             let q0 = c.expand(&q, Some(&[0.0; 3]));
             // u_g = δ_g/σ_a: the conditional mean and sd in u
-            let scale = joint.constrain(&q0)[si];
+            let scale = scale.value(&joint.constrain(&q0));
             let mut gj = vec![0.0; joint.dim()];
             let mut at = q0.clone();
             for v in &mut at[us..us + 3] {
@@ -198,7 +201,7 @@ fn collapsed_nuts_recovers_the_joint_posterior_of_the_intercepts() {
     coll.collapse_intercepts = true;
     let stats = |model: &MmmModel| {
         let post = mmloop_mmm::fit::sample_nuts_model(model, &settings(model, 3)).unwrap();
-        let (si, _) = model.baseline.geo_intercept.unwrap();
+        let (si, _) = model.baseline.pooled_intercepts().unwrap();
         let names: Vec<String> =
             (0..3).map(|g| format!("a[{g}]")).chain(["ln intercept_geo_sd".into(), "sigma".into()]).collect();
         let c = post.map_draws(names, |q| {

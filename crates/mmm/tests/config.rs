@@ -2,7 +2,7 @@
 
 use mmloop_mmm::config::{FitOverrides, apply_overrides, load_config, parse_config, to_toml};
 use mmloop_mmm::priors::Prior;
-use mmloop_mmm::spec::{EffectPrior, FitMethod, Likelihood, Pooling, Trend};
+use mmloop_mmm::spec::{EffectPrior, FitMethod, GeoInterceptSd, Likelihood, Pooling, Trend};
 use mmloop_mmm::transforms::{AdstockSpec, HillSlope, SaturationSpec, TransformOrder};
 use std::path::Path;
 
@@ -314,7 +314,32 @@ fn hill_slope_is_fixed_by_a_number_and_sampled_by_a_prior_table() {
     let e = hill(", slope = { dist = \"gamma\", shape = 2, rte = 2 }").unwrap_err();
     assert!(e.contains("rte"), "{e}");
     let e = hill(", slope = \"one\"").unwrap_err();
-    assert!(e.contains("a number (a fixed slope) or a prior table"), "{e}");
+    assert!(e.contains("a number (a fixed value) or a prior table"), "{e}");
+}
+
+/// `[baseline] intercept_geo_sd = s` holds the geo intercepts' sd (independent intercepts, as
+/// Meridian's `tau_g_excl_baseline`); a prior table samples it (partial pooling, the default), and
+/// both are written back as given.
+#[test]
+fn intercept_geo_sd_is_held_by_a_number_and_sampled_by_a_prior_table() {
+    let sd = |text: &str| parse(&format!("{MINIMAL}[baseline]\n{text}")).map(|s| s.baseline.intercept_geo_sd);
+    assert_eq!(sd("intercept_geo_sd = 1\n").unwrap(), GeoInterceptSd::Fixed(1.0));
+    assert_eq!(sd("intercept_geo_sd = 0.25\n").unwrap(), GeoInterceptSd::Fixed(0.25));
+    assert_eq!(
+        sd("intercept_geo_sd = { dist = \"half_normal\", sigma = 0.3 }\n").unwrap(),
+        GeoInterceptSd::Prior(Prior::HalfNormal { sigma: 0.3 })
+    );
+    assert_eq!(sd("").unwrap(), GeoInterceptSd::Prior(Prior::HalfNormal { sigma: 1.0 }));
+    for bad in ["0", "-1"] {
+        let e = sd(&format!("intercept_geo_sd = {bad}\n")).unwrap_err();
+        assert!(e.contains("[baseline] intercept_geo_sd: a fixed sd must be a positive number"), "{e}");
+    }
+    let e = sd("intercept_geo_sd = { dist = \"normal\", mu = 0, sigma = 1 }\n").unwrap_err();
+    assert!(e.contains("intercept_geo_sd"), "{e}");
+    for text in ["intercept_geo_sd = 1\n", "intercept_geo_sd = { dist = \"half_normal\", sigma = 0.3 }\n"] {
+        let s = parse(&format!("{MINIMAL}[baseline]\n{text}")).unwrap();
+        assert_eq!(parse_config(&to_toml(&s), Path::new("/")).unwrap(), s, "{text}");
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use mmloop_mmm::Prior;
 use mmloop_mmm::model::MmmModel;
 use mmloop_mmm::model::centring::Centring;
 use mmloop_mmm::model::simulate::{SimOptions, simulate};
-use mmloop_mmm::spec::{EffectPrior, Likelihood, ModelSpec, Trend};
+use mmloop_mmm::spec::{EffectPrior, GeoInterceptSd, Likelihood, ModelSpec, Trend};
 use mmloop_mmm::transforms::{AdstockSpec, HillSlope, SaturationSpec, TransformOrder};
 use proptest::prelude::*;
 
@@ -67,6 +67,10 @@ fn variant(which: usize, geo: bool) -> (ModelSpec, mmloop_mmm::Dataset) {
     if which >= 6 {
         // observational bias b_c on every channel: the data see β·exp(b_c), the lift terms β
         spec.calibration.observational_bias_sd = 0.4;
+    }
+    if which == 9 || which == 10 {
+        // the geo intercepts' sd held (independent intercepts, Meridian's form): no σ_a coordinate
+        spec.baseline.intercept_geo_sd = GeoInterceptSd::Fixed(0.6);
     }
     (spec, sim.data)
 }
@@ -179,7 +183,7 @@ fn gradient_matches_finite_differences_at_edge_values() {
 /// partially centred (16).
 #[test]
 fn density_value_equals_the_model_written_out() {
-    for which in [0usize, 1, 2, 3, 6, 7] {
+    for which in [0usize, 1, 2, 3, 6, 7, 9] {
         for (geo, form) in [(false, None), (true, None), (true, Some(0u8)), (true, Some(8)), (true, Some(16))] {
             let (mut spec, data) = variant(which, geo);
             spec.likelihood = Likelihood::Normal;
@@ -200,7 +204,7 @@ fn density_value_equals_the_model_written_out() {
             // without its ½ln 2π (the non-centred auxiliaries' N(0, 1) leaves it out too)
             let mut centred_scale = vec![None; q.len()];
             let g_n = model.n_geos();
-            if let Some((si, us)) = model.baseline.geo_intercept.filter(|_| model.intercept_power() < 1.0) {
+            if let Some((si, us)) = model.baseline.pooled_intercepts().filter(|_| model.intercept_power() < 1.0) {
                 (us..us + g_n).for_each(|i| centred_scale[i] = Some((si, model.intercept_power())));
             }
             for ch in model.channels.iter().filter(|ch| ch.geo_centred) {
@@ -221,7 +225,7 @@ fn density_value_equals_the_model_written_out() {
             }
             if model.baseline.geo_levels {
                 // the Jacobian of (ℓ, v) ↦ (δ, μ_a): σ_a/√G
-                let s_a = p.values[model.baseline.geo_intercept.unwrap().0];
+                let s_a = p.values[model.baseline.pooled_intercepts().unwrap().0];
                 expect += s_a.ln() - 0.5 * (g_n as f64).ln();
             }
             let t_n = model.n_times;
@@ -375,7 +379,7 @@ fn centred_and_non_centred_forms_differ_by_the_jacobian() {
                 (base.logp_grad(&q0, &mut vec![0.0; n]).unwrap(), model.logp_grad(&q1, &mut vec![0.0; n]).unwrap());
             let g_n = model.n_geos() as f64;
             let mut jac = 0.0;
-            let s_a = x1.values[model.baseline.geo_intercept.unwrap().0];
+            let s_a = x1.values[model.baseline.pooled_intercepts().unwrap().0];
             if blocks & 8 == 8 {
                 jac += g_n * s_a.ln() - (s_a.ln() - 0.5 * g_n.ln());
             } else if blocks & 16 == 16 {
@@ -439,4 +443,35 @@ fn ec_floor_interpolates_between_order_statistics() {
     assert_eq!(ec_floor(vec![10.0, 0.5], 0.5), Some(5.25));
     assert_eq!(ec_floor(vec![3.0], 0.9), Some(3.0));
     assert_eq!(ec_floor(Vec::new(), 0.1), None);
+}
+
+/// A held geo-intercept sd (`intercept_geo_sd = s`) is no coordinate: the model has one parameter
+/// fewer than the pooled one, every centring request leaves the block non-centred (centring a
+/// block of known scale would only rescale it), and the geo intercepts are μ_a + s·u_g.
+#[test]
+fn a_held_intercept_sd_is_no_coordinate_and_its_block_stays_non_centred() {
+    let (spec, data) = variant(9, true);
+    let held = MmmModel::new(&spec, &data).unwrap();
+    let mut pooled_spec = spec.clone();
+    pooled_spec.baseline.intercept_geo_sd = GeoInterceptSd::Prior(Prior::HalfNormal { sigma: 1.0 });
+    let pooled = MmmModel::new(&pooled_spec, &data).unwrap();
+    assert_eq!(held.dim() + 1, pooled.dim());
+    assert!(held.names().iter().all(|n| n != "intercept_geo_sd"));
+    assert!(held.baseline.pooled_intercepts().is_none());
+    for blocks in 0u8..32 {
+        let mut m = held.clone();
+        m.set_centring(&centring(blocks));
+        assert!(!m.baseline.geo_centred && !m.baseline.geo_levels, "blocks {blocks}");
+        assert_eq!(m.intercept_power(), 1.0, "blocks {blocks}");
+    }
+    let q = random_point(&held, 3, 0.5);
+    let p = held.unpack(&q);
+    let (_, us) = held.baseline.geo_intercept.unwrap();
+    let mut qm = vec![0.0; q.len()];
+    held.to_model_coords(&q, &mut qm);
+    let mu = p.values[held.baseline.intercept_idx];
+    for g in 0..held.n_geos() {
+        let want = mu + 0.6 * qm[us + g];
+        assert!((p.intercept[g] - want).abs() < 1e-12, "geo {g}: {} vs {want}", p.intercept[g]);
+    }
 }

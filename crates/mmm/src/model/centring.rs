@@ -70,7 +70,7 @@ pub struct Centring {
 /// The data's information ratio κ per block and the centring rule's choice (see the module doc).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CentringChoice {
-    /// κ of the intercept block (`None`: national model).
+    /// κ of the intercept block (`None`: national model, or σ_a held: nothing to centre).
     pub intercept_kappa: Option<f64>,
     /// κ per channel (`None`: no partial pooling for the channel).
     pub beta_kappa: Vec<Option<f64>>,
@@ -212,7 +212,7 @@ pub fn choose(model: &MmmModel, spec: &ModelSpec) -> CentringChoice {
             0.0
         }
     };
-    let intercept_kappa = model.baseline.geo_intercept.map(|_| {
+    let intercept_kappa = model.baseline.pooled_intercepts().map(|_| {
         let means: Vec<f64> =
             (0..g_n).map(|g| model.y[g * t_n..g * t_n + tf].iter().sum::<f64>() / tf as f64).collect();
         let m = means.iter().sum::<f64>() / g_n as f64;
@@ -270,7 +270,7 @@ impl MmmModel {
     /// (0 < w < 1) hierarchy block sampled as such (not the geo-levels block).
     pub(crate) fn centred_blocks(&self) -> Vec<(usize, usize, f64)> {
         let mut out = Vec::new();
-        if let Some((si, us)) = self.baseline.geo_intercept
+        if let Some((si, us)) = self.baseline.pooled_intercepts()
             && self.intercept_power() < 1.0
             && !self.baseline.geo_levels
         {
@@ -309,12 +309,14 @@ impl MmmModel {
     pub fn set_centring(&mut self, centring: &Centring) {
         let g_n = self.n_geos();
         let real_intercept = self.params[self.baseline.intercept_idx].transform == crate::priors::Transform::Identity;
-        let levels = centring.intercept_levels && real_intercept && self.baseline.geo_intercept.is_some();
+        // a held σ_a's block stays non-centred: centring it would only rescale it
+        let pooled = self.baseline.pooled_intercepts().is_some();
+        let levels = centring.intercept_levels && real_intercept && pooled;
         self.baseline.geo_levels = levels;
         self.level_coord = real_intercept && !levels;
         if let Some((_, us)) = self.baseline.geo_intercept {
-            let partial = centring.intercept_power.filter(|w| *w > 0.0 && *w < 1.0 && !levels);
-            self.baseline.geo_centred = (centring.intercept && partial.is_none()) || levels;
+            let partial = centring.intercept_power.filter(|w| *w > 0.0 && *w < 1.0 && !levels && pooled);
+            self.baseline.geo_centred = (centring.intercept && pooled && partial.is_none()) || levels;
             self.baseline.geo_power = partial.unwrap_or(1.0);
             let kind = match (self.baseline.geo_centred, partial) {
                 (true, _) => "dev",
@@ -398,7 +400,7 @@ impl MmmModel {
         // (scale, first index, power w before, power w after): d = s^w_before·u, u' = d/s^w_after
         let power = |centred: bool| if centred { 0.0 } else { 1.0 };
         let mut blocks: Vec<(usize, usize, f64, f64)> = Vec::new();
-        if let (Some((si, us)), Some(_)) = (self.baseline.geo_intercept, from.baseline.geo_intercept) {
+        if let (Some((si, us)), Some(_)) = (self.baseline.pooled_intercepts(), from.baseline.pooled_intercepts()) {
             blocks.push((si, us, from.intercept_power(), self.intercept_power()));
         }
         for (a, b) in from.channels.iter().zip(&self.channels) {
@@ -448,12 +450,14 @@ impl MmmModel {
                 qm[i] = y;
             }
         };
-        if let Some((si, us)) = self.baseline.geo_intercept
+        if let Some((scale, us)) = self.baseline.geo_intercept
             && g_n > 1
         {
             let sd = (means.iter().map(|m| (m - overall).powi(2)).sum::<f64>() / (g_n - 1) as f64).sqrt().max(1e-3);
-            set(&mut qm, si, sd);
-            let s = self.params[si].transform.constrain(qm[si]).x;
+            if let Some(si) = scale.index() {
+                set(&mut qm, si, sd);
+            }
+            let s = self.intercept_scale_at(&qm).expect("a geo model");
             for g in 0..g_n {
                 let d = means[g] - overall;
                 qm[us + g] = d / s.powf(self.intercept_power());
@@ -470,7 +474,7 @@ impl MmmModel {
         if self.level_coord {
             q[self.baseline.intercept_idx] = overall;
         }
-        if let Some((_, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+        if let Some((_, us)) = self.baseline.levels_block() {
             // each geo's fitted level at its mean scaled KPI, the global intercept at their mean (v = 0)
             q[us..us + g_n].copy_from_slice(&means);
             q[self.baseline.intercept_idx] = 0.0;
@@ -498,13 +502,21 @@ pub fn prior_dominated_warnings(model: &MmmModel, spec: &ModelSpec) -> Vec<Strin
         return Vec::new();
     }
     let mut out = Vec::new();
-    if g_n < MIN_GEOS_FOR_POOLING_SCALE {
+    // the sampled pooling scales (a held intercept sd is what the user set)
+    let scales: Vec<&str> = [
+        model.baseline.pooled_intercepts().map(|_| "intercept_geo_sd"),
+        model.channels.iter().any(|c| c.tau_idx.is_some()).then_some("beta_geo_sd[...]"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if g_n < MIN_GEOS_FOR_POOLING_SCALE && !scales.is_empty() {
         out.push(format!(
             "{g_n} geos cannot inform a pooling scale (a spread estimated from {} deviation(s)): \
-             intercept_geo_sd{} follow their priors, which decide how far the geos may differ. Set them \
+             {} follow their priors, which decide how far the geos may differ. Set them \
              ([baseline] intercept_geo_sd, [pooling] tau) to what you believe, or use [pooling] kind = \"complete\"",
             g_n - 1,
-            if model.channels.iter().any(|c| c.tau_idx.is_some()) { " and beta_geo_sd[...]" } else { "" }
+            scales.join(" and ")
         ));
     }
     let choice = choose(model, spec);

@@ -152,8 +152,8 @@ impl CollapsedIntercepts {
                 }
             });
         }
-        let (si, _) = self.base.baseline.geo_intercept.expect("a geo model");
-        let scale = p.values[si];
+        let (scale, _) = self.base.baseline.geo_intercept.expect("a geo model");
+        let scale = scale.value(&p.values);
         let out = (0..self.g_n)
             .map(|g| {
                 let (mut s, mut sq) = (0.0, 0.0);
@@ -173,8 +173,7 @@ impl CollapsedIntercepts {
     /// δ_g = â_g + sd_g·z_g; `z` = None puts them at their conditional means.
     pub fn expand(&self, q: &[f64], z: Option<&[f64]>) -> Vec<f64> {
         let (cond, mut qm) = self.conditional(q);
-        let (si, _) = self.base.baseline.geo_intercept.expect("a geo model");
-        let scale = self.base.params[si].transform.constrain(qm[si]).x;
+        let scale = self.base.intercept_scale_at(&qm).expect("a geo model");
         // the full model's block holds u_g = δ_g/σ_a^w (the centred deviations for w = 0, also
         // the model coordinates of the geo-levels form)
         let w = self.full.intercept_power();

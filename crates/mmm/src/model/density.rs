@@ -162,7 +162,7 @@ impl MmmModel {
         let w = self.intercept_power();
         let intercept = (0..g_n)
             .map(|g| match bl.geo_intercept {
-                Some((si, us)) => values[bl.intercept_idx] + values[si].powf(w) * values[us + g],
+                Some((scale, us)) => values[bl.intercept_idx] + scale.value(&values).powf(w) * values[us + g],
                 None => values[bl.intercept_idx],
             })
             .collect();
@@ -388,13 +388,13 @@ impl MmmModel {
     ) -> Result<f64, LogDensityError> {
         let np = self.params.len();
         let collapsed = match self.baseline.geo_intercept {
-            Some((si, us)) if collapse => {
+            Some((scale, us)) if collapse => {
                 if self.baseline.geo_levels || self.intercept_power() != 1.0 || self.likelihood != Likelihood::Normal {
                     return Err(LogDensityError::Fatal(
                         "the geo intercepts are integrated out only from a Normal likelihood, non-centred".into(),
                     ));
                 }
-                Some((si, us))
+                Some((scale, us))
             }
             _ => None,
         };
@@ -444,7 +444,7 @@ impl MmmModel {
         let mut lp = 0.0;
         let level = self.level_coord.then_some(self.baseline.intercept_idx);
         // geo-levels form (see `MmmModel::to_model_coords`): (σ_a index, first ℓ_g index)
-        let levels = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels);
+        let levels = self.baseline.levels_block();
         let in_levels = |i: usize| levels.is_some_and(|(_, us)| (us..us + g_n).contains(&i));
         for (i, p) in self.params.iter().enumerate() {
             let c = p.transform.constrain(q[i]);
@@ -509,7 +509,7 @@ impl MmmModel {
                 // integrated out: the mean without the deviations
                 Some(_) if collapsed.is_some() => mu_now,
                 Some(_) if levels.is_some() => 0.0,
-                Some((si, us)) => mu_now + vals[si].powf(w_int) * vals[us + g],
+                Some((scale, us)) => mu_now + scale.value(vals).powf(w_int) * vals[us + g],
                 None => mu_now,
             };
             let m = &mut resid[g * tf..(g + 1) * tf];
@@ -638,7 +638,8 @@ impl MmmModel {
             // intercepts integrated out: per geo, the marginal of its residuals; the adjoint is
             // (r − â_g)/σ² (see `super::collapsed`)
             Likelihood::Normal if collapsed.is_some() => {
-                let (si, _) = collapsed.expect("checked");
+                let (scale, _) = collapsed.expect("checked");
+                let (s_a, si) = (scale.value(vals), scale.index());
                 let inv2 = 1.0 / (sigma * sigma);
                 for g in 0..g_n {
                     let m = &mut resid[g * tf..(g + 1) * tf];
@@ -648,10 +649,12 @@ impl MmmModel {
                         s += *mt;
                         ss += *mt * *mt;
                     }
-                    let gm = super::collapsed::geo_marginal(s, ss, tf as f64, sigma, vals[si]);
+                    let gm = super::collapsed::geo_marginal(s, ss, tf as f64, sigma, s_a);
                     ll += gm.ll;
                     gsig += gm.d_sigma;
-                    gx[si] += gm.d_scale;
+                    if let Some(si) = si {
+                        gx[si] += gm.d_scale;
+                    }
                     for mt in m.iter_mut() {
                         *mt = (*mt - gm.a_hat) * inv2;
                     }
@@ -854,11 +857,14 @@ impl MmmModel {
             match bl.geo_intercept {
                 Some(_) if levels.is_some() || collapsed.is_some() => {}
                 // δ_g = σ_a^w·u_g: ∂/∂σ_a = ga·w·σ_a^(w−1)·u_g, ∂/∂u_g = ga·σ_a^w
-                Some((si, us)) => {
-                    if w_int != 0.0 {
-                        gx[si] += ga * w_int * vals[si].powf(w_int - 1.0) * vals[us + g];
+                Some((scale, us)) => {
+                    let s_a = scale.value(vals);
+                    if let Some(si) = scale.index()
+                        && w_int != 0.0
+                    {
+                        gx[si] += ga * w_int * s_a.powf(w_int - 1.0) * vals[us + g];
                     }
-                    gx[us + g] += ga * vals[si].powf(w_int);
+                    gx[us + g] += ga * s_a.powf(w_int);
                 }
                 None => {}
             }

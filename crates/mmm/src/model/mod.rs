@@ -56,7 +56,7 @@ pub mod simulate;
 
 use crate::dataset::Dataset;
 use crate::priors::{Prior, Transform};
-use crate::spec::{EffectPrior, Likelihood, ModelSpec, Pooling, Trend};
+use crate::spec::{EffectPrior, GeoInterceptSd, Likelihood, ModelSpec, Pooling, Trend};
 use crate::transforms::TransformOrder;
 use crate::transforms::adstock::AdstockKernel;
 use crate::transforms::saturation::{Saturation, ScaledCurve};
@@ -138,12 +138,39 @@ impl ChannelModel {
     }
 }
 
+/// The sd σ_a of the geo intercepts: a coordinate, or held ([`crate::spec::GeoInterceptSd`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InterceptScale {
+    /// The index of σ_a's coordinate (partial pooling).
+    Sampled(usize),
+    /// Held at this value (independent geo intercepts around μ_a).
+    Fixed(f64),
+}
+
+impl InterceptScale {
+    /// σ_a, given the parameters' constrained values.
+    pub fn value(self, values: &[f64]) -> f64 {
+        match self {
+            InterceptScale::Sampled(i) => values[i],
+            InterceptScale::Fixed(s) => s,
+        }
+    }
+
+    /// σ_a's coordinate, if sampled.
+    pub fn index(self) -> Option<usize> {
+        match self {
+            InterceptScale::Sampled(i) => Some(i),
+            InterceptScale::Fixed(_) => None,
+        }
+    }
+}
+
 /// Baseline coefficient blocks.
 #[derive(Debug, Clone)]
 pub struct BaselineModel {
     pub intercept_idx: usize,
-    /// (σ_a index, first u_g index) for geo models: a_g = μ_a + σ_a·u_g.
-    pub geo_intercept: Option<(usize, usize)>,
+    /// (σ_a, first u_g index) for geo models: a_g = μ_a + σ_a·u_g.
+    pub geo_intercept: Option<(InterceptScale, usize)>,
     /// Geo intercepts centred: the block holds δ_g = a_g − μ_a ~ N(0, σ_a) instead of u_g = δ_g/σ_a
     /// (see [`centring`]).
     pub geo_centred: bool,
@@ -162,6 +189,20 @@ pub struct BaselineModel {
     pub controls: Vec<f64>,
     pub control_idx: Vec<usize>,
     pub control_scale: Vec<f64>,
+}
+
+impl BaselineModel {
+    /// (σ_a index, first deviation index) of a geo-intercept block whose scale is sampled: the
+    /// blocks that can be centred, partially centred or sampled by levels (a held scale's block is
+    /// always non-centred: its centring would only rescale it).
+    pub fn pooled_intercepts(&self) -> Option<(usize, usize)> {
+        self.geo_intercept.and_then(|(s, us)| s.index().map(|si| (si, us)))
+    }
+
+    /// [`BaselineModel::pooled_intercepts`] when sampled by the geos' levels.
+    pub(crate) fn levels_block(&self) -> Option<(usize, usize)> {
+        self.pooled_intercepts().filter(|_| self.geo_levels)
+    }
 }
 
 /// A built model: scaled data, parameter layout, lift-test terms. Implements
@@ -399,12 +440,17 @@ impl MmmModel {
         // baseline
         let intercept_idx = push(&mut params, "intercept".into(), Some(spec.baseline.intercept));
         let geo_intercept = if geo_model {
-            let si = push(&mut params, "intercept_geo_sd".into(), Some(spec.baseline.intercept_geo_sd));
+            let scale = match spec.baseline.intercept_geo_sd {
+                GeoInterceptSd::Prior(p) => {
+                    InterceptScale::Sampled(push(&mut params, "intercept_geo_sd".into(), Some(p)))
+                }
+                GeoInterceptSd::Fixed(s) => InterceptScale::Fixed(s),
+            };
             let us = params.len();
             for g in &data.geos {
                 push(&mut params, format!("intercept_geo_z[{g}]"), None);
             }
-            Some((si, us))
+            Some((scale, us))
         } else {
             None
         };
@@ -599,7 +645,7 @@ impl MmmModel {
             out[i] = q[i] - h;
             shifts.level = Some(h);
         }
-        if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+        if let Some((si, us)) = self.baseline.levels_block() {
             let g_n = self.n_geos();
             let h = self.geo_level_shifts(out);
             let s = self.params[si].transform.constrain(q[si]).x;
@@ -617,6 +663,14 @@ impl MmmModel {
             shifts.geo = Some(h);
         }
         shifts
+    }
+
+    /// σ_a of the geo intercepts at model coordinates `q_model` (`None` in national models).
+    pub fn intercept_scale_at(&self, q_model: &[f64]) -> Option<f64> {
+        self.baseline.geo_intercept.map(|(scale, _)| match scale {
+            InterceptScale::Sampled(si) => self.params[si].transform.constrain(q_model[si]).x,
+            InterceptScale::Fixed(s) => s,
+        })
     }
 
     /// The response-coordinate part of [`MmmModel::to_model_coords`] (the intercept coordinate is
@@ -653,7 +707,7 @@ impl MmmModel {
             let i = self.baseline.intercept_idx;
             q[i] = q_model[i] + known.level.unwrap_or_else(|| self.level_shift(q_model));
         }
-        if let Some((si, us)) = self.baseline.geo_intercept.filter(|_| self.baseline.geo_levels) {
+        if let Some((si, us)) = self.baseline.levels_block() {
             let g_n = self.n_geos();
             let h = match &known.geo {
                 Some(h) if h.len() == g_n => h.clone(),

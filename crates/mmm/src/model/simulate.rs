@@ -111,7 +111,7 @@ pub fn sim_spec(opts: &SimOptions) -> ModelSpec {
         controls: vec![ControlSpec { column: "promo".into(), prior: Prior::Normal { mu: 0.0, sigma: 2.0 } }],
         baseline: BaselineSpec {
             intercept: Prior::Normal { mu: 0.0, sigma: 2.0 },
-            intercept_geo_sd: Prior::HalfNormal { sigma: 1.0 },
+            intercept_geo_sd: GeoInterceptSd::Prior(Prior::HalfNormal { sigma: 1.0 }),
             trend: Trend::Linear { slope: Prior::Normal { mu: 0.0, sigma: 1.0 } },
             seasonality: vec![Fourier { period: 52.0, order: 2, prior: Prior::Normal { mu: 0.0, sigma: 1.0 } }],
         },
@@ -227,7 +227,8 @@ pub fn simulate(opts: &SimOptions) -> Result<Simulation, ModelError> {
     // model coordinates of a block with power w hold u = d/s^w ~ N(0, s^(1−w)) (the deviations
     // themselves when centred, or by levels): scale the standard normals by s^(1−w)
     let mut blocks = Vec::new();
-    if let Some((si, us)) = model.baseline.geo_intercept {
+    // (a held σ_a's block is non-centred, w = 1: nothing to scale)
+    if let Some((si, us)) = model.baseline.pooled_intercepts() {
         blocks.push((si, us, model.intercept_power()));
     }
     for ch in model.channels.iter().filter(|c| c.geo_centred) {
