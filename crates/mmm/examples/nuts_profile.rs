@@ -2,7 +2,8 @@
 //! parameters and wall time for several sampler set-ups (`MMLOOP_PROFILE_RUNS`, comma-separated:
 //! default, lowrank, prior, lowrank90, lowrank95, dense, accept90, mindepth0, mindepth4, mindepth5, dense_md4, dense_md5,
 //! tune500, tune300, lowrank500, seedN, long, plainlong, form_levels / form_nc / form_cint / form_auto /
-//! form_autolevels / form_collapse / form_joint with an optional @seed).
+//! form_autolevels / form_collapse / form_joint / form_cbMASK (channel c centred where MASK's c-th
+//! digit is 1) with an optional @seed).
 //! Run: `cargo run --release -p mmloop-mmm --example nuts_profile`
 //! with `MMLOOP_PROFILE_CONFIG=path/to/config.toml` (default: the PyMC example).
 
@@ -193,6 +194,12 @@ fn main() {
                 "collapse" | "joint" => {
                     m.collapse_intercepts = form == "collapse";
                     m.centring()
+                }
+                // `cbMASK`: intercepts integrated out, channel c's geo effects centred where the
+                // c-th character of MASK is 1 (e.g. cb00111)
+                cb if cb.starts_with("cb") => {
+                    m.collapse_intercepts = true;
+                    Centring { beta: cb[2..].chars().map(|ch| ch == '1').collect(), ..m.centring() }
                 }
                 "levels" => Centring { intercept_levels: true, ..m.centring() },
                 "nc" => Centring::default(),

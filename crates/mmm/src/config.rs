@@ -62,7 +62,8 @@
 //! separate are not forced together; with 2 geos that width is what the posterior repeats. Set them
 //! to what you believe, or use `kind = "complete"` to fit one effect for all geos. A fit warns when
 //! a hierarchy is prior-dominated: fewer than 3 geos, or a channel whose per-geo data carry less
-//! than 1/9 of the pooling prior's precision (`model::centring::prior_dominated_warnings`).
+//! than 1/9 of the pooling prior's precision at the fitted pooling scale (its posterior median;
+//! `model::centring::prior_dominated_warnings`).
 //! A scale the data cannot bound also makes the posterior harder to sample (its geometry changes
 //! along the scale's wide posterior): the geo intercepts of a model with fewer than 3 geos are
 //! sampled partially centred (`model::centring`, `MmmModel::sampling_centring`), and a two-geo

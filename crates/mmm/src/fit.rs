@@ -259,8 +259,19 @@ pub fn fit_from(
             (d, v, stats, None)
         }
     };
-    // hierarchies the data cannot inform are reported with the fit's own warnings
-    let prior_dominated = crate::model::centring::prior_dominated_warnings(&model, spec);
+    // hierarchies the data cannot inform are reported with the fit's own warnings, judged at each
+    // channel's fitted pooling scale (its posterior median)
+    let tau_hat: Vec<Option<f64>> = model
+        .channels
+        .iter()
+        .map(|ch| {
+            let i = ch.tau_idx?;
+            let mut v: Vec<f64> = draws.constrained.iter().map(|x| x[i]).collect();
+            v.sort_by(f64::total_cmp);
+            (!v.is_empty()).then(|| crate::analysis::quantile_sorted(&v, 0.5))
+        })
+        .collect();
+    let prior_dominated = crate::model::centring::prior_dominated_warnings(&model, spec, &tau_hat);
     match &mut diagnostics {
         crate::fitdir::Diagnostics::Nuts(n) => n.warnings.extend(prior_dominated),
         crate::fitdir::Diagnostics::Laplace(l) => l.warnings.extend(prior_dominated),

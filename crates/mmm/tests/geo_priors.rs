@@ -5,7 +5,7 @@
 use mmloop_mmm::Dataset;
 use mmloop_mmm::config::load_config;
 use mmloop_mmm::model::MmmModel;
-use mmloop_mmm::model::centring::{choose, prior_dominated_warnings};
+use mmloop_mmm::model::centring::{PRIOR_DOMINATED_KAPPA, choose, prior_dominated_warnings};
 use std::path::{Path, PathBuf};
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets");
@@ -28,17 +28,17 @@ fn two_geos_warn_that_the_pooling_scales_follow_their_priors() {
     }
     let (m, spec) = model(root().join("examples/pymc_mmm_multidimensional_example.toml"));
     assert_eq!(m.n_geos(), 2);
-    let w = prior_dominated_warnings(&m, &spec);
+    let w = prior_dominated_warnings(&m, &spec, &[]);
     assert!(w.iter().any(|w| w.contains("2 geos cannot inform a pooling scale")), "{w:?}");
 }
 
 #[test]
 fn the_geo_demo_has_no_prior_dominated_pooling_scale_and_a_national_model_no_warning() {
     let (m, spec) = model(root().join("data/demo_geo.toml"));
-    let w = prior_dominated_warnings(&m, &spec);
+    let w = prior_dominated_warnings(&m, &spec, &[]);
     assert!(!w.iter().any(|w| w.contains("cannot inform a pooling scale")), "{w:?}");
     let (n, nspec) = model(root().join("data/demo_national.toml"));
-    assert!(prior_dominated_warnings(&n, &nspec).is_empty());
+    assert!(prior_dominated_warnings(&n, &nspec, &[]).is_empty());
     let c = choose(&n, &nspec);
     assert!(c.intercept_kappa.is_none() && c.beta_kappa.iter().all(Option::is_none));
 }
@@ -62,4 +62,39 @@ fn intercept_kappa_scales_with_the_between_geo_variance() {
     let k2 = choose(&shrunk, &spec).intercept_kappa.unwrap();
     // both sums of ~10³ squares: 1e-9 relative
     assert!((k2 - k / 4.0).abs() < 1e-9 * k, "{k} -> {k2}");
+}
+
+/// After a fit the warning judges each channel at its fitted pooling scale τ̂: κ(τ̂) = κ(τ₀)·(τ̂/τ₀)²
+/// (κ is τ² times the data's information per geo), so a scale the data pushed far above the
+/// prior's centre clears the warning and one pulled towards 0 keeps it, with the scale named.
+#[test]
+fn prior_domination_is_judged_at_the_fitted_pooling_scale() {
+    if !Path::new(SHARED).is_dir() {
+        eprintln!("SKIPPED: no ../shared/datasets");
+        return;
+    }
+    let (m, spec) = model(root().join("examples/meridian_geo_media.toml"));
+    let k0: Vec<f64> = choose(&m, &spec).beta_kappa.iter().map(|k| k.unwrap()).collect();
+    let tau0 = match spec.pooling {
+        mmloop_mmm::spec::Pooling::Partial { tau } => tau.central_value(),
+        _ => unreachable!("the example pools its media effects"),
+    };
+    let channel_warnings = |w: &[String]| w.iter().filter(|w| w.starts_with("channel ")).count();
+    // at the prior's centre every channel of this example is prior-dominated (κ 0.01–0.07)
+    assert!(k0.iter().all(|&k| k < PRIOR_DOMINATED_KAPPA), "{k0:?}");
+    assert_eq!(channel_warnings(&prior_dominated_warnings(&m, &spec, &[])), k0.len());
+    // the scale at which channel 0 sits exactly 4× above the threshold clears its warning only
+    let t = tau0 * (4.0 * PRIOR_DOMINATED_KAPPA / k0[0]).sqrt();
+    let mut tau_hat = vec![None; k0.len()];
+    tau_hat[0] = Some(t);
+    let w = prior_dominated_warnings(&m, &spec, &tau_hat);
+    assert_eq!(channel_warnings(&w), k0.len() - 1, "{w:?}");
+    assert!(!w.iter().any(|w| w.starts_with("channel Channel0:")), "{w:?}");
+    // half the threshold's scale keeps it, at κ = κ₀·(τ̂/τ₀)², and names the fitted scale
+    let t = tau0 * (0.5 * PRIOR_DOMINATED_KAPPA / k0[0]).sqrt();
+    tau_hat[0] = Some(t);
+    let w = prior_dominated_warnings(&m, &spec, &tau_hat);
+    let c0 = w.iter().find(|w| w.starts_with("channel Channel0:")).expect("channel 0 still warned");
+    assert!(c0.contains(&format!("κ = {:.2}", 0.5 * PRIOR_DOMINATED_KAPPA)), "{c0}");
+    assert!(c0.contains(&format!("at the fitted pooling scale {t:.2}")), "{c0}");
 }

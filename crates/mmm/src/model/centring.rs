@@ -496,7 +496,14 @@ pub const MIN_GEOS_FOR_POOLING_SCALE: usize = 3;
 ///   `beta_geo_sd[...]`) are set by their priors;
 /// - a channel whose κ (see the module doc) is below [`PRIOR_DOMINATED_KAPPA`]: its per-geo effects
 ///   sit near the channel's mean, where the pooling prior puts them.
-pub fn prior_dominated_warnings(model: &MmmModel, spec: &ModelSpec) -> Vec<String> {
+///
+/// κ = τ²·(the data's information about one geo's log effect) is the shrinkage ratio at the pooling
+/// scale τ. Before a fit only the prior's central value τ₀ is known (the centring rule uses it);
+/// after one, `tau_hat[c]` (channel c's fitted scale, e.g. its posterior median) replaces it,
+/// κ = κ(τ₀)·(τ̂/τ₀)²: a scale the data pushed well above its prior's centre shrinks less than τ₀
+/// says (Meridian 40-geo, Channel2: κ(τ₀) = 0.10, τ̂ = 1.53 against τ₀ = 0.67, κ = 0.50: its per-geo
+/// effects are the data's, not the prior's). `None` entries, or a short slice, keep τ₀.
+pub fn prior_dominated_warnings(model: &MmmModel, spec: &ModelSpec, tau_hat: &[Option<f64>]) -> Vec<String> {
     let g_n = model.n_geos();
     if g_n < 2 {
         return Vec::new();
@@ -520,14 +527,23 @@ pub fn prior_dominated_warnings(model: &MmmModel, spec: &ModelSpec) -> Vec<Strin
         ));
     }
     let choice = choose(model, spec);
+    let tau0 = match spec.pooling {
+        Pooling::Partial { tau } => tau.central_value(),
+        Pooling::Complete => 0.0,
+    };
     for (c, k) in choice.beta_kappa.iter().enumerate() {
-        if let Some(k) = k
-            && *k < PRIOR_DOMINATED_KAPPA
-        {
+        let Some(k0) = *k else { continue };
+        let (k, at) = match tau_hat.get(c).copied().flatten() {
+            Some(t) if tau0 > 0.0 && t.is_finite() => {
+                (k0 * (t / tau0).powi(2), format!("at the fitted pooling scale {t:.2}"))
+            }
+            _ => (k0, format!("at the pooling prior's centre {tau0:.2}")),
+        };
+        if k < PRIOR_DOMINATED_KAPPA {
             out.push(format!(
                 "channel {}: the data say little about how its effect differs between geos (information \
-                 ratio κ = {k:.2} < {PRIOR_DOMINATED_KAPPA:.2}): its per-geo effects stay near the channel's mean, \
-                 where the pooling prior puts them; per-geo ROIs of this channel reflect the prior",
+                 ratio κ = {k:.2} < {PRIOR_DOMINATED_KAPPA:.2} {at}): its per-geo effects stay near the channel's \
+                 mean, where the pooling prior puts them; per-geo ROIs of this channel reflect the prior",
                 model.channels[c].name
             ));
         }
