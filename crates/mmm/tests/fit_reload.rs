@@ -7,7 +7,7 @@ use mmloop_mmm::Dataset;
 use mmloop_mmm::config::{load_config, to_toml};
 use mmloop_mmm::model::centring::Centring;
 use mmloop_mmm::output::Draws;
-use mmloop_mmm::spec::FitMethod;
+use mmloop_mmm::spec::{FitMethod, GeoInterceptSd};
 use std::path::Path;
 
 #[test]
@@ -15,6 +15,8 @@ fn a_two_geo_fit_written_in_the_old_non_centred_form_loads_with_the_same_posteri
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let config = root.join("examples/pymc_mmm_multidimensional_example.toml");
     let mut spec = load_config(&config).unwrap();
+    // the pooled intercepts the old files hold (the example now holds their sd: no pooling scale)
+    spec.baseline.intercept_geo_sd = GeoInterceptSd::Prior(mmloop_mmm::Prior::HalfNormal { sigma: 1.0 });
     spec.fit.method = FitMethod::Laplace;
     (spec.fit.laplace_starts, spec.fit.chains, spec.fit.draws) = (2, 1, 50);
     spec.data.path = std::fs::canonicalize(&spec.data.path).unwrap();
