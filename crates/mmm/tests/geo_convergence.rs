@@ -59,6 +59,7 @@
 //! | PyMC 2-geo, pooled and partially centred (its config before), release, `mmloop fit` | 1–5 | 2, 0, 1, 6, 6 | ≤ 1.0076 | ≥ 592 / 638 | not met on 4 and 5 (the dev-profile row above: 2, 0, 3, 1, 0) |
 //! | PyMC 2-geo, its config now (`intercept_geo_sd = 2`, PyMC-Marketing's independent Normal(0, 2) intercepts; dense metric), release | 1–5 | 0, 1, 0, 0, 2 | ≤ 1.0066 | ≥ 1321 / 906 | met on all five; 2.6–3.4 s wall (diagonal metric: 0 divergences, R-hat up to 1.041, bulk ESS 221 on the intercept) |
 //! | `data/demo_geo`, its config, release, `mmloop fit` | 1–5 | 0, 0, 0, 4, 0 | ≤ 1.0055 | ≥ 1040 / 895 | met (seed 4 at the edge); 20–21 s wall, 32–34 s CPU |
+//! | Meridian 40-geo, σ_a held at 1 and target_accept 0.9 (not the config), release | 3, 5, 1 | 0, 0, 0 | 1.0140, 1.0067, 1.0097 | 440 / 166, 788 / 479, 430 / 155 (beta_geo_z[Channel4,Geo39]) | not met on 3 and 1 (tail ESS); 32–36 steps a draw, 74–76 s wall with a Laplace fit beside it |
 //! | Meridian 40-geo, its config now (`intercept_geo_sd = 1`), release, `mmloop fit --method nuts` | 1–5 | 0, 0, 0, 0, 0 | 1.0045, 1.0063, 1.0064, 1.0043, 1.0039 | 831 / 647, 1044 / 891, 1219 / 846, 1223 / 857, 1202 / 759 (beta_geo_sd[Channel0], beta_geo_z[Channel4,·]) | met on all five; 56–61 steps a draw, 89.6–100.4 s wall, 164–183 s CPU a fit |
 //!
 //! Where the 20-geo divergences were: of the 49 divergent draws in the pooled 20-geo rows above,
