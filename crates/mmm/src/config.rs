@@ -799,6 +799,31 @@ impl Ctx<'_> {
         }
         Ok(p)
     }
+
+    /// A positive parameter a config may hold or sample: a bare number holds it (it must be a
+    /// positive number: `fixed`), a prior table samples it (`sampled`), and without either the
+    /// `default` prior samples it. `what` names the parameter in the error ("slope"), `remedy`
+    /// says what to write instead.
+    #[allow(clippy::too_many_arguments)]
+    fn positive_held_or_prior<T>(
+        &self,
+        option: &str,
+        raw: Option<RawPriorOrNumber>,
+        default: Prior,
+        sampled: fn(Prior) -> T,
+        fixed: fn(f64) -> T,
+        what: &str,
+        remedy: &str,
+    ) -> Result<T, ConfigError> {
+        match raw {
+            None => Ok(sampled(self.prior(option, default, Need::Positive)?)),
+            Some(RawPriorOrNumber::Prior(p)) => Ok(sampled(self.prior(option, p, Need::Positive)?)),
+            Some(RawPriorOrNumber::Fixed(v)) if v.is_finite() && v > 0.0 => Ok(fixed(v)),
+            Some(RawPriorOrNumber::Fixed(v)) => {
+                Err(self.invalid(option, format!("a fixed {what} must be a positive number, got {v}"), remedy))
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -1051,24 +1076,15 @@ fn validate(raw: RawConfig, base_dir: &Path, cx: &Ctx) -> Result<ModelSpec, Conf
             b.intercept.map_or(defaults::INTERCEPT, Prior::from),
             Need::Real,
         )?,
-        intercept_geo_sd: match b.intercept_geo_sd {
-            None => GeoInterceptSd::Prior(cx.prior(
-                "[baseline] intercept_geo_sd",
-                defaults::INTERCEPT_GEO_SD,
-                Need::Positive,
-            )?),
-            Some(RawPriorOrNumber::Prior(p)) => {
-                GeoInterceptSd::Prior(cx.prior("[baseline] intercept_geo_sd", Prior::from(p), Need::Positive)?)
-            }
-            Some(RawPriorOrNumber::Fixed(s)) if s.is_finite() && s > 0.0 => GeoInterceptSd::Fixed(s),
-            Some(RawPriorOrNumber::Fixed(s)) => {
-                return Err(cx.invalid(
-                    "[baseline] intercept_geo_sd",
-                    format!("a fixed sd must be a positive number, got {s}"),
-                    "Write a positive number (a wide one, e.g. 1, for independent geo intercepts) or a prior table",
-                ));
-            }
-        },
+        intercept_geo_sd: cx.positive_held_or_prior(
+            "[baseline] intercept_geo_sd",
+            b.intercept_geo_sd,
+            defaults::INTERCEPT_GEO_SD,
+            GeoInterceptSd::Prior,
+            GeoInterceptSd::Fixed,
+            "sd",
+            "Write a positive number (a wide one, e.g. 1, for independent geo intercepts) or a prior table",
+        )?,
         trend,
         seasonality,
     };
@@ -1398,18 +1414,15 @@ fn build_saturation(raw: RawSaturation, at: &str, cx: &Ctx) -> Result<Saturation
                 ec
             },
             ec_floor_quantile,
-            slope: match slope {
-                None => HillSlope::Prior(cx.prior(&opt("slope"), defaults::HILL_SLOPE, Need::Positive)?),
-                Some(RawPriorOrNumber::Prior(p)) => HillSlope::Prior(cx.prior(&opt("slope"), p, Need::Positive)?),
-                Some(RawPriorOrNumber::Fixed(n)) if n.is_finite() && n > 0.0 => HillSlope::Fixed(n),
-                Some(RawPriorOrNumber::Fixed(n)) => {
-                    return Err(cx.invalid(
-                        opt("slope"),
-                        format!("a fixed slope must be a positive number, got {n}"),
-                        "Write a positive number (Meridian's default is 1) or a prior table",
-                    ));
-                }
-            },
+            slope: cx.positive_held_or_prior(
+                &opt("slope"),
+                slope,
+                defaults::HILL_SLOPE,
+                HillSlope::Prior,
+                HillSlope::Fixed,
+                "slope",
+                "Write a positive number (Meridian's default is 1) or a prior table",
+            )?,
         },
         RawSaturation::Logistic { lam } => SaturationSpec::Logistic {
             lam: cx.prior(&opt("lam"), lam.map_or(defaults::LOGISTIC_LAM, Prior::from), Need::Positive)?,

@@ -266,9 +266,8 @@ pub fn fit_from(
         .iter()
         .map(|ch| {
             let i = ch.tau_idx?;
-            let mut v: Vec<f64> = draws.constrained.iter().map(|x| x[i]).collect();
-            v.sort_by(f64::total_cmp);
-            (!v.is_empty()).then(|| crate::analysis::quantile_sorted(&v, 0.5))
+            let tau: Vec<f64> = draws.constrained.iter().map(|x| x[i]).collect();
+            Some(mmloop_inference::diagnostics::quantile(&tau, 0.5)).filter(|t| t.is_finite())
         })
         .collect();
     let prior_dominated = crate::model::centring::prior_dominated_warnings(&model, spec, &tau_hat);

@@ -192,6 +192,15 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
     x
 }
 
+/// τ₀, the central value of the media pooling scale's prior, at which the centring rule takes κ
+/// (0 without partial pooling).
+fn pooling_tau_centre(spec: &ModelSpec) -> f64 {
+    match spec.pooling {
+        Pooling::Partial { tau } => tau.central_value(),
+        Pooling::Complete => 0.0,
+    }
+}
+
 /// κ per block from the model's scaled data (see the module doc).
 pub fn choose(model: &MmmModel, spec: &ModelSpec) -> CentringChoice {
     let (g_n, t_n, tf) = (model.n_geos(), model.n_times, model.n_fit);
@@ -242,10 +251,7 @@ pub fn choose(model: &MmmModel, spec: &ModelSpec) -> CentringChoice {
             })
             .sum();
         let sigma2_e = sse / (dof - n as f64).max(1.0);
-        let tau0 = match spec.pooling {
-            Pooling::Partial { tau } => tau.central_value(),
-            Pooling::Complete => 0.0,
-        };
+        let tau0 = pooling_tau_centre(spec);
         for (i, &c) in pooled.iter().enumerate() {
             let info: f64 = (0..g_n)
                 .map(|g| {
@@ -527,10 +533,7 @@ pub fn prior_dominated_warnings(model: &MmmModel, spec: &ModelSpec, tau_hat: &[O
         ));
     }
     let choice = choose(model, spec);
-    let tau0 = match spec.pooling {
-        Pooling::Partial { tau } => tau.central_value(),
-        Pooling::Complete => 0.0,
-    };
+    let tau0 = pooling_tau_centre(spec);
     for (c, k) in choice.beta_kappa.iter().enumerate() {
         let Some(k0) = *k else { continue };
         let (k, at) = match tau_hat.get(c).copied().flatten() {
